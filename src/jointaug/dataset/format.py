@@ -1,0 +1,417 @@
+"""The dataset folder contract (``DATASET_FORMAT.md``): read and write.
+
+A dataset folder holds ``dataset.json`` (labels, groups, classification views),
+``cases.csv`` (one row per image) and the image and label-map files that rows name.
+:func:`read_dataset` parses the two index files (it does not open images; use
+:func:`jointaug.dataset.validate.validate_dataset` for the full check) and
+:class:`DatasetWriter` writes a folder atomically and resumably.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from jointaug.dataset.io import (
+    read_image,
+    read_label_map,
+    write_counts_png,
+    write_label_png,
+    write_text_atomic,
+)
+
+HAND_JOINTS = (
+    "wrist", "mcp1", "mcp2", "mcp3", "mcp4", "mcp5", "ip1",
+    "pip2", "pip3", "pip4", "pip5", "dip2", "dip3", "dip4", "dip5",
+)  # fmt: skip
+HAND_LABELS = tuple(f"{side}_{j}" for side in ("R", "L") for j in HAND_JOINTS)
+HAND_GROUPS = {
+    "right": [f"R_{j}" for j in HAND_JOINTS],
+    "left": [f"L_{j}" for j in HAND_JOINTS],
+}
+REQUIRED_COLUMNS = ("case_id", "patient_id", "view", "image", "tissue", "regions")
+TISSUE_VALUES = (0, 1, 2, 3)  # background, normal, low inflammation, high inflammation
+
+
+class DatasetError(ValueError):
+    """The folder breaks the contract in a way that stops reading it."""
+
+
+@dataclass
+class DatasetMeta:
+    """Contents of ``dataset.json``."""
+
+    name: str
+    labels: list[str]
+    groups: dict[str, list[str]]
+    classification_views: list[str] = field(default_factory=lambda: ["palmar", "dorsal"])
+    description: str = ""
+    modality: str = "NM"
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = dict(self.extra)
+        out.update(
+            name=self.name,
+            description=self.description,
+            modality=self.modality,
+            labels=list(self.labels),
+            groups={k: list(v) for k, v in self.groups.items()},
+            classification_views=list(self.classification_views),
+        )
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict) -> DatasetMeta:
+        known = {"name", "description", "modality", "labels", "groups", "classification_views"}
+        return cls(
+            name=str(obj.get("name", "")),
+            description=str(obj.get("description", "")),
+            modality=str(obj.get("modality", "")),
+            labels=[str(x) for x in obj.get("labels", [])],
+            groups={str(k): [str(x) for x in v] for k, v in (obj.get("groups") or {}).items()},
+            classification_views=[str(x) for x in obj.get("classification_views", [])],
+            extra={k: v for k, v in obj.items() if k not in known},
+        )
+
+    @classmethod
+    def hands(cls, name: str, description: str = "") -> DatasetMeta:
+        """The default two-hand, 30-label metadata."""
+        return cls(
+            name=name,
+            description=description,
+            labels=list(HAND_LABELS),
+            groups={k: list(v) for k, v in HAND_GROUPS.items()},
+        )
+
+
+@dataclass
+class Case:
+    """One row of ``cases.csv``. ``labels`` is float: 1, 0, or NaN for unknown."""
+
+    case_id: str
+    patient_id: str
+    view: str
+    image: str
+    tissue: str = ""
+    regions: str = ""
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_labelled(self) -> bool:
+        return bool(self.labels.size) and bool(np.any(np.isfinite(self.labels)))
+
+
+def safe_relpath(root: Path, rel: str) -> Path:
+    """Resolve ``rel`` inside ``root``; raise DatasetError if it is absolute or escapes."""
+    if not rel:
+        raise DatasetError("empty path")
+    p = PurePosixPath(rel.replace("\\", "/"))
+    if p.is_absolute() or (len(rel) > 1 and rel[1] == ":"):
+        raise DatasetError(f"path {rel!r} is absolute; paths must be relative to the dataset folder")
+    full = (root / Path(*p.parts)).resolve()
+    if not full.is_relative_to(root.resolve()):
+        raise DatasetError(f"path {rel!r} escapes the dataset folder")
+    return full
+
+
+def parse_label_cell(value: str) -> float:
+    """'1' -> 1.0, '0' -> 0.0, '' -> NaN; anything else raises ValueError."""
+    v = value.strip()
+    if v == "":
+        return math.nan
+    if v in ("1", "1.0"):
+        return 1.0
+    if v in ("0", "0.0"):
+        return 0.0
+    raise ValueError(f"label cell {value!r} is not 0, 1 or empty")
+
+
+def format_label_cell(value: float) -> str:
+    return "" if not np.isfinite(value) else str(int(value))
+
+
+@dataclass
+class Dataset:
+    """A parsed dataset folder. Images are read on demand."""
+
+    root: Path
+    meta: DatasetMeta
+    cases: list[Case]
+
+    @property
+    def labels(self) -> list[str]:
+        return self.meta.labels
+
+    def path(self, rel: str) -> Path:
+        return safe_relpath(self.root, rel)
+
+    def image(self, case: Case) -> np.ndarray:
+        return read_image(self.path(case.image))
+
+    def tissue(self, case: Case) -> np.ndarray | None:
+        return read_label_map(self.path(case.tissue)) if case.tissue else None
+
+    def regions(self, case: Case) -> np.ndarray | None:
+        return read_label_map(self.path(case.regions)) if case.regions else None
+
+    def case(self, case_id: str) -> Case:
+        for c in self.cases:
+            if c.case_id == case_id:
+                return c
+        raise KeyError(case_id)
+
+    def patients(self) -> list[str]:
+        return sorted({c.patient_id for c in self.cases})
+
+    def classification_cases(self, patients: Iterable[str] | None = None) -> list[Case]:
+        """Labelled cases of the classification views (optionally of some patients only)."""
+        views = set(self.meta.classification_views)
+        keep = None if patients is None else set(patients)
+        return [
+            c
+            for c in self.cases
+            if c.view in views and c.is_labelled and (keep is None or c.patient_id in keep)
+        ]
+
+    def label_matrix(self, cases: Sequence[Case]) -> np.ndarray:
+        """(N, L) float32 array of labels, NaN where unknown."""
+        if not cases:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.stack([c.labels for c in cases]).astype(np.float32)
+
+
+def read_meta(root: str | os.PathLike) -> DatasetMeta:
+    root = Path(root)
+    path = root / "dataset.json"
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing (every dataset folder needs dataset.json)")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise DatasetError(f"{path}: must hold a JSON object")
+    if not isinstance(obj.get("labels"), list) or not obj["labels"]:
+        raise DatasetError(f"{path}: 'labels' must be a non-empty list")
+    return DatasetMeta.from_json(obj)
+
+
+def read_cases_table(root: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of ``cases.csv`` as strings."""
+    path = Path(root) / "cases.csv"
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing (every dataset folder needs cases.csv)")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc})") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    rows = [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
+    return header, rows
+
+
+def read_dataset(root: str | os.PathLike) -> Dataset:
+    """Parse ``dataset.json`` and ``cases.csv``. Raises DatasetError on a broken index.
+
+    Bad label cells raise; files are not opened here (see ``validate_dataset``).
+    """
+    root = Path(root)
+    meta = read_meta(root)
+    header, rows = read_cases_table(root)
+    missing = [c for c in (*REQUIRED_COLUMNS, *meta.labels) if c not in header]
+    if missing:
+        raise DatasetError(f"{root / 'cases.csv'}: missing columns {missing}")
+    known = set(REQUIRED_COLUMNS) | set(meta.labels)
+    cases = []
+    for i, row in enumerate(rows, start=2):
+        try:
+            labels = np.array([parse_label_cell(row[lab]) for lab in meta.labels], dtype=np.float32)
+        except ValueError as exc:
+            raise DatasetError(f"{root / 'cases.csv'} line {i} (case {row['case_id']!r}): {exc}") from exc
+        cases.append(
+            Case(
+                case_id=row["case_id"].strip(),
+                patient_id=row["patient_id"].strip(),
+                view=row["view"].strip(),
+                image=row["image"].strip(),
+                tissue=row["tissue"].strip(),
+                regions=row["regions"].strip(),
+                labels=labels,
+                extra={k: v for k, v in row.items() if k not in known},
+            )
+        )
+    return Dataset(root=root, meta=meta, cases=cases)
+
+
+def case_row(case: Case, labels: Sequence[str], extra_columns: Sequence[str]) -> list[str]:
+    return [
+        case.case_id, case.patient_id, case.view, case.image, case.tissue, case.regions,
+        *(format_label_cell(v) for v in case.labels),
+        *(str(case.extra.get(c, "")) for c in extra_columns),
+    ]  # fmt: skip
+
+
+def cases_csv_text(cases: Sequence[Case], labels: Sequence[str], extra_columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*REQUIRED_COLUMNS, *labels, *extra_columns])
+    for c in cases:
+        w.writerow(case_row(c, labels, extra_columns))
+    return buf.getvalue()
+
+
+class DatasetWriter:
+    """Write a dataset folder case by case, atomically and resumably.
+
+    Every file is written to a temp name and renamed. Rows go to a journal
+    (``.cases.partial.csv``) as they are added; :meth:`close` writes ``cases.csv``
+    and then ``dataset.json``, so a folder with ``dataset.json`` is complete and
+    one without it is not. Opening a writer on a half-written folder resumes it:
+    :attr:`done_ids` holds the cases already written.
+
+    Example::
+
+        with DatasetWriter(out, DatasetMeta.hands("phantom"), extra_columns=["seed"]) as w:
+            w.add(case_id="p01_palmar", patient_id="p01", view="palmar", image=counts,
+                  tissue=tissue, regions=regions, labels=vec, extra={"seed": "3"})
+    """
+
+    JOURNAL = ".cases.partial.csv"
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        meta: DatasetMeta,
+        extra_columns: Sequence[str] = (),
+        overwrite: bool = False,
+    ):
+        self.root = Path(root)
+        self.meta = meta
+        self.extra_columns = list(extra_columns)
+        if is_complete(self.root) and not overwrite:
+            raise DatasetError(f"{self.root}: already a complete dataset (pass overwrite=True)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            for name in ("dataset.json", "cases.csv", self.JOURNAL):
+                (self.root / name).unlink(missing_ok=True)
+        self.cases: list[Case] = []
+        journal = self.root / self.JOURNAL
+        if journal.is_file():
+            header, rows = _read_csv(journal)
+            if header == [*REQUIRED_COLUMNS, *meta.labels, *self.extra_columns]:
+                for row in rows:
+                    self.cases.append(_row_to_case(row, meta.labels, self.extra_columns))
+            else:
+                journal.unlink()
+        self._journal = open(journal, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        self._csv = csv.writer(self._journal, lineterminator="\n")
+        if not self.cases:
+            self._csv.writerow([*REQUIRED_COLUMNS, *meta.labels, *self.extra_columns])
+            self._journal.flush()
+
+    @property
+    def done_ids(self) -> set[str]:
+        return {c.case_id for c in self.cases}
+
+    def add(
+        self,
+        case_id: str,
+        patient_id: str,
+        view: str,
+        image: np.ndarray,
+        labels: Sequence[float] | np.ndarray | None = None,
+        tissue: np.ndarray | None = None,
+        regions: np.ndarray | None = None,
+        extra: dict[str, str] | None = None,
+        subdir: str = "",
+    ) -> Case:
+        """Write one case's files (16-bit PNG counts, 8-bit PNG maps) and journal its row."""
+        if case_id in self.done_ids:
+            raise DatasetError(f"duplicate case_id {case_id!r}")
+        sub = f"{subdir.strip('/')}/" if subdir else ""
+        img_rel = f"images/{sub}{case_id}.png"
+        write_counts_png(self.root / img_rel, image)
+        tissue_rel = regions_rel = ""
+        if tissue is not None:
+            tissue_rel = f"masks/tissue/{sub}{case_id}.png"
+            write_label_png(self.root / tissue_rel, tissue)
+        if regions is not None:
+            regions_rel = f"masks/regions/{sub}{case_id}.png"
+            write_label_png(self.root / regions_rel, regions)
+        if labels is None:
+            vec = np.full(len(self.meta.labels), np.nan, dtype=np.float32)
+        else:
+            vec = np.asarray(labels, dtype=np.float32)
+            if vec.shape != (len(self.meta.labels),):
+                raise ValueError(f"labels has shape {vec.shape}, expected ({len(self.meta.labels)},)")
+        case = Case(case_id, patient_id, view, img_rel, tissue_rel, regions_rel, vec, dict(extra or {}))
+        self._csv.writerow(case_row(case, self.meta.labels, self.extra_columns))
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+        self.cases.append(case)
+        return case
+
+    def close(self) -> Dataset:
+        """Finish: write ``cases.csv`` then ``dataset.json`` (the completeness marker)."""
+        self._journal.close()
+        write_text_atomic(
+            self.root / "cases.csv", cases_csv_text(self.cases, self.meta.labels, self.extra_columns)
+        )
+        write_text_atomic(self.root / "dataset.json", json.dumps(self.meta.to_json(), indent=2) + "\n")
+        (self.root / self.JOURNAL).unlink(missing_ok=True)
+        return Dataset(self.root, self.meta, list(self.cases))
+
+    def abort(self) -> None:
+        """Stop without finishing; the journal stays so the next writer resumes."""
+        if not self._journal.closed:
+            self._journal.close()
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def is_complete(root: str | os.PathLike) -> bool:
+    """A dataset folder is complete when ``dataset.json`` and ``cases.csv`` exist."""
+    root = Path(root)
+    return (root / "dataset.json").is_file() and (root / "cases.csv").is_file()
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return [], []
+    header = rows[0]
+    # a torn last line (crash mid-write) has the wrong number of cells: drop it
+    body = [dict(zip(header, r, strict=True)) for r in rows[1:] if len(r) == len(header)]
+    return header, body
+
+
+def _row_to_case(row: dict[str, str], labels: Sequence[str], extra_columns: Sequence[str]) -> Case:
+    return Case(
+        case_id=row["case_id"],
+        patient_id=row["patient_id"],
+        view=row["view"],
+        image=row["image"],
+        tissue=row["tissue"],
+        regions=row["regions"],
+        labels=np.array([parse_label_cell(row[lab]) for lab in labels], dtype=np.float32),
+        extra={c: row.get(c, "") for c in extra_columns},
+    )
