@@ -136,7 +136,8 @@ class ExperimentConfig(_Section):
 
 class Config(_Section):
     profile: str = "paper"
-    device: str = "auto"
+    dataset: str = ""  # the dataset folder (set when a run folder is made)
+    device: str = "auto"  # auto | cpu | cuda
     phantom: PhantomConfig = Field(default_factory=PhantomConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
