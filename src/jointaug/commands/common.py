@@ -9,13 +9,14 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from jointaug.config import Config, ConfigError, load_config
 from jointaug.dataset.format import DatasetError
 from jointaug.dataset.io import ImageReadError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable)
 
@@ -31,7 +32,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

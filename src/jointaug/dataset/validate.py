@@ -1,0 +1,286 @@
+"""Check a dataset folder against every rule of the contract (``DATASET_FORMAT.md``).
+
+:func:`validate_dataset` never raises for a broken folder: it returns a
+:class:`Report` listing every violation (errors) and every warning, each naming
+the case, the file and the rule, plus a summary of what it found.
+
+Rules (ids as printed):
+
+========================  ==========================================================
+``json``                  dataset.json missing, unreadable or malformed
+``labels-unique``         ``labels`` empty or holding a name twice
+``groups``                a group names an unknown label, a label sits in two groups
+                          or in none
+``csv``                   cases.csv missing or unreadable
+``column-missing``        a required column or a label column is missing
+``column-not-a-label``    a column named like a label (``R_...``) is not in ``labels``
+``case-id``               empty or duplicate ``case_id``
+``patient-id``            empty ``patient_id``
+``path``                  empty image path, absolute path or one escaping the folder
+``file-missing``          a named file does not exist
+``unreadable``            a file cannot be read as a single-channel 2D image
+``image-values``          image not finite or negative
+``shape``                 a label map's shape differs from its image's
+``map-values``            tissue values outside {0,1,2,3}, region values outside
+                          {0..len(labels)}
+``label-cell``            a label cell not in {0, 1, empty}
+``positive-region-empty`` (warning) a label set to 1 whose region is empty
+``view-unlabelled``       (warning) a classification view with no labelled case
+========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jointaug.dataset.format import (
+    REQUIRED_COLUMNS,
+    TISSUE_VALUES,
+    DatasetError,
+    DatasetMeta,
+    parse_label_cell,
+    read_cases_table,
+    safe_relpath,
+)
+from jointaug.dataset.io import ImageReadError, read_image, read_label_map
+
+
+@dataclass(frozen=True)
+class Issue:
+    rule: str
+    message: str
+    case: str = ""
+    file: str = ""
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = ", ".join(x for x in (f"case {self.case}" if self.case else "", self.file) if x)
+        return f"[{self.rule}] {where + ': ' if where else ''}{self.message}"
+
+
+@dataclass
+class Report:
+    root: Path
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def add(self, rule: str, message: str, case: str = "", file: str = "", warning: bool = False) -> None:
+        issue = Issue(rule, message, case, file, "warning" if warning else "error")
+        (self.warnings if warning else self.errors).append(issue)
+
+    def rules(self) -> set[str]:
+        return {i.rule for i in self.errors}
+
+
+def _check_meta(root: Path, report: Report) -> DatasetMeta | None:
+    path = root / "dataset.json"
+    if not path.is_file():
+        report.add("json", "missing: every dataset folder needs dataset.json", file="dataset.json")
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        report.add("json", f"not valid JSON ({exc})", file="dataset.json")
+        return None
+    if not isinstance(obj, dict):
+        report.add("json", "must hold a JSON object", file="dataset.json")
+        return None
+    labels = obj.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+        report.add("labels-unique", "'labels' must be a non-empty list of names", file="dataset.json")
+        return None
+    for name, n in Counter(labels).items():
+        if n > 1:
+            report.add("labels-unique", f"label {name!r} is listed {n} times", file="dataset.json")
+    groups = obj.get("groups")
+    if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
+        report.add("groups", "'groups' must map group names to lists of labels", file="dataset.json")
+        groups = {}
+    seen: dict[str, str] = {}
+    for gname, members in groups.items():
+        for lab in members:
+            if lab not in labels:
+                report.add("groups", f"group {gname!r} names unknown label {lab!r}", file="dataset.json")
+            elif lab in seen:
+                report.add(
+                    "groups",
+                    f"label {lab!r} is in two groups ({seen[lab]!r} and {gname!r})",
+                    file="dataset.json",
+                )
+            else:
+                seen[lab] = gname
+    if groups:
+        for lab in labels:
+            if lab not in seen:
+                report.add("groups", f"label {lab!r} is in no group", file="dataset.json")
+    views = obj.get("classification_views", [])
+    if not isinstance(views, list):
+        report.add("json", "'classification_views' must be a list", file="dataset.json")
+        obj["classification_views"] = []
+    return DatasetMeta.from_json(obj)
+
+
+def _label_prefixes(labels: list[str]) -> set[str]:
+    return {m.group(1) for lab in labels if (m := re.match(r"^([A-Za-z]+_)", lab))}
+
+
+def _read_checked(
+    root: Path, rel: str, case: str, column: str, report: Report, reader: Callable
+) -> np.ndarray | None:
+    try:
+        path = safe_relpath(root, rel)
+    except DatasetError as exc:
+        report.add("path", f"{column}: {exc}", case, rel)
+        return None
+    if not path.is_file():
+        report.add("file-missing", f"{column} file does not exist", case, rel)
+        return None
+    try:
+        return reader(path)
+    except ImageReadError as exc:
+        report.add("unreadable", str(exc).replace(str(path), rel), case, rel)
+        return None
+
+
+def validate_dataset(
+    root: str | os.PathLike, check_files: bool = True, progress: Callable | None = None
+) -> Report:
+    """Check a dataset folder; return a Report (never raises for a broken folder).
+
+    ``progress`` (optional) wraps the iterable of rows, e.g. ``rich.progress.track``.
+    """
+    root = Path(root)
+    report = Report(root)
+    if not root.is_dir():
+        report.add("json", "dataset folder does not exist", file=str(root))
+        return report
+    meta = _check_meta(root, report)
+    try:
+        header, rows = read_cases_table(root)
+    except DatasetError as exc:
+        report.add("csv", str(exc).replace(str(root / "cases.csv"), "").strip(": "), file="cases.csv")
+        return report
+    if meta is None:
+        return report
+    labels = meta.labels
+    for col in (*REQUIRED_COLUMNS, *labels):
+        if col not in header:
+            kind = "label column" if col in labels else "required column"
+            report.add("column-missing", f"{kind} {col!r} is missing", file="cases.csv")
+    prefixes = _label_prefixes(labels)
+    for col in header:
+        if col not in labels and col not in REQUIRED_COLUMNS and any(col.startswith(p) for p in prefixes):
+            report.add(
+                "column-not-a-label",
+                f"column {col!r} looks like a label but is not in dataset.json 'labels'",
+                file="cases.csv",
+            )
+    if any(i.rule == "column-missing" and "required" in i.message for i in report.errors):
+        return report
+
+    ids = Counter(r["case_id"].strip() for r in rows)
+    positives = np.zeros(len(labels), dtype=int)
+    known = np.zeros(len(labels), dtype=int)
+    views: Counter = Counter()
+    labelled_views: Counter = Counter()
+    patients = set()
+    iterator = progress(rows) if progress is not None else rows
+    for line, row in enumerate(iterator, start=2):
+        cid = row["case_id"].strip()
+        name = cid or f"<line {line}>"
+        if not cid:
+            report.add("case-id", f"empty case_id on line {line}", file="cases.csv")
+        elif ids[cid] > 1:
+            report.add("case-id", f"duplicate case_id (appears {ids[cid]} times)", name, "cases.csv")
+            ids[cid] = 0  # report once
+        pid = row["patient_id"].strip()
+        if not pid:
+            report.add("patient-id", "empty patient_id", name, "cases.csv")
+        patients.add(pid)
+        view = row["view"].strip()
+        views[view] += 1
+        vec = np.full(len(labels), np.nan)
+        for j, lab in enumerate(labels):
+            if lab not in row:
+                continue
+            try:
+                vec[j] = parse_label_cell(row[lab])
+            except ValueError:
+                report.add("label-cell", f"column {lab!r}: {row[lab]!r} is not 0, 1 or empty", name, "cases.csv")
+        finite = np.isfinite(vec)
+        known += finite
+        positives += finite & (vec == 1)
+        if finite.any():
+            labelled_views[view] += 1
+        if not check_files:
+            continue
+        image_rel = row["image"].strip()
+        image = None
+        if not image_rel:
+            report.add("path", "empty image path", name, "cases.csv")
+        else:
+            image = _read_checked(root, image_rel, name, "image", report, read_image)
+        if image is not None:
+            if not np.all(np.isfinite(image)):
+                report.add("image-values", "image has non-finite values (NaN or inf)", name, image_rel)
+            elif image.size and image.min() < 0:
+                report.add("image-values", f"image has negative values (min {image.min():g})", name, image_rel)
+        regions = None
+        for column, allowed in (("tissue", set(TISSUE_VALUES)), ("regions", set(range(len(labels) + 1)))):
+            rel = row[column].strip()
+            if not rel:
+                continue
+            lm = _read_checked(root, rel, name, column, report, read_label_map)
+            if lm is None:
+                continue
+            if image is not None and lm.shape != image.shape:
+                report.add("shape", f"{column} map shape {lm.shape} differs from image shape {image.shape}", name, rel)
+            bad = sorted(set(np.unique(lm).tolist()) - allowed)
+            if bad:
+                report.add(
+                    "map-values",
+                    f"{column} map has values {bad[:8]} outside the allowed {{0..{max(allowed)}}}",
+                    name,
+                    rel,
+                )
+            if column == "regions":
+                regions = lm
+        if regions is not None:
+            present = set(np.unique(regions).tolist())
+            for j in np.flatnonzero(finite & (vec == 1)):
+                if (j + 1) not in present:
+                    report.add(
+                        "positive-region-empty",
+                        f"label {labels[j]!r} is 1 but its region (value {j + 1}) is empty",
+                        name,
+                        row["regions"].strip(),
+                        warning=True,
+                    )
+    for view in meta.classification_views:
+        if labelled_views[view] == 0:
+            report.add("view-unlabelled", f"classification view {view!r} has no labelled case",
+                       file="dataset.json", warning=True)  # fmt: skip
+    report.summary = {
+        "name": meta.name,
+        "cases": len(rows),
+        "patients": len(patients - {""}),
+        "views": dict(sorted(views.items())),
+        "classification_cases": sum(labelled_views[v] for v in meta.classification_views),
+        "labels": labels,
+        "positives": positives.tolist(),
+        "known": known.tolist(),
+    }
+    return report

@@ -1,0 +1,47 @@
+import pytest
+
+from jointaug.config import ConfigError, load_config, read_config, save_config
+
+
+def test_paper_profile_holds_the_papers_numbers():
+    c = load_config("paper")
+    assert c.classify.image_size == 256 and c.classify.growth_rate == 32
+    assert c.classify.block_config == [6, 12, 24, 16]
+    assert c.classify.lr == 1e-4 and c.classify.batch_size == 32
+    assert c.classify.eval_every_epochs == 10 and c.classify.patience_samples == 500_000
+    assert c.classify.seeds == [0, 1, 2] and c.classify.rotate_deg == 30
+    assert c.classify.crop_pad == 32 and c.classify.flip_prob == 0.5 and c.classify.crop_prob == 0.5
+    assert c.split.folds == 5
+    assert c.diffusion.image_size == 128 and c.diffusion.timesteps == 500
+    assert c.diffusion.sampler == "ddpm"
+    assert (c.sampler.p_any, c.sampler.p_group, c.sampler.p_label, c.sampler.p_high) == (0.9, 0.75, 0.5, 0.5)
+    assert (c.perlin.min_pixels, c.perlin.max_fraction, c.perlin.max_tries) == (25, 0.9, 5000)
+    assert c.experiment.sizes == [8192] and c.experiment.mixtures == [20, 40, 60, 80]
+    assert c.natural.max_images == 500 and c.natural.n_labelled == 50
+
+
+def test_demo_is_smaller_and_overrides_apply():
+    c = load_config("demo", ["classify.lr=3e-4", "split.folds=3", "classify.seeds=[1, 2]"])
+    assert c.classify.image_size < 256 and c.profile == "demo"
+    assert c.classify.lr == 3e-4 and c.split.folds == 3 and c.classify.seeds == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [("classify.lr", "key=value"), ("classify.nope=1", "nope"), ("classify.lr=abc", "lr"),
+     ("classify.lr: [1", "key=value")],
+)  # fmt: skip
+def test_bad_overrides_are_clear(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("demo", [override])
+
+
+def test_unknown_profile():
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_config("fast")
+
+
+def test_save_and_read_round_trip(tmp_path):
+    c = load_config("demo", ["classify.lr=0.002"])
+    save_config(c, tmp_path / "config.yaml")
+    assert read_config(tmp_path / "config.yaml") == c
