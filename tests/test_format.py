@@ -77,3 +77,17 @@ def test_read_dataset_reports_bad_label_cell(tiny_dataset):
     (tiny_dataset / "cases.csv").write_text("\n".join(text) + "\n")
     with pytest.raises(DatasetError, match=r"line 2 .*'2' is not 0, 1 or empty"):
         read_dataset(tiny_dataset)
+
+
+def test_append_reopens_a_complete_folder(tmp_path):
+    meta = DatasetMeta(name="t", labels=["a"], groups={"g": ["a"]})
+    with DatasetWriter(tmp_path / "d", meta, extra_columns=["k"]) as w:
+        w.add("c1", "p1", "v", np.ones((4, 4)), labels=[1], extra={"k": "x"})
+    first = (tmp_path / "d" / "images" / "c1.png").read_bytes()
+    w = DatasetWriter(tmp_path / "d", meta, extra_columns=["k"], append=True)
+    assert not is_complete(tmp_path / "d") and w.done_ids == {"c1"}
+    w.add("c2", "p2", "v", np.zeros((4, 4)), labels=[0], extra={"k": "y"})
+    w.close()
+    ds = read_dataset(tmp_path / "d")
+    assert [(c.case_id, c.extra["k"]) for c in ds.cases] == [("c1", "x"), ("c2", "y")]
+    assert (tmp_path / "d" / "images" / "c1.png").read_bytes() == first

@@ -278,7 +278,8 @@ class DatasetWriter:
     (``.cases.partial.csv``) as they are added; :meth:`close` writes ``cases.csv``
     and then ``dataset.json``, so a folder with ``dataset.json`` is complete and
     one without it is not. Opening a writer on a half-written folder resumes it:
-    :attr:`done_ids` holds the cases already written.
+    :attr:`done_ids` holds the cases already written. ``append=True`` reopens a
+    complete folder to add more cases (it is incomplete again until closed).
 
     Example::
 
@@ -295,12 +296,17 @@ class DatasetWriter:
         meta: DatasetMeta,
         extra_columns: Sequence[str] = (),
         overwrite: bool = False,
+        append: bool = False,
     ):
         self.root = Path(root)
         self.meta = meta
         self.extra_columns = list(extra_columns)
-        if is_complete(self.root) and not overwrite:
-            raise DatasetError(f"{self.root}: already a complete dataset (pass overwrite=True)")
+        if is_complete(self.root) and append and not overwrite:
+            self._reopen()
+        elif is_complete(self.root) and not overwrite:
+            raise DatasetError(
+                f"{self.root}: already a complete dataset (pass overwrite=True or append=True)"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         if overwrite:
             for name in ("dataset.json", "cases.csv", self.JOURNAL):
@@ -319,6 +325,21 @@ class DatasetWriter:
         if not self.cases:
             self._csv.writerow([*REQUIRED_COLUMNS, *meta.labels, *self.extra_columns])
             self._journal.flush()
+
+    def _reopen(self) -> None:
+        """Turn a complete folder back into a journal so more cases can be appended.
+
+        The journal is written first, then the completeness marker removed, so a crash
+        at any point leaves either the complete folder or a resumable one.
+        """
+        existing = read_dataset(self.root)
+        if existing.meta.labels != list(self.meta.labels):
+            raise DatasetError(f"{self.root}: cannot append, its labels differ")
+        write_text_atomic(
+            self.root / self.JOURNAL, cases_csv_text(existing.cases, self.meta.labels, self.extra_columns)
+        )
+        (self.root / "dataset.json").unlink()
+        (self.root / "cases.csv").unlink()
 
     @property
     def done_ids(self) -> set[str]:
