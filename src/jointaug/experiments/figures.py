@@ -1,0 +1,160 @@
+"""Figures of a run: the paper's Fig. 6, per-joint rates, real-vs-synthetic grids.
+
+All functions read plain rows (dicts from ``results/metrics.csv`` and
+``results/per_label.csv``) or dataset folders and write PNGs atomically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jointaug.classify.metrics import mean_std
+from jointaug.dataset.format import Dataset
+from jointaug.dataset.io import atomic_path
+
+FIG6_METRICS = ("accuracy", "tpr", "tnr", "f1", "gms")
+METRIC_TITLES = {"accuracy": "Accuracy", "tpr": "TPR", "tnr": "TNR", "f1": "F1", "gms": "GMS"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, dpi: int = 110) -> Path:
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    _plt().close(fig)
+    return out
+
+
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def curve_points(rows: Sequence[dict], metric: str) -> dict[str, list[tuple[int, float, float]]]:
+    """Per method: (size, mean over folds, std over folds) of the seed-averaged metric.
+
+    Uses single-model rows (not ensembles) at the default threshold. The baseline
+    (size 0) is drawn at x = 0 for every method's curve, as in the paper's Fig. 6.
+    """
+    per = defaultdict(lambda: defaultdict(list))  # (method, size) -> fold -> values over seeds
+    for r in rows:
+        if r.get("seed") == "ensemble" or r.get("threshold", "0.5") not in ("0.5", "default"):
+            continue
+        per[(r["method"], int(_f(r.get("size", 0)) or 0))][r["fold"]].append(_f(r[metric]))
+    points: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+    for (method, size), folds in per.items():
+        fold_means = [float(np.nanmean(v)) for v in folds.values()]
+        m, s = mean_std(fold_means)
+        points[method].append((size, m, s))
+    base = points.pop("baseline", None)
+    for method in list(points):
+        if base:
+            points[method].extend(p for p in base if p[0] == 0)
+        points[method].sort()
+    if base:
+        points["baseline"] = sorted(base)
+    return dict(points)
+
+
+def fig6(rows: Sequence[dict], out: str | Path, metrics: Sequence[str] = FIG6_METRICS) -> Path:
+    """Metrics against augmentation size per method (the paper's Fig. 6), mean ± std over folds."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.2), squeeze=False)
+    methods_seen = []
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        pts = curve_points(rows, metric)
+        for method, p in sorted(pts.items()):
+            if method == "baseline" or len(p) < 1:
+                continue
+            x = np.array([q[0] for q in p], float)
+            y = np.array([q[1] for q in p])
+            s = np.array([q[2] for q in p])
+            xs = np.where(x == 0, 1, x)  # log axis: baseline drawn at the left edge
+            line = ax.plot(xs, y, marker="o", ms=3, label=method)[0]
+            ax.fill_between(xs, y - s, y + s, color=line.get_color(), alpha=0.12)
+            if method not in methods_seen:
+                methods_seen.append(method)
+        if "baseline" in pts:
+            b = pts["baseline"][0]
+            ax.axhline(b[1], color="k", ls="--", lw=1, label="baseline")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_title(METRIC_TITLES.get(metric, metric))
+        ax.set_xlabel("augmented images")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
+                   bbox_to_anchor=(0.5, -0.08))  # fmt: skip
+    fig.suptitle("Test metrics vs augmentation size (mean ± std over folds)")
+    return _save(fig, out)
+
+
+def per_joint_figure(rows: Sequence[dict], out: str | Path, methods: Sequence[str] | None = None) -> Path:
+    """Per-label TPR and TNR per method (rows of ``per_label.csv``: method, label, tpr, tnr)."""
+    plt = _plt()
+    by = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    labels: list[str] = []
+    for r in rows:
+        if r["label"] not in labels:
+            labels.append(r["label"])
+        for metric in ("tpr", "tnr"):
+            by[r["method"]][metric][r["label"]].append(_f(r[metric]))
+    methods = [m for m in (methods or sorted(by)) if m in by]
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.35 * len(labels)), 5.5), sharex=True)
+    width = 0.8 / max(len(methods), 1)
+    x = np.arange(len(labels))
+    for ax, metric in zip(axes, ("tpr", "tnr"), strict=True):
+        for i, m in enumerate(methods):
+            vals = [np.nanmean(by[m][metric][lab]) if by[m][metric][lab] else np.nan for lab in labels]
+            ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=m)
+        ax.set_ylabel(metric.upper())
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes[1].set_xticks(x, labels, rotation=90, fontsize=7)
+    axes[0].legend(fontsize=7, ncol=min(len(methods), 5))
+    axes[0].set_title("Per-joint test TPR and TNR (mean over folds and seeds; NaN = no positives)")
+    return _save(fig, out)
+
+
+def real_vs_synthetic(real: Dataset, synthetic: dict[str, Dataset], out: str | Path, n: int = 6,
+                      seed: int = 0) -> Path:  # fmt: skip
+    """A grid: one row of real images, then one row per synthetic source (images + condition)."""
+    plt = _plt()
+    rng = np.random.default_rng(seed)
+    rows = [("real", real, [c for c in real.cases if c.view in real.meta.classification_views])]
+    rows += [(name, ds, list(ds.cases)) for name, ds in synthetic.items()]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.8 * n, 1.9 * len(rows)), squeeze=False)
+    for r, (name, ds, cases) in enumerate(rows):
+        pick = rng.choice(len(cases), size=min(n, len(cases)), replace=False) if cases else []
+        for k in range(n):
+            ax = axes[r][k]
+            ax.axis("off")
+            if k >= len(pick):
+                continue
+            case = cases[int(pick[k])]
+            img = ds.image(case)
+            ax.imshow(img, cmap="gray_r", vmin=0, vmax=max(np.percentile(img, 99.5), 1))
+            tissue = ds.tissue(case)
+            if tissue is not None:
+                ax.contour(tissue >= 2, levels=[0.5], colors="orange", linewidths=0.5)
+                ax.contour(tissue == 3, levels=[0.5], colors="red", linewidths=0.5)
+            pos = int(np.nansum(case.labels))
+            ax.set_title(f"{name}\n{pos} inflamed", fontsize=7)
+    fig.suptitle("Real vs synthetic (contours: low = orange, high = red)", fontsize=9)
+    return _save(fig, out)

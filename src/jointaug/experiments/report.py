@@ -1,0 +1,138 @@
+"""``jointaug report RUN``: tables, figures and one self-contained ``report.html``.
+
+Reads what the classification stage left in ``RUN/results`` (``metrics.csv``,
+``per_label.csv``, ``table1.md``, ``table2.md``) and the augmentation sets under
+``RUN/fold_K/augment``; draws ``fig6.png``, ``per_joint.png`` and
+``real_vs_synthetic.png``; and writes ``report.html`` with every picture embedded
+(base64), readable offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import html
+from pathlib import Path
+
+from jointaug.dataset.format import is_complete, read_dataset
+from jointaug.dataset.io import write_text_atomic
+from jointaug.experiments import figures
+from jointaug.experiments.rundir import RunDir
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def markdown_table_to_html(md: str) -> str:
+    """Render the pipe tables (and plain paragraphs) of a small markdown file."""
+    out, rows = [], []
+
+    def flush():
+        if rows:
+            head, *body = rows
+            out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+                       + "</tr></thead><tbody>"
+                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                                 for r in body)
+                       + "</tbody></table>")  # fmt: skip
+            rows.clear()
+
+    for line in md.splitlines():
+        s = line.strip()
+        if s.startswith("|") and s.endswith("|"):
+            cells = [c.strip() for c in s.strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                rows.append(cells)
+            continue
+        flush()
+        if s.startswith("#"):
+            level = min(len(s) - len(s.lstrip("#")) + 1, 4)
+            out.append(f"<h{level}>{html.escape(s.lstrip('#').strip())}</h{level}>")
+        elif s:
+            out.append(f"<p>{html.escape(s)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}
+th:first-child,td:first-child{text-align:left}
+thead{background:#f3f3f3} img{max-width:100%} figure{margin:1.5em 0}
+figcaption{color:#666;font-size:13px} code{background:#f5f5f5;padding:1px 4px}
+"""
+
+
+def synthetic_sets(run: RunDir, fold: int) -> dict:
+    root = run.fold_dir(fold) / "augment"
+    if not root.is_dir():
+        return {}
+    return {p.name: read_dataset(p) for p in sorted(root.iterdir()) if is_complete(p)}
+
+
+def write_report(run: RunDir) -> Path:
+    """Draw the figures and write ``RUN/results/report.html``; return its path."""
+    res = run.results_dir
+    res.mkdir(parents=True, exist_ok=True)
+    metrics = read_rows(res / "metrics.csv")
+    per_label = read_rows(res / "per_label.csv")
+    pictures: list[tuple[Path, str]] = []
+    if metrics:
+        pictures.append((figures.fig6(metrics, res / "fig6.png"),
+                         "Fig. 6: test metrics against augmentation size (0 = baseline)"))  # fmt: skip
+    if per_label:
+        pictures.append((figures.per_joint_figure(per_label, res / "per_joint.png"),
+                         "Per-joint TPR and TNR on the test parts"))  # fmt: skip
+    sets = {}
+    for fold in range(len(run.splits.folds)):
+        sets = synthetic_sets(run, fold)
+        if sets:
+            break
+    if sets:
+        pictures.append((figures.real_vs_synthetic(run.dataset, sets, res / "real_vs_synthetic.png"),
+                         "Real images (top row) and synthetic images of each augmentation set"))  # fmt: skip
+    for fold in range(len(run.splits.folds)):
+        samples = run.diffusion_dir(fold) / "samples.png"
+        if samples.is_file():
+            pictures.append((samples, f"Diffusion model of fold {fold}: real vs generated for the same condition"))
+            break
+    montage = run.path.parent / "montage.png"
+    if montage.is_file():
+        pictures.insert(0, (montage, "The dataset: images, tissue and region maps, per-joint prevalence"))
+
+    cfg = run.config
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>jointaug report</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>jointaug report: {html.escape(run.path.name)}</h1>",
+        f"<p>Dataset <code>{html.escape(cfg.dataset)}</code>, profile <code>{cfg.profile}</code>, "
+        f"{len(run.splits.folds)} folds, seeds {cfg.classify.seeds}, classifier at "
+        f"{cfg.classify.image_size}px, diffusion at {cfg.diffusion.image_size}px with "
+        f"{cfg.diffusion.timesteps} steps. Written {dt.datetime.now():%Y-%m-%d %H:%M}.</p>",
+    ]
+    for name, title in (("table1.md", "Table 1: single models (mean ± std over folds)"),
+                        ("table2.md", "Table 2: seed ensembles (mean ± std over folds)")):  # fmt: skip
+        if (res / name).is_file():
+            parts.append(f"<h2>{title}</h2>")
+            parts.append(markdown_table_to_html((res / name).read_text(encoding="utf-8")))
+    for path, caption in pictures:
+        parts.append(_img(path, caption))
+    parts.append("<h2>Files</h2><ul>")
+    for p in sorted(res.iterdir()):
+        if p.suffix in (".csv", ".md", ".png") and not p.name.startswith("."):
+            parts.append(f"<li><code>results/{html.escape(p.name)}</code></li>")
+    parts.append("</ul></body></html>")
+    out = res / "report.html"
+    write_text_atomic(out, "\n".join(parts))
+    return out
