@@ -85,6 +85,9 @@ class DiffusionConfig(_Section):
     sampler: Literal["ddpm", "ddim"] = "ddpm"
     fast_steps: int = 50
     sample_batch_size: int = 64
+    seed: int = 0  # weights init, training batches/noise, augmentation sets
+    flip_prob: float = 0.5  # left-right flip of image + condition while training
+    intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (generate/intensity.py)
 
 
 class SamplerConfig(_Section):
