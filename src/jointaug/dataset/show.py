@@ -185,10 +185,12 @@ def montage(dataset: Dataset, out: Path | str, n: int = 8, seed: int = 0) -> Pat
             if not named:
                 named = True
                 positive = case.labels == 1
-                for rid, (x, y) in _centroids(regions).items():
+                centres = _centroids(regions)
+                size = float(np.clip(16 / np.sqrt(max(len(centres), 1)), 2.8, 6.0))
+                for rid, (x, y) in centres.items():
                     if rid <= len(dataset.labels):
                         hot = bool(positive[rid - 1]) if positive.size else False
-                        axes[2].text(x, y, dataset.labels[rid - 1], fontsize=2.8, ha="center",
+                        axes[2].text(x, y, dataset.labels[rid - 1], fontsize=size, ha="center",
                                      va="center", color="red" if hot else "black",
                                      fontweight="bold" if hot else "normal")  # fmt: skip
         else:
