@@ -45,6 +45,7 @@ from jointaug.dataset.phantom_anatomy import (
     N_JOINTS,
     HandLayout,
     HandParams,
+    fit_hand,
     hand_layout,
     region_map,
     soft_tissue,
@@ -52,6 +53,7 @@ from jointaug.dataset.phantom_anatomy import (
 from jointaug.dataset.phantom_disease import (
     JOINT_PREVALENCE,
     Blob,
+    disease_model,
     render_blobs,
     sample_blobs,
     sample_disease,
@@ -111,6 +113,7 @@ def patient_params(rng: np.random.Generator, size: int = 256) -> PatientParams:
                 digit_scale=tuple(float(x) for x in 1 + 0.03 * rng.standard_normal(5)),
             )
         )
+    hands = [fit_hand(h, size, 0.012 * f, side) for h, side in zip(hands, (-1, 1), strict=True)]
     level = np.exp(rng.uniform(*np.log(COUNTS_PER_UNIT))) * (256.0 / f) ** 2
     return PatientParams(
         size=size,
@@ -136,7 +139,8 @@ def follow_up_params(rng: np.random.Generator, p: PatientParams) -> PatientParam
             spread=h.spread * rng.uniform(0.9, 1.1),
         )
 
-    right, left = move(p.right), move(p.left)
+    m = 0.012 * f
+    right, left = fit_hand(move(p.right), p.size, m, -1), fit_hand(move(p.left), p.size, m, 1)
     return replace(p, right=right, left=left, counts_per_unit=p.counts_per_unit * rng.uniform(0.8, 1.2))
 
 
@@ -381,4 +385,5 @@ def phantom_summary(cases, wanted: dict, patients: int, seed: int) -> dict:
         "counts_per_unit_at_256": list(COUNTS_PER_UNIT),
         "total_counts_median": int(np.median(totals)) if totals else 0,
         "joints": list(HAND_JOINTS),
+        "disease_model": disease_model(),
     }

@@ -18,7 +18,7 @@ and shears it, so that fingers and joints overlap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -173,6 +173,30 @@ def hand_layout(hp: HandParams, squeeze: float = 1.0, shear: float = 0.0) -> Han
         put(f"dip{i + 2}", chains[i + 1], 2, "dip", rscale)
     outline = np.array([pt(q) for q in _OUTLINE])
     return HandLayout(joints, dirs, axes, capsules, outline, _PALM_EDGE * L)
+
+
+def hand_extent(lay: HandLayout) -> tuple[float, float, float]:
+    """(x_min, x_max, y_min) of a hand's outline and bones in pixels (y_min: fingertips)."""
+    pts = [lay.outline]
+    for caps in lay.capsules:
+        for p0, p1, r in caps:
+            pts += [np.stack([p0, p1]) - r, np.stack([p0, p1]) + r]
+    allpts = np.concatenate(pts)
+    return float(allpts[:, 0].min()), float(allpts[:, 0].max()), float(allpts[:, 1].min())
+
+
+def fit_hand(hp: HandParams, size: int, margin_px: float, side: int) -> HandParams:
+    """Move (and if need be shrink) a hand so it lies ``margin_px`` inside its half of the
+    image: ``side`` -1 for the left half, +1 for the right half; fingertips in view."""
+    lo, hi = (margin_px, size / 2 - margin_px) if side < 0 else (size / 2 + margin_px, size - margin_px)
+    x0, x1, y0 = hand_extent(hand_layout(hp))
+    if x1 - x0 > hi - lo:
+        f = (hi - lo) / (x1 - x0)
+        hp = replace(hp, length_px=hp.length_px * f)
+        x0, x1, y0 = hand_extent(hand_layout(hp))
+    shift = max(lo - x0, 0.0) - max(x1 - hi, 0.0)
+    down = max(margin_px - y0, 0.0)
+    return replace(hp, wrist_x=hp.wrist_x + shift, wrist_y=hp.wrist_y + down)
 
 
 def _window(cx: float, cy: float, radius: float, shape: tuple[int, int]):

@@ -63,6 +63,17 @@ def _solve_offsets() -> np.ndarray:
 JOINT_LOGIT_OFFSET = _solve_offsets()
 
 
+def disease_model() -> dict:
+    """The prevalence and uptake constants, for dataset.json."""
+    return {
+        "p_remission": P_REMISSION, "severity_weight": SEVERITY_WEIGHT, "hand_sd": HAND_SD,
+        "p_high": f"sigmoid({HIGH_BIAS} + {HIGH_WEIGHT} * severity)",
+        "keep_at_follow_up": KEEP_AT_FOLLOW_UP,
+        "logit_offsets": {j: round(float(b), 3) for j, b in zip(HAND_JOINTS, JOINT_LOGIT_OFFSET, strict=True)},
+        "uptake_vs_soft_tissue": {"normal": NORMAL_UPTAKE, "low": LOW_UPTAKE, "high": HIGH_UPTAKE},
+    }  # fmt: skip
+
+
 @dataclass
 class Disease:
     """One patient's latent disease state."""

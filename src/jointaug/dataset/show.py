@@ -145,9 +145,6 @@ def montage(dataset: Dataset, out: Path | str, n: int = 8, seed: int = 0) -> Pat
 
     Writes a PNG of :func:`montage_size` pixels to ``out`` (atomically) and returns its path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
