@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from jointaug.masks.noise import axis_weights, random_gradients, reference_noise
 from jointaug.masks.perlin import (
-    _axis_weights,
     bounding_box,
     box_noise,
     improved_noise,
     noise_from_gradients,
     perlin_2d,
-    random_gradients,
+    perlin_2d_reference,
     scaled_min_pixels,
     vary_mask,
     vary_mask_reference,
@@ -91,6 +91,16 @@ def test_perlin_2d_bad_arguments():
         perlin_2d((8, 8), (0, 1), rng)
 
 
+def test_fast_maps_equal_the_textbook_formulation():
+    rng = np.random.default_rng(9)
+    gy, gx = random_gradients(rng, (4, 7), 1)
+    fast = noise_from_gradients(gy, gx, (60, 90), (2.5, 6.0))[0]
+    assert np.allclose(fast, reference_noise(gy[0], gx[0], (60, 90), (2.5, 6.0)), atol=1e-5)
+    a = perlin_2d((32, 48), (2, 3), np.random.default_rng(4))
+    b = perlin_2d_reference((32, 48), (2, 3), np.random.default_rng(4))
+    assert np.allclose(a, b, atol=1e-5)  # same random draws, same map
+
+
 def test_box_is_the_crop_of_the_full_map():
     rng = np.random.default_rng(3)
     gy, gx = random_gradients(rng, (6, 9), 4)
@@ -102,8 +112,8 @@ def test_box_is_the_crop_of_the_full_map():
 
 def test_box_noise_local_lattice_equals_full_lattice():
     shape, res, box = (256, 256), 8.0, (100, 130, 60, 75)
-    py, _ = _axis_weights(shape[0], np.array([res]), box[0], box[1])
-    px, _ = _axis_weights(shape[1], np.array([res]), box[2], box[3])
+    py, _ = axis_weights(shape[0], np.array([res]), box[0], box[1])
+    px, _ = axis_weights(shape[1], np.array([res]), box[2], box[3])
     local = (py.shape[2], px.shape[2])
     out = box_noise(np.random.default_rng(4), shape, (np.full(3, res), np.full(3, res)), box)
     gy_l, gx_l = random_gradients(np.random.default_rng(4), local, 3)
