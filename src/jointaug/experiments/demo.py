@@ -1,7 +1,7 @@
 """``jointaug demo``: the whole method on the built-in phantom, at the demo profile.
 
 Stages (each skipped when its output is already there, so a rerun resumes):
-phantom -> validate -> splits -> montage -> (later issues) diffusion, augmentation
+phantom (validated) -> montage -> splits -> (later issues) diffusion, augmentation
 sets, classifiers, report.
 """
 
@@ -27,11 +27,17 @@ class DemoResult:
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
+STAGES = ("phantom", "montage", "splits", "run")
+
+
 def run_demo(out: str | Path = "runs/demo", config: Config | None = None,
-             console: Console | None = None) -> DemoResult:  # fmt: skip
+             console: Console | None = None, stop_after: str | None = None) -> DemoResult:  # fmt: skip
+    """Run the demo into ``out``; ``stop_after`` names the last stage to run (see STAGES)."""
     from jointaug.dataset.phantom import write_phantom
     from jointaug.dataset.show import montage
 
+    if stop_after is not None and stop_after not in STAGES:
+        raise ValueError(f"--stop-after {stop_after!r}: choose one of {', '.join(STAGES)}")
     console = console or Console()
     config = config or load_config("demo")
     out = Path(out)
@@ -51,11 +57,16 @@ def run_demo(out: str | Path = "runs/demo", config: Config | None = None,
         f"{s['cases']} cases, {s['patients']} patients, {s['classification_cases']} classification "
         f"images, positive rate {sum(s['positives']) / max(sum(s['known']), 1):.3f}"
     )
-    console.rule("3. splits")
+    if stop_after == "phantom":
+        return DemoResult(out=out, dataset=data_dir, run=out / "run", montage=out / "montage.png")
+    console.rule("3. montage")
+    montage_path = montage(read_dataset(data_dir), out / "montage.png", n=8, seed=0)
+    console.print(f"montage: {montage_path}")
+    result = DemoResult(out=out, dataset=data_dir, run=out / "run", montage=montage_path)
+    if stop_after == "montage":
+        return result
+    console.rule("4. splits")
     run = RunDir.create(out / "run", data_dir, config)
     for f in run.splits.folds:
         console.print(f"fold {f.fold}: train {len(f.train)} / val {len(f.val)} / test {len(f.test)} patients")
-    console.rule("4. montage")
-    montage_path = montage(read_dataset(data_dir), out / "montage.png", n=8, seed=0)
-    console.print(f"montage: {montage_path}")
-    return DemoResult(out=out, dataset=data_dir, run=run.path, montage=montage_path)
+    return result
