@@ -123,6 +123,16 @@ class NaturalConfig(_Section):
     segmenter_epochs: int = 200
     segmenter_lr: float = 1e-3
     segmenter_batch_size: int = 8
+    # where the joint labels and the user's keep/drop lists are; empty: look in the
+    # photos folder for labelstudio.json or regions/, include.txt, exclude.txt
+    labels: str = ""
+    include_list: str = ""
+    exclude_list: str = ""
+    min_fingers: int = 4  # openness: separated finger protrusions (natural/openness.py)
+    photo_max_side: int = 400  # photos are downscaled to this long side (px) on load
+    segmenter_val_fraction: float = 0.2
+    # scene hand length (wrist to finger tips) as a fraction of the image, like the phantom
+    hand_length: list[float] = Field(default_factory=lambda: [0.52, 0.62])
 
 
 class ExperimentConfig(_Section):

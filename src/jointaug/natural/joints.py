@@ -1,0 +1,227 @@
+"""The joint segmenter: a MONAI U-Net trained with a Dice loss on labelled photos.
+
+Inputs are square hand crops (:mod:`jointaug.natural.segdata`), (N, 3, S, S) float
+in [0, 1]; targets are (N, S, S) int64 with 0 = not a joint and 1..15 = HAND_JOINTS.
+The network is ``monai.networks.nets.UNet(spatial_dims=2, in_channels=3,
+out_channels=16, channels=cfg.segmenter_channels, strides=2...)`` re-initialised
+Kaiming-uniform, trained with ``DiceCELoss(softmax=True, to_onehot_y=True,
+batch=True)`` (Dice plus cross-entropy, which keeps the 15 tiny joint classes
+from collapsing early) and Adam. Shuffling, flips and initialisation draw from
+one ``torch.Generator``, so a seed gives the same weights on the same machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+from monai.networks.nets import UNet
+from safetensors.torch import load_file, save_file
+
+from jointaug.config import NaturalConfig
+from jointaug.dataset.format import HAND_JOINTS
+from jointaug.dataset.io import atomic_path, write_text_atomic
+
+N_CLASSES = len(HAND_JOINTS) + 1
+
+
+def build_unet(channels: list[int], in_channels: int = 3, out_channels: int = N_CLASSES) -> UNet:
+    """The segmenter network (logits out), Kaiming-uniform initialised by :func:`init_weights`."""
+    return UNet(
+        spatial_dims=2,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        channels=tuple(channels),
+        strides=(2,) * (len(channels) - 1),
+        num_res_units=1,
+    )
+
+
+def init_weights(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Kaiming-uniform conv weights, zero biases (the PReLU and norm layers keep their defaults)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+            torch.nn.init.kaiming_uniform_(m.weight, nonlinearity="leaky_relu", generator=generator)
+            if m.bias is not None:
+                torch.nn.init.zeros_(m.bias)
+
+
+def dice_per_class(pred: np.ndarray, target: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Dice of each class pooled over all images; NaN where a class is absent in both.
+
+    Args:
+        pred, target: integer label arrays of the same shape.
+
+    Returns:
+        (n_classes,) float64.
+    """
+    out = np.full(n_classes, np.nan)
+    for k in range(n_classes):
+        p, t = pred == k, target == k
+        denom = p.sum() + t.sum()
+        if denom:
+            out[k] = 2.0 * np.logical_and(p, t).sum() / denom
+    return out
+
+
+@dataclass
+class TrainResult:
+    model: UNet
+    losses: list[float]  # mean training loss per epoch
+    val_dice: np.ndarray  # (16,) per class on the validation images (NaN: none)
+    n_train: int
+    n_val: int
+    extra: dict = field(default_factory=dict)
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/validation split of n labelled photos (at least one of each when n >= 2)."""
+    order = np.random.default_rng([seed, 5]).permutation(n)
+    n_val = 0 if n < 2 else min(n - 1, max(1, int(round(val_fraction * n))))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+@torch.no_grad()
+def predict_scores(model: UNet, x: np.ndarray, device: str = "cpu", batch_size: int = 16) -> np.ndarray:
+    """(N, 3, S, S) float -> (N, 16, S, S) float32 softmax probabilities."""
+    model.eval().to(device)
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32))
+        out.append(torch.softmax(model(xb.to(device)), 1).cpu().numpy())
+    model.cpu()
+    return np.concatenate(out) if out else np.zeros((0, N_CLASSES, *x.shape[2:]), np.float32)
+
+
+def predict(model: UNet, x: np.ndarray, device: str = "cpu", batch_size: int = 16) -> np.ndarray:
+    """(N, 3, S, S) float -> (N, S, S) uint8 argmax labels."""
+    return predict_scores(model, x, device, batch_size).argmax(1).astype(np.uint8)
+
+
+def train_segmenter(
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: NaturalConfig,
+    seed: int,
+    device: str = "cpu",
+    progress: bool = False,
+    epochs: int | None = None,
+) -> TrainResult:
+    """Train the U-Net on labelled crops, holding ``cfg.segmenter_val_fraction`` out.
+
+    Args:
+        x: (N, 3, S, S) float32 in [0, 1]. y: (N, S, S) int64 in 0..15.
+        epochs: overrides ``cfg.segmenter_epochs``.
+    """
+    if len(x) == 0:
+        raise ValueError("no labelled photos to train the joint segmenter on")
+    gen = torch.Generator().manual_seed(int(seed))
+    model = build_unet(cfg.segmenter_channels, in_channels=x.shape[1])
+    init_weights(model, gen)
+    model.to(device)
+    tr, va = split_indices(len(x), cfg.segmenter_val_fraction, seed)
+    xt = torch.from_numpy(np.ascontiguousarray(x[tr])).float()
+    yt = torch.from_numpy(np.ascontiguousarray(y[tr])).long()[:, None]
+    loss_fn = DiceCELoss(softmax=True, to_onehot_y=True, batch=True)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.segmenter_lr)
+    n_epochs = cfg.segmenter_epochs if epochs is None else epochs
+    bs = max(1, min(cfg.segmenter_batch_size, len(tr)))
+    losses: list[float] = []
+    it = range(n_epochs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(it, desc="train joint segmenter", unit="epoch")
+        it = bar
+    for _ in it:
+        model.train()
+        perm = torch.randperm(len(tr), generator=gen)
+        total, count = 0.0, 0
+        for i in range(0, len(tr), bs):
+            idx = perm[i : i + bs]
+            xb, yb = xt[idx], yt[idx]
+            flip = torch.rand(len(idx), generator=gen) < 0.5  # a mirrored hand is still a hand
+            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb).to(device)
+            yb = torch.where(flip[:, None, None, None], yb.flip(-1), yb).to(device)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        losses.append(total / max(count, 1))
+        if bar is not None:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    val = np.full(N_CLASSES, np.nan)
+    if len(va):
+        val = dice_per_class(predict(model, x[va], device), y[va])
+    model.cpu()
+    return TrainResult(model, losses, val, len(tr), len(va))
+
+
+def data_key(x: np.ndarray, y: np.ndarray, cfg: NaturalConfig, seed: int) -> str:
+    """Hash of the training data and the segmenter settings (the weight cache key)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    settings = {k: v for k, v in cfg.model_dump().items() if k.startswith("segmenter_")}
+    h.update(json.dumps({"settings": settings, "seed": seed}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def save_segmenter(path: str | os.PathLike, result: TrainResult, key: str) -> None:
+    """Weights as safetensors with the cache key, losses and validation Dice in its metadata."""
+    meta = {
+        "key": key,
+        "losses": json.dumps(result.losses),
+        "val_dice": json.dumps([None if np.isnan(v) else float(v) for v in result.val_dice]),
+        "n_train": str(result.n_train),
+        "n_val": str(result.n_val),
+    }
+    state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+
+
+def load_segmenter(path: str | os.PathLike, cfg: NaturalConfig, key: str) -> TrainResult | None:
+    """The cached segmenter if ``path`` holds one trained on the same data and settings."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("key") != key:
+        return None
+    model = build_unet(cfg.segmenter_channels)
+    model.load_state_dict(load_file(str(path)))
+    dice = np.array([np.nan if v is None else v for v in json.loads(meta["val_dice"])], float)
+    return TrainResult(
+        model, json.loads(meta["losses"]), dice, int(meta["n_train"]), int(meta["n_val"])
+    )
+
+
+def dice_table(result: TrainResult) -> list[tuple[str, float]]:
+    """(joint, validation Dice) for the 15 joints (background left out)."""
+    return [(j, float(result.val_dice[i + 1])) for i, j in enumerate(HAND_JOINTS)]
+
+
+def write_dice_csv(path: str | os.PathLike, result: TrainResult) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["joint", "val_dice", "n_train", "n_val"])
+    for joint, d in dice_table(result):
+        w.writerow([joint, "" if np.isnan(d) else f"{d:.4f}", result.n_train, result.n_val])
+    vals = [d for _, d in dice_table(result) if not np.isnan(d)]
+    w.writerow(["mean", f"{np.mean(vals):.4f}" if vals else "", result.n_train, result.n_val])
+    write_text_atomic(path, buf.getvalue())

@@ -1,0 +1,215 @@
+"""Write a stand-in 11k Hands folder with a Label Studio export of a labelled subset.
+
+Layout written (the 11k layout plus the labels a user would export)::
+
+    DIR/HandInfo.csv            the 11k columns; accessories=1 where a ring/watch is drawn
+    DIR/Hands/Hand_*.jpg        photos (default 400 x 300, 4:3 like the 1600 x 1200 originals)
+    DIR/labelstudio.json        Label Studio JSON export of the labelled subset: keypoints for
+                                a third, brush RLE masks for a third, polygons for a third
+    DIR/standin_truth.json      ground truth: pose and joint positions of every photo
+    DIR/standin.json            the parameters (the folder is complete when it exists)
+
+Photos of one subject share a skin tone and hand size. Closed hands (fingers
+together or a fist) and accessories are mixed in for the filters to reject; the
+labelled subset is drawn from open, accessory-free photos.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from jointaug.dataset.format import HAND_JOINTS
+from jointaug.dataset.io import write_bytes_atomic, write_text_atomic
+from jointaug.natural.hands11k import ASPECTS, HAND_INFO, HandRecord, hand_info_text, photo_path
+from jointaug.natural.labelstudio import PhotoLabels
+from jointaug.natural.openness import palm_radius
+from jointaug.natural.regions import JOINT_RADIUS_FRACTION, regions_from_labels
+from jointaug.natural.rle import mask_to_brush
+from jointaug.natural.standin import (
+    POLISH_COLOURS,
+    SKIN_NAMES,
+    SKIN_TONES,
+    THUMB_LEFT_ASPECTS,
+    hand_geometry,
+    hand_sdf,
+    mirror_geometry,
+    render_photo,
+)
+
+LABELS_FILE = "labelstudio.json"
+TRUTH_FILE = "standin_truth.json"
+MARKER = "standin.json"
+LABEL_KINDS = ("keypoint", "brush", "polygon")
+
+
+@dataclass
+class StandInPhoto:
+    record: HandRecord
+    pose: str
+    joints: np.ndarray  # (15, 2) x, y in pixels, HAND_JOINTS order
+    hand: np.ndarray  # (H, W) bool true silhouette
+
+
+def make_photo(
+    record_id: str,
+    image_name: str,
+    aspect: str,
+    rng: np.random.Generator,
+    size: tuple[int, int] = (400, 300),
+    skin: int = 0,
+    scale: float = 1.0,
+    pose: str = "open",
+    accessory: str = "",
+    polish: bool = False,
+) -> tuple[np.ndarray, StandInPhoto]:
+    """Render one photo; returns ((H, W, 3) uint8, its truth). ``size`` = (width, height)."""
+    w, h = size
+    geom = hand_geometry(w, h, rng, pose=pose, scale=scale)
+    face = aspect.split()[0]
+    colour = POLISH_COLOURS[int(rng.integers(len(POLISH_COLOURS)))] if polish else None
+    img = render_photo(geom, (h, w), rng, SKIN_TONES[skin], face, accessory, colour)
+    if aspect not in THUMB_LEFT_ASPECTS:
+        img = img[:, ::-1].copy()
+        geom = mirror_geometry(geom, w)
+    hand = hand_sdf(geom, (h, w)) < 0
+    rec = HandRecord(
+        id=record_id, age=str(int(rng.integers(18, 70))), gender=("male", "female")[skin % 2],
+        skin_color=SKIN_NAMES[skin], accessories=int(bool(accessory)), nail_polish=int(polish),
+        aspect=aspect, image_name=image_name, irregularities=0,
+    )  # fmt: skip
+    joints = np.array([geom.joints[j] for j in HAND_JOINTS], dtype=np.float64)
+    return img, StandInPhoto(rec, pose, joints, hand)
+
+
+def _jpeg(img: np.ndarray, quality: int = 92) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _result(kind: str, w: int, h: int, value: dict, k: int) -> dict:
+    return {
+        "id": f"r{k}", "type": kind, "from_name": "joints", "to_name": "image",
+        "original_width": w, "original_height": h, "image_rotation": 0, "value": value,
+    }  # fmt: skip
+
+
+def labelstudio_task(
+    photo: StandInPhoto, kind: str, size: tuple[int, int], task_id: int, prefix: str
+) -> dict:
+    """A Label Studio export task labelling ``photo``'s 15 joints with one label kind."""
+    w, h = size
+    pct = photo.joints / np.array([w, h]) * 100.0
+    results = []
+    if kind == "keypoint":
+        for k, (j, (x, y)) in enumerate(zip(HAND_JOINTS, pct, strict=True)):
+            results.append(_result("keypointlabels", w, h, {
+                "x": round(float(x), 4), "y": round(float(y), 4), "width": 0.6,
+                "keypointlabels": [j]}, k))  # fmt: skip
+    elif kind == "brush":
+        kp = PhotoLabels(photo.record.image_name, keypoints={
+            j: (x / 100.0, y / 100.0) for j, (x, y) in zip(HAND_JOINTS, pct, strict=True)})  # fmt: skip
+        regions = regions_from_labels(kp, (h, w), hand=photo.hand)
+        for k, j in enumerate(HAND_JOINTS):
+            m = regions == k + 1
+            if m.any():
+                results.append(_result("brushlabels", w, h, {
+                    "format": "rle", "rle": mask_to_brush(m), "brushlabels": [j]}, k))  # fmt: skip
+    elif kind == "polygon":
+        r_palm = palm_radius(photo.hand)
+        t = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+        for k, (j, (x, y)) in enumerate(zip(HAND_JOINTS, photo.joints, strict=True)):
+            r = JOINT_RADIUS_FRACTION[j] * r_palm
+            pts = np.stack([(x + r * np.cos(t)) / w * 100, (y + r * np.sin(t)) / h * 100], 1)
+            results.append(_result("polygonlabels", w, h, {
+                "points": np.round(pts, 4).tolist(), "polygonlabels": [j], "closed": True}, k))  # fmt: skip
+    else:
+        raise ValueError(f"unknown label kind {kind!r}")
+    return {
+        "id": task_id,
+        "data": {"image": f"/data/upload/1/{prefix}-{photo.record.image_name}"},
+        "annotations": [{"id": task_id, "was_cancelled": False, "ground_truth": False,
+                         "result": results}],
+        "predictions": [],
+    }  # fmt: skip
+
+
+def write_standin(
+    folder: str | os.PathLike,
+    n_photos: int,
+    n_labelled: int,
+    seed: int,
+    size: tuple[int, int] = (400, 300),
+    p_accessory: float = 0.15,
+    p_closed: float = 0.2,
+    progress: bool = False,
+) -> Path:
+    """Write (or reuse) a stand-in 11k folder; returns it.
+
+    Args:
+        folder: output folder; reused as is when its ``standin.json`` matches the arguments.
+        n_photos: number of photos; subjects get 4-6 photos each.
+        n_labelled: photos in the Label Studio export (open, accessory-free ones).
+        size: photo (width, height) in pixels.
+    """
+    folder = Path(folder)
+    params = {"n_photos": n_photos, "n_labelled": n_labelled, "seed": seed, "size": list(size),
+              "p_accessory": p_accessory, "p_closed": p_closed, "version": 1}  # fmt: skip
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text())["params"] == params:
+                return folder
+        except (json.JSONDecodeError, KeyError):
+            pass
+        marker.unlink()
+    rng = np.random.default_rng([seed, 11_000])
+    records, truth, candidates = [], {}, []
+    subject, left = 0, 0
+    skin, scale = 0, 1.0
+    it = range(n_photos)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="stand-in photos", unit="photo")
+    for i in it:
+        if left == 0:
+            subject += 1
+            left = int(rng.integers(4, 7))
+            skin = int(rng.integers(len(SKIN_TONES)))
+            scale = float(rng.uniform(0.88, 1.05))
+        left -= 1
+        aspect = ASPECTS[int(rng.integers(4))]
+        accessory = ("ring", "watch")[int(rng.integers(2))] if rng.random() < p_accessory else ""
+        pose = ("together", "fist")[int(rng.integers(2))] if rng.random() < p_closed else "open"
+        polish = aspect.startswith("dorsal") and rng.random() < 0.15
+        name = f"Hand_{i + 1:07d}.jpg"
+        img, photo = make_photo(
+            f"{subject:07d}", name, aspect, rng, size, skin, scale, pose, accessory, polish
+        )
+        write_bytes_atomic(photo_path(folder, name), _jpeg(img))
+        records.append(photo.record)
+        truth[name] = {
+            "pose": pose,
+            "joints": {j: [float(x) / size[0], float(y) / size[1]]
+                       for j, (x, y) in zip(HAND_JOINTS, photo.joints, strict=True)},
+        }  # fmt: skip
+        if pose == "open" and not accessory:
+            candidates.append(photo)
+    picked = [candidates[i] for i in sorted(rng.permutation(len(candidates))[:n_labelled])]
+    tasks = [
+        labelstudio_task(p, LABEL_KINDS[k % 3], size, k + 1, f"{int(rng.integers(1 << 32)):08x}")
+        for k, p in enumerate(picked)
+    ]
+    write_text_atomic(folder / HAND_INFO, hand_info_text(records))
+    write_text_atomic(folder / LABELS_FILE, json.dumps(tasks))
+    write_text_atomic(folder / TRUTH_FILE, json.dumps(truth, indent=1))
+    write_text_atomic(marker, json.dumps({"params": params}, indent=2) + "\n")
+    return folder
