@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from jointaug.config import NaturalConfig
-from jointaug.dataset.format import Dataset, DatasetMeta, HAND_JOINTS, is_complete, read_dataset
+from jointaug.dataset.format import HAND_JOINTS, Dataset, DatasetMeta, is_complete, read_dataset
 from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.writer import DatasetWriter
 from jointaug.natural.background import hand_mask
