@@ -1,9 +1,50 @@
-"""CLI verbs of this room (filled in by its issue)."""
+"""CLI verbs of the classify room: ``train-classifier`` (one training), ``evaluate`` (tables)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from jointaug.commands.common import console, handle_errors
 
 
 def register(app: typer.Typer) -> None:
     """Add this room's commands to the app."""
+
+    @app.command("train-classifier")
+    @handle_errors
+    def train_classifier(
+        run: Path = typer.Option(..., "--run", help="Run folder (made by `jointaug run` or `split`)."),
+        fold: int = typer.Option(..., "--fold", help="Fold index."),
+        method: str = typer.Option("baseline", "--method", help="Method name (see experiments/methods.py)."),
+        seed: int = typer.Option(0, "--seed", help="Training seed."),
+        size: int = typer.Option(None, "--size", help="Augmentation images [experiment.sizes[0]]."),
+        force: bool = typer.Option(False, "--force", help="Retrain even if finished."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    ) -> None:
+        """Train one classifier (resumes if interrupted; a finished one is only reported)."""
+        from jointaug.experiments.classification import train_single
+        from jointaug.experiments.rundir import RunDir
+
+        r = train_single(RunDir(run), fold, method, seed, size, force=force, progress=not no_progress)
+        t, tt = r["test"], r["test_tuned"]
+        console.print(
+            f"fold {r['fold']} {r['method']} seed {r['seed']}: best val GMS {r['best_val_gms']:.3f} "
+            f"at {r['best_samples']:,} samples ({r['samples']:,} seen, {r['stop_reason']}); "
+            f"test GMS {t['gms']:.3f} (TPR {t['tpr']:.3f}, TNR {t['tnr']:.3f}) at "
+            f"{r['threshold']:g}, {tt['gms']:.3f} at the tuned {r['threshold_tuned']:.2f}",
+            markup=False, highlight=False,
+        )  # fmt: skip
+
+    @app.command("evaluate")
+    @handle_errors
+    def evaluate(run: Path = typer.Argument(..., help="Run folder.")) -> None:
+        """Rebuild RUN/results (metrics.csv, per_label.csv, table1.md, table2.md) from the run."""
+        from jointaug.experiments.rundir import RunDir
+        from jointaug.experiments.tables import write_results
+
+        paths = write_results(RunDir(run))
+        for key in ("table1", "table2"):
+            console.print(paths[key].read_text(encoding="utf-8"), markup=False, highlight=False)
+        console.print(f"wrote {paths['metrics'].parent}", markup=False, highlight=False)

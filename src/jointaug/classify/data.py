@@ -1,0 +1,213 @@
+"""Classifier data: the fold's parts and the training mix, as in-memory image arrays.
+
+Every image is decoded, normalised and resized ONCE (:func:`jointaug.classify.transforms.
+prepare_image`) into an :class:`ImageSet` of shape (N, 1, S, S); training then indexes
+it in batches and augments on the device (``PaperAugment``), which keeps the data
+pipeline well under 20 % of a training step (``benchmarks/bench_classifier.py``). A
+per-image ``torch.utils.data.Dataset`` + ``DataLoader`` is not used for that reason.
+
+The training mix of a method is the fold's train part (labelled cases of the
+classification views) plus augmentation sets mixed by a spec such as
+``mp-perlin:0.8,11k-perlin:0.2`` of ``N`` images (:func:`parse_mix`). A set is a dataset
+folder in the contract format (``RUN/fold_K/augment/<set>``); its n-th labelled case is
+fixed once written and sets grow by appending, so a share of ``n`` images takes the set's
+FIRST ``n`` labelled cases (in ``cases.csv`` order). Shares are rounded to whole images
+with the largest-remainder rule, so they add up to exactly ``N``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jointaug.classify.transforms import prepare_image
+from jointaug.dataset.format import Case, Dataset, DatasetError, is_complete, read_dataset
+from jointaug.dataset.splits import Fold
+
+SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class MixError(ValueError):
+    """A mixing spec or an augmentation set that cannot supply the mix."""
+
+
+def parse_mix(spec: str) -> list[tuple[str, float]]:
+    """``"mp-perlin:0.8,11k-perlin:0.2"`` -> ``[("mp-perlin", 0.8), ("11k-perlin", 0.2)]``.
+
+    A single bare name means share 1 (``"mp"`` -> ``[("mp", 1.0)]``); an empty spec
+    means no augmentation (``[]``). Shares must be in (0, 1] and add up to 1; set names
+    are folder names (letters, digits, ``.``, ``_``, ``-``), each at most once.
+    """
+    spec = spec.strip()
+    if not spec:
+        return []
+    items = [s.strip() for s in spec.split(",")]
+    out: list[tuple[str, float]] = []
+    for item in items:
+        if ":" not in item:
+            if len(items) == 1 and SET_NAME.match(item):
+                return [(item, 1.0)]
+            raise MixError(f"mix {spec!r}: item {item!r} must look like name:share (e.g. mp:0.8)")
+        name, raw = (s.strip() for s in item.split(":", 1))
+        if not SET_NAME.match(name):
+            raise MixError(
+                f"mix {spec!r}: set name {name!r} must be a folder name "
+                "(letters, digits, '.', '_', '-')"
+            )
+        try:
+            share = float(raw)
+        except ValueError:
+            raise MixError(f"mix {spec!r}: share {raw!r} of {name!r} is not a number") from None
+        if not (0 < share <= 1) or math.isnan(share):
+            raise MixError(f"mix {spec!r}: share of {name!r} is {share}, must be in (0, 1]")
+        if any(n == name for n, _ in out):
+            raise MixError(f"mix {spec!r}: set {name!r} is named twice")
+        out.append((name, share))
+    total = sum(s for _, s in out)
+    if abs(total - 1.0) > 1e-6:
+        raise MixError(f"mix {spec!r}: shares add up to {total:g}, must add up to 1")
+    return out
+
+
+def allocate(mix: Sequence[tuple[str, float]], n_images: int) -> list[tuple[str, int]]:
+    """Whole-image counts per set adding up to ``n_images`` (largest remainder)."""
+    if n_images < 0:
+        raise MixError(f"mix size {n_images} is negative")
+    raw = [share * n_images for _, share in mix]
+    counts = [math.floor(r) for r in raw]
+    order = sorted(range(len(mix)), key=lambda i: (-(raw[i] - counts[i]), i))
+    for i in order[: n_images - sum(counts)]:
+        counts[i] += 1
+    return [(name, c) for (name, _), c in zip(mix, counts, strict=True)]
+
+
+@dataclass
+class ImageSet:
+    """Prepared images and their labels.
+
+    images: (N, 1, S, S) float16, normalised (``prepare_image``);
+    labels: (N, L) float32, 1 / 0 / NaN (unknown);
+    case_ids: N ids; sources: N names of where each image came from ("train", a set name).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    case_ids: list[str]
+    sources: list[str]
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    @staticmethod
+    def concat(parts: Sequence[ImageSet]) -> ImageSet:
+        return ImageSet(
+            images=np.concatenate([p.images for p in parts]),
+            labels=np.concatenate([p.labels for p in parts]),
+            case_ids=[c for p in parts for c in p.case_ids],
+            sources=[s for p in parts for s in p.sources],
+        )
+
+
+class ImageCache:
+    """Prepared images by (file, size), shared by the runs of one process (seeds, methods)."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def get(self, path: Path, size: int) -> np.ndarray:
+        from jointaug.dataset.io import read_image
+
+        key = (str(path), os.stat(path).st_mtime_ns, size)
+        img = self._store.get(key)
+        if img is None:
+            img = prepare_image(read_image(path), size).astype(np.float16)
+            self._store[key] = img
+        return img
+
+    def clear(self) -> None:
+        self._store.clear()
+
+
+def load_images(dataset: Dataset, cases: Sequence[Case], size: int, source: str,
+                cache: ImageCache | None = None, workers: int = 1) -> ImageSet:  # fmt: skip
+    """Read and prepare ``cases`` of ``dataset`` -> an ImageSet (labels in dataset order)."""
+    cache = cache or ImageCache()
+
+    def one(case: Case) -> np.ndarray:
+        try:
+            return cache.get(dataset.path(case.image), size)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{dataset.root}: case {case.case_id!r}: {exc}") from exc
+
+    if workers > 1 and len(cases) > 16:
+        with ThreadPoolExecutor(workers) as pool:
+            imgs = list(pool.map(one, cases))
+    else:
+        imgs = [one(c) for c in cases]
+    images = np.stack(imgs)[:, None] if imgs else np.zeros((0, 1, size, size), np.float16)
+    return ImageSet(images, dataset.label_matrix(cases), [c.case_id for c in cases],
+                    [source] * len(cases))  # fmt: skip
+
+
+def fold_part(dataset: Dataset, fold: Fold, part: str, size: int,
+              cache: ImageCache | None = None, workers: int = 1) -> ImageSet:  # fmt: skip
+    """The labelled classification cases of one part ("train", "val", "test") of a fold."""
+    if part not in ("train", "val", "test"):
+        raise ValueError(f"part {part!r} must be train, val or test")
+    cases = dataset.classification_cases(getattr(fold, part))
+    if not cases:
+        raise DatasetError(f"{dataset.root}: fold {fold.fold} has no labelled {part} images")
+    return load_images(dataset, cases, size, part, cache, workers)
+
+
+def set_prefix(root: Path, n: int, labels: Sequence[str]) -> tuple[Dataset, list[Case]]:
+    """The first ``n`` labelled cases of the augmentation set at ``root``.
+
+    Checks the set is complete, has enough labelled cases and the same label names as
+    the dataset (any order).
+    """
+    if not is_complete(root):
+        raise MixError(
+            f"augmentation set {root} is missing or unfinished (no dataset.json); "
+            "make it first (jointaug augment) or drop the method"
+        )
+    ds = read_dataset(root)
+    if sorted(ds.labels) != sorted(labels):
+        raise MixError(
+            f"augmentation set {root}: labels {ds.labels[:4]}... differ from the dataset's "
+            f"{list(labels)[:4]}... (a set must use the dataset's label names)"
+        )
+    cases = [c for c in ds.cases if c.is_labelled]
+    if len(cases) < n:
+        raise MixError(f"augmentation set {root} has {len(cases)} labelled images; the mix needs {n}")
+    return ds, cases[:n]
+
+
+def training_mix(dataset: Dataset, fold: Fold, mix: Sequence[tuple[str, float]], n_images: int,
+                 set_root: dict[str, Path], size: int, cache: ImageCache | None = None,
+                 workers: int = 1) -> ImageSet:  # fmt: skip
+    """The fold's train part plus ``n_images`` from the augmentation sets of ``mix``.
+
+    ``set_root`` maps each set name to its folder. Set labels are reordered to the
+    dataset's label order.
+    """
+    parts = [fold_part(dataset, fold, "train", size, cache, workers)]
+    for name, n in allocate(mix, n_images):
+        if n == 0:
+            continue
+        if name not in set_root:
+            raise MixError(f"mix names set {name!r}, but no folder is given for it")
+        ds, cases = set_prefix(Path(set_root[name]), n, dataset.labels)
+        part = load_images(ds, cases, size, name, cache, workers)
+        order = [ds.labels.index(lab) for lab in dataset.labels]
+        part.labels = part.labels[:, order]
+        part.case_ids = [f"{name}/{c}" for c in part.case_ids]
+        parts.append(part)
+    return ImageSet.concat(parts)

@@ -1,0 +1,72 @@
+"""The classifier network: MONAI DenseNet, one input channel, one logit per label.
+
+The paper uses MONAI's DenseNet121 (``block_config`` (6, 12, 24, 16), growth rate 32,
+64 initial features) with every layer "randomly initialised using Kaiming uniform
+initialisation". MONAI initialises convolutions with ``kaiming_normal_``, so
+:func:`kaiming_uniform_init_` re-initialises every convolution and linear weight with
+``kaiming_uniform_`` (fan-in, ReLU gain: bound = sqrt(6 / fan_in)), their biases with 0,
+and batch-norm layers with weight 1, bias 0. Nothing is downloaded (no pretrained
+weights exist for this task). The network outputs logits (B, n_labels).
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from monai.networks.nets import DenseNet
+from torch import nn
+
+from jointaug.config import ClassifyConfig
+
+ARCH_KEYS = ("image_size", "growth_rate", "block_config", "init_features", "bn_size", "dropout")
+
+
+def kaiming_uniform_init_(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """Re-initialise in place: conv/linear weights Kaiming-uniform (fan-in, ReLU), biases 0,
+    batch-norm weight 1 and bias 0. Returns ``model``."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+                nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+    return model
+
+
+def arch_of(cfg: ClassifyConfig) -> dict:
+    """The config fields that define the network (stored with the weights)."""
+    return {k: getattr(cfg, k) for k in ARCH_KEYS}
+
+
+def build_model(arch: ClassifyConfig | dict, n_labels: int, seed: int | None = 0) -> DenseNet:
+    """A MONAI DenseNet (2D, 1 channel in, ``n_labels`` logits out), Kaiming-uniform weights.
+
+    ``seed`` seeds a private ``torch.Generator`` for the initialisation (None: leave the
+    weights to the caller, e.g. before loading a checkpoint). The global torch RNG is left
+    as it was.
+    """
+    a = arch_of(arch) if isinstance(arch, ClassifyConfig) else dict(arch)
+    with torch.random.fork_rng(devices=[]):  # MONAI's own init draws from the global RNG
+        model = DenseNet(
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=n_labels,
+            init_features=int(a["init_features"]),
+            growth_rate=int(a["growth_rate"]),
+            block_config=tuple(int(b) for b in a["block_config"]),
+            bn_size=int(a["bn_size"]),
+            dropout_prob=float(a["dropout"]),
+        )
+    if seed is not None:
+        kaiming_uniform_init_(model, torch.Generator().manual_seed(int(seed)))
+    return model
+
+
+def model_metadata(cfg: ClassifyConfig, labels: list[str]) -> dict[str, str]:
+    """safetensors metadata that lets :func:`jointaug.classify.predict.load_classifier`
+    rebuild the network: its architecture and label names (JSON strings)."""
+    return {"arch": json.dumps(arch_of(cfg)), "labels": json.dumps(list(labels))}

@@ -1,0 +1,266 @@
+"""The training loop: Adam, the paper's augmentation, early stopping on validation GMS.
+
+One call of :func:`fit` trains one network (one fold, method and seed) in ``out_dir``:
+
+- an epoch is one pass over the training images in a random order (last batch partial);
+- every ``eval_every_epochs`` epochs (and when ``max_samples`` is reached) the model is
+  evaluated on the validation part: pooled GMS at ``cfg.threshold``; a strictly higher
+  GMS makes it the best model;
+- training stops when the best GMS is ``patience_samples`` training samples old, or at
+  ``max_samples`` (samples = images seen, not epochs);
+- after every evaluation ``log.csv`` and ``checkpoint.safetensors`` are rewritten
+  atomically; calling :func:`fit` again on the same folder resumes from the checkpoint
+  and ends exactly where an uninterrupted run ends (CPU; same seed and config);
+- at the end ``model.safetensors`` holds the best weights.
+
+Randomness: ``seed`` is split (``numpy.random.SeedSequence``) into the weight
+initialisation, the data generator (order and augmentation) and the global torch RNG
+(dropout only), which is set inside ``torch.random.fork_rng`` so the caller's state
+is untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jointaug.classify.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+    save_tensors,
+)
+from jointaug.classify.data import ImageSet
+from jointaug.classify.losses import make_loss, masked_bce
+from jointaug.classify.metrics import binarize, pooled_metrics
+from jointaug.classify.model import build_model, model_metadata
+from jointaug.classify.transforms import PaperAugment, crop_pad_px
+from jointaug.config import ClassifyConfig
+from jointaug.dataset.io import write_text_atomic
+
+LOG_COLUMNS = ("eval", "epoch", "samples", "train_loss", "val_loss", "val_accuracy", "val_tpr",
+               "val_tnr", "val_f1", "val_gms", "best_val_gms", "best_samples", "wall_s")  # fmt: skip
+CHECKPOINT = "checkpoint.safetensors"
+MODEL = "model.safetensors"
+
+
+@dataclass
+class FitResult:
+    best_state: dict[str, torch.Tensor]  # CPU state dict of the best model
+    best_val_gms: float
+    best_samples: int  # samples seen when the best model was evaluated
+    samples: int
+    epochs: int
+    wall_s: float
+    stop_reason: str  # "patience" | "max_samples"
+    log: list[dict]
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" -> cuda if available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def autocast_for(device: torch.device, amp: bool):
+    """bf16 autocast on CUDA when ``amp`` (fp16 where bf16 is unsupported); else a no-op."""
+    if not amp or device.type != "cuda":
+        return nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def split_seed(seed: int) -> tuple[int, int, int]:
+    """(init, data, torch-global) seeds from one run seed."""
+    a, b, c = np.random.SeedSequence(int(seed)).generate_state(3)
+    return int(a), int(b), int(c)
+
+
+def fingerprint(cfg: ClassifyConfig, loss: str, seed: int, n_train: int) -> str:
+    """What a checkpoint must agree with to be resumed."""
+    keys = cfg.model_dump(exclude={"num_workers", "amp", "channels_last"})
+    blob = json.dumps([keys, loss, seed, n_train], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int,
+                   device: torch.device, amp: bool = False,
+                   channels_last: bool = False) -> torch.Tensor:  # fmt: skip
+    """Logits (N, L) float32 on the CPU for images (N, 1, S, S) (any float dtype/device)."""
+    model.eval()
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i : i + batch_size].to(device).float()
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_for(device, amp):
+            out.append(model(x).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def _log_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+@dataclass
+class _Step:
+    """What one optimiser step needs (built once per fit)."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    augment: PaperAugment
+    gen: torch.Generator
+    x: torch.Tensor  # (N, 1, S, S) float16 on the device
+    y: torch.Tensor  # (N, L) float32 on the device
+    cfg: ClassifyConfig
+    dev: torch.device
+
+    def __call__(self, idx: torch.Tensor) -> float:
+        x = self.augment(self.x[idx].float(), self.gen)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_for(self.dev, self.cfg.amp):
+            logits = self.model(x)
+        loss = self.loss_fn(logits.float(), self.y[idx])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach().item()
+
+
+def _train_period(step: _Step, st: dict, bar, on_step: Callable[[int], None] | None) -> float:
+    """``eval_every_epochs`` epochs (fewer at max_samples); returns the mean batch loss."""
+    cfg, n = step.cfg, step.x.shape[0]
+    step.model.train()
+    losses = []
+    for _ in range(cfg.eval_every_epochs):
+        perm = torch.randperm(n, generator=step.gen)
+        for i in range(0, n, cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size].to(step.dev)
+            losses.append(step(idx))
+            st["samples"] += len(idx)
+            bar.update(len(idx))
+            if on_step is not None:
+                on_step(st["samples"])
+            if st["samples"] >= cfg.max_samples:
+                break
+        st["epoch"] += 1
+        if st["samples"] >= cfg.max_samples:
+            break
+    return float(np.mean(losses)) if losses else math.nan
+
+
+def _validate(step: _Step, val: ImageSet) -> dict[str, float]:
+    """Validation loss (BCE) and pooled metrics at ``cfg.threshold``."""
+    cfg = step.cfg
+    logits = predict_logits(step.model, torch.from_numpy(val.images), 2 * cfg.batch_size,
+                            step.dev, cfg.amp, cfg.channels_last)  # fmt: skip
+    m = pooled_metrics(val.labels, binarize(torch.sigmoid(logits).numpy(), cfg.threshold))
+    out = {f"val_{k}": float(m[k]) for k in ("accuracy", "tpr", "tnr", "f1", "gms")}
+    out["val_loss"] = float(masked_bce(logits, torch.from_numpy(val.labels)))
+    return out
+
+
+def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig, seed: int,
+        labels: list[str], *, loss: str | None = None, device: str = "cpu", progress: bool = True,
+        desc: str = "", on_step: Callable[[int], None] | None = None) -> FitResult:  # fmt: skip
+    """Train one classifier in ``out_dir`` (module docstring); resumes a checkpoint there.
+
+    train / val: prepared ImageSets (images (N, 1, S, S), labels (N, L) NaN = unknown).
+    loss: overrides ``cfg.loss``. on_step(samples) is called after every optimiser step
+    (tests use it to simulate a kill).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    loss_kind = loss or cfg.loss
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(f"{out_dir}: need training and validation images ({len(train)}, {len(val)})")
+    init_seed, data_seed, torch_seed = split_seed(seed)
+    model = build_model(cfg, len(labels), seed=init_seed).to(dev)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step = _Step(
+        model=model, opt=torch.optim.Adam(model.parameters(), lr=cfg.lr),
+        loss_fn=make_loss(loss_kind, train.labels, cfg.focal_gamma, dev),
+        augment=PaperAugment(cfg.rotate_deg, cfg.flip_prob, cfg.crop_prob,
+                             crop_pad_px(cfg.crop_pad, cfg.image_size)),
+        gen=torch.Generator().manual_seed(data_seed),
+        x=torch.from_numpy(train.images).to(dev), y=torch.from_numpy(train.labels).to(dev),
+        cfg=cfg, dev=dev,
+    )  # fmt: skip
+    fp = fingerprint(cfg, loss_kind, seed, len(train))
+    ckpt = out_dir / CHECKPOINT
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+        torch.manual_seed(torch_seed)  # dropout only; restored on exit
+        st = {"samples": 0, "epoch": 0, "evals": 0, "best_gms": -math.inf, "best_samples": 0,
+              "wall_s": 0.0, "finished": False, "stop_reason": "", "log": [], "fingerprint": fp}  # fmt: skip
+        best = _cpu_state(model)
+        if ckpt.is_file():
+            best, st = load_checkpoint(ckpt, model, step.opt, step.gen)
+            if st.get("fingerprint") != fp:
+                raise CheckpointError(
+                    f"{ckpt}: made with another config, loss, seed or training set; "
+                    "rerun with --force to start over"
+                )
+        t0 = time.perf_counter() - st["wall_s"]
+        horizon = lambda: min(cfg.max_samples, st["best_samples"] + cfg.patience_samples)  # noqa: E731
+        bar = _progress(progress, horizon(), st["samples"], desc)
+        try:
+            while not st["finished"]:
+                train_loss = _train_period(step, st, bar, on_step)
+                m = _validate(step, val)
+                gms = -1.0 if math.isnan(m["val_gms"]) else m["val_gms"]
+                if gms > st["best_gms"]:
+                    st["best_gms"], st["best_samples"] = gms, st["samples"]
+                    best = _cpu_state(model)
+                st["evals"] += 1
+                st["wall_s"] = time.perf_counter() - t0
+                st["log"].append({"eval": st["evals"], "epoch": st["epoch"], "samples": st["samples"],
+                                  "train_loss": train_loss, **m, "best_val_gms": st["best_gms"],
+                                  "best_samples": st["best_samples"], "wall_s": st["wall_s"]})  # fmt: skip
+                if st["samples"] >= cfg.max_samples:
+                    st["finished"], st["stop_reason"] = True, "max_samples"
+                elif st["samples"] - st["best_samples"] >= cfg.patience_samples:
+                    st["finished"], st["stop_reason"] = True, "patience"
+                write_text_atomic(out_dir / "log.csv", _log_text(st["log"]))
+                save_checkpoint(ckpt, model, step.opt, best, step.gen, st)
+                bar.total = horizon()
+                bar.set_postfix(loss=f"{train_loss:.3f}", best_gms=f"{st['best_gms']:.3f}")
+        finally:
+            bar.close()
+    save_tensors(out_dir / MODEL, best, model_metadata(cfg, labels))
+    return FitResult(best, float(st["best_gms"]), int(st["best_samples"]), int(st["samples"]),
+                     int(st["epoch"]), float(st["wall_s"]), st["stop_reason"], st["log"])  # fmt: skip
+
+
+def _progress(enabled: bool, total: int, initial: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="img", desc=desc,
+                leave=False, dynamic_ncols=True)  # fmt: skip

@@ -1,0 +1,124 @@
+"""Method names -> what a classifier trains on (the one place this mapping lives).
+
+=====================  =========================================  =====================
+method                 training mix (augmentation sets : share)   notes
+=====================  =========================================  =====================
+``baseline``           the fold's train part only                 the paper's baseline
+``mp``                 ``mp:1.0``                                 [99mTc]maraciclalide
+``mp-perlin``          ``mp-perlin:1.0``                          ... with Perlin masks
+``11k``                ``11k:1.0``                                natural hands
+``11k-perlin``         ``11k-perlin:1.0``                         ... with Perlin masks
+``mpX-11kpY``          ``mp-perlin:X/100,11k-perlin:Y/100``       Table 2, X + Y = 100
+any ``set:share,...``  that spec (``data.parse_mix``)             a user's own sets
+``bce_pos_weight``     baseline, loss ``bce_pos_weight``          imbalance baseline
+``focal``              baseline, loss ``focal``                   imbalance baseline
+``tuned_threshold``    none: the baseline models, threshold       imbalance baseline
+                       tuned on validation GMS
+=====================  =========================================  =====================
+
+An augmented method is trained at each size ``N`` (augmentation images added to the
+train part) and stored as ``classify/<method>_<N>``; baseline-like methods have size 0
+and are stored as ``classify/<method>``. Augmentation set ``s`` of fold ``k`` is the
+folder ``RUN/fold_k/augment/s`` (:meth:`RunDir.augment_dir`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from jointaug.classify.data import allocate, parse_mix
+
+PLAIN_SETS = ("mp", "mp-perlin", "11k", "11k-perlin")
+IMBALANCE_BASELINES = ("bce_pos_weight", "focal", "tuned_threshold")
+MIXTURE = re.compile(r"^mp(\d{1,3})-11kp(\d{1,3})$")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    mix: tuple[tuple[str, float], ...] = ()  # () = no augmentation
+    loss: str | None = None  # None: the config's classify.loss
+    trains: bool = True  # False: reuses another method's models (tuned_threshold)
+    base: str = ""  # the method whose models are reused
+
+    @property
+    def augmented(self) -> bool:
+        return bool(self.mix)
+
+    def dir_name(self, size: int) -> str:
+        """Folder name under ``classify/`` (``baseline``, ``mp-perlin_8192``)."""
+        safe = self.name.replace(":", "=").replace(",", "+")
+        return f"{safe}_{size}" if self.augmented else safe
+
+    def sizes(self, sizes: Sequence[int]) -> list[int]:
+        """The sizes this method is trained at: ``sizes`` if augmented, else [0]."""
+        return [int(s) for s in sizes] if self.augmented else [0]
+
+
+def mixture_name(mp_percent: int) -> str:
+    """20 -> ``mp20-11kp80`` (Table 2's "MP 20% 11kP 80%")."""
+    if not 0 < mp_percent < 100:
+        raise ValueError(f"mixture percentage {mp_percent} must be in 1..99")
+    return f"mp{mp_percent}-11kp{100 - mp_percent}"
+
+
+def resolve_method(name: str) -> Method:
+    """A method name (module table) -> Method; raises ValueError for an unknown name."""
+    name = name.strip()
+    if name == "baseline":
+        return Method(name)
+    if name in ("bce_pos_weight", "focal"):
+        return Method(name, loss=name)
+    if name == "tuned_threshold":
+        return Method(name, trains=False, base="baseline")
+    if name in PLAIN_SETS:
+        return Method(name, mix=((name, 1.0),))
+    m = MIXTURE.match(name)
+    if m:
+        x, y = int(m.group(1)), int(m.group(2))
+        if x + y != 100 or x == 0 or y == 0:
+            raise ValueError(f"method {name!r}: mixture percentages must be > 0 and add up to 100")
+        return Method(name, mix=(("mp-perlin", x / 100), ("11k-perlin", y / 100)))
+    if ":" in name:
+        return Method(name, mix=tuple(parse_mix(name)))
+    raise ValueError(
+        f"unknown method {name!r}; use baseline, {', '.join(PLAIN_SETS)}, mpX-11kpY, "
+        f"{', '.join(IMBALANCE_BASELINES)} or a mix spec like mp-perlin:0.8,11k-perlin:0.2"
+    )
+
+
+def parse_methods(text: str | Iterable[str]) -> list[Method]:
+    """``"baseline,mp"`` or a list of names -> Methods (order kept, duplicates dropped).
+
+    Mix specs contain commas, so in a comma-separated string an item ``name:share`` is
+    joined to the previous item when that item is also ``name:share``.
+    """
+    if isinstance(text, str):
+        items: list[str] = []
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            if ":" in part and items and ":" in items[-1]:
+                items[-1] += "," + part
+            else:
+                items.append(part)
+    else:
+        items = [str(t) for t in text]
+    out, seen = [], set()
+    for item in items:
+        m = resolve_method(item)
+        if m.name not in seen:
+            out.append(m)
+            seen.add(m.name)
+    return out
+
+
+def required_sets(methods: Iterable[Method], sizes: Sequence[int]) -> dict[str, int]:
+    """Images each augmentation set must hold for these methods at these sizes
+    (the largest prefix any method/size takes): what the augmentation stage must make."""
+    need: dict[str, int] = {}
+    for m in methods:
+        for size in m.sizes(sizes) if m.augmented else []:
+            for name, n in allocate(m.mix, size):
+                need[name] = max(need.get(name, 0), n)
+    return need

@@ -1,0 +1,137 @@
+"""Training: it learns, stops early in samples, resumes exactly after a kill."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from classify_data import LABELS, signal_imageset, tiny_config
+
+from jointaug.classify.checkpoint import CheckpointError, load_tensors
+from jointaug.classify.data import ImageSet
+from jointaug.classify.losses import masked_bce
+from jointaug.classify.model import build_model
+from jointaug.classify.predict import predict_probs
+from jointaug.classify.train import CHECKPOINT, MODEL, _Step, fit
+from jointaug.classify.transforms import PaperAugment
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Deterministic and fast on a shared 2-core machine (no thread oversubscription)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return signal_imageset(rng, 64), signal_imageset(rng, 32)
+
+
+def test_learns_the_signal(tmp_path, data):
+    train, val = data
+    cfg = tiny_config(flip_prob=0.0, lr=1e-2, max_samples=640, patience_samples=640)
+    res = fit(tmp_path, train, val, cfg, 0, LABELS, progress=False)
+    assert res.best_val_gms > 0.85  # chance level is ~0.5
+    model = build_model(cfg, 4, seed=None)
+    model.load_state_dict(load_tensors(tmp_path / MODEL)[0])
+    probs = predict_probs(model, val.images)
+    pred = probs >= 0.5
+    tpr = (pred & (val.labels == 1)).sum() / (val.labels == 1).sum()
+    tnr = (~pred & (val.labels == 0)).sum() / (val.labels == 0).sum()
+    assert np.sqrt(tpr * tnr) == pytest.approx(res.best_val_gms, abs=1e-6)  # best model kept
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["samples"]) for r in rows] == list(range(64, 641, 64))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+def test_early_stopping_counts_samples(tmp_path, data):
+    train, val = data
+    # all validation labels unknown: GMS undefined, so only the first evaluation is "best"
+    val = ImageSet(val.images, np.full_like(val.labels, np.nan), val.case_ids, val.sources)
+    cfg = tiny_config(eval_every_epochs=2, patience_samples=300, max_samples=10_000)
+    res = fit(tmp_path, train, val, cfg, 0, LABELS, progress=False)
+    # evaluations every 2 epochs = 128 samples; best at 128; stop at the first eval >= 128 + 300
+    assert res.best_samples == 128
+    assert res.samples == 512 and res.stop_reason == "patience" and res.epochs == 8
+    capped = fit(tmp_path / "cap", train, val, cfg.model_copy(update={"max_samples": 150}), 0,
+                 LABELS, progress=False)  # fmt: skip
+    # stops at the first batch reaching the cap, mid-epoch (epochs are 64 images, batches 16)
+    assert capped.samples == 160 and capped.stop_reason == "max_samples"
+
+
+class Kill(Exception):
+    pass
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path, data):
+    train, val = data
+    cfg = tiny_config(max_samples=448, patience_samples=10_000)
+    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, progress=False)
+
+    def kill_at(n):
+        def hook(samples):
+            if samples >= n:
+                raise Kill
+
+        return hook
+
+    out = tmp_path / "killed"
+    with pytest.raises(Kill):  # killed mid-epoch, after 3 evaluations
+        fit(out, train, val, cfg, 3, LABELS, progress=False, on_step=kill_at(224))
+    assert (out / CHECKPOINT).is_file() and not (out / MODEL).is_file()
+    with pytest.raises(Kill):  # killed again, before the next evaluation
+        fit(out, train, val, cfg, 3, LABELS, progress=False, on_step=kill_at(240))
+    resumed = fit(out, train, val, cfg, 3, LABELS, progress=False)
+    assert resumed.samples == full.samples and resumed.best_samples == full.best_samples
+    assert resumed.best_val_gms == full.best_val_gms
+    assert [r["train_loss"] for r in resumed.log] == [r["train_loss"] for r in full.log]
+    for k, v in full.best_state.items():
+        assert torch.equal(v, resumed.best_state[k]), k
+    # a finished checkpoint returns at once, same result
+    again = fit(out, train, val, cfg, 3, LABELS, progress=False, on_step=kill_at(0))
+    assert again.samples == full.samples
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path, data):
+    train, val = data
+    cfg = tiny_config(max_samples=64)
+    fit(tmp_path, train, val, cfg, 0, LABELS, progress=False)
+    with pytest.raises(CheckpointError, match="another config"):
+        fit(tmp_path, train, val, cfg.model_copy(update={"lr": 0.5}), 0, LABELS, progress=False)
+
+
+def test_global_rng_untouched_and_seeds_differ(tmp_path, data):
+    train, val = data
+    cfg = tiny_config(max_samples=64)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    a = fit(tmp_path / "a", train, val, cfg, 0, LABELS, progress=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = fit(tmp_path / "b", train, val, cfg, 1, LABELS, progress=False)
+    assert a.log[0]["train_loss"] != b.log[0]["train_loss"]
+
+
+def test_batches_pair_augmented_images_with_their_own_labels(data):
+    """Flips and crops move pixels, never labels: each image keeps its label row."""
+    train, _ = data
+    cfg = tiny_config()
+    seen = {}
+
+    def spy(logits, targets):
+        seen["targets"] = targets.clone()
+        return masked_bce(logits, targets)
+
+    model = build_model(cfg, 4, seed=0)
+    step = _Step(model, torch.optim.Adam(model.parameters(), lr=0.0), spy,
+                 PaperAugment(rotate_deg=0, flip_prob=1.0, crop_prob=0.0, pad_px=0),
+                 torch.Generator().manual_seed(0), torch.from_numpy(train.images),
+                 torch.from_numpy(train.labels), cfg, torch.device("cpu"))  # fmt: skip
+    idx = torch.tensor([5, 2, 9])
+    step(idx)
+    assert torch.equal(seen["targets"], torch.from_numpy(train.labels[[5, 2, 9]]))
