@@ -1,0 +1,180 @@
+"""The protocol over folds x methods x seeds: outputs, skipping, ensembles, tables, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from classify_data import write_signal_dataset, write_signal_set
+from typer.testing import CliRunner
+
+from jointaug.classify.data import MixError
+from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
+from jointaug.cli import app
+from jointaug.config import load_config
+from jointaug.experiments.classification import run_classification, train_single
+from jointaug.experiments.rundir import RunDir
+from jointaug.experiments.tables import write_results
+
+TINY = ["classify.image_size=32", "classify.growth_rate=8", "classify.block_config=[2,2]",
+        "classify.init_features=16", "classify.batch_size=16", "classify.eval_every_epochs=1",
+        "classify.patience_samples=48", "classify.max_samples=72", "classify.lr=0.01",
+        "classify.seeds=[0,1]", "experiment.sizes=[16]", "device=cpu"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_signal_dataset(tmp_path_factory.mktemp("ds") / "signal", n_patients=20, size=64,
+                                unknown_fraction=0.1)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, dataset):
+    """Two folds of baseline + tuned_threshold + mp-perlin at 16 images, 2 seeds."""
+    cfg = load_config("demo", TINY + ["experiment.imbalance_baselines=[tuned_threshold]"])
+    run = RunDir.create(tmp_path_factory.mktemp("run") / "r", dataset, cfg)
+    for fold in (0, 1):
+        write_signal_set(run.augment_dir(fold, "mp-perlin"), 20, size=64, seed=10 + fold)
+    summary = run_classification(run, ["baseline", "tuned_threshold", "mp-perlin"], folds=[0, 1],
+                                 progress=False, echo=lambda m: None)  # fmt: skip
+    return run, summary
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_training_writes_its_outputs(finished_run):
+    run, summary = finished_run
+    assert summary.jobs == 8 and summary.trained == 8 and summary.skipped == 0
+    d = run.classify_dir(1, "mp-perlin_16", 0)
+    r = json.loads((d / "result.json").read_text())
+    assert (r["fold"], r["method"], r["size"], r["seed"]) == (1, "mp-perlin", 16, 0)
+    assert r["n_train"] == r["n_train_real"] + 16
+    assert (d / "done").is_file() and not (d / "checkpoint.safetensors").exists()
+    probs = np.load(d / "test_probs.npy")
+    labels = np.load(d / "test_labels.npy")
+    ids = json.loads((d / "test_case_ids.json").read_text())
+    assert probs.shape == labels.shape == (len(ids), 4) and probs.dtype == np.float32
+    test_patients = set(run.splits.fold(1).test)
+    assert {i.split("_")[0] for i in ids} == test_patients
+    assert r["test"] == pooled_metrics(labels, binarize(probs, 0.5))
+    val_p, val_y = np.load(d / "val_probs.npy"), np.load(d / "val_labels.npy")
+    assert r["threshold_tuned"] == tune_threshold(val_y, val_p)
+    assert r["test_tuned"] == pooled_metrics(labels, binarize(probs, r["threshold_tuned"]))
+    log = read_csv(d / "log.csv")
+    assert int(log[-1]["samples"]) == r["samples"] and len(log) >= 2
+
+
+def test_metrics_csv_has_seeds_ensembles_and_threshold_kinds(finished_run):
+    run, _ = finished_run
+    rows = read_csv(run.results_dir / "metrics.csv")
+    # 2 folds x 2 trained methods x (2 seeds + ensemble) x 2 threshold kinds
+    assert len(rows) == 24
+    ens = [r for r in rows if r["seed"] == "ensemble" and r["threshold"] == "default"
+           and r["method"] == "baseline" and r["fold"] == "0"]  # fmt: skip
+    assert len(ens) == 1
+    dirs = [run.classify_dir(0, "baseline", s) for s in (0, 1)]
+    mean = (np.load(dirs[0] / "test_probs.npy") + np.load(dirs[1] / "test_probs.npy")) / 2
+    expect = pooled_metrics(np.load(dirs[0] / "test_labels.npy"), binarize(mean, 0.5))
+    for k in ("accuracy", "tpr", "tnr", "f1", "gms"):
+        assert float(ens[0][k]) == pytest.approx(expect[k], rel=1e-5, nan_ok=True)
+
+
+def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
+    run, summary = finished_run
+    t1 = (run.results_dir / "table1.md").read_text()
+    assert "| Method | Accuracy | TPR | TNR | F1 | GMS |" in t1
+    names = [line.split("|")[1].strip() for line in t1.splitlines() if line.startswith("| ")][1:]
+    assert names == ["baseline", "tuned_threshold", "mp-perlin (16)"]
+    cell = re.compile(r"^(\d\.\d\d±\d\.\d\d|n/a)$")
+    for line in t1.splitlines()[4:]:
+        cells = [c.strip() for c in line.strip("|").split("|")[1:]]
+        assert len(cells) == 5 and all(cell.match(c) for c in cells), line
+    assert "Table 2" in summary.tables and "2 folds, 2 seeds per fold" in t1
+    per_label = read_csv(run.results_dir / "per_label.csv")
+    assert {r["method"] for r in per_label} == {"baseline", "tuned_threshold", "mp-perlin"}
+    assert len(per_label) == 3 * 2 * 4  # rows x folds x labels
+
+
+def test_finished_trainings_are_skipped(finished_run):
+    run, _ = finished_run
+    model = run.classify_dir(0, "baseline", 1) / "model.safetensors"
+    stamp = model.stat().st_mtime_ns
+    again = run_classification(run, ["baseline", "mp-perlin"], folds=[0, 1], progress=False,
+                               echo=lambda m: None)  # fmt: skip
+    assert again.trained == 0 and again.skipped == 8
+    assert model.stat().st_mtime_ns == stamp
+    # unless forced (one training, through the train-classifier library call)
+    r = train_single(run, 0, "baseline", 1, force=True, progress=False)
+    assert model.stat().st_mtime_ns != stamp and r["seed"] == 1
+
+
+def test_tables_from_a_hand_made_results_folder(tmp_path, dataset):
+    """Known probabilities -> known table cells (mean ± std over folds of seed means)."""
+    run = RunDir.create(tmp_path / "run", dataset, load_config("demo", TINY))
+    y = np.array([[1, 0, 0, 1], [0, 0, 1, 0]], np.float32)
+    perfect = np.where(y == 1, 0.9, 0.1).astype(np.float32)
+    all_neg = np.full_like(y, 0.2)  # predicts nothing: TPR 0, TNR 1
+    for fold, seeds in ((0, (perfect, perfect)), (1, (perfect, all_neg))):
+        for seed, p in enumerate(seeds):
+            d = run.classify_dir(fold, "baseline", seed)
+            d.mkdir(parents=True)
+            for part in ("val", "test"):
+                np.save(d / f"{part}_probs.npy", p)
+                np.save(d / f"{part}_labels.npy", y)
+                (d / f"{part}_case_ids.json").write_text(json.dumps(["a", "b"]))
+            (d / "result.json").write_text(json.dumps(
+                {"fold": fold, "method": "baseline", "size": 0, "seed": seed, "threshold": 0.5}))
+            (d / "done").write_text("x")
+    paths = write_results(run, show_tuned=False)
+    t1 = paths["table1"].read_text()
+    # fold 0: TPR 1, fold 1: mean(1, 0) = 0.5 -> 0.75 ± 0.35; TNR 1 everywhere
+    # GMS and F1 of fold 1 = mean(1, 0) = 0.5; accuracy of fold 1 = mean(1, 5/8)
+    assert "| baseline | 0.91±0.13 | 0.75±0.35 | 1.00±0.00 | 0.75±0.35 | 0.75±0.35 |" in t1
+    t2 = paths["table2"].read_text()
+    # ensemble of fold 1: mean probs (0.55 on positives) -> perfect
+    assert "| baseline | 1.00±0.00 | 1.00±0.00 | 1.00±0.00 | 1.00±0.00 | 1.00±0.00 |" in t2
+
+
+def test_missing_augmentation_set_stops_before_training(tmp_path, dataset):
+    run = RunDir.create(tmp_path / "run", dataset, load_config("demo", TINY))
+    with pytest.raises(MixError, match=r"fold_0/augment/11k-perlin is missing.*jointaug augment"):
+        run_classification(run, ["baseline", "11k-perlin"], folds=[0], progress=False,
+                           echo=lambda m: None)  # fmt: skip
+    assert not (run.path / "fold_0" / "classify").exists()
+
+
+def test_cli_run_evaluate_and_errors(tmp_path, dataset):
+    runner = CliRunner()
+    out = tmp_path / "cli_run"
+    sets = [a for s in TINY + ["classify.seeds=[0]"] for a in ("--set", s)]
+    res = runner.invoke(app, ["run", "--dataset", str(dataset), "--profile", "demo", "--methods",
+                              "baseline,tuned_threshold", "--out", str(out), "--folds", "0",
+                              "--no-progress", *sets])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "plan: 1 folds x 1 methods x 1 seeds = 1 trainings" in res.output
+    assert "| tuned_threshold |" in res.output
+    cfg = RunDir(out).config
+    assert cfg.experiment.methods == ["baseline"]
+    assert cfg.experiment.imbalance_baselines == ["tuned_threshold"]
+    res = runner.invoke(app, ["evaluate", str(out)])
+    assert res.exit_code == 0 and "| baseline |" in res.output
+    res = runner.invoke(app, ["train-classifier", "--run", str(out), "--fold", "0", "--no-progress"])
+    assert res.exit_code == 0 and "test GMS" in res.output
+    res = runner.invoke(app, ["run", "--dataset", str(dataset), "--methods", "resnet", "--out",
+                              str(out), *sets])  # fmt: skip
+    assert res.exit_code == 2 and "unknown method 'resnet'" in res.output
