@@ -76,7 +76,7 @@ def _int_cell(value: str, column: str, path: Path, line: int) -> int:
 def read_hand_info(path: str | os.PathLike) -> list[HandRecord]:
     """Parse ``HandInfo.csv``; raise HandsDataError naming the file and line on bad rows."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or path.suffix.lower() != ".csv":
         path = path / HAND_INFO
     if not path.is_file():
         raise HandsDataError(f"{path}: missing (an 11k Hands folder holds {HAND_INFO} and {HANDS_DIR}/)")

@@ -12,16 +12,18 @@ Steps (all numpy; ``rng`` draws the size and the small jitters):
 2. **Thumb side.** From the joint map (MCP1/IP1 left or right of MCP2-5), else from
    the 11k aspect (``dorsal right`` and ``palmar left`` show the thumb on the left).
 3. **Landmarks.** Top = the mask's first row (finger tips); MCP line = mean row of
-   the MCP2-5 regions; wrist = the wrist region's centroid, else the MCP line plus
-   0.95 finger lengths (the phantom's hand: wrist-MCP 0.48 L, MCP-tip 0.51 L), else
-   (no joint map) 62 % down the mask.
+   the MCP2-5 regions, else (no joint map) the median lowest row of the finger
+   protrusions of the openness check; wrist = the wrist region's centroid, else the
+   MCP line plus 0.95 finger lengths (the phantom's hand: wrist-MCP 0.48 L, MCP-tip
+   0.51 L; this often lies below an 11k photo's edge), else the mask's last row.
 4. **Size and place, like the phantom** (:mod:`jointaug.dataset.phantom`): hand
    length (wrist to finger tips) drawn from ``hand_length`` x scene size (phantom
    0.52-0.62), finger tips at ``top`` x size (phantom 0.04-0.09), shrunk if a
    hand would not fit its half (``margin`` from the side, ``gap`` between hands),
    placed at a random column within its half. The photo's forearm is cut ``forearm_keep`` hand
-   lengths below the wrist and its last row is repeated down to the scene's bottom
-   edge, as the phantom's forearms leave the image there.
+   lengths below the wrist, and its lowest cross-section (the widest run of its
+   last row) is continued straight down to the scene's bottom edge, as the
+   phantom's forearms leave the image there.
 5. **Two hands.** Palmar convention (:data:`R_ON_IMAGE_LEFT`, :data:`THUMBS_TOWARD_CENTRE`):
    the patient's right hand sits on the image's left with its thumb towards the
    image centre; the left hand is the mirror image on the right. The copy that
@@ -37,6 +39,7 @@ import numpy as np
 from scipy import ndimage
 
 from jointaug.natural.labelstudio import JOINT_INDEX
+from jointaug.natural.openness import finger_protrusions
 from jointaug.natural.regions import region_centroids
 
 #: The palmar view of the scintigraphy: patient's R hand on the image's left ...
@@ -126,25 +129,60 @@ def upright(
     return rgb_r, mask_r, reg_r, angle
 
 
+def mcp_row_from_silhouette(mask: np.ndarray) -> float | None:
+    """Row of the finger bases of a fingers-up hand from its silhouette alone.
+
+    The finger protrusions of the openness check (:mod:`jointaug.natural.openness`)
+    end where the fingers meet the palm; the median of their lowest rows is taken
+    (the thumb, joining lower, is one vote of five).
+    """
+    lab, n = finger_protrusions(mask)
+    if n < 2:
+        return None
+    bottoms = ndimage.labeled_comprehension(
+        np.arange(lab.size).reshape(lab.shape) // lab.shape[1], lab, np.arange(1, n + 1),
+        np.max, float, np.nan,
+    )  # fmt: skip
+    return float(np.median(bottoms))
+
+
 def landmarks(mask: np.ndarray, regions: np.ndarray | None) -> tuple[float, float, float]:
-    """(top row, wrist row, wrist column) of a fingers-up hand, pixels."""
+    """(top row, wrist row, wrist column) of a fingers-up hand, pixels.
+
+    The wrist row may lie below the mask (11k photos often stop above the wrist).
+    """
     rows = np.nonzero(mask.any(1))[0]
     top, bottom = float(rows[0]), float(rows[-1])
     cent = region_centroids(regions) if regions is not None else {}
     base = _mean_point(cent, _BASE)
+    mcp_row = base[0] if base is not None else mcp_row_from_silhouette(mask)
     wrist_row = None
     if "wrist" in cent and cent["wrist"][0] > top:
         wrist_row = cent["wrist"][0]
-    elif base is not None and base[0] > top:
-        wrist_row = base[0] + 0.95 * (base[0] - top)
+    elif mcp_row is not None and mcp_row > top:
+        wrist_row = mcp_row + 0.95 * (mcp_row - top)
     if wrist_row is None or wrist_row - top < 4:
-        wrist_row = top + 0.62 * (bottom - top + 1)
+        wrist_row = bottom
     r = int(np.clip(round(wrist_row), rows[0], rows[-1]))
     while r > rows[0] and not mask[r].any():
         r -= 1
-    cols = np.nonzero(mask[r])[0]
-    wrist_col = float(cent["wrist"][1]) if "wrist" in cent else float(cols.mean())
+    if "wrist" in cent:
+        wrist_col = float(cent["wrist"][1])
+    else:
+        lo, hi = _widest_run(mask[r])
+        wrist_col = (lo + hi - 1) / 2.0
     return top, float(wrist_row), wrist_col
+
+
+def _widest_run(row: np.ndarray) -> tuple[int, int]:
+    """(start, stop) of the longest run of True in a 1-D bool array ((0, 0) if none)."""
+    padded = np.concatenate([[False], row, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    if edges.size == 0:
+        return 0, 0
+    starts, stops = edges[::2], edges[1::2]
+    k = int(np.argmax(stops - starts))
+    return int(starts[k]), int(stops[k])
 
 
 def _place(
@@ -161,19 +199,44 @@ def _place(
     )  # fmt: skip
 
 
-def extend_down(mask: np.ndarray, *layers: np.ndarray, back: int = 2) -> None:
-    """Repeat one of the mask's last rows (and the layers' same row) down to the bottom, in place.
+def trim_bottom(mask: np.ndarray, from_row: float, min_fraction: float = 0.7) -> np.ndarray:
+    """Cut a fingers-up mask below its last full-width row.
 
-    The row ``back`` rows above the last one is used, so the interpolated edge of
-    the cut does not stripe the extension.
+    Rows from ``from_row`` (e.g. the MCP line) down are measured by their widest
+    run; rows below the last one at least ``min_fraction`` of the median width go
+    (a tilted photo edge or a thin sleeve gap leaves a tapering tail there), so the
+    cross-section continued by :func:`extend_down` is a full one.
+    """
+    rows = np.nonzero(mask.any(1))[0]
+    start = int(np.clip(np.ceil(from_row), rows[0], rows[-1]))
+    widths = np.array([np.subtract(*_widest_run(mask[r])[::-1]) for r in range(start, rows[-1] + 1)])
+    if widths.size == 0:
+        return mask
+    full = np.flatnonzero(widths >= min_fraction * np.median(widths))
+    last = start + int(full[-1])
+    out = mask.copy()
+    out[last + 1 :] = False
+    return out
+
+
+def extend_down(mask: np.ndarray, *layers: np.ndarray, back: int = 2) -> None:
+    """Continue the hand's lowest cross-section straight down to the bottom edge, in place.
+
+    The widest run of the row ``back`` rows above the mask's last row (so the
+    interpolated edge of the cut does not stripe it) is repeated in every row
+    below; other runs of that row (a thumb tip crossing it) are not. Layers get
+    the same row's values over the same columns.
     """
     rows = np.nonzero(mask.any(1))[0]
     if rows.size == 0 or rows[-1] == mask.shape[0] - 1:
         return
     src = max(rows[0], rows[-1] - back)
-    mask[src + 1 :] = mask[src]
+    lo, hi = _widest_run(mask[src])
+    mask[src + 1 :] = False
+    mask[src + 1 :, lo:hi] = True
     for layer in layers:
-        layer[src + 1 :] = layer[src]
+        layer[src + 1 :] = 0
+        layer[src + 1 :, lo:hi] = layer[src, lo:hi]
 
 
 def make_scene(
@@ -210,6 +273,7 @@ def make_scene(
     length_px = wrist_row - top_row
     mask_u = mask_u.copy()
     mask_u[int(np.ceil(wrist_row + forearm_keep * length_px)) + 1 :] = False
+    mask_u = trim_bottom(mask_u, top_row + 0.5 * length_px)
     cc = np.nonzero(mask_u.any(0))[0]
     # horizontal extent relative to the wrist column, in photo pixels
     ext_lo, ext_hi = wrist_col - cc[0] + 0.5, cc[-1] - wrist_col + 0.5

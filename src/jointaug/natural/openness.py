@@ -11,9 +11,11 @@ bool hand mask):
    0.2 R) or two touching fingers (about 0.45 R) vanish in the opening; four
    fingers pressed together (about 0.85 R) or a fist survive it as palm.
    The mask is edge-padded first, so a forearm cut by the photo border stays palm.
-3. Each connected component of ``mask & ~palm`` that reaches at least
-   ``min_length_fraction * R`` (default 0.7 R) away from the palm body is a
-   *finger protrusion* (slivers along the palm edge are shorter).
+3. Pixels of ``mask & ~palm`` more than ``base_fraction * R`` (default 0.25 R) from
+   the palm body are grouped into connected components (the web between finger
+   bases, nearer the palm, would otherwise join neighbouring fingers); each that
+   reaches at least ``min_length_fraction * R`` (default 0.7 R) away from the palm
+   body is a *finger protrusion* (slivers along the palm edge are shorter).
 4. The hand is open when it has at least ``min_fingers`` protrusions (default 4:
    the thumb and three separated fingers or finger pairs; 5 demands every finger
    apart).
@@ -49,6 +51,7 @@ def finger_protrusions(
     mask: np.ndarray,
     opening_fraction: float = 0.5,
     min_length_fraction: float = 0.7,
+    base_fraction: float = 0.25,
 ) -> tuple[np.ndarray, int]:
     """Label the finger protrusions of a hand mask.
 
@@ -56,6 +59,8 @@ def finger_protrusions(
         mask: (H, W) bool hand silhouette.
         opening_fraction: disc radius of the palm opening, as a fraction of R.
         min_length_fraction: shortest protrusion counted, as a fraction of R.
+        base_fraction: protrusion pixels closer than this (fraction of R) to the palm
+            body are ignored, so fingers are not joined through the web between them.
 
     Returns:
         ((H, W) int32 label image of the counted protrusions, 1..n; their number n).
@@ -67,12 +72,16 @@ def finger_protrusions(
     r = max(1.0, opening_fraction * radius)
     pad = int(np.ceil(r)) + 1
     palm = disk_opening(np.pad(mask, pad, mode="edge"), r)[pad:-pad, pad:-pad] & mask
-    protrusion = mask & ~palm
-    lab, n = ndimage.label(protrusion, structure=np.ones((3, 3), bool))
     out = np.zeros(mask.shape, np.int32)
-    if n == 0 or not palm.any():
+    if not palm.any():
         return out, 0
     dist_from_palm = ndimage.distance_transform_edt(~palm)
+    # the web between finger bases hugs the palm body: leave it out so that
+    # neighbouring fingers are not joined through it
+    protrusion = mask & ~palm & (dist_from_palm > base_fraction * radius)
+    lab, n = ndimage.label(protrusion, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return out, 0
     reach = ndimage.maximum(dist_from_palm, lab, index=np.arange(1, n + 1))
     keep = 0
     for i, length in enumerate(np.atleast_1d(reach), start=1):

@@ -75,9 +75,9 @@ def hand_geometry(
     lengths = {"2": 0.31, "3": 0.35, "4": 0.325, "5": 0.25}
     radii = {"2": 0.045, "3": 0.047, "4": 0.044, "5": 0.038}
     if pose == "open":
-        spread = rng.uniform(0.9, 1.5)
+        spread = rng.uniform(1.1, 1.6)
         base_angles = {"2": -13.0, "3": -1.0, "4": 11.0, "5": 24.0}
-        angles = {k: np.deg2rad(v * spread + rng.normal(0, 2.0)) for k, v in base_angles.items()}
+        angles = {k: np.deg2rad(v * spread + rng.normal(0, 1.5)) for k, v in base_angles.items()}
         thumb_angle = np.deg2rad(rng.uniform(-62, -45))
     else:
         angles = {k: np.deg2rad(v + rng.normal(0, 0.5)) for k, v in
