@@ -176,3 +176,13 @@ def test_standin_export_uses_all_kinds_and_matches_truth(tmp_path: Path):
             x, y = truth[name]["joints"][j]
             # region centre within 6 px of the true joint (brush regions are cut to the hand)
             assert np.hypot(cc.mean() + 0.5 - x * 400, rr.mean() + 0.5 - y * 300) < 6, (name, j)
+
+
+def test_flattened_results_are_accepted(tmp_path):
+    mask = np.zeros((4, 6), bool)
+    mask[1:3, 2:5] = True
+    res = {"type": "brushlabels", "original_width": 6, "original_height": 4, "format": "rle",
+           "rle": mask_to_brush(mask), "brushlabels": ["pip3"]}  # fmt: skip
+    (tmp_path / "e.json").write_text(json.dumps([{"data": {"image": "a.jpg"}, "annotations": [{"result": [res]}]}]))
+    (lab,) = read_labels(tmp_path / "e.json")
+    assert np.array_equal(lab.masks["pip3"], mask)

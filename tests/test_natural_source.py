@@ -50,8 +50,9 @@ def test_folder_follows_the_contract(built):
     assert len(again.cases) == len(ds.cases) == CFG.max_images
     assert again.meta.labels == list(HAND_LABELS)
     assert again.meta.extra["never_inflame"] == NEVER_INFLAME
+    assert again.meta.classification_views == []
     report = validate_dataset(root / "out")
-    assert report.ok, [str(e) for e in report.errors]
+    assert report.ok and not report.warnings, [str(e) for e in report.errors + report.warnings]
     for case in again.cases:
         assert case.view == "natural" and not case.is_labelled
         assert case.patient_id.isdigit() and len(case.patient_id) == 7  # 11k ids keep zeros

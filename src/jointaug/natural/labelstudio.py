@@ -124,7 +124,7 @@ def parse_task(task: dict, where: str) -> PhotoLabels | None:
     for k, res in enumerate(anns[0].get("result") or []):
         w_res = f"{where} result {k}"
         kind = str(res.get("type", "")).lower()
-        value = res.get("value") or {}
+        value = res.get("value") or res  # exports nest it; some converters flatten it
         if kind == "keypointlabels":
             for name in value.get("keypointlabels") or []:
                 try:

@@ -208,6 +208,7 @@ def build_natural_source(
             "segmenter; labels unknown. Wrists are never to be inflamed."
         ),
     )
+    meta.classification_views = []  # these scenes only feed the augmenter, never the classifier
     meta.extra.update(
         never_inflame=list(NEVER_INFLAME),
         source="stand-in" if standin else "11k Hands",
