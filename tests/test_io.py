@@ -94,3 +94,13 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         write_text_atomic(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]  # no temp file left behind
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+
+    write_text_atomic(tmp_path / "p.txt", "x")
+    mode = (tmp_path / "p.txt").stat().st_mode & 0o777
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mode == 0o666 & ~mask
