@@ -29,6 +29,7 @@ import numpy as np
 
 from jointaug.classify.transforms import prepare_image
 from jointaug.dataset.format import Case, Dataset, DatasetError, is_complete, read_dataset
+from jointaug.dataset.io import read_image
 from jointaug.dataset.splits import Fold
 
 SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -122,8 +123,6 @@ class ImageCache:
         self._store: dict[tuple[str, int, int], np.ndarray] = {}
 
     def get(self, path: Path, size: int) -> np.ndarray:
-        from jointaug.dataset.io import read_image
-
         key = (str(path), os.stat(path).st_mtime_ns, size)
         img = self._store.get(key)
         if img is None:

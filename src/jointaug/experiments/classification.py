@@ -231,7 +231,7 @@ def run_classification(run: RunDir, methods: Sequence[str] | str, *,
             f"test GMS {r['test']['gms']:.3f} ({r['samples']:,} samples, {r['stop_reason']}, "
             f"{r['wall_s']:.0f} s)"
         )
-    paths = write_results(run)
+    paths = write_results(run, show_tuned=True if any(not m.trains for m in ms) else None)
     tables = "\n".join(paths[k].read_text(encoding="utf-8") for k in ("table1", "table2"))
     return ClassificationSummary(len(jobs), trained, skipped, time.perf_counter() - t0, tables,
                                  run.results_dir)  # fmt: skip
