@@ -1,0 +1,82 @@
+"""Training checkpoints and weights as safetensors files, written atomically.
+
+A checkpoint is ONE safetensors file, so it is replaced in one rename and can never be
+half old, half new. Tensors: ``net.*`` (model state), ``ema.*`` (EMA shadow state),
+``optim.<param>.<key>`` (Adam moments and step counts), ``rng.*`` (generator states as
+uint8 tensors). The safetensors metadata holds one JSON string under ``"state"``: step
+counters, optimiser param groups, wall time and anything else the trainer keeps.
+No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from jointaug.dataset.io import write_bytes_atomic
+
+
+def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies (safetensors refuses shared or strided storage)."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> None:
+    """Write ``tensors`` (+ JSON ``meta``) to a safetensors file atomically."""
+    metadata = {"state": json.dumps(meta or {})}
+    write_bytes_atomic(path, st_save(_plain(tensors), metadata=metadata))
+
+
+def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a safetensors file -> (tensors on CPU, JSON meta or {})."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        tensors = st_load(data)
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("state", "{}")
+        return tensors, json.loads(raw)
+    except (OSError, ValueError, RuntimeError) as exc:  # corrupt or foreign file
+        raise ValueError(f"{path}: cannot read safetensors weights ({exc})") from exc
+
+
+def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in state.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """An optimiser's state dict flattened: tensors ``optim.<param>.<key>`` and param groups."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for pid, st in sd["state"].items():
+        for key, value in st.items():
+            tensors[f"optim.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return tensors, sd["param_groups"]
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
+    """Inverse of :func:`optimizer_tensors` (tensors moved to the parameters' device by torch)."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in unprefixed("optim", tensors).items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def generator_state(gen: torch.Generator) -> torch.Tensor:
+    return gen.get_state()
+
+
+def set_generator_state(gen: torch.Generator, state: torch.Tensor) -> None:
+    gen.set_state(state.to(torch.uint8))

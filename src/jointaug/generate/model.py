@@ -1,0 +1,173 @@
+"""The conditional denoiser: MONAI's DiffusionModelUNet, Palette-style, plus its EMA.
+
+Input (B, 4, H, W): the noisy image first, then the three condition channels (normal,
+low, high) -- the order of MONAI's ``DiffusionInferer(mode="concat")``. Output
+(B, 1, H, W): the predicted noise epsilon. Timesteps: (B,) long in [0, T).
+
+Choices, checked against the libraries:
+
+- Dropout. MONAI 1.6's ``DiffusionModelUNet`` has no dropout argument for its residual
+  blocks (``dropout_cattn`` only acts on cross-attention, unused here). Palette (and the
+  guided-diffusion UNet it adapts) applies dropout in every residual block between the
+  second norm/SiLU and the second conv. MONAI's ``DiffusionUNetResnetBlock.forward``
+  runs ``norm2 -> SiLU -> conv2``, so :func:`build_unet` attaches a forward pre-hook
+  to each ``conv2`` that applies ``F.dropout(p, training)`` to its input: the same
+  place as Palette, and the state-dict keys stay MONAI's. ``dropout=0`` adds no hooks.
+- Initialisation. The paper: "randomly initialised using Kaiming uniform". Every
+  ``nn.Conv*`` and ``nn.Linear`` weight gets ``kaiming_uniform_(a=0, mode="fan_in")``
+  and zero bias, EXCEPT the layers MONAI zero-initialises on purpose (``zero_module``:
+  each residual block's ``conv2``, attention ``proj_out``, the output conv). Those stay
+  zero, so every residual block starts as the identity and the first epsilon prediction
+  is 0 (loss ~1): the guided-diffusion/ADM recipe for stable early training. (Palette's
+  own ``init_weights`` re-initialises them too; on a small CPU budget keeping them zero
+  trains faster and more stably.) Group-norm layers keep weight 1, bias 0.
+- EMA (:class:`EMA`): shadow copies of all parameters and buffers, updated after each
+  optimiser step with decay ``min(decay, (1 + n) / (10 + n))`` (n = updates so far;
+  the usual warm-up so that short runs do not sample from a nearly random init).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import DiffusionModelUNet
+from torch import nn
+
+from jointaug.config import DiffusionConfig
+
+IN_CHANNELS = 4  # noisy image + (normal, low, high)
+OUT_CHANNELS = 1
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but torch sees no CUDA GPU; use device=cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {name!r} (auto, cpu, cuda)") from exc
+
+
+def _norm_groups(channels: list[int]) -> int:
+    """Largest group count <= 32 dividing every channel count (MONAI needs one value)."""
+    for g in (32, 16, 8, 4, 2, 1):
+        if all(c % g == 0 for c in channels):
+            return g
+    return 1
+
+
+def build_unet(cfg: DiffusionConfig, init_seed: int | None = None) -> nn.Module:
+    """The denoiser for ``cfg`` with dropout hooks and Kaiming-uniform init.
+
+    Args:
+        cfg: channels, attention_levels, num_res_blocks, num_head_channels, dropout.
+        init_seed: seed of a private ``torch.Generator`` for the initial weights (None:
+            torch's default generator).
+
+    Raises ValueError when ``channels`` and ``attention_levels`` differ in length or the
+    image size is not divisible by 2 ** (levels - 1).
+    """
+    channels = list(cfg.channels)
+    if len(cfg.attention_levels) != len(channels):
+        raise ValueError(
+            f"diffusion.attention_levels has {len(cfg.attention_levels)} entries but "
+            f"diffusion.channels has {len(channels)}; give one per level"
+        )
+    if cfg.image_size % (2 ** (len(channels) - 1)):
+        raise ValueError(
+            f"diffusion.image_size {cfg.image_size} must be divisible by 2^(levels-1) = "
+            f"{2 ** (len(channels) - 1)}"
+        )
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ValueError(f"diffusion.dropout must be in [0, 1), got {cfg.dropout}")
+    net = DiffusionModelUNet(
+        spatial_dims=2,
+        in_channels=IN_CHANNELS,
+        out_channels=OUT_CHANNELS,
+        channels=channels,
+        attention_levels=list(cfg.attention_levels),
+        num_res_blocks=cfg.num_res_blocks,
+        num_head_channels=cfg.num_head_channels,
+        norm_num_groups=_norm_groups(channels),
+    )
+    kaiming_uniform_init(net, init_seed)
+    if cfg.dropout > 0:
+        add_resblock_dropout(net, cfg.dropout)
+    return net
+
+
+def kaiming_uniform_init(net: nn.Module, seed: int | None = None) -> int:
+    """Kaiming-uniform (fan_in, ReLU gain) weights and zero biases for convs and linears
+    that are not all-zero (MONAI's deliberate ``zero_module`` layers are kept).
+
+    Returns the number of layers re-initialised.
+    """
+    gen = None
+    if seed is not None:
+        gen = torch.Generator().manual_seed(int(seed))
+    count = 0
+    with torch.no_grad():
+        for m in net.modules():
+            if not isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear):
+                continue
+            if not torch.any(m.weight != 0):
+                continue  # zero-initialised on purpose: keep
+            nn.init.kaiming_uniform_(m.weight, a=0, mode="fan_in", generator=gen)
+            if m.bias is not None:
+                m.bias.zero_()
+            count += 1
+    return count
+
+
+def add_resblock_dropout(net: nn.Module, p: float) -> int:
+    """Dropout(p) on the input of every residual block's ``conv2`` (Palette's position).
+
+    Returns the number of blocks hooked. Active only in ``net.train()`` mode.
+    """
+    from monai.networks.nets.diffusion_model_unet import DiffusionUNetResnetBlock
+
+    def hook(module: nn.Module, args: tuple) -> tuple:
+        return (F.dropout(args[0], p=p, training=module.training), *args[1:])
+
+    count = 0
+    for m in net.modules():
+        if isinstance(m, DiffusionUNetResnetBlock):
+            m.conv2.register_forward_pre_hook(hook)
+            count += 1
+    return count
+
+
+class EMA:
+    """Exponential moving average of a model's parameters and buffers.
+
+    ``shadow`` is a frozen deep copy of the model (use it for sampling). After each
+    optimiser step call :meth:`update`: ``shadow = d * shadow + (1 - d) * param`` with
+    ``d = min(decay, (1 + n) / (10 + n))``; buffers are copied.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = float(decay)
+        self.updates = 0
+        self.shadow = copy.deepcopy(model).eval()
+        for p in self.shadow.parameters():
+            p.requires_grad_(False)
+
+    def current_decay(self) -> float:
+        n = self.updates
+        return min(self.decay, (1.0 + n) / (10.0 + n))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        d = self.current_decay()
+        for s, p in zip(self.shadow.parameters(), model.parameters(), strict=True):
+            s.lerp_(p.detach(), 1.0 - d)
+        for s, b in zip(self.shadow.buffers(), model.buffers(), strict=True):
+            s.copy_(b)
+        self.updates += 1

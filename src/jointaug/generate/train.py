@@ -1,0 +1,261 @@
+"""Train one fold's conditional diffusion model (``jointaug train-diffusion``).
+
+Writes ``RUN/fold_K/diffusion/``::
+
+    checkpoint.safetensors  everything needed to resume (net, EMA, Adam, RNG, step)
+    log.csv                 step, loss, ema_loss, lr, wall_s
+    samples.png             fixed conditions: condition | real | generated (EMA weights)
+    model.safetensors       final raw weights;  ema.safetensors  final EMA weights (sampling)
+    model.json              network config, intensity map, schedule, train cases
+    done                    JSON marker written last: the folder is complete
+
+Rerunning is idempotent: a complete folder is returned at once; an interrupted one
+resumes from its checkpoint (same result as an uninterrupted run on the same device);
+a complete one whose ``train_steps`` was raised trains on. The loop: Adam, L2 loss on
+epsilon, t ~ U{0..T-1}, left-right flips of image and condition together.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from jointaug.config import Config, DiffusionConfig
+from jointaug.dataset.io import write_text_atomic
+from jointaug.experiments.rundir import RunDir
+from jointaug.generate import checkpoint as ck
+from jointaug.generate.grid import samples_grid, write_png_rgb
+from jointaug.generate.intensity import IntensityMap, fit_intensity
+from jointaug.generate.model import EMA, build_unet, pick_device
+from jointaug.generate.sample import NoiseSchedule, sample
+from jointaug.generate.trainset import TrainArrays, fold_train_cases, load_train_arrays
+
+LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
+GRID_CASES = 4
+
+
+def derived_seed(*parts: int | str) -> int:
+    """A 63-bit seed from integers and strings (stable across processes and platforms)."""
+    ints = [p if isinstance(p, int) else int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "little")
+            for p in parts]  # fmt: skip
+    return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def is_trained(folder: Path, train_steps: int | None = None) -> bool:
+    marker = folder / "done"
+    if not marker.is_file():
+        return False
+    if train_steps is None:
+        return True
+    try:
+        return int(json.loads(marker.read_text())["step"]) >= train_steps
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def _grid_indices(arrays: TrainArrays, k: int = GRID_CASES) -> list[int]:
+    """Up to k fixed cases for the sample grid: one per patient, inflamed cases first."""
+    inflamed = arrays.channels[:, 1:].reshape(len(arrays), -1).max(1) > 0
+    order = sorted(range(len(arrays)), key=lambda i: (not inflamed[i], arrays.case_ids[i]))
+    chosen: list[int] = []
+    for only_new_patients in (True, False):
+        for i in order:
+            seen = {arrays.patient_ids[j] for j in chosen}
+            if len(chosen) < k and i not in chosen and (arrays.patient_ids[i] not in seen or not only_new_patients):
+                chosen.append(i)
+    return chosen
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in LOG_COLUMNS})
+    write_text_atomic(path, buf.getvalue())
+
+
+def _read_log(path: Path, upto_step: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            try:
+                row = {"step": int(r["step"]), **{k: float(r[k]) for k in LOG_COLUMNS[1:]}}
+            except (KeyError, ValueError):
+                continue
+            if row["step"] <= upto_step:
+                rows.append(row)
+    return rows
+
+
+def write_samples(
+    path: Path, net: torch.nn.Module, arrays: TrainArrays, idx: list[int], intensity: IntensityMap,
+    cfg: DiffusionConfig, device: torch.device, title: str,
+) -> None:  # fmt: skip
+    """samples.png: for the fixed cases ``idx``, condition | real | generated (seeds 0..k-1)."""
+    cond = torch.from_numpy(arrays.channels[idx]).to(device)
+    y = sample(net, cond, list(range(len(idx))), cfg, clip=intensity.model_range).cpu().numpy()[:, 0]
+    grid = samples_grid(
+        arrays.channels[idx], arrays.counts[idx], intensity.to_counts(y), intensity.scale,
+        title=title, names=[arrays.case_ids[i] for i in idx],
+    )  # fmt: skip
+    write_png_rgb(path, grid)
+
+
+def train_diffusion(
+    run: RunDir,
+    fold: int,
+    progress: bool = True,
+    config: Config | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Train (or resume, or skip) fold ``fold``'s diffusion model; return its folder.
+
+    Args:
+        run: the run folder (dataset, splits, config).
+        fold: fold index; trains on the fold's train patients only.
+        progress: show a progress bar.
+        config: the config to use (default ``run.config``), e.g. with CLI overrides.
+        stop_after: train at most this many steps in this call, then checkpoint and
+            return without the ``done`` marker (time-sliced jobs; tests).
+    """
+    config = config or run.config
+    cfg = config.diffusion
+    folder = run.diffusion_dir(fold)
+    if is_trained(folder, cfg.train_steps):
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    device = pick_device(config.device)
+    split = run.splits.fold(fold)
+    cases = fold_train_cases(run.dataset, split.train)
+    arrays = load_train_arrays(run.dataset, cases, cfg.image_size)
+    intensity = fit_intensity(arrays.counts, mode=cfg.intensity)
+    ys = torch.from_numpy(intensity.to_model(arrays.counts))[:, None]
+    cs = torch.from_numpy(arrays.channels)
+
+    net = build_unet(cfg, init_seed=derived_seed(cfg.seed, fold, "init")).to(device)
+    ema = EMA(net, cfg.ema_decay)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(derived_seed(cfg.seed, fold, "train"))
+    sched = NoiseSchedule.from_config(cfg).ddpm()
+    step, wall, ema_loss = 0, 0.0, float("nan")
+    ckpt_path = folder / "checkpoint.safetensors"
+    info = {"train_cases": arrays.case_ids, "intensity": intensity.to_json()}
+    global_rng = cuda_rng = None
+    if ckpt_path.is_file():
+        tensors, meta = ck.load_tensors(ckpt_path)
+        if meta.get("train_cases") != arrays.case_ids or meta.get("intensity") != intensity.to_json():
+            raise ValueError(
+                f"{ckpt_path}: was trained on other cases or another intensity scale than fold "
+                f"{fold}'s train part now; delete {folder} to train afresh"
+            )
+        try:
+            net.load_state_dict(ck.unprefixed("net", tensors))
+            ema.shadow.load_state_dict(ck.unprefixed("ema", tensors))
+            ck.load_optimizer(opt, tensors, meta["optim_groups"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise ValueError(
+                f"{ckpt_path}: does not fit the configured network ({exc}); the diffusion settings "
+                f"changed since it was written: restore them or delete {folder}"
+            ) from exc
+        ck.set_generator_state(gen, tensors["rng.train"])
+        global_rng = tensors["rng.global"]
+        cuda_rng = tensors.get("rng.cuda")
+        step, wall, ema_loss = int(meta["step"]), float(meta["wall_s"]), float(meta["ema_loss"])
+        ema.updates = int(meta["ema_updates"])
+    (folder / "done").unlink(missing_ok=True)
+    log_rows = _read_log(folder / "log.csv", step)
+    grid_idx = _grid_indices(arrays)
+    log_every = max(1, cfg.train_steps // 1000)
+    end = cfg.train_steps if stop_after is None else min(cfg.train_steps, step + stop_after)
+
+    def save_checkpoint() -> None:
+        opt_tensors, groups = ck.optimizer_tensors(opt)
+        tensors = {
+            **ck.prefixed("net", net.state_dict()), **ck.prefixed("ema", ema.shadow.state_dict()),
+            **opt_tensors, "rng.train": gen.get_state(), "rng.global": torch.get_rng_state(),
+        }  # fmt: skip
+        if device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+        meta = {"step": step, "wall_s": wall, "ema_loss": ema_loss, "ema_updates": ema.updates,
+                "optim_groups": groups, **info}  # fmt: skip
+        ck.save_tensors(ckpt_path, tensors, meta)
+        _write_log(folder / "log.csv", log_rows)
+
+    n, b = len(arrays), cfg.batch_size
+    bar = tqdm(total=cfg.train_steps, initial=step, desc=f"diffusion fold {fold}", disable=not progress,
+               unit="step", dynamic_ncols=True)  # fmt: skip
+    # dropout draws from torch's global generator: fork it so training neither reads
+    # nor disturbs the caller's random state, and restore it on resume
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        torch.manual_seed(derived_seed(cfg.seed, fold, "dropout"))
+        if global_rng is not None:
+            torch.set_rng_state(global_rng)
+            if cuda and cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, device)
+        interval_loss, interval_n = 0.0, 0
+        try:
+            while step < end:
+                t0 = time.perf_counter()
+                net.train()
+                idx = torch.randint(n, (b,), generator=gen)
+                flip = (torch.rand(b, generator=gen) < cfg.flip_prob)[:, None, None, None]
+                x0 = torch.where(flip, ys[idx].flip(-1), ys[idx]).to(device)
+                cond = torch.where(flip, cs[idx].flip(-1), cs[idx]).to(device)
+                t = torch.randint(cfg.timesteps, (b,), generator=gen).to(device)
+                noise = torch.randn(x0.shape, generator=gen).to(device)
+                xt = sched.add_noise(x0, noise, t)
+                loss = F.mse_loss(net(torch.cat([xt, cond], dim=1), t).float(), noise)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"diffusion fold {fold}: loss became {loss.item()} at step {step + 1}; "
+                        f"lower diffusion.lr (now {cfg.lr})"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                ema.update(net)
+                step += 1
+                wall += time.perf_counter() - t0
+                value = float(loss.item())
+                ema_loss = value if not np.isfinite(ema_loss) else 0.98 * ema_loss + 0.02 * value
+                interval_loss, interval_n = interval_loss + value, interval_n + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{ema_loss:.4f}")
+                if step % log_every == 0 or step == cfg.train_steps:
+                    log_rows.append({"step": step, "loss": interval_loss / interval_n, "ema_loss": ema_loss,
+                                     "lr": float(opt.param_groups[0]["lr"]), "wall_s": wall})  # fmt: skip
+                    interval_loss, interval_n = 0.0, 0
+                if step % cfg.sample_every == 0 or step == cfg.train_steps:
+                    write_samples(folder / "samples.png", ema.shadow, arrays, grid_idx, intensity, cfg,
+                                  device, f"fold {fold}, step {step}, EMA, {cfg.sampler}")  # fmt: skip
+                if step % cfg.checkpoint_every == 0 or step == end:
+                    save_checkpoint()
+        except KeyboardInterrupt:
+            save_checkpoint()
+            raise
+        finally:
+            bar.close()
+    if step < cfg.train_steps:
+        return folder
+    ck.save_tensors(folder / "model.safetensors", net.state_dict(), {"step": step})
+    ck.save_tensors(folder / "ema.safetensors", ema.shadow.state_dict(), {"step": step})
+    model_info = {
+        "fold": fold, "step": step, "wall_s": wall, "device": str(device),
+        "diffusion": cfg.model_dump(), **info,
+    }  # fmt: skip
+    write_text_atomic(folder / "model.json", json.dumps(model_info, indent=2) + "\n")
+    write_text_atomic(folder / "done", json.dumps({"step": step}) + "\n")
+    return folder
