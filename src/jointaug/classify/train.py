@@ -250,7 +250,7 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
                     st["finished"], st["stop_reason"] = True, "patience"
                 write_text_atomic(out_dir / "log.csv", _log_text(st["log"]))
                 save_checkpoint(ckpt, model, step.opt, best, step.gen, st)
-                bar.total = horizon()
+                bar.total = max(horizon(), st["samples"])
                 bar.set_postfix(loss=f"{train_loss:.3f}", best_gms=f"{st['best_gms']:.3f}")
         finally:
             bar.close()

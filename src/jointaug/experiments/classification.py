@@ -34,7 +34,7 @@ from jointaug.classify.data import ImageCache, MixError, fold_part, set_prefix, 
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, fit
+from jointaug.classify.train import CHECKPOINT, fit, resolve_device
 from jointaug.config import Config
 from jointaug.dataset.io import atomic_path, write_text_atomic
 from jointaug.experiments.methods import (
@@ -150,7 +150,7 @@ def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = Tr
         "best_val_gms": res.best_val_gms, "best_samples": res.best_samples,
         "samples": res.samples, "epochs": res.epochs, "stop_reason": res.stop_reason,
         "wall_s": res.wall_s, "wall_s_this_call": time.perf_counter() - t0,
-        "device": str(run.config.device), "torch": torch.__version__,
+        "device": _device_name(run.config.device), "torch": torch.__version__,
         "threshold": cfg.threshold, "threshold_tuned": tuned,
         "test": pooled_metrics(test.labels, binarize(test_p, cfg.threshold)),
         "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
@@ -235,6 +235,11 @@ def run_classification(run: RunDir, methods: Sequence[str] | str, *,
     tables = "\n".join(paths[k].read_text(encoding="utf-8") for k in ("table1", "table2"))
     return ClassificationSummary(len(jobs), trained, skipped, time.perf_counter() - t0, tables,
                                  run.results_dir)  # fmt: skip
+
+
+def _device_name(device: str) -> str:
+    dev = resolve_device(device)
+    return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else str(dev)
 
 
 def _tqdm_echo(msg: str) -> None:
