@@ -8,7 +8,7 @@ from monai.networks.schedulers import DDPMScheduler
 from torch import nn
 
 from jointaug.config import DiffusionConfig
-from jointaug.generate.model import EMA, build_unet, pick_device
+from jointaug.generate.model import EMA, EpsilonView, build_unet, pick_device
 from jointaug.generate.sample import NoiseSchedule, ancestral_step, sample, sample_ddpm, sample_fast
 
 
@@ -51,7 +51,7 @@ def test_build_shapes_and_init():
             assert not torch.any(m.bias != 0)
     assert zero >= 3 and kaiming > 10
     # the output conv is zero: the first prediction is exactly 0
-    assert float(out.abs().max()) == 0.0
+    assert float(out.detach().abs().max()) == 0.0
 
 
 def test_init_seed_is_deterministic():
@@ -198,3 +198,30 @@ def test_sample_dispatch_uses_configured_sampler():
     calls.clear()
     sample(Oracle(x0), cond, [0, 1], cfg.model_copy(update={"sampler": "ddpm"}), progress=lambda i, n: calls.append(n))
     assert len(calls) == 500
+
+
+def test_epsilon_view_v_head():
+    abar = SCHED.ddpm().alphas_cumprod
+
+    class Const(nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def forward(self, inp, t):
+            return torch.full_like(inp[:, :1], self.value)
+
+    x = torch.randn(2, 4, 5, 5)
+    t = torch.tensor([0, 499])
+    ab = abar[t].reshape(-1, 1, 1, 1)
+    # a zero v-head gives eps = sqrt(1 - abar) x_t: the right answer when x0 = 0
+    torch.testing.assert_close(EpsilonView(Const(0.0), abar, "v")(x, t), (1 - ab).sqrt() * x[:, :1])
+    torch.testing.assert_close(EpsilonView(Const(2.0), abar, "v")(x, t),
+                               ab.sqrt() * 2.0 + (1 - ab).sqrt() * x[:, :1])  # fmt: skip
+    torch.testing.assert_close(EpsilonView(Const(2.0), abar, "epsilon")(x, t), torch.full((2, 1, 5, 5), 2.0))
+    with pytest.raises(ValueError):
+        EpsilonView(Const(0.0), abar, "x0")
+    # the wrapper saves nothing of its own
+    assert set(EpsilonView(build_unet(TINY), abar, "v").state_dict()) == {
+        f"net.{k}" for k in build_unet(TINY).state_dict()
+    }

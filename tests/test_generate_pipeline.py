@@ -66,7 +66,7 @@ OVERRIDES = [
     "diffusion.attention_levels=[false,true]", "diffusion.num_res_blocks=1", "diffusion.num_head_channels=8",
     "diffusion.dropout=0.1", "diffusion.batch_size=4", "diffusion.train_steps=6", "diffusion.checkpoint_every=2",
     "diffusion.sample_every=3", "diffusion.sampler=ddim", "diffusion.fast_steps=3", "diffusion.sample_batch_size=3",
-    "diffusion.lr=1e-3", "perlin.max_tries=50", "device=cpu",
+    "diffusion.lr=1e-3", "diffusion.network_output=v", "perlin.max_tries=50", "device=cpu",
 ]  # fmt: skip
 
 

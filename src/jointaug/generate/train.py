@@ -12,7 +12,7 @@ Writes ``RUN/fold_K/diffusion/``::
 Rerunning is idempotent: a complete folder is returned at once; an interrupted one
 resumes from its checkpoint (same result as an uninterrupted run on the same device);
 a complete one whose ``train_steps`` was raised trains on. The loop: Adam, L2 loss on
-epsilon, t ~ U{0..T-1}, left-right flips of image and condition together.
+epsilon (whatever the head predicts, see ``model.EpsilonView``), t ~ U{0..T-1}, left-right flips of image and condition together.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from jointaug.experiments.rundir import RunDir
 from jointaug.generate import checkpoint as ck
 from jointaug.generate.grid import samples_grid, write_png_rgb
 from jointaug.generate.intensity import IntensityMap, fit_intensity
-from jointaug.generate.model import EMA, build_unet, pick_device
+from jointaug.generate.model import EMA, EpsilonView, build_unet, pick_device
 from jointaug.generate.sample import NoiseSchedule, sample
 from jointaug.generate.trainset import TrainArrays, fold_train_cases, load_train_arrays
 
@@ -149,6 +149,8 @@ def train_diffusion(
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(derived_seed(cfg.seed, fold, "train"))
     sched = NoiseSchedule.from_config(cfg).ddpm()
+    eps_net = EpsilonView(net, sched.alphas_cumprod, cfg.network_output)
+    eps_ema = EpsilonView(ema.shadow, sched.alphas_cumprod, cfg.network_output)
     step, wall, ema_loss = 0, 0.0, float("nan")
     ckpt_path = folder / "checkpoint.safetensors"
     info = {"train_cases": arrays.case_ids, "intensity": intensity.to_json()}
@@ -217,7 +219,7 @@ def train_diffusion(
                 t = torch.randint(cfg.timesteps, (b,), generator=gen).to(device)
                 noise = torch.randn(x0.shape, generator=gen).to(device)
                 xt = sched.add_noise(x0, noise, t)
-                loss = F.mse_loss(net(torch.cat([xt, cond], dim=1), t).float(), noise)
+                loss = F.mse_loss(eps_net(torch.cat([xt, cond], dim=1), t).float(), noise)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"diffusion fold {fold}: loss became {loss.item()} at step {step + 1}; "
@@ -239,7 +241,7 @@ def train_diffusion(
                                      "lr": float(opt.param_groups[0]["lr"]), "wall_s": wall})  # fmt: skip
                     interval_loss, interval_n = 0.0, 0
                 if step % cfg.sample_every == 0 or step == cfg.train_steps:
-                    write_samples(folder / "samples.png", ema.shadow, arrays, grid_idx, intensity, cfg,
+                    write_samples(folder / "samples.png", eps_ema, arrays, grid_idx, intensity, cfg,
                                   device, f"fold {fold}, step {step}, EMA, {cfg.sampler}")  # fmt: skip
                 if step % cfg.checkpoint_every == 0 or step == end:
                     save_checkpoint()

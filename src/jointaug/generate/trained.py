@@ -23,8 +23,8 @@ from torch import nn
 from jointaug.config import DiffusionConfig
 from jointaug.generate.checkpoint import load_tensors
 from jointaug.generate.intensity import IntensityMap, downsample_channels, upsample_nearest
-from jointaug.generate.model import build_unet
-from jointaug.generate.sample import sample
+from jointaug.generate.model import EpsilonView, build_unet
+from jointaug.generate.sample import NoiseSchedule, sample
 from jointaug.masks.compose import condition_channels
 
 SAMPLER_FIELDS = ("sampler", "fast_steps", "sample_batch_size")
@@ -32,7 +32,7 @@ SAMPLER_FIELDS = ("sampler", "fast_steps", "sample_batch_size")
 
 @dataclass
 class TrainedModel:
-    """net: EMA denoiser (eval, on ``device``); cfg: the trained network/schedule settings
+    """net: EMA denoiser returning epsilon (eval, on ``device``); cfg: the trained network/schedule settings
     with the sampler settings of the caller's config; intensity: counts mapping."""
 
     net: nn.Module
@@ -64,8 +64,9 @@ def load_trained(folder: str | Path, device: torch.device, sampler: DiffusionCon
         net.load_state_dict(tensors)
     except RuntimeError as exc:
         raise ValueError(f"{folder / 'ema.safetensors'}: does not fit {folder / 'model.json'} ({exc})") from exc
-    net.to(device).eval()
-    return TrainedModel(net, cfg, IntensityMap.from_json(info["intensity"]), device, info)
+    abar = NoiseSchedule.from_config(cfg).ddpm().alphas_cumprod
+    eps = EpsilonView(net, abar, cfg.network_output).to(device).eval()
+    return TrainedModel(eps, cfg, IntensityMap.from_json(info["intensity"]), device, info)
 
 
 def model_channels(conditions: Sequence[np.ndarray], size: int) -> np.ndarray:
