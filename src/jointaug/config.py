@@ -88,6 +88,7 @@ class DiffusionConfig(_Section):
     seed: int = 0  # weights init, training batches/noise, augmentation sets
     flip_prob: float = 0.5  # left-right flip of image + condition while training
     intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (generate/intensity.py)
+    network_output: Literal["epsilon", "v"] = "epsilon"  # loss is L2 on epsilon either way
 
 
 class SamplerConfig(_Section):
