@@ -215,3 +215,24 @@ def test_untrained_fold_gives_a_clear_error(tiny):
     _, _, run = tiny
     with pytest.raises(FileNotFoundError, match="train-diffusion"):
         make_augmentation_set(run, 1, "mp", perlin=False, n=2, progress=False)
+
+
+def test_cli_augment_and_errors(tiny):
+    from typer.testing import CliRunner
+
+    from jointaug.cli import app
+
+    base, _, run = tiny
+    copy = base / "cli_run"
+    shutil.copytree(run.path, copy)
+    shutil.rmtree(copy / "fold_0" / "augment", ignore_errors=True)
+    r = CliRunner().invoke(app, ["augment", "--run", str(copy), "--fold", "0", "--source", "mp",
+                                 "--no-perlin", "--n", "3"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert len(read_dataset(copy / "fold_0" / "augment" / "mp").cases) == 3
+    r = CliRunner().invoke(app, ["train-diffusion", "--run", str(copy), "--fold", "0"])
+    assert r.exit_code == 0, r.output  # already trained: returns at once
+    r = CliRunner().invoke(app, ["augment", "--run", str(copy), "--fold", "0", "--source", "photos"])
+    assert r.exit_code == 2 and "unknown augmentation source" in r.output
+    r = CliRunner().invoke(app, ["train-diffusion", "--run", str(copy), "--fold", "0", "--set", "diffusion.nope=1"])
+    assert r.exit_code == 2 and "nope" in r.output

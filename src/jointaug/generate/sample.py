@@ -8,7 +8,7 @@ moved). Images are bit-identical for the same seeds, batch and device; across ba
 sizes or devices only float rounding of the batched network differs.
 
 - :func:`sample_ddpm`: ancestral sampling over all T steps (Ho et al. 2020, eq. 6-7,
-  "fixed small" variance, x0 clipped to [-1, 1]) -- MONAI's ``DDPMScheduler.step``
+  "fixed small" variance, x0 clipped to the data range ``clip``) -- MONAI's ``DDPMScheduler.step``
   arithmetic, written out here (:func:`ancestral_step`) only so the per-step noise can
   be supplied per case; a test checks it equals MONAI's step for the same noise.
 - :func:`sample_fast`: DDIM with eta = 0 (Song et al. 2021), MONAI's ``DDIMScheduler``
@@ -16,7 +16,10 @@ sizes or devices only float rounding of the batched network differs.
   T-1, T-1-k, ..., with k = T // n (``steps_offset = T - 1 - (n - 1) * k``). MONAI's
   own ``set_timesteps`` spacing (linspace(T-1, 0, n)) is not a multiple of the step it
   assumes in ``step()`` (T // n) unless n divides T - 1; the trailing offset makes both
-  agree. The final x0 prediction is returned. (MONAI's ``DDPMScheduler`` must never be
+  agree. The final x0 prediction is returned.
+
+``model`` is anything called as ``model(inputs (B, 4, H, W), t (B,)) -> eps (B, 1, H, W)``
+with inputs = [x_t, condition] (see ``model.EpsilonView``). (MONAI's ``DDPMScheduler`` must never be
   used with fewer steps than T: its ``step`` always goes t -> t-1.)
 """
 
