@@ -142,7 +142,7 @@ def area_resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return a.astype(np.float32)
     mh = _area_matrix(h_in, h)
     mw = _area_matrix(w_in, w)
-    return np.einsum("hH,...HW,wW->...hw", mh, a, mw).astype(np.float32)
+    return ((mh @ a) @ mw.T).astype(np.float32)  # two matmuls: (h, H) @ (..., H, W) @ (W, w)
 
 
 def downsample_counts(counts: np.ndarray, size: int) -> np.ndarray:
