@@ -1,4 +1,4 @@
-"""CLI verbs of the experiment room: ``run`` (the paper's protocol on a dataset)."""
+"""CLI verbs of the experiment room: ``run`` (the paper's grid), ``report``, ``predict``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def parse_int_list(text: str | None, what: str) -> list[int] | None:
         raise ValueError(f"--{what} {text!r}: give comma-separated integers, e.g. 0,1") from None
 
 
+def _echo(msg: str) -> None:
+    console.print(msg, markup=False, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add this room's commands to the app."""
 
@@ -29,35 +33,68 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Run folder (created, or reopened to resume)."),
         methods: str = typer.Option(
             None, "--methods",
-            help="Comma-separated methods, e.g. baseline,bce_pos_weight,tuned_threshold "
-            "[profile: experiment.methods + experiment.imbalance_baselines].",
+            help="Comma-separated methods, e.g. baseline,mp-perlin,11k-perlin,mp80-11kp20,tuned_threshold "
+            "[profile: experiment.methods + mixtures + experiment.imbalance_baselines].",
         ),
+        sizes: str = typer.Option(None, "--sizes", help="Augmentation sizes, e.g. 8192 [experiment.sizes]."),
+        curve_sizes: str = typer.Option(None, "--curve-sizes",
+                                        help="Extra sizes for the Fig. 6 curves, one seed [experiment.curve_sizes]."),
         folds: str = typer.Option(None, "--folds", help="Only these folds, e.g. 0,1 [all]."),
         splits: Path = typer.Option(None, "--splits", help="Use this splits.json instead of making one."),
-        force: bool = typer.Option(False, "--force", help="Retrain finished trainings."),
+        photos: Path = typer.Option(None, "--photos", help="An 11k Hands folder [built-in stand-in photos]."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+        plan_only: bool = typer.Option(False, "--plan", help="Print the plan and the time estimate, then stop."),
         profile: str = ProfileOpt,
         overrides: list[str] = SetOpt,
     ) -> None:
-        """Run the paper's protocol: train and evaluate every method on every fold, print Table 1."""
-        from jointaug.experiments.classification import (
-            config_with_methods,
-            configured_methods,
-            run_classification,
-        )
+        """The paper's grid on a dataset: diffusion, augmentation sets, classifiers, tables, report.
+
+        Rerun the same command to resume: finished stages are skipped.
+        """
+        from jointaug.experiments.classification import config_with_methods
+        from jointaug.experiments.pipeline import calibrate, describe, make_plan, run_experiment
         from jointaug.experiments.rundir import RunDir
 
         cfg = resolve_config(profile, overrides)
         if methods is not None:
             cfg = config_with_methods(cfg, methods)
         rd = RunDir.create(out, dataset, cfg, splits_file=splits)
-        summary = run_classification(
-            rd, configured_methods(cfg), folds=parse_int_list(folds, "folds"), force=force,
-            progress=not no_progress, echo=lambda m: console.print(m, markup=False, highlight=False),
-        )  # fmt: skip
-        console.print("\n" + summary.tables, markup=False, highlight=False)
-        console.print(
-            f"{summary.trained} trained, {summary.skipped} already done, "
-            f"{summary.wall_s:.0f} s; results in {summary.results_dir}",
-            markup=False, highlight=False,
-        )  # fmt: skip
+        plan = make_plan(rd, methods, parse_int_list(sizes, "sizes"), parse_int_list(folds, "folds"),
+                         parse_int_list(curve_sizes, "curve-sizes"))  # fmt: skip
+        if plan_only:
+            _echo(describe(rd, plan, calibrate(rd, plan)))
+            return
+        result = run_experiment(rd, plan, photos=photos, progress=not no_progress, echo=_echo)
+        _echo("\n" + result["tables"])
+        _echo(f"done in {result['wall_s']:.0f} s; report: {result['report']}")
+
+    @app.command("report")
+    @handle_errors
+    def report(run_dir: Path = typer.Argument(..., help="A run folder made by `jointaug run`.")) -> None:
+        """Rebuild results/ (metrics.csv, tables, figures, report.html) from a run folder."""
+        from jointaug.experiments.report import write_report
+        from jointaug.experiments.rundir import RunDir
+        from jointaug.experiments.tables import write_results
+
+        rd = RunDir(run_dir)
+        paths = write_results(rd)
+        _echo(paths["table1"].read_text(encoding="utf-8"))
+        _echo(f"report: {write_report(rd)}")
+
+    @app.command("predict")
+    @handle_errors
+    def predict(
+        run_dir: Path = typer.Argument(..., help="A run folder with trained classifiers."),
+        images: list[Path] = typer.Argument(..., help="Images to classify (png, tif, npy, dcm)."),
+        out: Path = typer.Option(Path("predictions"), "--out", help="Folder for predictions.csv and overlays."),
+        method: str = typer.Option(None, "--method",
+                                   help="Method folder, e.g. mp-perlin_8192 or baseline [best ensemble GMS]."),
+    ) -> None:
+        """Per-joint probabilities and decisions from a run's seed ensemble, with overlay pictures."""
+        from jointaug.experiments.predict import predict_images
+        from jointaug.experiments.rundir import RunDir
+
+        rd = RunDir(run_dir)
+        csv_path = predict_images(rd, [str(p) for p in images], out, method, device=rd.config.device
+                                  if rd.config.device != "auto" else "cpu")  # fmt: skip
+        _echo(f"wrote {csv_path} and {len(images)} overlay pictures in {out}")

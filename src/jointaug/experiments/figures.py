@@ -45,6 +45,11 @@ def _f(x) -> float:
         return math.nan
 
 
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
 def curve_points(rows: Sequence[dict], metric: str) -> dict[str, list[tuple[int, float, float]]]:
     """Per method: (size, mean over folds, std over folds) of the seed-averaged metric.
 
@@ -58,7 +63,7 @@ def curve_points(rows: Sequence[dict], metric: str) -> dict[str, list[tuple[int,
         per[(r["method"], int(_f(r.get("size", 0)) or 0))][r["fold"]].append(_f(r[metric]))
     points: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
     for (method, size), folds in per.items():
-        fold_means = [float(np.nanmean(v)) for v in folds.values()]
+        fold_means = [_nanmean(v) for v in folds.values()]
         m, s = mean_std(fold_means)
         points[method].append((size, m, s))
     base = points.pop("baseline", None)
@@ -72,36 +77,40 @@ def curve_points(rows: Sequence[dict], metric: str) -> dict[str, list[tuple[int,
 
 
 def fig6(rows: Sequence[dict], out: str | Path, metrics: Sequence[str] = FIG6_METRICS) -> Path:
-    """Metrics against augmentation size per method (the paper's Fig. 6), mean ± std over folds."""
+    """Metrics against augmentation size per method (the paper's Fig. 6), mean ± std over folds.
+
+    Sizes are placed evenly (they usually double: 512, 1024, ... 8192); 0 is the baseline.
+    """
     plt = _plt()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.2), squeeze=False)
-    methods_seen = []
+    all_pts = {metric: curve_points(rows, metric) for metric in metrics}
+    sizes = sorted({q[0] for pts in all_pts.values() for p in pts.values() for q in p} | {0})
+    pos = {size: i for i, size in enumerate(sizes)}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        pts = curve_points(rows, metric)
+        pts = all_pts[metric]
         for method, p in sorted(pts.items()):
-            if method == "baseline" or len(p) < 1:
+            if method == "baseline":
                 continue
-            x = np.array([q[0] for q in p], float)
+            x = np.array([pos[q[0]] for q in p], float)
             y = np.array([q[1] for q in p])
             s = np.array([q[2] for q in p])
-            xs = np.where(x == 0, 1, x)  # log axis: baseline drawn at the left edge
-            line = ax.plot(xs, y, marker="o", ms=3, label=method)[0]
-            ax.fill_between(xs, y - s, y + s, color=line.get_color(), alpha=0.12)
-            if method not in methods_seen:
-                methods_seen.append(method)
+            line = ax.plot(x, y, marker="o", ms=3, label=method)[0]
+            ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.12)
         if "baseline" in pts:
             b = pts["baseline"][0]
             ax.axhline(b[1], color="k", ls="--", lw=1, label="baseline")
-        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(range(len(sizes)), [str(v) for v in sizes], rotation=45, fontsize=7)
+        ax.set_xlim(-0.3, max(len(sizes) - 1, 1) + 0.3)
         ax.set_title(METRIC_TITLES.get(metric, metric))
         ax.set_xlabel("augmented images")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.suptitle("Test metrics vs augmentation size (mean ± std over folds)", y=1.02)
+    fig.tight_layout()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
-                   bbox_to_anchor=(0.5, -0.08))  # fmt: skip
-    fig.suptitle("Test metrics vs augmentation size (mean ± std over folds)")
+        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), frameon=False,
+                   bbox_to_anchor=(0.5, -0.02))  # fmt: skip
     return _save(fig, out)
 
 
@@ -121,7 +130,7 @@ def per_joint_figure(rows: Sequence[dict], out: str | Path, methods: Sequence[st
     x = np.arange(len(labels))
     for ax, metric in zip(axes, ("tpr", "tnr"), strict=True):
         for i, m in enumerate(methods):
-            vals = [np.nanmean(by[m][metric][lab]) if by[m][metric][lab] else np.nan for lab in labels]
+            vals = [_nanmean(by[m][metric][lab]) for lab in labels]
             ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=m)
         ax.set_ylabel(metric.upper())
         ax.set_ylim(0, 1)
