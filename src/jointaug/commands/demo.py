@@ -23,5 +23,9 @@ def register(app: typer.Typer) -> None:
         config = resolve_config("demo", overrides)
         result = run_demo(out, config, console, stop_after=stop_after)
         console.rule("done")
+        if result.tables:
+            console.print(result.tables, markup=False, highlight=False)
         console.print(f"dataset:  {result.dataset}\nrun:      {result.run}\nmontage:  {result.montage}")
-        console.print(f"next: jointaug validate {result.dataset}   |   jointaug show {result.dataset} --out m.png")
+        if result.report:
+            console.print(f"report:   {result.report}")
+        console.print(f"next: jointaug predict {result.run} {result.dataset}/images/p001_palmar.png --out predictions")
