@@ -144,3 +144,21 @@ def test_predict_cli_writes_probabilities_and_overlays(tiny_run, tmp_path):
     assert (tmp_path / "p" / f"{img.stem}_overlay.png").stat().st_size > 5000
     bad = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "nope.png")])
     assert bad.exit_code == 2 and "no such image file" in bad.output
+
+
+def test_changed_setting_retrains_only_what_depends_on_it(tiny_run, tmp_path):
+    import shutil
+
+    from jointaug.experiments.classification import run_classification
+
+    run0, _, _, _ = tiny_run
+    shutil.copytree(run0.path, tmp_path / "run")
+    cfg = run0.config.model_copy(deep=True)
+    cfg.classify.lr = cfg.classify.lr * 3
+    run = RunDir.create(tmp_path / "run", cfg.dataset, cfg)
+    log: list[str] = []
+    run_classification(run, ["baseline"], folds=[0], seeds=[0], progress=False, echo=log.append)
+    assert sum(m.startswith("[") for m in log) == 1  # the stale baseline was retrained
+    log.clear()
+    run_classification(run, ["baseline"], folds=[0], seeds=[0], progress=False, echo=log.append)
+    assert not any(m.startswith("[") for m in log)  # and is now up to date

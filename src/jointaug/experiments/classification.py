@@ -20,6 +20,7 @@ says what is missing. The diffusion and augmentation stages run before it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -66,8 +67,32 @@ class Job:
         return f"fold {self.fold} · {self.method.name}{size} · seed {self.seed}"
 
 
-def is_done(path: Path) -> bool:
-    return (path / "done").is_file()
+def job_key(run: RunDir, job: Job) -> str:
+    """What a finished training depends on: classifier settings (not the seeds list or
+    speed flags), loss, seed, the fold's patients, the mix, its size, and the settings
+    of the augmentation sets it reads. A ``done`` folder with another key is stale."""
+    cfg = run.config.classify.model_dump(exclude={"seeds", "num_workers", "amp", "channels_last"})
+    fold = run.splits.fold(job.fold)
+    sets = {}
+    for name, _ in job.method.mix:
+        settings = run.augment_dir(job.fold, name) / "augmentation.json"
+        sets[name] = json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else None
+    blob = json.dumps([cfg, job.method.loss or cfg["loss"], job.seed, [fold.train, fold.val, fold.test],
+                       job.method.mix, job.size, sets], sort_keys=True, default=str)  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def is_done(path: Path, key: str | None = None) -> bool:
+    """A finished training folder (and, given ``key``, one made with the same settings)."""
+    marker = path / "done"
+    if not marker.is_file():
+        return False
+    if key is None:
+        return True
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("key") == key
+    except (json.JSONDecodeError, AttributeError):
+        return False
 
 
 def plan_jobs(methods: Sequence[Method], folds: Sequence[int], sizes: Sequence[int],
@@ -85,7 +110,7 @@ def check_sets(run: RunDir, jobs: Sequence[Job], include_done: bool = False) -> 
     """Raise MixError listing every augmentation set that is missing or too small
     for the jobs still to train (all jobs with ``include_done``)."""
     problems = []
-    todo = [j for j in jobs if include_done or not is_done(j.dir(run))]
+    todo = [j for j in jobs if include_done or not is_done(j.dir(run), job_key(run, j))]
     for fold in sorted({j.fold for j in todo}):
         methods = {j.method.name: j.method for j in todo if j.fold == fold}
         sizes = sorted({j.size for j in todo if j.fold == fold})
@@ -117,9 +142,12 @@ def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = Tr
     ``force`` (which deletes its folder first).
     """
     out = job.dir(run)
+    key = job_key(run, job)
+    if is_done(out) and not is_done(out, key):
+        force = True  # finished with other settings: stale, train afresh
     if force and out.exists():
         shutil.rmtree(out)
-    if is_done(out):
+    if is_done(out, key):
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
     cfg, ds = run.config.classify, run.dataset
     fold = run.splits.fold(job.fold)
@@ -156,7 +184,8 @@ def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = Tr
         "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
     }  # fmt: skip
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
-    write_text_atomic(out / "done", time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+    write_text_atomic(out / "done", json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                                "key": key}) + "\n")  # fmt: skip
     (out / CHECKPOINT).unlink(missing_ok=True)
     return result
 
@@ -176,7 +205,7 @@ def describe_plan(run: RunDir, jobs: Sequence[Job]) -> str:
     folds = sorted({j.fold for j in jobs})
     methods = list(dict.fromkeys(j.method.dir_name(j.size) for j in jobs))
     seeds = sorted({j.seed for j in jobs})
-    done = sum(is_done(j.dir(run)) for j in jobs)
+    done = sum(is_done(j.dir(run), job_key(run, j)) for j in jobs)
     cfg, ds = run.config.classify, run.dataset
     n_train = [len(ds.classification_cases(run.splits.fold(f).train)) for f in folds]
     lines = [
@@ -221,7 +250,7 @@ def run_classification(run: RunDir, methods: Sequence[str] | str, *,
         if cache_fold != job.fold:
             cache.clear()
             cache_fold = job.fold
-        if is_done(job.dir(run)) and not force:
+        if is_done(job.dir(run), job_key(run, job)) and not force:
             skipped += 1
             continue
         r = train_job(run, job, force=force, progress=progress, cache=cache)
