@@ -89,6 +89,7 @@ class DiffusionConfig(_Section):
     flip_prob: float = 0.5  # left-right flip of image + condition while training
     intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (generate/intensity.py)
     network_output: Literal["epsilon", "v"] = "epsilon"  # loss is L2 on epsilon either way
+    norm_num_groups: int = 0  # GroupNorm groups; 0: auto, >= 4 channels per group (generate/model.py)
 
 
 class SamplerConfig(_Section):
@@ -152,6 +153,7 @@ class Config(_Section):
     profile: str = "paper"
     dataset: str = ""  # the dataset folder (set when a run folder is made)
     device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads; 0 = torch's default. 1 is fastest for small nets
     phantom: PhantomConfig = Field(default_factory=PhantomConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
@@ -226,6 +228,14 @@ def load_config(
         return Config.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
+
+
+def apply_threads(config: Config) -> None:
+    """Set torch's CPU thread count from ``config.threads`` (0 leaves torch's default)."""
+    if config.threads > 0:
+        import torch
+
+        torch.set_num_threads(config.threads)
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:

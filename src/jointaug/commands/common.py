@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from jointaug.config import Config, ConfigError, load_config
+from jointaug.config import Config, ConfigError, apply_threads, load_config
 from jointaug.dataset.format import DatasetError
 from jointaug.dataset.io import ImageReadError
 
@@ -53,7 +53,9 @@ def handle_errors(func: F) -> F:
 
 
 def resolve_config(profile: str, overrides: list[str] | None, config_file: str | None = None) -> Config:
-    return load_config(profile, overrides, config_file)
+    config = load_config(profile, overrides, config_file)
+    apply_threads(config)
+    return config
 
 
 ProfileOpt = typer.Option("demo", "--profile", help="Profile: demo (CPU, minutes) or paper (GPU).")

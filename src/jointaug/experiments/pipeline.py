@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jointaug.config import apply_threads
 from jointaug.experiments.classification import plan_jobs, run_classification
 from jointaug.experiments.methods import Method, mixture_name, parse_methods, required_sets
 from jointaug.experiments.rundir import RunDir
@@ -182,6 +183,7 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
     from jointaug.generate.train import train_diffusion
 
     cfg = run.config
+    apply_threads(cfg)
     t0 = time.perf_counter()
     echo(describe(run, plan, calibrate(run, plan) if estimate else None))
     natural_dir = run.path / "natural_source"
