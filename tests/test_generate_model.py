@@ -8,7 +8,7 @@ from monai.networks.schedulers import DDPMScheduler
 from torch import nn
 
 from jointaug.config import DiffusionConfig
-from jointaug.generate.model import EMA, EpsilonView, build_unet, pick_device
+from jointaug.generate.model import EMA, EpsilonView, build_unet, norm_groups, pick_device
 from jointaug.generate.sample import NoiseSchedule, ancestral_step, sample, sample_ddpm, sample_fast
 
 
@@ -225,3 +225,12 @@ def test_epsilon_view_v_head():
     assert set(EpsilonView(build_unet(TINY), abar, "v").state_dict()) == {
         f"net.{k}" for k in build_unet(TINY).state_dict()
     }
+
+
+def test_norm_groups():
+    assert norm_groups([16, 32, 32]) == 1  # demo: >= 16 channels per group
+    assert norm_groups([64, 128, 256, 512]) == 4
+    assert norm_groups([32, 64, 64]) == 2
+    assert norm_groups([16, 32], requested=8) == 8
+    with pytest.raises(ValueError, match="divide"):
+        norm_groups([16, 24], requested=16)

@@ -121,6 +121,9 @@ def test_resume_gives_the_uninterrupted_result(tiny):
     assert not (d / "done").exists() and (d / "checkpoint.safetensors").is_file()
     _, meta = load_tensors(d / "checkpoint.safetensors")
     assert meta["step"] == 3
+    changed = load_config("demo", [*OVERRIDES, "diffusion.norm_num_groups=8"])
+    with pytest.raises(ValueError, match="network"):  # same tensor shapes, other network
+        train_diffusion(other, 0, progress=False, config=changed)
     train_diffusion(other, 0, progress=False)
     assert (d / "done").is_file()
     a, _ = load_tensors(run.diffusion_dir(0) / "ema.safetensors")

@@ -62,12 +62,38 @@ def pick_device(name: str = "auto") -> torch.device:
         raise ValueError(f"unknown device {name!r} (auto, cpu, cuda)") from exc
 
 
-def _norm_groups(channels: list[int]) -> int:
-    """Largest group count <= 32 dividing every channel count (MONAI needs one value)."""
+def norm_groups(channels: list[int], requested: int = 0) -> int:
+    """GroupNorm groups for every level (MONAI takes one value for all levels).
+
+    ``requested`` > 0 is used as is (it must divide every channel count). 0 (auto): the
+    largest g <= 32 dividing every channel count with at least 16 channels per group at
+    the first level (demo [16, 32, 32] -> 1 group; paper [64, ...] -> 4 groups).
+
+    Why not MONAI's default (32 groups: one channel per group on 32 channels, i.e.
+    instance norm): instance norm gives every channel zero spatial mean just before the
+    output conv, so the network can hardly set an image's overall brightness and draws
+    roughly constant total counts whatever the hand's area. Measured on the phantom
+    (demo net, 500 steps, generated / real mean counts, palmar | obliques): 16 groups
+    (1 channel each) 0.80 | 1.30; 8 groups 0.85 | 1.14; 4 groups 0.90 | 1.10; 1 group
+    0.90 | 1.03 (per hand pixel the real counts do not depend on the view).
+    """
+    if requested:
+        if any(c % requested for c in channels):
+            raise ValueError(f"diffusion.norm_num_groups {requested} must divide every channel count {channels}")
+        return requested
     for g in (32, 16, 8, 4, 2, 1):
-        if all(c % g == 0 for c in channels):
+        if all(c % g == 0 for c in channels) and channels[0] // g >= 16:
             return g
     return 1
+
+
+def network_config(cfg: DiffusionConfig) -> DiffusionConfig:
+    """``cfg`` with the automatic settings resolved (what a saved model records)."""
+    return cfg.model_copy(update={"norm_num_groups": norm_groups(list(cfg.channels), cfg.norm_num_groups)})
+
+
+NETWORK_FIELDS = ("image_size", "channels", "attention_levels", "num_res_blocks", "num_head_channels",
+                  "norm_num_groups", "network_output", "timesteps", "beta_start", "beta_end")  # fmt: skip
 
 
 def build_unet(cfg: DiffusionConfig, init_seed: int | None = None) -> nn.Module:
@@ -102,7 +128,7 @@ def build_unet(cfg: DiffusionConfig, init_seed: int | None = None) -> nn.Module:
         attention_levels=list(cfg.attention_levels),
         num_res_blocks=cfg.num_res_blocks,
         num_head_channels=cfg.num_head_channels,
-        norm_num_groups=_norm_groups(channels),
+        norm_num_groups=norm_groups(channels, cfg.norm_num_groups),
     )
     kaiming_uniform_init(net, init_seed)
     if cfg.dropout > 0:

@@ -35,7 +35,14 @@ from jointaug.experiments.rundir import RunDir
 from jointaug.generate import checkpoint as ck
 from jointaug.generate.grid import samples_grid, write_png_rgb
 from jointaug.generate.intensity import IntensityMap, fit_intensity
-from jointaug.generate.model import EMA, EpsilonView, build_unet, pick_device
+from jointaug.generate.model import (
+    EMA,
+    NETWORK_FIELDS,
+    EpsilonView,
+    build_unet,
+    network_config,
+    pick_device,
+)
 from jointaug.generate.sample import NoiseSchedule, sample
 from jointaug.generate.trainset import TrainArrays, fold_train_cases, load_train_arrays
 
@@ -131,7 +138,7 @@ def train_diffusion(
             return without the ``done`` marker (time-sliced jobs; tests).
     """
     config = config or run.config
-    cfg = config.diffusion
+    cfg = network_config(config.diffusion)
     folder = run.diffusion_dir(fold)
     if is_trained(folder, cfg.train_steps):
         return folder
@@ -153,14 +160,16 @@ def train_diffusion(
     eps_ema = EpsilonView(ema.shadow, sched.alphas_cumprod, cfg.network_output)
     step, wall, ema_loss = 0, 0.0, float("nan")
     ckpt_path = folder / "checkpoint.safetensors"
-    info = {"train_cases": arrays.case_ids, "intensity": intensity.to_json()}
+    info = {"train_cases": arrays.case_ids, "intensity": intensity.to_json(),
+            "network": {k: getattr(cfg, k) for k in NETWORK_FIELDS}}  # fmt: skip
     global_rng = cuda_rng = None
     if ckpt_path.is_file():
         tensors, meta = ck.load_tensors(ckpt_path)
-        if meta.get("train_cases") != arrays.case_ids or meta.get("intensity") != intensity.to_json():
+        changed = [k for k in info if meta.get(k) != info[k]]
+        if changed:
             raise ValueError(
-                f"{ckpt_path}: was trained on other cases or another intensity scale than fold "
-                f"{fold}'s train part now; delete {folder} to train afresh"
+                f"{ckpt_path}: was written with other {', '.join(changed)} (train cases, intensity "
+                f"map or network settings) than fold {fold} has now; restore them or delete {folder}"
             )
         try:
             net.load_state_dict(ck.unprefixed("net", tensors))
