@@ -89,7 +89,7 @@ class DiffusionConfig(_Section):
     flip_prob: float = 0.5  # left-right flip of image + condition while training
     intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (generate/intensity.py)
     network_output: Literal["epsilon", "v"] = "epsilon"  # loss is L2 on epsilon either way
-    norm_num_groups: int = 0  # GroupNorm groups; 0: auto, >= 4 channels per group (generate/model.py)
+    norm_num_groups: int = 0  # GroupNorm groups; 0: auto, >= 16 channels per group (generate/model.py)
 
 
 class SamplerConfig(_Section):
