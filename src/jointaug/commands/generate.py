@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from jointaug.commands.common import SetOpt, console, handle_errors
-from jointaug.config import Config, ConfigError, parse_overrides
+from jointaug.config import Config, ConfigError, apply_threads, parse_overrides
 
 
 def run_config(run, overrides: list[str] | None) -> Config:
-    """The run's saved config with ``--set`` overrides applied (not saved back)."""
+    """The run's saved config with ``--set`` overrides applied (not saved back); sets torch's
+    thread count from it (``threads``)."""
 
     def merge(base: dict, over: dict) -> dict:
         out = dict(base)
@@ -21,9 +22,11 @@ def run_config(run, overrides: list[str] | None) -> Config:
 
     tree = merge(run.config.model_dump(), parse_overrides(overrides))
     try:
-        return Config.model_validate(tree)
+        config = Config.model_validate(tree)
     except ValueError as exc:
         raise ConfigError(f"invalid override: {exc}") from exc
+    apply_threads(config)
+    return config
 
 
 RunOpt = typer.Option(..., "--run", help="Run folder (made by `jointaug run` / `jointaug demo`).")
