@@ -30,6 +30,8 @@ Choices, checked against the libraries:
   (the centred data mean) instead of noise amplified 1 / sqrt(abar_T) ~ 12-fold. Measured
   on the phantom at CPU-demo budgets (a few hundred steps), an epsilon head had not yet
   learnt eps ~ x_t at t > 400 and its samples were noise; the v head fixes that.
+- GroupNorm groups (:func:`norm_groups`): automatic, >= 16 channels per group, not
+  MONAI's 32 groups (instance norm on small nets makes total counts ignore the hand's area).
 - EMA (:class:`EMA`): shadow copies of all parameters and buffers, updated after each
   optimiser step with decay ``min(decay, (1 + n) / (10 + n))`` (n = updates so far;
   the usual warm-up so that short runs do not sample from a nearly random init).
