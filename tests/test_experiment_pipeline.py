@@ -162,3 +162,25 @@ def test_changed_setting_retrains_only_what_depends_on_it(tiny_run, tmp_path):
     log.clear()
     run_classification(run, ["baseline"], folds=[0], seeds=[0], progress=False, echo=log.append)
     assert not any(m.startswith("[") for m in log)  # and is now up to date
+
+
+def test_changed_diffusion_setting_retrains_model_and_remakes_sets(tiny_run, tmp_path):
+    import shutil
+
+    from jointaug.generate.augment import make_augmentation_set
+    from jointaug.generate.train import train_diffusion
+
+    run0, _, _, _ = tiny_run
+    shutil.copytree(run0.path, tmp_path / "run")
+    cfg = run0.config.model_copy(deep=True)
+    run = RunDir(tmp_path / "run")
+    before = (run.diffusion_dir(0) / "done").read_text()
+    train_diffusion(run, 0, progress=False)  # same settings: nothing to do
+    assert (run.diffusion_dir(0) / "done").read_text() == before
+    cfg.diffusion.lr = cfg.diffusion.lr * 2
+    run = RunDir.create(tmp_path / "run", cfg.dataset, cfg)
+    train_diffusion(run, 0, progress=False)
+    assert (run.diffusion_dir(0) / "done").read_text() != before
+    old_set = (run0.augment_dir(0, "mp-perlin") / "augmentation.json").read_text()
+    make_augmentation_set(run, 0, "mp", True, 8, progress=False)
+    assert (run.augment_dir(0, "mp-perlin") / "augmentation.json").read_text() != old_set

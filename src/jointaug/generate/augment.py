@@ -21,6 +21,7 @@ with other settings (another model, sampler or source).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -46,20 +47,24 @@ def case_id(name: str, index: int) -> str:
 
 
 def _check_settings(out: Path, settings: dict) -> None:
+    """Record the set's settings; a set made with other settings (another model, sampler,
+    source or inflammation settings) is stale and is removed, to be made afresh."""
     path = out / SETTINGS_FILE
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        diff = sorted(k for k in settings if k != "batch_size" and old.get(k) != settings[k])
-        if diff:
-            raise ValueError(
-                f"{out}: this augmentation set was made with other settings ({', '.join(diff)}: "
-                f"{[old.get(k) for k in diff]} != {[settings[k] for k in diff]}); "
-                f"delete the folder to make it afresh"
-            )
+        if any(old.get(k) != settings[k] for k in settings if k != "batch_size"):
+            shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out}: exists but is not an augmentation set (no {SETTINGS_FILE}); move it away")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(settings, indent=2) + "\n")
+
+
+def _model_key(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "done").read_text(encoding="utf-8")).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _source(run: RunDir, fold: int, source: str, natural_dir: str | Path | None) -> Source:
@@ -95,8 +100,6 @@ def make_augmentation_set(
     config = config or run.config
     name = augment_name(source, perlin)
     out = run.augment_dir(fold, name)
-    if is_complete(out) and len(read_dataset(out).cases) >= n:
-        return out
     model = load_trained(run.diffusion_dir(fold), pick_device(config.device), config.diffusion)
     src = _source(run, fold, source, natural_dir)
     cfg = model.cfg
@@ -105,11 +108,14 @@ def make_augmentation_set(
         "fold": fold, "name": name, "source": source, "perlin": bool(perlin),
         "source_dataset": str(src.dataset.root.resolve()), "seed": cfg.seed,
         "model_step": model.info.get("step"), "model_train_cases": len(model.info.get("train_cases", [])),
+        "model_key": _model_key(run.diffusion_dir(fold)),
         "sampler": cfg.sampler, "steps": steps, "batch_size": cfg.sample_batch_size,
         "inflammation_sampler": config.sampler.model_dump(),
         "perlin_config": config.perlin.model_dump() if perlin else None,
     }  # fmt: skip
     _check_settings(out, settings)
+    if is_complete(out) and len(read_dataset(out).cases) >= n:
+        return out
     views = [v for v in dict.fromkeys(c.view for c in src.cases)]
     meta = DatasetMeta(
         name=f"{name}-fold{fold}",

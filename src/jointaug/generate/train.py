@@ -21,6 +21,7 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -57,16 +58,29 @@ def derived_seed(*parts: int | str) -> int:
     return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def is_trained(folder: Path, train_steps: int | None = None) -> bool:
+# settings that change how samples are drawn or logged, not the trained network
+NOT_TRAINING = {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every",
+                "train_steps"}  # fmt: skip
+
+
+def settings_key(cfg, case_ids) -> str:
+    """What a trained model depends on: its training settings and the fold's train cases."""
+    blob = json.dumps([cfg.model_dump(exclude=NOT_TRAINING), list(case_ids)], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def is_trained(folder: Path, train_steps: int | None = None, key: str | None = None) -> bool:
+    """A finished model folder (with at least ``train_steps`` steps and, given ``key``,
+    trained with the same settings on the same cases)."""
     marker = folder / "done"
     if not marker.is_file():
         return False
-    if train_steps is None:
-        return True
     try:
-        return int(json.loads(marker.read_text())["step"]) >= train_steps
+        done = json.loads(marker.read_text())
+        steps_ok = train_steps is None or int(done["step"]) >= train_steps
     except (ValueError, KeyError, TypeError):
         return False
+    return steps_ok and (key is None or done.get("key") == key)
 
 
 def _grid_indices(arrays: TrainArrays, k: int = GRID_CASES) -> list[int]:
@@ -140,12 +154,15 @@ def train_diffusion(
     config = config or run.config
     cfg = network_config(config.diffusion)
     folder = run.diffusion_dir(fold)
-    if is_trained(folder, cfg.train_steps):
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    device = pick_device(config.device)
     split = run.splits.fold(fold)
     cases = fold_train_cases(run.dataset, split.train)
+    key = settings_key(cfg, [c.case_id for c in cases])
+    if is_trained(folder, cfg.train_steps, key):
+        return folder
+    if is_trained(folder) and not is_trained(folder, key=key):
+        shutil.rmtree(folder)  # trained with other settings or cases: stale, train afresh
+    folder.mkdir(parents=True, exist_ok=True)
+    device = pick_device(config.device)
     arrays = load_train_arrays(run.dataset, cases, cfg.image_size)
     intensity = fit_intensity(arrays.counts, mode=cfg.intensity)
     ys = torch.from_numpy(intensity.to_model(arrays.counts))[:, None]
@@ -268,5 +285,5 @@ def train_diffusion(
         "diffusion": cfg.model_dump(), **info,
     }  # fmt: skip
     write_text_atomic(folder / "model.json", json.dumps(model_info, indent=2) + "\n")
-    write_text_atomic(folder / "done", json.dumps({"step": step}) + "\n")
+    write_text_atomic(folder / "done", json.dumps({"step": step, "key": key}) + "\n")
     return folder
