@@ -16,48 +16,28 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
-from jointaug.dataset.io import atomic_path
+from jointaug import weights
+from jointaug.weights import WeightsError
 
 
-class CheckpointError(ValueError):
+class CheckpointError(WeightsError):
     """A weights or checkpoint file that cannot be used."""
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
-                 metadata: dict[str, str] | None = None) -> None:  # fmt: skip
-    """Write tensors (moved to CPU, made contiguous) to a safetensors file atomically."""
-    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata=metadata)
-
-
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file -> (tensors on the CPU, metadata)."""
-    path = Path(path)
+    """Read a safetensors file -> (tensors on the CPU, metadata); CheckpointError if unreadable."""
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-    return tensors, meta
+        return weights.load_tensors(path)
+    except WeightsError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
-def _prefixed(prefix: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v for k, v in sd.items()}
-
-
-def _unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    p = prefix + "."
-    return {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}
+save_tensors = weights.save_tensors
+_prefixed = weights.prefixed
+_unprefixed = weights.unprefixed
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,

@@ -12,47 +12,28 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
-from jointaug.dataset.io import write_bytes_atomic
-
-
-def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Contiguous CPU copies (safetensors refuses shared or strided storage)."""
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+from jointaug import weights
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> None:
-    """Write ``tensors`` (+ JSON ``meta``) to a safetensors file atomically."""
-    metadata = {"state": json.dumps(meta or {})}
-    write_bytes_atomic(path, st_save(_plain(tensors), metadata=metadata))
+    """Write ``tensors`` (+ JSON ``meta`` under the ``state`` key) to a safetensors file atomically."""
+    weights.save_tensors(path, tensors, {"state": json.dumps(meta or {})})
 
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a safetensors file -> (tensors on CPU, JSON meta or {})."""
-    path = Path(path)
+    tensors, metadata = weights.load_tensors(path)
     try:
-        data = path.read_bytes()
-        tensors = st_load(data)
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("state", "{}")
-        return tensors, json.loads(raw)
-    except (OSError, ValueError, RuntimeError) as exc:  # corrupt or foreign file
+        return tensors, json.loads(metadata.get("state", "{}"))
+    except ValueError as exc:
         raise ValueError(f"{path}: cannot read safetensors weights ({exc})") from exc
 
 
-def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v for k, v in state.items()}
-
-
-def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    n = len(prefix) + 1
-    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+prefixed = weights.prefixed
+unprefixed = weights.unprefixed
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
