@@ -43,6 +43,18 @@ def write_tiny_dataset(
     return root
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Every test on one torch thread: tiny networks run fastest so, and deterministically,
+    and two threads crawl when the 2-core machine is busy."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Path:
     return write_tiny_dataset(tmp_path / "tiny")

@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from classify_data import write_signal_dataset, write_signal_set
 from typer.testing import CliRunner
 
@@ -24,14 +23,6 @@ TINY = ["classify.image_size=32", "classify.growth_rate=8", "classify.block_conf
         "classify.init_features=16", "classify.batch_size=16", "classify.eval_every_epochs=1",
         "classify.patience_samples=48", "classify.max_samples=72", "classify.lr=0.01",
         "classify.seeds=[0,1]", "experiment.sizes=[16]", "device=cpu"]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

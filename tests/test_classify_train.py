@@ -18,15 +18,6 @@ from jointaug.classify.train import CHECKPOINT, MODEL, _Step, fit
 from jointaug.classify.transforms import PaperAugment
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Deterministic and fast on a shared 2-core machine (no thread oversubscription)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)

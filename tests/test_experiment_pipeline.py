@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from jointaug.cli import app
@@ -34,8 +33,6 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("grid")
     write_phantom(root / "data", patients=6, size=64, seed=0, progress=False)
     cfg = load_config("paper", TINY)
@@ -44,7 +41,6 @@ def tiny_run(tmp_path_factory):
     log: list[str] = []
     result = run_experiment(run, plan, progress=False, echo=log.append)
     yield run, plan, result, log
-    torch.set_num_threads(threads)
 
 
 def _rows(path):

@@ -11,16 +11,6 @@ from jointaug.config import DiffusionConfig
 from jointaug.generate.model import EMA, EpsilonView, build_unet, norm_groups, pick_device
 from jointaug.generate.sample import NoiseSchedule, ancestral_step, sample, sample_ddpm, sample_fast
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread (and a busy shared CPU makes 2 threads crawl)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 TINY = DiffusionConfig(
     image_size=16, channels=[8, 16], attention_levels=[False, True], num_res_blocks=1,
     num_head_channels=8, dropout=0.0, timesteps=500,

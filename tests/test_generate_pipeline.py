@@ -25,14 +25,6 @@ GROUPS = {"right": ["R_a", "R_b"], "left": ["L_a", "L_b"]}
 SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _maps():
     """Two 'hands' (tissue 1) with two joints each (regions 1..4)."""
     tissue = np.zeros((SIZE, SIZE), np.uint8)

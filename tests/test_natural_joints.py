@@ -28,15 +28,6 @@ CFG = NaturalConfig(
 )  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """On the shared 2-core machine two intra-op threads contend badly; use one here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy_data(n: int = 8, size: int = 32, seed: int = 0):
     """Images with a bright square whose position is its label (class 1..3)."""
     rng = np.random.default_rng(seed)

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import jointaug.natural.source as source
@@ -28,18 +27,9 @@ TINY = [f"natural.{k}={v}" for k, v in (
 )]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("nat")
-    torch.set_num_threads(1)
     ds = build_natural_source(root / "out", None, 64, CFG, seed=0, progress=False)
     return root, ds
 
