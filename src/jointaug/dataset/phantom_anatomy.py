@@ -199,6 +199,14 @@ def fit_hand(hp: HandParams, size: int, margin_px: float, side: int) -> HandPara
     return replace(hp, wrist_x=hp.wrist_x + shift, wrist_y=hp.wrist_y + down)
 
 
+def ellipse_radius(x: np.ndarray, y: np.ndarray, dx: float, dy: float, a: float, b: float) -> np.ndarray:
+    """Normalised radius of offsets (x, y) in an ellipse with semi-axes a (along the unit
+    direction (dx, dy)) and b (across it): 1 on the ellipse's edge."""
+    along = x * dx + y * dy
+    across = -x * dy + y * dx
+    return np.sqrt((along / a) ** 2 + (across / b) ** 2)
+
+
 def _window(cx: float, cy: float, radius: float, shape: tuple[int, int]):
     """Slices and coordinate grids of the box ``radius`` around ``(cx, cy)``, clipped."""
     h, w = shape
@@ -275,9 +283,7 @@ def region_map(
             if win is None:
                 continue
             sl, xx, yy = win
-            along = (xx - cx) * dx + (yy - cy) * dy
-            across = -(xx - cx) * dy + (yy - cy) * dx
-            rho = np.sqrt((along / a) ** 2 + (across / b) ** 2)
+            rho = ellipse_radius(xx - cx, yy - cy, dx, dy, a, b)
             take = rho < best[sl]
             best[sl][take] = rho[take]
             out[sl][take] = first + j

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jointaug.dataset.format import HAND_JOINTS
-from jointaug.dataset.phantom_anatomy import N_JOINTS, WRIST, HandLayout, _window
+from jointaug.dataset.phantom_anatomy import N_JOINTS, WRIST, HandLayout, _window, ellipse_radius
 
 # Fraction of classification images in which the joint is inflamed (each hand).
 JOINT_PREVALENCE: dict[str, float] = {
@@ -187,9 +187,7 @@ def render_blobs(
         if win is None:
             continue
         sl, xx, yy = win
-        u = (xx - cx) * dx + (yy - cy) * dy
-        v = -(xx - cx) * dy + (yy - cy) * dx
-        rho = np.sqrt((u / a) ** 2 + (v / c) ** 2)
+        rho = ellipse_radius(xx - cx, yy - cy, dx, dy, a, c)
         uptake[sl] += b.amplitude * np.exp(-(((rho - b.ring) / RING_WIDTH) ** 2))
         if b.level:
             inside = rho <= b.ring + FOOTPRINT
