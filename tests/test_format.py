@@ -8,11 +8,11 @@ from jointaug.dataset.format import (
     HAND_LABELS,
     DatasetError,
     DatasetMeta,
-    DatasetWriter,
     is_complete,
     read_dataset,
     safe_relpath,
 )
+from jointaug.dataset.writer import DatasetWriter
 
 
 def test_hand_label_set_is_the_contract_default():
@@ -91,3 +91,13 @@ def test_append_reopens_a_complete_folder(tmp_path):
     ds = read_dataset(tmp_path / "d")
     assert [(c.case_id, c.extra["k"]) for c in ds.cases] == [("c1", "x"), ("c2", "y")]
     assert (tmp_path / "d" / "images" / "c1.png").read_bytes() == first
+
+
+def test_format_does_not_import_the_writer():
+    """The arrow runs one way: writer -> format (format used to import writer back)."""
+    import subprocess
+    import sys
+
+    code = "import sys, jointaug.dataset.format; print('jointaug.dataset.writer' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

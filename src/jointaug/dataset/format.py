@@ -3,8 +3,9 @@
 A dataset folder holds ``dataset.json`` (labels, groups, classification views),
 ``cases.csv`` (one row per image) and the image and label-map files that rows name.
 :func:`read_dataset` parses the two index files (it does not open images; use
-:func:`jointaug.dataset.validate.validate_dataset` for the full check) and
-:class:`DatasetWriter` writes a folder atomically and resumably.
+:func:`jointaug.dataset.validate.validate_dataset` for the full check);
+:class:`jointaug.dataset.writer.DatasetWriter` writes a folder atomically and resumably.
+The arrow runs one way: ``writer`` imports ``format``, never the reverse.
 """
 
 from __future__ import annotations
@@ -273,8 +274,3 @@ def is_complete(root: str | os.PathLike) -> bool:
     root = Path(root)
     return (root / "dataset.json").is_file() and (root / "cases.csv").is_file()
 
-
-
-
-# The writer lives in its own module; re-exported here so ``format`` stays the one import.
-from jointaug.dataset.writer import DatasetWriter  # noqa: E402, F401

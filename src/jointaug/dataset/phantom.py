@@ -37,7 +37,6 @@ from jointaug.dataset.format import (
     Dataset,
     DatasetError,
     DatasetMeta,
-    DatasetWriter,
     is_complete,
     read_dataset,
 )
@@ -59,6 +58,7 @@ from jointaug.dataset.phantom_disease import (
     sample_disease,
     sample_state,
 )
+from jointaug.dataset.writer import DatasetWriter
 
 VERSION = 1
 CLASSIFICATION_VIEWS = ("palmar", "dorsal")
