@@ -29,12 +29,13 @@ from safetensors.torch import load_file, save_file
 from jointaug.config import NaturalConfig
 from jointaug.dataset.format import HAND_JOINTS
 from jointaug.dataset.io import atomic_path, write_text_atomic
+from jointaug.init import kaiming_uniform_
 
 N_CLASSES = len(HAND_JOINTS) + 1
 
 
 def build_unet(channels: list[int], in_channels: int = 3, out_channels: int = N_CLASSES) -> UNet:
-    """The segmenter network (logits out), Kaiming-uniform initialised by :func:`init_weights`."""
+    """The segmenter network (logits out), Kaiming-uniform initialised (:func:`jointaug.init.kaiming_uniform_`)."""
     return UNet(
         spatial_dims=2,
         in_channels=in_channels,
@@ -43,15 +44,6 @@ def build_unet(channels: list[int], in_channels: int = 3, out_channels: int = N_
         strides=(2,) * (len(channels) - 1),
         num_res_units=1,
     )
-
-
-def init_weights(model: torch.nn.Module, generator: torch.Generator) -> None:
-    """Kaiming-uniform conv weights, zero biases (the PReLU and norm layers keep their defaults)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
-            torch.nn.init.kaiming_uniform_(m.weight, nonlinearity="leaky_relu", generator=generator)
-            if m.bias is not None:
-                torch.nn.init.zeros_(m.bias)
 
 
 def dice_per_class(pred: np.ndarray, target: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
@@ -125,7 +117,7 @@ def train_segmenter(
         raise ValueError("no labelled photos to train the joint segmenter on")
     gen = torch.Generator().manual_seed(int(seed))
     model = build_unet(cfg.segmenter_channels, in_channels=x.shape[1])
-    init_weights(model, gen)
+    kaiming_uniform_(model, gen)
     model.to(device)
     tr, va = split_indices(len(x), cfg.segmenter_val_fraction, seed)
     xt = torch.from_numpy(np.ascontiguousarray(x[tr])).float()
