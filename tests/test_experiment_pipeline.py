@@ -5,14 +5,18 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
+from jointaug.classify.metrics import binarize, pooled_metrics
+from jointaug.classify.predict import predict_files
 from jointaug.cli import app
 from jointaug.config import load_config
 from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.dataset.validate import validate_dataset
 from jointaug.experiments.pipeline import make_plan, run_experiment
+from jointaug.experiments.predict import best_method, method_threshold, model_files
 from jointaug.experiments.rundir import RunDir
 
 TINY = [
@@ -48,6 +52,16 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+def _rgb(path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _pixels_near(rgb: np.ndarray, colour: str, tol: int = 30) -> int:
+    target = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(rgb.astype(int) - target).max(axis=2) <= tol).sum())
+
+
 def test_plan_covers_the_papers_grid(tiny_run):
     run, plan, _, log = tiny_run
     assert [m.name for m in plan.methods] == ["baseline", "mp-perlin", "11k-perlin", "mp50-11kp50",
@@ -71,13 +85,21 @@ def test_every_stage_ran_and_outputs_validate(tiny_run):
         assert {(method, 8, "0"), (method, 8, "1"), (method, 8, "ensemble"), (method, 4, "0")} <= got
         assert (method, 4, "1") not in got  # curve sizes: one seed, as the paper
     assert ("baseline", 0, "ensemble") in got
-    for r in rows:
-        assert 0.0 <= float(r["accuracy"]) <= 1.0
+    # a single model's row holds the metrics of its own stored test probabilities
+    one = [r for r in rows if (r["method"], r["fold"], r["seed"], r["threshold"]) == ("baseline", "0", "0", "default")]
+    assert len(one) == 1
+    d = run.classify_dir(0, "baseline", 0)
+    expect = pooled_metrics(np.load(d / "test_labels.npy"), binarize(np.load(d / "test_probs.npy"), 0.5))
+    for k in ("accuracy", "tpr", "tnr", "gms"):
+        assert float(one[0][k]) == pytest.approx(expect[k], abs=1e-4, nan_ok=True), k
     t1 = (run.results_dir / "table1.md").read_text()
     assert "| Method | Accuracy | TPR | TNR | F1 | GMS |" in t1 and "mp-perlin (8)" in t1
     html = result["report"].read_text()
     assert html.count("data:image/png;base64,") >= 3 and "<table>" in html and "http" not in html
-    assert (run.results_dir / "fig6.png").stat().st_size > 5000
+    fig = _rgb(run.results_dir / "fig6.png")
+    assert fig.shape[1] > 3 * fig.shape[0]  # five metric panels side by side
+    for colour in ("#1f77b4", "#ff7f0e", "#2ca02c"):  # the three augmented methods' curves
+        assert _pixels_near(fig, colour) > 30, colour
 
 
 def test_rerun_computes_nothing_and_a_lost_model_is_retrained_alone(tiny_run):
@@ -136,8 +158,17 @@ def test_predict_cli_writes_probabilities_and_overlays(tiny_run, tmp_path):
     rows = _rows(tmp_path / "p" / "predictions.csv")
     assert len(rows) == 1
     probs = np.array([float(rows[0][f"p_{lab}"]) for lab in ds.labels])
-    assert ((probs >= 0) & (probs <= 1)).all()
-    assert (tmp_path / "p" / f"{img.stem}_overlay.png").stat().st_size > 5000
+    method = best_method(run)
+    expect, labels = predict_files(model_files(run, method), [img])
+    assert labels == ds.labels and np.allclose(probs, expect[0], atol=6e-5)  # 4 decimals
+    thr = method_threshold(run, method)
+    assert [int(rows[0][lab]) for lab in ds.labels] == [int(p >= thr) for p in expect[0]]
+    over = _rgb(tmp_path / "p" / f"{img.stem}_overlay.png")
+    left, right = over[:, : over.shape[1] // 2], over[:, over.shape[1] // 2 :]
+    grey = (np.ptp(left, axis=2) < 8) & (left.mean(axis=2) < 200)
+    assert grey.sum() > 500  # the image itself, in grey, on the left
+    reds = (right[..., 0].astype(int) - right[..., 1] > 60)
+    assert reds.sum() > 10 * len(ds.labels)  # every joint's dot on the schematic
     bad = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "nope.png")])
     assert bad.exit_code == 2 and "no such image file" in bad.output
 
