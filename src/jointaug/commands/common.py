@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from jointaug.config import Config, ConfigError, apply_threads, load_config
 from jointaug.dataset.format import DatasetError
-from jointaug.dataset.io import ImageReadError
+from jointaug.dataset.io import DiskFullError, ImageReadError
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -24,6 +24,7 @@ F = TypeVar("F", bound=Callable)
 USER_ERRORS: tuple[type[BaseException], ...] = (
     DatasetError,
     ConfigError,
+    DiskFullError,
     ImageReadError,
     FileNotFoundError,
     FileExistsError,

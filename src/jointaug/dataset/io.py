@@ -5,10 +5,16 @@ grayscale), ``.tif``/``.tiff``, ``.npy`` (2D array, loaded with ``allow_pickle=F
 ``.dcm`` (single-frame DICOM). Writers use 16-bit PNG for integer counts and 8-bit
 PNG for label maps. Every writer is atomic: it writes a temp file beside the target
 and renames it, so a crash never leaves a half-written file under the final name.
+
+A full disk (``ENOSPC``, or a quota: ``EDQUOT``) while writing raises
+:class:`DiskFullError`, a user error the CLI prints as one message: the temp file is
+removed, the previous version of the target (if any) is unchanged, and rerunning the
+same command after freeing space resumes.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
@@ -24,6 +30,38 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".dcm")
 
 class ImageReadError(ValueError):
     """A file could not be read as a single-channel 2D image."""
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """The disk (or the user's quota) filled up while the toolkit was writing ``path``."""
+
+    def __init__(self, path: str | os.PathLike, what: str = "the file was not written and its "
+                 "previous version, if any, is unchanged"):  # fmt: skip
+        self.path = Path(path)
+        super().__init__(
+            errno.ENOSPC,
+            f"{path}: the disk is full (no space left on device); {what}, so nothing finished "
+            f"was lost. Free some space on {self.path.parent} (df -h shows how much is left) "
+            f"and rerun the same command: it resumes where it stopped",
+        )
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def write_fd(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to a file descriptor (``os.write`` may write part of it)."""
+    view = memoryview(data)
+    while view.nbytes:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def _umask() -> int:
@@ -44,6 +82,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except DiskFullError:
+        raise
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(path) from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -51,7 +95,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            write_fd(fd, data)
+        finally:
+            os.close(fd)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from jointaug.config import NaturalConfig
 from jointaug.dataset.format import HAND_JOINTS
-from jointaug.dataset.io import atomic_path, write_text_atomic
+from jointaug.dataset.io import write_text_atomic
 from jointaug.init import kaiming_uniform_
+from jointaug.weights import save_tensors
 
 N_CLASSES = len(HAND_JOINTS) + 1
 
@@ -179,9 +180,7 @@ def save_segmenter(path: str | os.PathLike, result: TrainResult, key: str) -> No
         "n_train": str(result.n_train),
         "n_val": str(result.n_val),
     }
-    state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    save_tensors(path, result.model.state_dict(), meta)
 
 
 def load_segmenter(path: str | os.PathLike, cfg: NaturalConfig, key: str) -> TrainResult | None:
