@@ -155,3 +155,63 @@ def test_a_file_name_in_another_letter_case_is_pointed_out(tiny_dataset):
     report = validate_dataset(tiny_dataset)
     assert report.rules() == {"file-missing"}
     assert "found images/P0_Palmar.png" in report.errors[0].message
+
+
+# --- hostile or broken files (these held before; kept so by these tests) ----------------
+
+
+def test_a_symlink_leaving_the_folder_is_rejected(tiny_dataset, tmp_path):
+    header, rows = _table(tiny_dataset)
+    outside = tmp_path / "outside.png"
+    (tiny_dataset / rows[0][header.index("image")]).rename(outside)
+    (tiny_dataset / rows[0][header.index("image")]).symlink_to(outside)
+    report = validate_dataset(tiny_dataset)
+    assert report.rules() == {"path"} and "escapes the dataset folder" in report.errors[0].message
+    ds = read_dataset(tiny_dataset)  # the index is fine; opening the image is refused
+    with pytest.raises(DatasetError, match="escapes the dataset folder"):
+        ds.image(ds.cases[0])
+
+
+def _png_header_only(path, width, height):
+    """A PNG that claims width x height pixels (IHDR) with a tiny IDAT: a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))  # fmt: skip
+
+
+@pytest.mark.parametrize(("side", "says"), [(40_000, "DecompressionBombError"),  # Pillow's limit
+                                            (10_000, "refused before decoding")])  # ours: 64 Mpx
+def test_a_decompression_bomb_png_is_refused_without_decoding(tiny_dataset, side, says):
+    header, rows = _table(tiny_dataset)
+    _png_header_only(tiny_dataset / rows[0][header.index("image")], side, side)
+    report = validate_dataset(tiny_dataset)
+    assert report.rules() == {"unreadable"}
+    assert says in report.errors[0].message and report.errors[0].case == rows[0][0]
+
+
+@pytest.mark.parametrize("content", [b"garbage, not DICOM", "no-pixels"])
+def test_broken_dicom_is_one_unreadable_error(tiny_dataset, content):
+    from test_facts import write_dicom
+
+    header, rows = _table(tiny_dataset)
+    path = tiny_dataset / "images" / "p0.dcm"
+    if content == "no-pixels":
+        import pydicom
+
+        write_dicom(path, np.zeros((32, 32)))
+        ds = pydicom.dcmread(path)
+        del ds.PixelData
+        ds.save_as(path)
+    else:
+        path.write_bytes(content)
+    rows[0][header.index("image")] = "images/p0.dcm"
+    _write(tiny_dataset, header, rows)
+    report = validate_dataset(tiny_dataset)
+    assert report.rules() == {"unreadable"} and "cannot read image" in report.errors[0].message
+    assert report.errors[0].file == "images/p0.dcm" and "Traceback" not in report.errors[0].message

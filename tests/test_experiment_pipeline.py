@@ -2,6 +2,7 @@
 
 import csv
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,6 +172,28 @@ def test_predict_cli_writes_probabilities_and_overlays(tiny_run, tmp_path):
     assert reds.sum() > 10 * len(ds.labels)  # every joint's dot on the schematic
     bad = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "nope.png")])
     assert bad.exit_code == 2 and "no such image file" in bad.output
+    assert rows[0]["warnings"] == "" and "warning" not in res.output  # like the training data
+
+
+def test_predict_warns_when_an_image_differs_from_the_training_data(tiny_run, tmp_path):
+    from test_facts import write_dicom
+
+    run, _, _, _ = tiny_run
+    ds = run.dataset
+    counts = ds.image(ds.classification_cases()[0])  # 64x64 16-bit counts, modality NM
+    shown = np.clip(np.kron(counts, np.ones((2, 2))) * 8, 0, 255).astype(np.uint8)
+    Image.fromarray(shown).save(tmp_path / "screenshot.png")  # 8-bit, 128x128, clipped
+    write_dicom(tmp_path / "ct.dcm", counts, modality="CT")
+    res = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "screenshot.png"),
+                                   str(tmp_path / "ct.dcm"), "--out", str(tmp_path / "p")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "screenshot.png: size 128x128 px differs from the training images (64x64 px)" in out
+    assert "screenshot.png: 8-bit pixels, the training images were 16-bit" in out
+    assert "ct.dcm: DICOM Modality 'CT', the training data are 'NM'" in out
+    rows = {Path(r["image"]).name: r for r in _rows(tmp_path / "p" / "predictions.csv")}
+    assert rows["screenshot.png"]["warnings"].count(" | ") >= 2  # size, bit depth, clipping
+    assert rows["ct.dcm"]["warnings"] == "DICOM Modality 'CT', the training data are 'NM'"
 
 
 def test_changed_setting_retrains_only_what_depends_on_it(tiny_run, tmp_path):

@@ -18,6 +18,7 @@ import errno
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".dcm")
+MAX_PIXELS = 8192 * 8192  # larger "images" are refused before decoding (decompression bombs)
 
 
 class ImageReadError(ValueError):
@@ -106,16 +108,30 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def _check_size(path: Path, shape: tuple[int, ...]) -> None:
+    n = int(np.prod(shape, dtype=np.int64))
+    if n > MAX_PIXELS:
+        raise ImageReadError(
+            f"{path}: claims {' x '.join(map(str, shape))} = {n:,} pixels, more than the "
+            f"{MAX_PIXELS:,} allowed (a decompression bomb or not a scan); refused before decoding"
+        )
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read one single-channel 2D image as float32 (counts); raise ImageReadError if not 2D."""
+    """Read one single-channel 2D image as float32 (counts); raise ImageReadError if not 2D.
+
+    Files claiming more than :data:`MAX_PIXELS` pixels are refused from their header."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
+            _check_size(path, np.load(path, mmap_mode="r", allow_pickle=False).shape)
             arr = np.load(path, allow_pickle=False)
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
+            with tifffile.TiffFile(path) as tif:
+                _check_size(path, tif.series[0].shape if tif.series else (0,))
             arr = tifffile.imread(path)
         elif suffix == ".dcm":
             import pydicom
@@ -124,17 +140,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
             if frames != 1:
                 raise ImageReadError(f"{path}: DICOM has {frames} frames, expected a single frame")
+            _check_size(path, (int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)))
             arr = ds.pixel_array
             slope = float(getattr(ds, "RescaleSlope", 1) or 1)
             intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
             if slope != 1 or intercept != 0:
                 arr = arr.astype(np.float64) * slope + intercept
         elif suffix == ".png":
-            with Image.open(path) as im:
+            with warnings.catch_warnings():  # over Pillow's warning size: refused below instead
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(path)
+            with im:
                 if im.mode not in ("L", "I;16", "I;16B", "I;16L", "I", "1", "P"):
                     raise ImageReadError(
                         f"{path}: PNG mode {im.mode!r} is not single-channel grayscale"
                     )
+                _check_size(path, (im.height, im.width))
                 arr = np.asarray(im)
         else:
             raise ImageReadError(
