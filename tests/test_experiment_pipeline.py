@@ -173,6 +173,9 @@ def test_predict_cli_writes_probabilities_and_overlays(tiny_run, tmp_path):
     bad = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "nope.png")])
     assert bad.exit_code == 2 and "no such image file" in bad.output
     assert rows[0]["warnings"] == "" and "warning" not in res.output  # like the training data
+    np.save(tmp_path / "strip.npy", np.ones((10, 40)))
+    strip = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "strip.npy")])
+    assert strip.exit_code == 2 and "too small or not roughly square" in strip.output
 
 
 def test_predict_warns_when_an_image_differs_from_the_training_data(tiny_run, tmp_path):
@@ -234,3 +237,38 @@ def test_changed_diffusion_setting_retrains_model_and_remakes_sets(tiny_run, tmp
     old_set = (run0.augment_dir(0, "mp-perlin") / "augmentation.json").read_text()
     make_augmentation_set(run, 0, "mp", True, 8, progress=False)
     assert (run.augment_dir(0, "mp-perlin") / "augmentation.json").read_text() != old_set
+
+
+@pytest.mark.slow
+def test_kill_9_at_three_moments_then_rerun_gives_the_same_tables(tiny_run, tmp_path):
+    """SIGKILL (no cleanup at all) mid diffusion training, mid set writing and mid classifier
+    training; the rerun finishes the grid with tables identical to the uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run0, _, _, _ = tiny_run
+    out = tmp_path / "killed"
+    sets = [x for s in TINY for x in ("--set", s)]
+    cmd = [sys.executable, "-c", "from jointaug.cli import main; main()", "run", "--dataset",
+           str(run0.config.dataset), "--out", str(out), "--profile", "paper", "--no-progress",
+           *sets, "--set", "threads=1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    moments = ["fold_*/diffusion/checkpoint.safetensors", "fold_*/augment/*/.cases.partial.csv",
+               "fold_*/classify/*/seed_*/checkpoint.safetensors"]  # fmt: skip
+    killed = []
+    for pattern in moments:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline and not list(out.glob(pattern)):
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed.append(pattern)
+        proc.wait()
+    assert len(killed) >= 2, killed  # the grid did not simply finish before the kills
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for table in ("table1.md", "table2.md"):
+        assert (out / "results" / table).read_text() == (run0.results_dir / table).read_text(), table
