@@ -193,11 +193,12 @@ def test_a_full_disk_when_closing_keeps_the_old_index_and_the_journal(tmp_path, 
     assert [c.case_id for c in again.close().cases] == ["c0", "c1"]
 
 
-def test_cli_says_the_disk_is_full_and_the_rerun_completes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("budget", [0, 20_000])  # full from the first byte, or mid-way
+def test_cli_says_the_disk_is_full_and_the_rerun_completes(tmp_path, monkeypatch, budget):
     clean = tmp_path / "clean"
     assert CliRunner().invoke(app, ["phantom", str(clean), "--patients", "2", "--size", "64"]).exit_code == 0
     out = tmp_path / "ph"
-    FullDisk(monkeypatch, out, budget=20_000)
+    FullDisk(monkeypatch, out, budget=budget)
     res = CliRunner().invoke(app, ["phantom", str(out), "--patients", "2", "--size", "64"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     _says_disk_full(" ".join(res.output.split()))

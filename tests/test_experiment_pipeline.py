@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,13 @@ def test_predict_warns_when_an_image_differs_from_the_training_data(tiny_run, tm
     rows = {Path(r["image"]).name: r for r in _rows(tmp_path / "p" / "predictions.csv")}
     assert rows["screenshot.png"]["warnings"].count(" | ") >= 2  # size, bit depth, clipping
     assert rows["ct.dcm"]["warnings"] == "DICOM Modality 'CT', the training data are 'NM'"
+    moved = tmp_path / "moved_run"  # a run whose dataset folder is gone
+    shutil.copytree(run.path, moved)
+    cfg = (moved / "config.yaml").read_text().replace(str(run.config.dataset), str(tmp_path / "gone"))
+    (moved / "config.yaml").write_text(cfg)
+    res = CliRunner().invoke(app, ["predict", str(moved), str(tmp_path / "ct.dcm"), "--out", str(tmp_path / "q")])
+    assert res.exit_code == 0, res.output
+    assert "cannot compare the images with the training data" in " ".join(res.output.split())
 
 
 def test_changed_setting_retrains_only_what_depends_on_it(tiny_run, tmp_path):

@@ -40,6 +40,7 @@ from jointaug.dataset.format import (
     is_complete,
     read_dataset,
 )
+from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.phantom_anatomy import (
     N_JOINTS,
     HandLayout,
@@ -339,7 +340,7 @@ def write_phantom(
     writer = DatasetWriter(out, meta, extra_columns=["visit", "total_counts"], overwrite=overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(wanted))
+        write_text_atomic(marker, json.dumps(wanted))
         done = writer.done_ids
         by_patient: dict[int, list[PlannedCase]] = {}
         for pc in plan:
