@@ -231,11 +231,10 @@ def load_config(
 
 
 def apply_threads(config: Config) -> None:
-    """Set torch's CPU thread count from ``config.threads`` (0 leaves torch's default)."""
-    if config.threads > 0:
-        import torch
+    """Apply the config's threads (and CUDA settings): :func:`jointaug.runtime.apply_runtime`."""
+    from jointaug.runtime import apply_runtime
 
-        torch.set_num_threads(config.threads)
+    apply_runtime(config)
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:

@@ -48,6 +48,7 @@ from jointaug.classify.model import build_model, model_metadata
 from jointaug.classify.transforms import PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
 from jointaug.dataset.io import write_text_atomic
+from jointaug.runtime import resolve_device
 
 LOG_COLUMNS = ("eval", "epoch", "samples", "train_loss", "val_loss", "val_accuracy", "val_tpr",
                "val_tnr", "val_f1", "val_gms", "best_val_gms", "best_samples", "wall_s")  # fmt: skip
@@ -65,15 +66,6 @@ class FitResult:
     wall_s: float
     stop_reason: str  # "patience" | "max_samples"
     log: list[dict]
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" -> cuda if available, else cpu."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
 
 
 def autocast_for(device: torch.device, amp: bool):

@@ -32,10 +32,10 @@ from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.writer import DatasetWriter
 from jointaug.experiments.rundir import RunDir
 from jointaug.generate.intensity import poisson_counts
-from jointaug.generate.model import pick_device
 from jointaug.generate.sample import sampler_steps
 from jointaug.generate.sources import Source, augment_name, mp_source, natural_source, plan_case
 from jointaug.generate.trained import generate_rates, load_trained
+from jointaug.runtime import resolve_device
 
 EXTRA_COLUMNS = ["source_case", "sample_seed", "perlin_tries", "perlin_fallbacks", "sampler", "steps"]
 SETTINGS_FILE = "augmentation.json"
@@ -100,7 +100,7 @@ def make_augmentation_set(
     config = config or run.config
     name = augment_name(source, perlin)
     out = run.augment_dir(fold, name)
-    model = load_trained(run.diffusion_dir(fold), pick_device(config.device), config.diffusion)
+    model = load_trained(run.diffusion_dir(fold), resolve_device(config.device), config.diffusion)
     src = _source(run, fold, source, natural_dir)
     cfg = model.cfg
     steps = sampler_steps(cfg)

@@ -52,18 +52,6 @@ IN_CHANNELS = 4  # noisy image + (normal, low, high)
 OUT_CHANNELS = 1
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but torch sees no CUDA GPU; use device=cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {name!r} (auto, cpu, cuda)") from exc
-
-
 def norm_groups(channels: list[int], requested: int = 0) -> int:
     """GroupNorm groups for every level (MONAI takes one value for all levels).
 

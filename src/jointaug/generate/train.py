@@ -42,10 +42,10 @@ from jointaug.generate.model import (
     EpsilonView,
     build_unet,
     network_config,
-    pick_device,
 )
 from jointaug.generate.sample import NoiseSchedule, sample
 from jointaug.generate.trainset import TrainArrays, fold_train_cases, load_train_arrays
+from jointaug.runtime import resolve_device, runtime_record
 
 LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
 GRID_CASES = 4
@@ -162,7 +162,7 @@ def train_diffusion(
     if is_trained(folder) and not is_trained(folder, key=key):
         shutil.rmtree(folder)  # trained with other settings or cases: stale, train afresh
     folder.mkdir(parents=True, exist_ok=True)
-    device = pick_device(config.device)
+    device = resolve_device(config.device)
     arrays = load_train_arrays(run.dataset, cases, cfg.image_size)
     intensity = fit_intensity(arrays.counts, mode=cfg.intensity)
     ys = torch.from_numpy(intensity.to_model(arrays.counts))[:, None]
@@ -281,7 +281,7 @@ def train_diffusion(
     ck.save_tensors(folder / "model.safetensors", net.state_dict(), {"step": step})
     ck.save_tensors(folder / "ema.safetensors", ema.shadow.state_dict(), {"step": step})
     model_info = {
-        "fold": fold, "step": step, "wall_s": wall, "device": str(device),
+        "fold": fold, "step": step, "wall_s": wall, **runtime_record(device),
         "diffusion": cfg.model_dump(), **info,
     }  # fmt: skip
     write_text_atomic(folder / "model.json", json.dumps(model_info, indent=2) + "\n")
