@@ -18,6 +18,7 @@ round differently, which is why every verb applies the same ``threads``).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import torch
@@ -96,6 +97,15 @@ def runtime_record(device: torch.device | str) -> dict:
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "cuda": torch.version.cuda,
     }
+
+
+def autocast_for(device: torch.device, amp: bool):
+    """bf16 autocast on a CUDA card that supports bf16 when ``amp``; else a no-op (fp16
+    would need loss scaling, and on the CPU autocast is slower than float32). Callers
+    cast the network's output to float32 before the loss or the sampler's arithmetic."""
+    if not amp or device.type != "cuda" or not torch.cuda.is_bf16_supported():
+        return nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
 def synchronize(device: torch.device) -> None:

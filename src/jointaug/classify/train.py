@@ -28,7 +28,6 @@ import json
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +47,7 @@ from jointaug.classify.model import build_model, model_metadata
 from jointaug.classify.transforms import PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
 from jointaug.dataset.io import write_text_atomic
-from jointaug.runtime import resolve_device
+from jointaug.runtime import autocast_for, resolve_device
 
 LOG_COLUMNS = ("eval", "epoch", "samples", "train_loss", "val_loss", "val_accuracy", "val_tpr",
                "val_tnr", "val_f1", "val_gms", "best_val_gms", "best_samples", "wall_s")  # fmt: skip
@@ -66,14 +65,6 @@ class FitResult:
     wall_s: float
     stop_reason: str  # "patience" | "max_samples"
     log: list[dict]
-
-
-def autocast_for(device: torch.device, amp: bool):
-    """bf16 autocast on a CUDA card that supports bf16 when ``amp``; else a no-op (fp16
-    would need loss scaling, and on the CPU autocast is slower than float32)."""
-    if not amp or device.type != "cuda" or not torch.cuda.is_bf16_supported():
-        return nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
 def split_seed(seed: int) -> tuple[int, int, int]:
