@@ -2,19 +2,23 @@
 checkpoints, appended logs, exact resume after Ctrl-C, non-finite losses caught."""
 
 import csv
+import json
 import math
+import shutil
 
+import numpy as np
 import pytest
 import torch
 from test_generate_pipeline import OVERRIDES, _write_dataset
 
+from jointaug import training
 from jointaug.config import load_config
 from jointaug.experiments.rundir import RunDir
-from jointaug.generate import loop
 from jointaug.generate import train as train_mod
 from jointaug.generate.checkpoint import load_tensors
-from jointaug.generate.loop import CheckpointClock, LogFile, LossMeter
+from jointaug.generate.loop import LossMeter
 from jointaug.generate.train import train_diffusion
+from jointaug.training import CheckpointClock, LogFile
 
 
 def test_loss_meter_equals_per_step_python_floats():
@@ -37,7 +41,7 @@ def test_loss_meter_equals_per_step_python_floats():
 
 def test_checkpoint_clock(monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(loop.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(training.time, "monotonic", lambda: now[0])
     clock = CheckpointClock(minutes=10, every=0, end=50)
     assert not clock.due(7)
     now[0] += 599
@@ -70,9 +74,9 @@ def _run(data, name, *extra):
 
 def test_checkpoints_by_wall_time_and_log_appended(data, monkeypatch):
     saved, rewrites = [], []
-    orig_save, orig_write = train_mod.ck.save_tensors, loop.write_text_atomic
+    orig_save, orig_write = train_mod.ck.save_tensors, training.write_text_atomic
     monkeypatch.setattr(train_mod.ck, "save_tensors", lambda p, *a, **k: (saved.append(p.name), orig_save(p, *a, **k)))
-    monkeypatch.setattr(loop, "write_text_atomic", lambda p, *a: (rewrites.append(p.name), orig_write(p, *a)))
+    monkeypatch.setattr(training, "write_text_atomic", lambda p, *a: (rewrites.append(p.name), orig_write(p, *a)))
     run = _run(data, "walltime", "diffusion.checkpoint_every=0", "diffusion.checkpoint_minutes=1000")
     train_diffusion(run, 0, progress=False)
     # 6 steps, 6 log rows: one checkpoint (at the end), log.csv written once then appended
@@ -123,3 +127,50 @@ def test_non_finite_loss_stops_before_a_checkpoint(data, monkeypatch):
     with pytest.raises(FloatingPointError, match="lower diffusion.lr"):
         train_diffusion(run, 0, progress=False)
     assert not (run.diffusion_dir(0) / "checkpoint.safetensors").exists()
+
+
+def test_set_contents_do_not_depend_on_the_sampling_batch_size(data):
+    """Sets made with sampling batches of 1, 3 and auto (64 on the CPU) are bit-identical:
+    cases, labels, conditions, regions, seeds and images. (Per-case noise makes this hold
+    whenever the network's rounding does not depend on the batch, as here on the CPU; a
+    larger network on another backend may round differently per batch size, which is why
+    a set records its batch size and keeps it when it grows.)"""
+    from jointaug.dataset.format import read_dataset
+    from jointaug.generate.augment import make_augmentation_set
+
+    ref = _run(data, "set-ref")
+    train_diffusion(ref, 0, progress=False)
+    sets = {}
+    for b in (1, 3, "auto"):
+        run = _run(data, f"set-b{b}", f"diffusion.sample_batch_size={b}")
+        shutil.copytree(ref.diffusion_dir(0), run.diffusion_dir(0))
+        out = make_augmentation_set(run, 0, "mp", True, 7, progress=False)
+        sets[b] = read_dataset(out)
+        assert json.loads((out / "augmentation.json").read_text())["batch_size"] == (64 if b == "auto" else b)
+    a = sets[1]
+    for b in (3, "auto"):
+        other = sets[b]
+        assert [c.case_id for c in other.cases] == [c.case_id for c in a.cases]
+        for ca, cb in zip(a.cases, other.cases, strict=True):
+            assert cb.extra == ca.extra and np.array_equal(cb.labels, ca.labels)
+            assert np.array_equal(other.tissue(cb), a.tissue(ca)) and np.array_equal(other.regions(cb), a.regions(ca))
+            assert np.array_equal(other.image(cb), a.image(ca))
+
+
+def test_sampler_noise_is_per_case_on_the_device():
+    """A batch-invariant denoiser: every case's image is bit-identical whatever its batch."""
+    from jointaug.generate.sample import NoiseSchedule, sample_ddpm, sample_fast
+
+    class Elementwise(torch.nn.Module):
+        def forward(self, inputs, t):
+            return 0.3 * inputs[:, :1] + 0.1 * inputs[:, 1:2]
+
+    cond = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    seeds = [7, 8, 9, 10, 11]
+    short = NoiseSchedule(20, 1e-3, 0.2)
+    for fn in (lambda c, s: sample_ddpm(Elementwise(), c, s, short),
+               lambda c, s: sample_fast(Elementwise(), c, s, short, 4)):
+        whole = fn(cond, seeds)
+        parts = torch.cat([fn(cond[i : i + 2], seeds[i : i + 2]) for i in range(0, 5, 2)])
+        assert torch.equal(whole, parts)
+        assert not torch.equal(whole[0], whole[1])

@@ -108,6 +108,21 @@ def autocast_for(device: torch.device, amp: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
+COMPILE_BACKEND = "inductor"  # tests set "eager" (tracing only: seconds instead of minutes)
+
+
+def maybe_compile(module: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """``torch.compile(module)`` when ``enabled`` (config ``compile``), else ``module``.
+
+    Shapes are static (``dynamic=False``): the training batch never changes size in the
+    diffusion loop; the classifier's last partial batch of an epoch and the evaluation
+    batches add at most a few more compiled shapes, once. The compiled module shares its
+    parameters with ``module`` (state dicts are saved from ``module``)."""
+    if not enabled:
+        return module
+    return torch.compile(module, backend=COMPILE_BACKEND, dynamic=False)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (a no-op on the CPU)."""
     if device.type == "cuda":

@@ -34,7 +34,7 @@ from jointaug.classify.data import ImageCache, MixError, fold_part, set_prefix, 
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, fit
+from jointaug.classify.train import CHECKPOINT, SPEED_ONLY, fit
 from jointaug.config import Config
 from jointaug.dataset.io import atomic_path, write_text_atomic
 from jointaug.experiments.methods import (
@@ -71,7 +71,7 @@ def job_key(run: RunDir, job: Job) -> str:
     """What a finished training depends on: classifier settings (not the seeds list or
     speed flags), loss, seed, the fold's patients, the mix, its size, and the settings
     of the augmentation sets it reads. A ``done`` folder with another key is stale."""
-    cfg = run.config.classify.model_dump(exclude={"seeds", "num_workers", "amp", "channels_last"})
+    cfg = run.config.classify.model_dump(exclude=SPEED_ONLY)
     fold = run.splits.fold(job.fold)
     sets = {}
     for name, _ in job.method.mix:

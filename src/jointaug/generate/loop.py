@@ -8,26 +8,17 @@
 - :class:`LossMeter`: losses summed on the device in float64 and read once per log
   interval (one synchronisation per interval instead of one per step); the same sums
   and the same running ``ema_loss`` as the old per-step Python floats, bit for bit.
-- :class:`CheckpointClock`: checkpoint every ``checkpoint_minutes`` of wall time (and
-  every ``checkpoint_every`` steps when that is > 0), not every N steps: at the paper
-  profile a checkpoint is ~1 GB.
-- :class:`LogFile`: ``log.csv`` appended one row at a time; rewritten only once, at a
-  resume, to drop rows newer than the checkpoint.
+- checkpoints by wall time and ``log.csv`` appended: :mod:`jointaug.training`
+  (shared with the classifier's loop).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import time
-from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from jointaug.dataset.io import write_text_atomic
 from jointaug.runtime import autocast_for
 
 
@@ -77,43 +68,3 @@ class LossMeter:
     def reset_interval(self) -> None:
         self.sum.zero_()
         self.n = 0
-
-
-class CheckpointClock:
-    """Is a checkpoint due at ``step``? Every ``minutes`` of wall time, every ``every``
-    steps when > 0, and always at ``end``."""
-
-    def __init__(self, minutes: float, every: int, end: int):
-        self.seconds, self.every, self.end = max(0.0, float(minutes)) * 60.0, int(every), int(end)
-        self.last = time.monotonic()
-
-    def due(self, step: int) -> bool:
-        return (step >= self.end or (self.every > 0 and step % self.every == 0)
-                or time.monotonic() - self.last >= self.seconds)  # fmt: skip
-
-    def reset(self) -> None:
-        self.last = time.monotonic()
-
-
-def _fmt(v) -> str | int:
-    return f"{v:.6g}" if isinstance(v, float) else v
-
-
-class LogFile:
-    """``log.csv`` with fixed columns, appended row by row."""
-
-    def __init__(self, path: Path, columns: Sequence[str], keep: list[dict]):
-        """Start the log with the rows ``keep`` (those the checkpoint knows about): one
-        atomic rewrite, then appends."""
-        self.path, self.columns = Path(path), tuple(columns)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n", extrasaction="ignore")
-        w.writeheader()
-        for r in keep:
-            w.writerow({k: _fmt(r[k]) for k in self.columns})
-        write_text_atomic(self.path, buf.getvalue())
-
-    def append(self, row: dict) -> None:
-        line = ",".join(str(_fmt(row[k])) for k in self.columns) + "\n"
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            f.write(line)

@@ -35,7 +35,7 @@ from jointaug.experiments.rundir import RunDir
 from jointaug.generate import checkpoint as ck
 from jointaug.generate.grid import samples_grid, write_png_rgb
 from jointaug.generate.intensity import IntensityMap, fit_intensity
-from jointaug.generate.loop import CheckpointClock, LogFile, LossMeter, diffusion_loss, draw_batch
+from jointaug.generate.loop import LossMeter, diffusion_loss, draw_batch
 from jointaug.generate.model import (
     EMA,
     NETWORK_FIELDS,
@@ -45,7 +45,8 @@ from jointaug.generate.model import (
 )
 from jointaug.generate.sample import NoiseSchedule, sample
 from jointaug.generate.trainset import TrainArrays, fold_train_cases, load_train_arrays
-from jointaug.runtime import resolve_device, runtime_record
+from jointaug.runtime import maybe_compile, resolve_device, runtime_record
+from jointaug.training import CheckpointClock, LogFile
 
 LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
 GRID_CASES = 4
@@ -60,7 +61,7 @@ def derived_seed(*parts: int | str) -> int:
 
 # settings that change how samples are drawn or logged, not the trained network
 NOT_TRAINING = {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every",
-                "train_steps"}  # fmt: skip
+                "train_steps", "checkpoint_minutes", "amp", "compile"}  # fmt: skip
 
 
 def settings_key(cfg, case_ids) -> str:
@@ -165,8 +166,7 @@ def train_diffusion(
     # one generator on the training device: indices, flips, timesteps, noise (no host trips)
     gen = torch.Generator(device=device).manual_seed(derived_seed(cfg.seed, fold, "train"))
     sched = NoiseSchedule.from_config(cfg).ddpm()
-    eps_net = EpsilonView(torch.compile(net) if cfg.compile else net, sched.alphas_cumprod,
-                          cfg.network_output)  # fmt: skip
+    eps_net = EpsilonView(maybe_compile(net, cfg.compile), sched.alphas_cumprod, cfg.network_output)
     eps_ema = EpsilonView(ema.shadow, sched.alphas_cumprod, cfg.network_output)
     step, wall, ema_loss = 0, 0.0, float("nan")
     ckpt_path = folder / "checkpoint.safetensors"
