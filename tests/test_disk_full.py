@@ -106,7 +106,7 @@ def test_classifier_training_stopped_by_a_full_disk_resumes_exactly(tmp_path, mo
 
     rng = np.random.default_rng(0)
     train, val = signal_imageset(rng, 64), signal_imageset(rng, 32)
-    cfg = tiny_config(max_samples=320, patience_samples=10_000)
+    cfg = tiny_config(max_samples=320, patience_samples=10_000, checkpoint_minutes=0)  # one per evaluation
     full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, progress=False)
     out = tmp_path / "run"
     one = (tmp_path / "one")
