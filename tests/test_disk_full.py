@@ -209,3 +209,27 @@ def test_cli_says_the_disk_is_full_and_the_rerun_completes(tmp_path, monkeypatch
     for c in read_dataset(clean).cases:
         assert (out / c.image).read_bytes() == (clean / c.image).read_bytes(), c.case_id
     _no_temp_files(out)
+
+
+def test_a_training_log_line_that_does_not_fit_leaves_the_log_as_it_was(tmp_path, monkeypatch):
+    from jointaug.training import LogFile
+
+    log = LogFile(tmp_path / "log.csv", ["step", "loss"], [{"step": 1, "loss": 0.5}])
+    log.append({"step": 2, "loss": 0.25})
+    before = (tmp_path / "log.csv").read_text()
+    FullDisk(monkeypatch, tmp_path, budget=3, match="log.csv")  # "3,0" fits, the rest not
+    with pytest.raises(DiskFullError, match="the line was not added"):
+        log.append({"step": 3, "loss": 0.125})
+    assert (tmp_path / "log.csv").read_text() == before == "step,loss\n1,0.5\n2,0.25\n"
+
+
+def test_a_full_disk_in_any_other_writer_is_the_same_one_message(tmp_path, monkeypatch):
+    import jointaug.dataset.phantom as phantom
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "ph" / "x.png"))
+
+    monkeypatch.setattr(phantom, "write_phantom", full)
+    res = CliRunner().invoke(app, ["phantom", str(tmp_path / "ph"), "--patients", "2"])
+    assert res.exit_code == 2 and "Traceback" not in res.output and "x.png" in res.output
+    _says_disk_full(" ".join(res.output.split()))

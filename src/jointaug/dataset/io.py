@@ -108,6 +108,23 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append ``text`` (whole lines) to a log file; on a full disk cut it back and raise
+    :class:`DiskFullError`, so no half line is left behind."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            write_fd(fd, text.encode("utf-8"))
+        except OSError as exc:
+            os.ftruncate(fd, size)
+            if is_disk_full(exc):
+                raise DiskFullError(path, "the line was not added and the file is as it was") from exc
+            raise
+    finally:
+        os.close(fd)
+
+
 def _check_size(path: Path, shape: tuple[int, ...]) -> None:
     n = int(np.prod(shape, dtype=np.int64))
     if n > MAX_PIXELS:
