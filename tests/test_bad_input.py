@@ -133,6 +133,18 @@ def test_duplicate_and_miscased_columns(tiny_dataset):
     assert "found 'Case_ID' (column names are case-sensitive)" in report.errors[0].message
 
 
+def test_long_numeric_ids_rewritten_by_a_spreadsheet_are_flagged(tiny_dataset):
+    header, rows = _table(tiny_dataset)
+    for r in rows:  # MRN-like patient ids 123456789012, 123456789013 -> both 1.23457E+11
+        r[header.index("patient_id")] = "1.23457E+11"
+    _write(tiny_dataset, header, rows)
+    report = validate_dataset(tiny_dataset)
+    assert report.ok and report.summary["patients"] == 1
+    assert [w.rule for w in report.warnings] == ["id-mangled"]
+    assert f"{len(rows)} patient_id values" in report.warnings[0].message
+    assert "format the column as text" in report.warnings[0].message
+
+
 # --- paths from Windows ----------------------------------------------------------------
 
 

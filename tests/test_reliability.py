@@ -35,7 +35,7 @@ def test_a_run_folder_is_never_reused_for_another_dataset(tmp_path):
 
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):
     res = CliRunner().invoke(app, ["report", str(tmp_path)])
-    assert res.exit_code == 2 and "not a run folder" in res.output
+    assert res.exit_code == 2 and "not a run folder (no config.yaml)" in res.output
     assert "Traceback" not in res.output and list(tmp_path.iterdir()) == []  # nothing written
 
 

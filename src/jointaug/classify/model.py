@@ -5,8 +5,9 @@ The paper uses MONAI's DenseNet121 (``block_config`` (6, 12, 24, 16), growth rat
 initialisation". MONAI initialises convolutions with ``kaiming_normal_``, so
 :func:`build_model` re-initialises every convolution and linear weight with
 ``kaiming_uniform_`` (fan-in, ReLU gain: bound = sqrt(6 / fan_in)), their biases with 0,
-and batch-norm layers with weight 1, bias 0 (:func:`jointaug.init.kaiming_uniform_`). Nothing is downloaded (no pretrained
-weights exist for this task). The network outputs logits (B, n_labels).
+and batch-norm layers with weight 1, bias 0 (:func:`jointaug.init.kaiming_uniform_`).
+Nothing is downloaded (no pretrained weights exist for this task). The network outputs
+logits (B, n_labels).
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ Rules (ids as printed):
 ``label-cell``            a label cell not in {0, 1, empty} (one message per bad value
                           when it fills many cells, e.g. a column of TRUE/FALSE)
 ``blank-rows``            (warning) rows whose every cell is empty (skipped)
+``id-mangled``            (warning) case or patient ids in scientific notation (a
+                          spreadsheet rewrote long numbers: distinct ids may have merged)
 ``positive-region-empty`` (warning) a label set to 1 whose region is empty
 ``view-unlabelled``       (warning) a classification view with no labelled case
 ========================  ==========================================================
@@ -61,6 +63,7 @@ from jointaug.dataset.format import (
 from jointaug.dataset.io import ImageReadError, read_image, read_label_map
 
 PER_CELL_LIMIT = 3  # a bad label value in more cells than this is reported once, with counts
+SCIENTIFIC = re.compile(r"^[+-]?\d([.,]\d+)?E[+-]?\d+$", re.IGNORECASE)  # Excel's 1.23457E+11
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,7 @@ def validate_dataset(
     labelled_views: Counter = Counter()
     patients = set()
     bad_cells: dict[str, list[tuple[str, str]]] = {}  # bad label value -> (case, column)
+    mangled: dict[str, list[str]] = {"case_id": [], "patient_id": []}
     blank = 0
     iterator = progress(rows) if progress is not None else rows
     for line, row in enumerate(iterator, start=2):
@@ -259,6 +263,9 @@ def validate_dataset(
         pid = row["patient_id"].strip()
         if not pid:
             report.add("patient-id", "empty patient_id", name, "cases.csv")
+        for column, value in (("case_id", cid), ("patient_id", pid)):
+            if SCIENTIFIC.match(value):
+                mangled[column].append(name)
         patients.add(pid)
         view = row["view"].strip()
         views[view] += 1
@@ -320,6 +327,12 @@ def validate_dataset(
                         warning=True,
                     )
     _report_bad_cells(report, bad_cells)
+    for column, names in mangled.items():
+        if names:
+            report.add("id-mangled", f"{len(names)} {column} values look like numbers a spreadsheet "
+                       "rewrote in scientific notation (e.g. 1.23457E+11): different ids may have "
+                       "become one; format the column as text before saving", names[0], "cases.csv",
+                       warning=True)  # fmt: skip
     if blank:
         report.add("blank-rows", f"{blank} rows with every cell empty were skipped",
                    file="cases.csv", warning=True)  # fmt: skip

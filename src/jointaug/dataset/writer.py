@@ -92,7 +92,7 @@ class DatasetWriter:
                 journal.unlink()
         self._fd: int | None = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         if not self.cases and os.fstat(self._fd).st_size == 0:
-            self._append_line(header)
+            self._append_line(header, "the journal of this new folder could not be started")
 
     def _reopen(self) -> None:
         """Start appending to a complete folder: write its rows to the journal (unless an
@@ -115,7 +115,7 @@ class DatasetWriter:
                 return
         write_text_atomic(journal, cases_csv_text(existing.cases, self.meta.labels, self.extra_columns))
 
-    def _append_line(self, cells: Sequence[str]) -> None:
+    def _append_line(self, cells: Sequence[str], what: str = "") -> None:
         """Append one CSV line to the journal in one write; on a full disk cut it off again."""
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(cells)
@@ -131,9 +131,8 @@ class DatasetWriter:
             except OSError:
                 pass  # the next writer cuts it off (see _cut_torn_line)
             if is_disk_full(exc):
-                what = (f"case {cells[0]!r} was not added; the {len(self.cases)} cases written "
-                        "before it are kept in this journal") if self.cases or cells[0] != "case_id" \
-                    else "the journal of this new folder could not be started"  # fmt: skip
+                what = what or (f"case {cells[0]!r} was not added; the {len(self.cases)} cases "
+                                "written before it are kept in this journal")  # fmt: skip
                 raise DiskFullError(self.root / self.JOURNAL, what) from exc
             raise
 

@@ -36,7 +36,8 @@ N_CLASSES = len(HAND_JOINTS) + 1
 
 
 def build_unet(channels: list[int], in_channels: int = 3, out_channels: int = N_CLASSES) -> UNet:
-    """The segmenter network (logits out), Kaiming-uniform initialised (:func:`jointaug.init.kaiming_uniform_`)."""
+    """The segmenter network (logits out); callers initialise it with
+    :func:`jointaug.init.kaiming_uniform_`."""
     return UNet(
         spatial_dims=2,
         in_channels=in_channels,
