@@ -22,7 +22,7 @@ from jointaug.experiments.predict import best_method, method_threshold, model_fi
 from jointaug.experiments.rundir import RunDir
 
 TINY = [
-    "device=cpu", "split.folds=3",
+    "split.folds=3",  # device: the profile's (auto -> cpu here), see test_profiles.py
     "classify.image_size=32", "classify.block_config=[1, 1]", "classify.growth_rate=4",
     "classify.init_features=8", "classify.batch_size=8", "classify.max_samples=48",
     "classify.patience_samples=24", "classify.eval_every_epochs=1", "classify.seeds=[0, 1]",
