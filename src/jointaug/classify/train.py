@@ -22,9 +22,7 @@ is untouched.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import math
 import time
 from collections.abc import Callable
@@ -48,6 +46,7 @@ from jointaug.classify.model import build_model, model_metadata
 from jointaug.classify.transforms import PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
 from jointaug.dataset.io import write_text_atomic
+from jointaug.keys import classify_settings, settings_key, split_seed
 
 LOG_COLUMNS = ("eval", "epoch", "samples", "train_loss", "val_loss", "val_accuracy", "val_tpr",
                "val_tnr", "val_f1", "val_gms", "best_val_gms", "best_samples", "wall_s")  # fmt: skip
@@ -84,17 +83,9 @@ def autocast_for(device: torch.device, amp: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
-def split_seed(seed: int) -> tuple[int, int, int]:
-    """(init, data, torch-global) seeds from one run seed."""
-    a, b, c = np.random.SeedSequence(int(seed)).generate_state(3)
-    return int(a), int(b), int(c)
-
-
 def fingerprint(cfg: ClassifyConfig, loss: str, seed: int, n_train: int) -> str:
     """What a checkpoint must agree with to be resumed."""
-    keys = cfg.model_dump(exclude={"seeds", "num_workers", "amp", "channels_last"})
-    blob = json.dumps([keys, loss, seed, n_train], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return settings_key([classify_settings(cfg), loss, seed, n_train])
 
 
 @torch.no_grad()
@@ -260,7 +251,7 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):
-    from tqdm.auto import tqdm
+    from jointaug.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="img", desc=desc,
-                leave=False, dynamic_ncols=True)  # fmt: skip
+    # one line per evaluation when the output is not a terminal
+    return progress_bar(total, initial, desc, "img", enabled=enabled, line_per_postfix=True, leave=False)
