@@ -28,7 +28,9 @@ from jointaug.experiments.graph import Task, classify_line, run_task, task_done
 from jointaug.experiments.rundir import RunDir
 
 Echo = Callable[[str], None]
-FAULT_ENV = "JOINTAUG_TEST_FAULT"  # tests: "TASK_ID:MARKER" kills the worker once in that task
+# tests: a file path; while that file names a task id, the worker running that task
+# removes the file and dies at once (a worker killed mid-task, once)
+FAULT_ENV = "JOINTAUG_TEST_FAULT"
 OBJECT_STORE_BYTES = 200 * 1024**2  # /dev/shm is small in many containers
 
 
@@ -44,16 +46,14 @@ def execute(run_path: str, task: Task) -> dict:
     """What a Ray worker runs: one task, its output to its log; errors returned, not raised."""
     log = log_path(run_path, task.id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    fault = os.environ.get(FAULT_ENV, "")
+    fault = Path(os.environ[FAULT_ENV]) if os.environ.get(FAULT_ENV) else None
     with open(log, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         print(f"--- {task.id} on {os.uname().nodename} pid {os.getpid()} at {time.strftime('%H:%M:%S')}",
               flush=True)  # fmt: skip
-        if fault and fault.split(":", 1)[0] == task.id:
-            marker = Path(fault.split(":", 1)[1])
-            if not marker.exists():
-                marker.write_text("died once\n")
-                f.flush()
-                os._exit(1)  # a worker killed mid-task
+        if fault is not None and fault.is_file() and fault.read_text().strip() == task.id:
+            fault.unlink()
+            f.flush()
+            os._exit(1)  # a worker killed mid-task
         try:
             return run_task(run_path, task, progress=True)
         except BaseException as exc:  # noqa: BLE001 - reported to the driver with the log
