@@ -278,6 +278,7 @@ def run_local(run: RunDir, tasks: Sequence[Task], *, progress: bool = True, echo
     i_cls = 0
     cache, cache_fold = ImageCache(), None
     last: dict = {}
+    walls: dict[str, float] = {}
     for task in tasks:
         if task.kind == "classify":
             i_cls += 1
@@ -291,5 +292,6 @@ def run_local(run: RunDir, tasks: Sequence[Task], *, progress: bool = True, echo
         summary = run_task(run, task, progress=progress, cache=cache)
         if task.kind == "classify" and not summary["skipped"]:
             echo(classify_line(task, summary, i_cls, n_cls))
+        walls[task.id] = summary.get("wall_s", 0.0)
         last = summary
-    return last
+    return {**last, "task_wall_s": walls}

@@ -223,7 +223,8 @@ def build_tasks(run: RunDir, plan: Plan, *, photos: str | Path | None = None, sh
 def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None, progress: bool = True,
                    echo: Echo = print, estimate: bool = True, executor: str = "local",
                    retrain: bool = False, shards: int = 1, gpus_per_classifier: float = 0.25,
-                   ray_address: str | None = None, ray_init: dict | None = None) -> dict:  # fmt: skip
+                   ray_address: str | None = None, ray_init: dict | None = None,
+                   ray_retries: int = 2) -> dict:  # fmt: skip
     """Run every task of ``plan`` in ``run`` (holding the run folder's lock); return a
     summary with the results paths. ``executor``: ``local`` (in this process, in order)
     or ``ray`` (``experiments/ray_executor.py``)."""
@@ -250,6 +251,6 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
         else:
             from jointaug.experiments.ray_executor import run_ray
 
-            last = run_ray(run, tasks, echo=echo, address=ray_address, init_kwargs=ray_init)
+            last = run_ray(run, tasks, echo=echo, address=ray_address, init_kwargs=ray_init, retries=ray_retries)
     return {"tables": last.get("tables", ""), "report": Path(last["report"]), "results": run.results_dir,
-            "wall_s": time.perf_counter() - t0}  # fmt: skip
+            "wall_s": time.perf_counter() - t0, "task_wall_s": last.get("task_wall_s", {})}  # fmt: skip

@@ -106,6 +106,7 @@ def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int,
         return any(d in failed or d in blocked_ids for d in t.deps)
 
     blocked_ids: set[str] = set()
+    walls: dict[str, float] = {}
     while todo or running:
         before = (len(todo), len(running))
         for tid, t in list(todo.items()):
@@ -139,15 +140,17 @@ def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int,
                 echo(f"ray: FAILED {t.id}: {out['error']} (log: {out['log']})")
                 continue
             finished.add(t.id)
+            walls[t.id] = out.get("wall_s", 0.0)
             if t.kind == "classify":
                 i_cls += 1
                 if not out.get("skipped"):
                     echo("ray: " + classify_line(t, out, i_cls, n_cls))
-            echo(f"ray: done {len(finished)}/{total}, running {len(running)}, "
+            echo(f"ray: done {len(finished)}/{total}, running or queued {len(running)}, "
                  f"waiting {len(todo)}: {t.id} ({out.get('wall_s', 0):.0f} s)")  # fmt: skip
         if not ready or time.monotonic() - last_beat >= heartbeat_s:
             names = ", ".join(t.id for t in list(running.values())[:4])
-            echo(f"ray: done {len(finished)}/{total}, running {len(running)} ({names}), waiting {len(todo)}")
+            echo(f"ray: done {len(finished)}/{total}, running or queued {len(running)} ({names}), "
+                 f"waiting {len(todo)}")  # fmt: skip
             last_beat = time.monotonic()
     if failed or blocked_ids:
         lines = [f"  {tid}: {msg}" for tid, msg in failed.items()]
@@ -156,4 +159,7 @@ def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int,
         raise GraphFailed(f"{len(failed)} task(s) failed; fix the cause and rerun the same command "
                           f"(finished tasks are kept):\n" + "\n".join(lines))  # fmt: skip
     echo("stage: report")
-    return run_task(run, final[0]) if final else {}
+    last = run_task(run, final[0]) if final else {}
+    if final:
+        walls[final[0].id] = last.get("wall_s", 0.0)
+    return {**last, "task_wall_s": walls}
