@@ -67,9 +67,11 @@ def _init_ray(address: str | None, init_kwargs: dict | None):
     if ray.is_initialized():
         return ray, False
     kw: dict = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    if address:
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:  # an existing cluster: "auto" (the one started on this node) or HOST:PORT
         kw["address"] = address
-    else:
+    else:  # a new instance of our own, never another user's cluster found on a shared node
+        kw["address"] = "local"
         kw["object_store_memory"] = OBJECT_STORE_BYTES
     kw.update(init_kwargs or {})
     ray.init(**kw)
