@@ -63,9 +63,9 @@ HOLD = textwrap.dedent("""
 """)
 
 
-def test_second_writer_exits_at_once_naming_the_holder_and_a_dead_holder_never_blocks(tmp_path):
+def test_second_writer_exits_at_once_naming_the_holder_and_a_dead_holder_never_blocks(tmp_path, tiny_dataset):
     run = tmp_path / "run"
-    run.mkdir()
+    RunDir.create(run, tiny_dataset, load_config("demo", ["split.folds=3"]))
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"

@@ -22,10 +22,13 @@ import numpy as np
 
 # classify.*: how fast a training runs, not what it learns; ``seeds`` is the list of
 # runs (each training records its own seed)
-CLASSIFY_NOT_TRAINING = frozenset({"seeds", "num_workers", "amp", "channels_last"})
+CLASSIFY_NOT_TRAINING = frozenset(
+    {"seeds", "num_workers", "amp", "channels_last", "checkpoint_minutes", "compile"}
+)
 # diffusion.*: how samples are drawn or logged; train_steps can be raised to train on
 DIFFUSION_NOT_TRAINING = frozenset(
-    {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every", "train_steps"}
+    {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every", "train_steps",
+     "checkpoint_minutes", "amp", "compile"}
 )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from jointaug.commands.common import console, handle_errors
+from jointaug.commands.common import console, handle_errors, open_run
 
 
 def register(app: typer.Typer) -> None:
@@ -28,10 +28,10 @@ def register(app: typer.Typer) -> None:
         """Train one classifier (resumes if interrupted; a finished one is only reported)."""
         from jointaug.experiments.classification import train_single
         from jointaug.experiments.lock import run_lock
-        from jointaug.experiments.rundir import RunDir
 
-        with run_lock(run):
-            r = train_single(RunDir(run), fold, method, seed, size, force=force, retrain=retrain,
+        rd, _ = open_run(run)  # the run's threads and device, as `jointaug run` applies them
+        with run_lock(rd.path):
+            r = train_single(rd, fold, method, seed, size, force=force, retrain=retrain,
                              progress=not no_progress)  # fmt: skip
         t, tt = r["test"], r["test_tuned"]
         console.print(
@@ -47,11 +47,11 @@ def register(app: typer.Typer) -> None:
     def evaluate(run: Path = typer.Argument(..., help="Run folder.")) -> None:
         """Rebuild RUN/results (metrics.csv, per_label.csv, table1.md, table2.md) from the run."""
         from jointaug.experiments.lock import run_lock
-        from jointaug.experiments.rundir import RunDir
         from jointaug.experiments.tables import write_results
 
-        with run_lock(run):
-            paths = write_results(RunDir(run))
+        rd, _ = open_run(run)
+        with run_lock(rd.path):
+            paths = write_results(rd)
         for key in ("table1", "table2"):
             console.print(paths[key].read_text(encoding="utf-8"), markup=False, highlight=False)
         console.print(f"wrote {paths['metrics'].parent}", markup=False, highlight=False)

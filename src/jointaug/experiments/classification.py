@@ -27,13 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from jointaug.classify.data import ImageCache, MixError, fold_part, set_prefix, training_mix
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, fit, resolve_device
+from jointaug.classify.train import CHECKPOINT, fit
 from jointaug.config import ClassifyConfig, Config
 from jointaug.dataset.format import Dataset
 from jointaug.dataset.io import atomic_path, write_text_atomic
@@ -55,6 +54,7 @@ from jointaug.outputs import (
     stale_vs,
     write_done,
 )
+from jointaug.runtime import resolve_device, runtime_record
 
 Echo = Callable[[str], None]
 
@@ -186,12 +186,13 @@ def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets
     val = fold_part(dataset, split, "val", cfg.image_size, cache, workers)
     test = fold_part(dataset, split, "test", cfg.image_size, cache, workers)
     loss = job.method.loss or cfg.loss
+    dev = resolve_device(config.device)
     t0 = time.perf_counter()
     res = fit(out, train, val, cfg, job_seed(job.seed, job.fold), dataset.labels, loss=loss,
-              device=config.device, progress=progress, desc=job.label(), on_step=on_step)  # fmt: skip
+              device=dev, progress=progress, desc=job.label(), on_step=on_step)  # fmt: skip
     model = build_model(cfg, len(dataset.labels), seed=None)
     model.load_state_dict(res.best_state)
-    kw = dict(batch_size=2 * cfg.batch_size, device=config.device, amp=cfg.amp,
+    kw = dict(batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp,
               channels_last=cfg.channels_last)  # fmt: skip
     val_p, test_p = predict_probs(model, val.images, **kw), predict_probs(model, test.images, **kw)
     for part, probs, data in (("val", val_p, val), ("test", test_p, test)):
@@ -206,7 +207,7 @@ def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets
         "best_val_gms": res.best_val_gms, "best_samples": res.best_samples,
         "samples": res.samples, "epochs": res.epochs, "stop_reason": res.stop_reason,
         "wall_s": res.wall_s, "wall_s_this_call": time.perf_counter() - t0,
-        "device": _device_name(config.device), "torch": torch.__version__,
+        **runtime_record(dev),
         "threshold": cfg.threshold, "threshold_tuned": tuned,
         "test": pooled_metrics(test.labels, binarize(test_p, cfg.threshold)),
         "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
@@ -316,11 +317,6 @@ def run_classification(run: RunDir, methods: Sequence[str] | str, *,
     tables = "\n".join(paths[k].read_text(encoding="utf-8") for k in ("table1", "table2"))
     return ClassificationSummary(len(jobs), trained, skipped, time.perf_counter() - t0, tables,
                                  run.results_dir)  # fmt: skip
-
-
-def _device_name(device: str) -> str:
-    dev = resolve_device(device)
-    return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else str(dev)
 
 
 def _tqdm_echo(msg: str) -> None:

@@ -59,6 +59,14 @@ def _job_params(job) -> dict:
     return {"fold": job.fold, "method": job.method.name, "size": job.size, "seed": job.seed}
 
 
+def shard_batch(set_dir: Path, configured: int | str) -> int:
+    """The sampling batch all shards of a set use."""
+    from jointaug.generate.augment import recorded_batch
+    from jointaug.generate.sample import CPU_SAMPLE_BATCH
+
+    return recorded_batch(set_dir) or (CPU_SAMPLE_BATCH if configured == "auto" else int(configured))
+
+
 def build_graph(run: RunDir, plan, options: GraphOptions | None = None) -> list[Task]:
     """The tasks of ``plan`` in an order the local executor runs them (today's order)."""
     from jointaug.generate.augment import shard_ranges
@@ -83,11 +91,15 @@ def build_graph(run: RunDir, plan, options: GraphOptions | None = None) -> list[
             base = {"fold": fold, "name": name, "n": n, "natural_dir": opt.natural_dir}
             gpus = opt.gpus_per_set if kind.needs_diffusion else 0.0
             if kind.needs_diffusion and opt.shards > 1:
-                ranges = shard_ranges(n, opt.shards, cfg.diffusion.sample_batch_size)
+                # the shards of one set must agree on its batch: the one it was started
+                # with, else the configured one (a fixed default instead of ``auto``)
+                b = shard_batch(run.augment_dir(fold, name), cfg.diffusion.sample_batch_size)
+                ranges = shard_ranges(n, opt.shards, b)
                 ids = []
                 for lo, hi in ranges:
                     tid = f"set/{fold}/{name}/{lo}-{hi}"
-                    tasks.append(Task(tid, "set", {**base, "shard": [lo, hi]}, deps, num_gpus=gpus))
+                    params = {**base, "shard": [lo, hi], "batch_size": b}
+                    tasks.append(Task(tid, "set", params, deps, num_gpus=gpus))
                     ids.append(tid)
                 merge = f"merge/{fold}/{name}"
                 tasks.append(Task(merge, "merge", {**base, "ranges": [list(r) for r in ranges]}, tuple(ids)))
@@ -195,11 +207,11 @@ def run_task(run_path: str | Path | RunDir, task: Task, *, progress: bool = True
     """Execute one task in the run folder ``run_path``; returns a small JSON-able summary.
 
     Idempotent: a finished task returns at once (``{"skipped": True}``)."""
-    from jointaug.config import apply_threads
+    from jointaug.runtime import apply_runtime, resolve_device
 
     run = run_path if isinstance(run_path, RunDir) else RunDir(Path(run_path))
     cfg = run.config
-    apply_threads(cfg)
+    apply_runtime(cfg)  # threads, device set-up: the same in every executor
     p = task.params
     t0 = time.perf_counter()
     if task.kind != "report" and task_done(run, task):
@@ -213,7 +225,7 @@ def run_task(run_path: str | Path | RunDir, task: Task, *, progress: bool = True
         size = int(run.dataset.image(run.dataset.cases[0]).shape[0])
         build_natural_source(natural_dir(run, p.get("natural_dir")), Path(photos) if photos else None,
                              size, cfg.natural, seed=cfg.phantom.seed, progress=progress,
-                             device=cfg.device)  # fmt: skip
+                             device=resolve_device(cfg.device))  # fmt: skip
     elif task.kind == "diffusion":
         from jointaug.experiments.stages import train_fold_diffusion
 
@@ -223,7 +235,7 @@ def run_task(run_path: str | Path | RunDir, task: Task, *, progress: bool = True
 
         shard = tuple(p["shard"]) if p.get("shard") else None
         make_named_set(run, p["fold"], p["name"], p["n"], natural=p.get("natural_dir"), progress=progress,
-                       shard=shard)  # fmt: skip
+                       shard=shard, batch_size=p.get("batch_size"))  # fmt: skip
     elif task.kind == "merge":
         from jointaug.experiments.stages import merge_fold_set
 

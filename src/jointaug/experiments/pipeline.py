@@ -25,11 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jointaug.config import apply_threads
 from jointaug.experiments.classification import describe_plan, plan_jobs
 from jointaug.experiments.methods import Method, mixture_name, parse_methods, required_sets
 from jointaug.experiments.rundir import RunDir
 from jointaug.generate.sets import set_kind
+from jointaug.runtime import apply_runtime, resolve_device
 
 Echo = Callable[[str], None]
 
@@ -112,10 +112,10 @@ def calibrate(run: RunDir, plan: Plan) -> dict[str, float]:
     import torch
 
     from jointaug.classify.model import build_model
-    from jointaug.generate.model import build_unet, pick_device
+    from jointaug.generate.model import build_unet
 
     cfg = run.config
-    device = pick_device(cfg.device)
+    device = resolve_device(cfg.device)
     out: dict[str, float] = {}
     c = cfg.classify
     net = build_model(c, len(run.dataset.labels)).to(device)
@@ -236,8 +236,8 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
     t0 = time.perf_counter()
     with run_lock(run.path):
         preflight(run, plan, retrain=retrain, echo=echo)
-        if executor == "local":
-            apply_threads(cfg)
+        if executor == "local":  # the Ray driver sets up nothing: its tasks do, on their devices
+            apply_runtime(cfg)
         # the Ray driver calibrates nothing: no torch.cuda call in the driver before tasks start
         rates = calibrate(run, plan) if estimate and executor == "local" else None
         echo(describe(run, plan, rates))

@@ -49,7 +49,8 @@ def set_source(run: RunDir, fold: int, source: str, natural: str | Path | None =
 
 def make_fold_set(run: RunDir, fold: int, source: str, perlin: bool, n: int,
                   natural_dir: str | Path | None = None, progress: bool = True,
-                  config: Config | None = None, shard: tuple[int, int] | None = None) -> Path:  # fmt: skip
+                  config: Config | None = None, shard: tuple[int, int] | None = None,
+                  batch_size: int | None = None) -> Path:  # fmt: skip
     """A diffusion augmentation set of fold ``fold`` (``jointaug augment``)."""
     from jointaug.generate.augment import make_augmentation_set
 
@@ -60,7 +61,8 @@ def make_fold_set(run: RunDir, fold: int, source: str, perlin: bool, n: int,
     return make_augmentation_set(run.augment_dir(fold, name), n, dataset=run.dataset,
                                  source=set_source(run, fold, source, natural_dir),
                                  model_dir=run.diffusion_dir(fold), fold=fold, name=name,
-                                 perlin=perlin, config=config, progress=progress, shard=shard)  # fmt: skip
+                                 perlin=perlin, config=config, progress=progress, shard=shard,
+                                 batch_size=batch_size)  # fmt: skip
 
 
 def merge_fold_set(run: RunDir, fold: int, name: str, n: int, ranges: Sequence[tuple[int, int]],
@@ -99,7 +101,7 @@ def user_set_problem(run: RunDir, fold: int, name: str, n: int) -> str | None:
 
 def make_named_set(run: RunDir, fold: int, name: str, n: int, *, config: Config | None = None,
                    natural: str | Path | None = None, progress: bool = True,
-                   shard: tuple[int, int] | None = None) -> Path:  # fmt: skip
+                   shard: tuple[int, int] | None = None, batch_size: int | None = None) -> Path:  # fmt: skip
     """Make (or check) augmentation set ``name`` of fold ``fold``: dispatch on its registry
     entry's generator kind; a user's own set is used if present and valid."""
     config = config or run.config
@@ -110,7 +112,7 @@ def make_named_set(run: RunDir, fold: int, name: str, n: int, *, config: Config 
             raise FileNotFoundError(problem)
         return run.augment_dir(fold, name)
     if kind.generator == "diffusion":
-        return make_fold_set(run, fold, kind.source, kind.perlin, n, natural, progress, config, shard)
+        return make_fold_set(run, fold, kind.source, kind.perlin, n, natural, progress, config, shard, batch_size)
     make = kind.load_factory()
     return make(run.augment_dir(fold, name), n, dataset=run.dataset,
                 train_patients=run.splits.fold(fold).train, fold=fold, config=config,

@@ -9,9 +9,10 @@ perlin_tries, perlin_fallbacks, sampler, steps``.
 
 Determinism and growth: case ``i`` is fixed by (diffusion.seed, fold, name, i) (see
 :func:`jointaug.generate.sources.plan_case`), and cases are generated in batches aligned
-to multiples of ``diffusion.sample_batch_size`` (a batch is always [k*B, (k+1)*B) cut at
-n), so a set that was interrupted, resumed, or grown from 256 to 8192 holds the same
-images as one written in one go (bit-identical on the same device; the diffusion noise
+to multiples of the set's batch size B (``diffusion.sample_batch_size``, or sized to the
+GPU when ``auto``; recorded in ``augmentation.json`` and kept when the set grows; a batch
+is always [k*B, (k+1)*B) cut at n), so a set that was interrupted, resumed, or grown
+from 256 to 8192 holds the same images as one written in one go (bit-identical on the same device; the diffusion noise
 is per case, so only float rounding could differ on another device). Sets grow by
 appending and never shrink: asking for fewer cases than a complete set has returns it
 unchanged (take its first n). The folder looks complete (``dataset.json``) only after
@@ -19,7 +20,7 @@ the last case; ``augmentation.json`` records the settings, and a set is never ex
 with other settings (another model, sampler or source): it is reported stale
 (:class:`jointaug.outputs.StaleOutputError`), never deleted.
 
-Shards: ``shard=(start, stop)`` (``start`` a multiple of ``sample_batch_size``) writes
+Shards: ``shard=(start, stop)`` (``start`` a multiple of the set's batch size) writes
 only cases ``[start, stop)`` into ``<set>/.shards/<start>-<stop>/``, so the shards of
 one set can run in parallel (one process or machine each); :func:`merge_shards` then
 moves their files into the set folder and writes ``cases.csv`` and ``dataset.json``.
@@ -47,13 +48,13 @@ from jointaug.dataset.format import (
 from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.writer import DatasetWriter
 from jointaug.generate.intensity import poisson_counts
-from jointaug.generate.model import pick_device
-from jointaug.generate.sample import sampler_steps
+from jointaug.generate.sample import sample_batch_size, sampler_steps
 from jointaug.generate.sources import Source, plan_case
 from jointaug.generate.trained import generate_rates, load_trained
 from jointaug.keys import changed_settings
 from jointaug.outputs import StaleOutput, StaleOutputError, read_done
 from jointaug.progress import progress_bar
+from jointaug.runtime import resolve_device
 
 EXTRA_COLUMNS = ["source_case", "sample_seed", "perlin_tries", "perlin_fallbacks", "sampler", "steps"]
 SETTINGS_FILE = "augmentation.json"
@@ -78,15 +79,16 @@ def model_record(model_dir: Path) -> dict:
 
 
 def set_settings(*, name: str, fold: int, source_kind: str, perlin: bool, source_root: Path,
-                 model: dict, config: Config) -> dict:  # fmt: skip
-    """The settings an augmentation set records (``augmentation.json``) and is compared by."""
+                 model: dict, config: Config, batch_size: int | str | None = None) -> dict:  # fmt: skip
+    """The settings an augmentation set records (``augmentation.json``) and is compared by
+    (all but ``batch_size``: batches are aligned, a case does not depend on it)."""
     cfg = config.diffusion
     return {
         "fold": fold, "name": name, "source": source_kind, "perlin": bool(perlin),
         "source_dataset": str(Path(source_root).resolve()), "seed": cfg.seed,
         "model_step": model.get("step"), "model_train_cases": model.get("train_cases"),
         "model_key": model.get("key"),
-        "sampler": cfg.sampler, "steps": sampler_steps(cfg), "batch_size": cfg.sample_batch_size,
+        "sampler": cfg.sampler, "steps": sampler_steps(cfg), "batch_size": cfg.sample_batch_size if batch_size is None else batch_size,
         "inflammation_sampler": config.sampler.model_dump(),
         "perlin_config": config.perlin.model_dump() if perlin else None,
     }  # fmt: skip
@@ -112,6 +114,14 @@ def _record_settings(out: Path, settings: dict) -> None:
         raise ValueError(f"{out}: exists but is not an augmentation set (no {SETTINGS_FILE}); move it away")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
+
+
+def recorded_batch(out: Path) -> int | None:
+    """The batch size a set was started with (None: no set there yet)."""
+    try:
+        return int(json.loads((Path(out) / SETTINGS_FILE).read_text(encoding="utf-8"))["batch_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _set_meta(name: str, fold: int, dataset: Dataset, source: Source, settings: dict) -> DatasetMeta:
@@ -153,6 +163,7 @@ def make_augmentation_set(
     config: Config,
     progress: bool = True,
     shard: tuple[int, int] | None = None,
+    batch_size: int | None = None,
 ) -> Path:
     """Write (or resume, or grow) an augmentation set of ``n`` synthetic images; return its folder.
 
@@ -166,26 +177,31 @@ def make_augmentation_set(
         perlin: vary the inflamed joint regions with Perlin noise (``config.perlin``).
         config: diffusion sampler, inflammation sampler, perlin settings; device.
         shard: write only cases ``[start, stop)`` into a shard folder (module docstring).
+        batch_size: the sampling batch of a new set (the shards of one set must agree;
+            default ``diffusion.sample_batch_size``, sized to the GPU when ``auto``); a set
+            keeps the batch it was started with.
     """
     if n < 1:
         raise ValueError(f"augmentation set size must be >= 1, got {n}")
     out = Path(out)
-    model = load_trained(model_dir, pick_device(config.device), config.diffusion)
+    model = load_trained(model_dir, resolve_device(config.device), config.diffusion)
     cfg = model.cfg
+    # a set keeps the batch it was started with (contents differ across batch sizes only
+    # by float rounding, but a set should not mix); else the given / configured / auto one
+    b = recorded_batch(out) or batch_size or sample_batch_size(cfg, model.net, model.device)
     settings = set_settings(name=name, fold=fold, source_kind=source.kind, perlin=perlin,
                             source_root=source.dataset.root, model=model_record(model_dir),
-                            config=config)  # fmt: skip
+                            config=config, batch_size=b)  # fmt: skip
     _record_settings(out, settings)
     complete = read_dataset(out).cases if is_complete(out) else []
     if len(complete) >= n:
         return out
-    b = cfg.sample_batch_size
     lo, hi = 0, n
     target = out
     if shard is not None:
         lo, hi = int(shard[0]), min(int(shard[1]), n)
         if lo % b:
-            raise ValueError(f"shard start {lo} is not a multiple of diffusion.sample_batch_size {b}")
+            raise ValueError(f"shard start {lo} is not a multiple of the set's batch size {b}")
         target = shard_dir(out, lo, hi)
         if is_complete(target):
             return target
