@@ -108,3 +108,35 @@ def test_a_users_own_set_is_used_if_present_else_a_clear_message(tmp_path):
     assert res.exit_code == 0, res.output
     assert "| myset:1.0 (8) |" in (out / "results" / "table1.md").read_text()
     assert len(read_dataset(out / "fold_0" / "augment" / "myset").cases) == 10  # used as it is
+
+
+LOCAL_RUN = textwrap.dedent("""
+    import sys
+    from typer.testing import CliRunner
+    from jointaug.cli import app
+    res = CliRunner().invoke(app, sys.argv[1:])
+    assert res.exit_code == 0, res.output
+    assert "ray" not in sys.modules, "the local executor imported ray"
+    print("ok")
+""")
+
+
+def test_cli_changed_setting_stops_lists_keys_and_retrain_moves_the_old_output_aside(tmp_path):
+    data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
+    out = tmp_path / "run"
+    base = ["run", "--dataset", str(data), "--out", str(out), "--methods", "baseline", "--folds", "0",
+            "--no-progress", *[a for s in TINY_CLS for a in ("--set", s)], "--set", "classify.lr=0.01"]  # fmt: skip
+    first = subprocess.run([sys.executable, "-c", LOCAL_RUN, *base], capture_output=True, text=True)
+    assert first.returncode == 0 and first.stdout.strip().endswith("ok"), first.stdout + first.stderr
+    model = out / "fold_0" / "classify" / "baseline" / "seed_0" / "model.safetensors"
+    before = model.read_bytes()
+    res = CliRunner().invoke(app, [*base, "--set", "classify.lr=0.02"])
+    assert res.exit_code == 2
+    text = res.output.replace("\n", " ")
+    assert "classify.lr: 0.01 -> 0.02" in text and "--retrain" in text and "baseline/seed_0" in text
+    assert model.read_bytes() == before and not (out / "stale").exists()
+    res = CliRunner().invoke(app, [*base, "--set", "classify.lr=0.02", "--retrain"])
+    assert res.exit_code == 0, res.output
+    assert "moved 1 stale output(s)" in res.output
+    kept = list(out.glob("stale/*/fold_0/classify/baseline/seed_0/model.safetensors"))
+    assert len(kept) == 1 and kept[0].read_bytes() == before and model.is_file()
