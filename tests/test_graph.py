@@ -140,3 +140,37 @@ def test_cli_changed_setting_stops_lists_keys_and_retrain_moves_the_old_output_a
     assert "moved 1 stale output(s)" in res.output
     kept = list(out.glob("stale/*/fold_0/classify/baseline/seed_0/model.safetensors"))
     assert len(kept) == 1 and kept[0].read_bytes() == before and model.is_file()
+
+
+CALLS: list[dict] = []
+
+
+def make_fake_set(out, n, *, dataset, train_patients, fold, config, progress=True, marker=0):
+    """A stand-in set generator with the shared signature (registered by the test below)."""
+    CALLS.append({"n": n, "fold": fold, "marker": marker, "patients": list(train_patients)})
+    return write_signal_set(out, n, size=64)
+
+
+def test_registered_generators_are_dispatched_and_a_missing_one_is_reported_before_work(tmp_path):
+    from jointaug.experiments.graph import build_graph
+    from jointaug.experiments.pipeline import make_plan, preflight
+    from jointaug.experiments.stages import make_named_set
+    from jointaug.generate.sets import SETS, register_set
+
+    data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
+    run = RunDir.create(tmp_path / "run", data, load_config("demo", TINY_CLS))
+    register_set("fake", "fake", "mp", False, "test_graph:make_fake_set", {"marker": 7})
+    register_set("broken", "fake", "mp", False, "no_such_module:make_it")
+    try:
+        plan = make_plan(run, ["baseline", "fake"], sizes=[6], folds=[0])
+        assert plan.sets == {"fake": 6} and not plan.needs_diffusion
+        tasks = {t.id: t for t in build_graph(run, plan)}
+        assert tasks["set/0/fake"].deps == () and tasks["classify/0/fake_6/seed_0"].deps == ("set/0/fake",)
+        out = make_named_set(run, 0, "fake", 6, progress=False)
+        assert CALLS[-1] == {"n": 6, "fold": 0, "marker": 7, "patients": list(run.splits.fold(0).train)}
+        assert len(read_dataset(out).cases) == 6
+        with pytest.raises(FileNotFoundError, match=r"'broken'.*no_such_module:make_it.*cannot be loaded"):
+            preflight(run, make_plan(run, ["baseline", "broken"], sizes=[6], folds=[0]), echo=lambda m: None)
+    finally:
+        SETS.pop("fake", None)
+        SETS.pop("broken", None)

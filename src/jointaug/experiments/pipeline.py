@@ -200,6 +200,12 @@ def preflight(run: RunDir, plan: Plan, *, retrain: bool = False, natural: str | 
 
     problems = [pr for f in plan.folds for s in plan.user_sets
                 if (pr := user_set_problem(run, f, s, plan.sets[s]))]  # fmt: skip
+    for kind in plan._kinds():
+        if kind.factory:
+            try:
+                kind.load_factory()
+            except ValueError as exc:
+                problems.append(str(exc))
     if problems:
         raise FileNotFoundError("augmentation sets the methods need are not usable:\n  " + "\n  ".join(problems))
     main, curve = plan.jobs()

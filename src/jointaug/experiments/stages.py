@@ -116,7 +116,7 @@ def make_named_set(run: RunDir, fold: int, name: str, n: int, *, config: Config 
     make = kind.load_factory()
     return make(run.augment_dir(fold, name), n, dataset=run.dataset,
                 train_patients=run.splits.fold(fold).train, fold=fold, config=config,
-                progress=progress)  # fmt: skip
+                progress=progress, **dict(kind.options))  # fmt: skip
 
 
 # ---- what the current config expects (no work done) --------------------------------------

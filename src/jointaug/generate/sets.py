@@ -11,11 +11,15 @@ set name      generator  source    perlin  made by
 ``mp-perlin`` diffusion  mp        yes     ... on Perlin-varied joint regions
 ``11k``       diffusion  natural   no      ... on natural-hand conditions
 ``11k-perlin`` diffusion natural   yes     ... both
+``forward``   forward    mp        no      a non-learned imaging model (H10b)
+``forward-perlin`` forward mp      yes     ... on Perlin-varied regions
 ============  =========  ========  ======  =====================================
 
-Another generator registers itself with :func:`register_set` (e.g. ``oracle``,
-``forward``): ``factory`` is ``"module:function"`` (imported when a set is made, so the
-registry stays import-light) with the signature shared by all set generators::
+A generator other than diffusion is registered with :func:`register_set` (``oracle``
+the same way as ``forward``): ``factory`` is ``"module:function"``, imported when a set
+is made (the registry stays import-light; a missing module is reported before a run
+starts), with the signature shared by all set generators (``options`` are passed as
+its kind-specific keywords)::
 
     make_<kind>_set(out: Path, n: int, *, dataset: Dataset, train_patients: Sequence[str],
                     fold: int, config: Config, progress: bool = True, **kind_specific) -> Path
@@ -38,6 +42,7 @@ class SetKind:
     source: str  # "mp" (the fold's train cases) or "natural" (the natural source)
     perlin: bool
     factory: str = ""  # "module:function" for non-diffusion generators
+    options: tuple[tuple[str, object], ...] = ()  # kind-specific keyword arguments of the factory
 
     @property
     def needs_diffusion(self) -> bool:
@@ -61,11 +66,11 @@ SETS: dict[str, SetKind] = {}
 
 
 def register_set(name: str, generator: str, source: str = "mp", perlin: bool = False,
-                 factory: str = "") -> SetKind:  # fmt: skip
-    """Add (or replace) a set kind; returns it."""
+                 factory: str = "", options: dict | None = None) -> SetKind:  # fmt: skip
+    """Add (or replace) a set kind; returns it. ``options`` are passed to the factory."""
     if generator != "diffusion" and not factory:
         raise ValueError(f"set {name!r}: a {generator!r} generator needs factory='module:function'")
-    kind = SetKind(name, generator, source, bool(perlin), factory)
+    kind = SetKind(name, generator, source, bool(perlin), factory, tuple(sorted((options or {}).items())))
     SETS[name] = kind
     return kind
 
@@ -73,6 +78,10 @@ def register_set(name: str, generator: str, source: str = "mp", perlin: bool = F
 for _name, _source, _perlin in (("mp", "mp", False), ("mp-perlin", "mp", True),
                                 ("11k", "natural", False), ("11k-perlin", "natural", True)):  # fmt: skip
     register_set(_name, "diffusion", _source, _perlin)
+# the non-learned physics control (H10b): renders the mp / mp-perlin conditions
+for _name, _perlin in (("forward", False), ("forward-perlin", True)):
+    register_set(_name, "forward", "mp", _perlin, "jointaug.generate.forward:make_forward_set",
+                 {"perlin": _perlin})
 
 
 def set_kind(name: str) -> SetKind | None:
