@@ -79,3 +79,19 @@ def progress_bar(total: int | None = None, initial: int = 0, desc: str = "", uni
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, **tqdm_kw)
+
+
+def progress_iter(iterable, desc: str = "", unit: str = "it", total: int | None = None):
+    """Iterate ``iterable`` with a :func:`progress_bar` (terminal bar or plain lines)."""
+    if total is None:
+        try:
+            total = len(iterable)
+        except TypeError:
+            total = None
+    bar = progress_bar(total, 0, desc, unit)
+    try:
+        for item in iterable:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()

@@ -79,7 +79,12 @@ def register(app: typer.Typer) -> None:
         )
         from jointaug.experiments.rundir import RunDir
 
-        cfg = resolve_config(profile, overrides)
+        if executor == "ray":  # the driver neither resolves nor sets up a device: the tasks do
+            from jointaug.config import load_config
+
+            cfg = load_config(profile, overrides)
+        else:
+            cfg = resolve_config(profile, overrides)
         if methods is not None:
             cfg = config_with_methods(cfg, methods)
         if plan_only and (Path(out) / "config.yaml").is_file():
