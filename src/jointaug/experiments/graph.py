@@ -121,24 +121,22 @@ def build_graph(run: RunDir, plan, options: GraphOptions | None = None) -> list[
 # ---- estimates -------------------------------------------------------------------------
 
 
-def estimate_tasks(run: RunDir, tasks: Sequence[Task], rates: dict[str, float] | None) -> list[Task]:
-    """Tasks with ``est_s`` from per-unit ``rates`` (``pipeline.calibrate``; a finer per-stage
-    calibration plugs in here by returning the same keys)."""
+def estimate_tasks(run: RunDir, tasks: Sequence[Task], rates) -> list[Task]:
+    """Tasks with ``est_s`` from the per-unit ``rates`` of ``experiments/estimate.py``
+    (a classifier: the upper end, every training running to ``max_samples``)."""
     if not rates:
         return list(tasks)
-    from jointaug.generate.sample import sampler_steps
-
     cfg = run.config
     out = []
     for t in tasks:
         est = None
-        if t.kind == "diffusion" and "diffusion_step_s" in rates:
-            est = cfg.diffusion.train_steps * rates["diffusion_step_s"]
-        elif t.kind == "set" and "denoise_s_per_image" in rates:
+        if t.kind == "diffusion" and rates.diffusion_step_s:
+            est = cfg.diffusion.train_steps * rates.diffusion_step_s
+        elif t.kind == "set" and rates.sample_s_per_image:
             lo, hi = t.params.get("shard") or (0, t.params["n"])
-            est = (hi - lo) * sampler_steps(cfg.diffusion) * rates["denoise_s_per_image"]
-        elif t.kind == "classify" and "classifier_s_per_image" in rates:
-            est = cfg.classify.max_samples * rates["classifier_s_per_image"]
+            est = (hi - lo) * rates.sample_s_per_image
+        elif t.kind == "classify" and rates.classifier_s_per_sample:
+            est = cfg.classify.max_samples * rates.classifier_s_per_sample
         out.append(t.with_estimate(est))
     return out
 

@@ -25,7 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jointaug.experiments import estimate as estimate_mod
 from jointaug.experiments.classification import describe_plan, plan_jobs
+from jointaug.experiments.estimate import Counts, Rates
 from jointaug.experiments.methods import Method, mixture_name, parse_methods, required_sets
 from jointaug.experiments.rundir import RunDir
 from jointaug.generate.sets import set_kind
@@ -99,69 +101,47 @@ def make_plan(run: RunDir, methods: Sequence[str] | str | None = None, sizes: Se
     return plan
 
 
-def _timed(fn: Callable, repeat: int = 2) -> float:
-    fn()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - t0) / repeat
+def calibrate(run: RunDir, plan: Plan) -> Rates:
+    """Seconds per unit of work on this machine (``experiments/estimate.py``): synchronised,
+    at the configured batch sizes, precision and memory format."""
+    stages = ("classifier", "evaluation") + (("diffusion", "sampling") if plan.needs_diffusion else ())
+    return estimate_mod.calibrate(run.config, len(run.dataset.labels), resolve_device(run.config.device),
+                                  stages=stages)  # fmt: skip
 
 
-def calibrate(run: RunDir, plan: Plan) -> dict[str, float]:
-    """Seconds per unit of work on this machine, from a few real steps of each network."""
-    import torch
-
-    from jointaug.classify.model import build_model
-    from jointaug.generate.model import build_unet
-
+def plan_counts(run: RunDir, plan: Plan) -> Counts:
+    """The plan's work per stage, for :func:`jointaug.experiments.estimate.estimate`."""
     cfg = run.config
-    device = resolve_device(cfg.device)
-    out: dict[str, float] = {}
+    main, curve = plan.jobs()
+    jobs = main + curve
+    nf = len(plan.folds)
     c = cfg.classify
-    net = build_model(c, len(run.dataset.labels)).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=c.lr)
-    b = min(c.batch_size, 8)
-    x = torch.zeros(b, 1, c.image_size, c.image_size, device=device)
-    y = torch.zeros(b, len(run.dataset.labels), device=device)
-
-    def cls_step():
-        opt.zero_grad()
-        torch.nn.functional.binary_cross_entropy_with_logits(net(x), y).backward()
-        opt.step()
-
-    out["classifier_s_per_image"] = _timed(cls_step) / b
-    if plan.needs_diffusion:
-        d = cfg.diffusion
-        unet = build_unet(d).to(device)
-        dopt = torch.optim.Adam(unet.parameters(), lr=d.lr)
-        db = min(d.batch_size, 8)
-        xi = torch.zeros(db, 4, d.image_size, d.image_size, device=device)
-        t = torch.zeros(db, dtype=torch.long, device=device)
-
-        def diff_step():
-            dopt.zero_grad()
-            unet(xi, timesteps=t).pow(2).mean().backward()
-            dopt.step()
-
-        out["diffusion_step_s"] = _timed(diff_step) * d.batch_size / db
-        with torch.no_grad():
-            out["denoise_s_per_image"] = _timed(lambda: unet(xi, timesteps=t)) / db
-    return out
+    evals = 0
+    for job in jobs:
+        fold = run.splits.fold(job.fold)
+        n_train = len(run.dataset.classification_cases(fold.train)) + (job.size if job.method.augmented else 0)
+        n_val = len(run.dataset.classification_cases(fold.val))
+        n_test = len(run.dataset.classification_cases(fold.test))
+        per_eval = max(1, c.eval_every_epochs * n_train)
+        evals += -(-c.max_samples // per_eval) * n_val + n_val + n_test
+    return Counts(
+        diffusion_steps=nf * cfg.diffusion.train_steps if plan.needs_diffusion else 0,
+        images=sum(plan.sets.values()) * nf,
+        trainings=len(jobs),
+        classifier_samples_min=len(jobs) * min(c.patience_samples, c.max_samples),
+        classifier_samples_max=len(jobs) * c.max_samples,
+        eval_images_max=evals,
+    )
 
 
-def _fmt_s(s: float) -> str:
-    return f"{s / 3600:.1f} h" if s > 5400 else f"{s / 60:.1f} min" if s > 90 else f"{s:.0f} s"
-
-
-def describe(run: RunDir, plan: Plan, rates: dict[str, float] | None = None) -> str:
-    """The plan in a few lines, with a time estimate when ``rates`` is given."""
+def describe(run: RunDir, plan: Plan, rates: Rates | None = None) -> str:
+    """The plan in a few lines, with a per-stage time estimate when ``rates`` is given."""
     from jointaug.generate.sample import sampler_steps
 
     cfg = run.config
     main, curve = plan.jobs()
     nf = len(plan.folds)
     lines = [f"plan for {run.path} ({cfg.profile} profile, {nf} folds)"]
-    est = 0.0
     if plan.needs_natural:
         lines.append(f"  natural source: up to {cfg.natural.max_images} hand photos -> two-hand masks "
                      f"({'built-in stand-in' if not cfg.natural.source else cfg.natural.source})")  # fmt: skip
@@ -173,21 +153,15 @@ def describe(run: RunDir, plan: Plan, rates: dict[str, float] | None = None) -> 
                      f"{d.image_size}px, T={d.timesteps})")  # fmt: skip
         lines.append("  augmentation sets per fold: " + ", ".join(f"{k} {v:,}" for k, v in plan.sets.items())
                      + f" = {total:,} images, {d.sampler} sampler with {steps} steps")  # fmt: skip
-        if rates:
-            t_d = nf * d.train_steps * rates["diffusion_step_s"]
-            t_s = total * steps * rates["denoise_s_per_image"]
-            est += t_d + t_s
-            lines[-2] += f"  ~{_fmt_s(t_d)}"
-            lines[-1] += f"  ~{_fmt_s(t_s)}"
     seeds = plan.seeds
     lines.append(f"  classifiers: {len(main)} trainings ({len(plan.methods)} methods x sizes "
                  f"{plan.sizes} x seeds {seeds})" + (f" + {len(curve)} for the Fig. 6 curve sizes "
                  f"{plan.curve_sizes} (seed {seeds[0]})" if curve else ""))  # fmt: skip
     if rates:
-        t_c = (len(main) + len(curve)) * cfg.classify.max_samples * rates["classifier_s_per_image"]
-        est += t_c
-        lines[-1] += f"  at most ~{_fmt_s(t_c)} (early stopping usually ends sooner)"
-        lines.append(f"  estimate on this machine: at most ~{_fmt_s(est)}")
+        rows = estimate_mod.estimate(rates, plan_counts(run, plan))
+        lines.append(estimate_mod.format_estimates(rows, rates))
+        lines.append("  (classifiers: a range, early stopping ends each training between "
+                     f"{cfg.classify.patience_samples:,} and {cfg.classify.max_samples:,} samples)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -218,7 +192,7 @@ def preflight(run: RunDir, plan: Plan, *, retrain: bool = False, natural: str | 
 
 
 def build_tasks(run: RunDir, plan: Plan, *, photos: str | Path | None = None, shards: int = 1,
-                gpus_per_classifier: float = 0.25, rates: dict | None = None) -> list:  # fmt: skip
+                gpus_per_classifier: float = 0.25, rates: Rates | None = None) -> list:  # fmt: skip
     from jointaug.experiments.graph import GraphOptions, build_graph, estimate_tasks
 
     opts = GraphOptions(shards=shards, gpus_per_classifier=gpus_per_classifier,

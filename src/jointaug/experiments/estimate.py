@@ -1,0 +1,225 @@
+"""An honest time estimate: measured rates per stage x the plan's counts.
+
+:func:`calibrate` times a few real steps of each network with ``torch.utils.benchmark``
+(every measured call ends with a device synchronisation, so queued CUDA work is
+counted), at the configured batch size, precision (``amp``) and memory format
+(``channels_last``), on the run's device:
+
+===========================  ==================================================
+``diffusion_step_s``         one diffusion training step (batch ``diffusion.batch_size``)
+``sample_s_per_image``       one synthetic image with the configured sampler and steps
+                             (one network call at the sampling batch x sampler steps)
+``classifier_s_per_sample``  one classifier training image (batch ``classify.batch_size``)
+``eval_s_per_image``         one classifier inference (validation / test)
+===========================  ==================================================
+
+On a GPU the configured batches are used as they are; on the CPU a batch larger than
+``cpu_batch`` is timed at ``cpu_batch`` and scaled linearly (a CPU's throughput hardly
+changes with the batch; a GPU's does, which is why the GPU is never scaled).
+
+:func:`estimate` turns :class:`Counts` (steps, images, samples per stage of a plan) into
+one :class:`StageEstimate` per stage plus the total. The classifier stage is a range:
+early stopping ends a training between ``patience_samples`` and ``max_samples``.
+The task graph (``experiments/pipeline.py``) computes the counts; this module knows
+nothing about run folders.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from jointaug.config import Config
+from jointaug.runtime import autocast_for, device_name, synchronize
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Seconds per unit on one device (see the module docstring)."""
+
+    device: str
+    diffusion_step_s: float = 0.0
+    sample_s_per_image: float = 0.0
+    classifier_s_per_sample: float = 0.0
+    eval_s_per_image: float = 0.0
+    batches: tuple[tuple[str, int], ...] = ()  # (stage, batch actually timed)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Work of a plan, per stage."""
+
+    diffusion_steps: int = 0  # summed over the diffusion models
+    images: int = 0  # synthetic images to sample (all sets, all folds)
+    trainings: int = 0  # classifier trainings
+    classifier_samples_min: int = 0  # every training stopping as early as it can
+    classifier_samples_max: int = 0  # every training running to max_samples
+    eval_images_max: int = 0  # validation images evaluated (at max_samples) + test
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    stage: str
+    units: int
+    unit: str
+    seconds_per_unit: float
+    hours: float
+    hours_max: float | None = None  # the upper end of a range (classifiers)
+
+
+def _seconds(fn: Callable[[], None], device: torch.device, min_run_time: float) -> float:
+    """Median seconds per call of ``fn`` (synchronised), after one warm-up call.
+
+    CUDA: ``torch.utils.benchmark.Timer.blocked_autorange`` (many calls). CPU, where the
+    paper's networks take seconds to minutes per call and work is synchronous: one timed
+    call after the warm-up."""
+    from torch.utils import benchmark
+
+    def call() -> None:
+        fn()
+        synchronize(device)
+
+    call()  # warm-up: cuDNN autotuning, allocator, lazy init
+    if device.type != "cuda":
+        t0 = time.perf_counter()
+        call()
+        return time.perf_counter() - t0
+    timer = benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=torch.get_num_threads())
+    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+
+
+def _batch(configured: int, device: torch.device, cpu_batch: int) -> int:
+    return configured if device.type == "cuda" else max(1, min(configured, cpu_batch))
+
+
+def calibrate(config: Config, n_labels: int, device: torch.device | str, *,
+              stages: tuple[str, ...] = ("diffusion", "sampling", "classifier", "evaluation"),
+              min_run_time: float = 0.5, cpu_batch: int = 2) -> Rates:  # fmt: skip
+    """Measure :class:`Rates` for ``config`` on ``device`` (module docstring)."""
+    from jointaug.classify.model import build_model
+    from jointaug.generate.model import EpsilonView, build_unet, network_config
+    from jointaug.generate.sample import NoiseSchedule, sample_batch_size, sampler_steps
+    from jointaug.runtime import resolve_device
+
+    dev = resolve_device(device)
+    out: dict[str, float] = {}
+    batches: list[tuple[str, int]] = []
+    d = network_config(config.diffusion)
+    if {"diffusion", "sampling"} & set(stages):
+        unet = build_unet(d, init_seed=0).to(dev)
+        eps = EpsilonView(unet, NoiseSchedule.from_config(d).ddpm().alphas_cumprod, d.network_output)
+        s = d.image_size
+        if "diffusion" in stages:
+            b = _batch(d.batch_size, dev, cpu_batch)
+            opt = torch.optim.Adam(unet.parameters(), lr=d.lr, fused=dev.type == "cuda")
+            xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
+            noise = torch.randn(b, 1, s, s, device=dev)
+
+            def diff_step() -> None:
+                unet.train()
+                with autocast_for(dev, d.amp):
+                    e = eps(xi, t)
+                loss = torch.nn.functional.mse_loss(e.float(), noise)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            out["diffusion_step_s"] = _seconds(diff_step, dev, min_run_time) * d.batch_size / b
+            batches.append(("diffusion", b))
+        if "sampling" in stages:
+            unet.eval()
+            sb = sample_batch_size(d, eps, dev)
+            b = _batch(sb, dev, cpu_batch)
+            xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
+
+            @torch.no_grad()
+            def denoise() -> None:
+                with autocast_for(dev, d.amp):
+                    eps(xi, t).float()
+
+            out["sample_s_per_image"] = _seconds(denoise, dev, min_run_time) / b * sampler_steps(d)
+            batches.append(("sampling", b))
+        del unet, eps
+    c = config.classify
+    if {"classifier", "evaluation"} & set(stages):
+        net = build_model(c, n_labels, seed=0).to(dev)
+        if c.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        fmt = torch.channels_last if c.channels_last else torch.contiguous_format
+        if "classifier" in stages:
+            b = _batch(c.batch_size, dev, cpu_batch)
+            opt = torch.optim.Adam(net.parameters(), lr=c.lr, fused=dev.type == "cuda")
+            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
+            y = (torch.rand(b, n_labels, device=dev) < 0.3).float()
+
+            def cls_step() -> None:
+                net.train()
+                with autocast_for(dev, c.amp):
+                    logits = net(x)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            out["classifier_s_per_sample"] = _seconds(cls_step, dev, min_run_time) / b
+            batches.append(("classifier", b))
+        if "evaluation" in stages:
+            b = _batch(2 * c.batch_size, dev, cpu_batch)
+            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
+
+            @torch.no_grad()
+            def evaluate() -> None:
+                net.eval()
+                with autocast_for(dev, c.amp):
+                    net(x).float()
+
+            out["eval_s_per_image"] = _seconds(evaluate, dev, min_run_time) / b
+            batches.append(("evaluation", b))
+    return Rates(device=device_name(dev), batches=tuple(batches), **out)
+
+
+def estimate(rates: Rates, counts: Counts) -> list[StageEstimate]:
+    """Per-stage hours for ``counts`` at ``rates``, the total last."""
+    h = 1 / 3600
+    rows = []
+    if counts.diffusion_steps:
+        rows.append(StageEstimate("diffusion training", counts.diffusion_steps, "steps",
+                                  rates.diffusion_step_s, counts.diffusion_steps * rates.diffusion_step_s * h))  # fmt: skip
+    if counts.images:
+        rows.append(StageEstimate("sampling", counts.images, "images", rates.sample_s_per_image,
+                                  counts.images * rates.sample_s_per_image * h))  # fmt: skip
+    if counts.trainings:
+        r = rates.classifier_s_per_sample
+        rows.append(StageEstimate(f"classifiers ({counts.trainings} trainings)", counts.classifier_samples_max,
+                                  "samples", r, counts.classifier_samples_min * r * h,
+                                  counts.classifier_samples_max * r * h))  # fmt: skip
+        rows.append(StageEstimate("evaluation", counts.eval_images_max, "images", rates.eval_s_per_image,
+                                  counts.eval_images_max * rates.eval_s_per_image * h))  # fmt: skip
+    low = sum(r.hours for r in rows)
+    high = sum(r.hours if r.hours_max is None else r.hours_max for r in rows)
+    rows.append(StageEstimate("total", 0, "", 0.0, low, high if high != low else None))
+    return rows
+
+
+def _fmt_h(hours: float) -> str:
+    s = hours * 3600
+    return f"{hours:.1f} h" if s > 5400 else f"{s / 60:.1f} min" if s > 90 else f"{s:.0f} s"
+
+
+def format_estimates(rows: list[StageEstimate], rates: Rates) -> str:
+    """The estimate as aligned text lines (for ``jointaug run --plan``)."""
+    lines = [f"  estimate on this machine ({rates.device}; measured, synchronised; "
+             f"batches timed: {', '.join(f'{k} {b}' for k, b in rates.batches)}):"]  # fmt: skip
+    for r in rows:
+        when = _fmt_h(r.hours) if r.hours_max is None else f"{_fmt_h(r.hours)} - {_fmt_h(r.hours_max)}"
+        if r.stage == "total":
+            lines.append(f"    {'total':<30} {when}")
+        else:
+            lines.append(f"    {r.stage:<30} {r.units:>14,} {r.unit:<8} x {r.seconds_per_unit * 1e3:9.3f} ms = {when}")
+    return "\n".join(lines)
