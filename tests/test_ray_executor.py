@@ -14,7 +14,7 @@ from jointaug.experiments.ray_executor import FAULT_ENV, GraphFailed
 ray = pytest.importorskip("ray")
 
 GRID = [*TINY, "experiment.methods=[baseline, mp-perlin]", "experiment.mixtures=[]",
-        "experiment.imbalance_baselines=[]", "experiment.curve_sizes=[]"]  # fmt: skip
+        "experiment.imbalance_baselines=[]", "experiment.curve_sizes=[]", "classify.seeds=[0]"]  # fmt: skip
 TABLES = ("table1.md", "table2.md", "metrics.csv")
 
 
@@ -47,7 +47,7 @@ def test_ray_gives_the_local_tables_even_when_a_worker_dies_mid_task(grid):
     res = _run(root / "data", root / "ray", "--executor", "ray")
     assert res.exit_code == 0, res.output
     assert not fault.exists()  # the worker did die, and Ray retried the task
-    assert "ray: done 12/12" in res.output and "stage: report" in res.output
+    assert "ray: done 8/8" in res.output and "stage: report" in res.output
     assert _tables(root / "ray") == local
     assert (root / "ray" / "logs" / "classify__1__mp-perlin_8__seed_0.log").is_file()
 
@@ -65,7 +65,7 @@ def test_a_failed_task_is_reported_with_its_log_and_a_rerun_completes(grid, tmp_
     with pytest.raises(GraphFailed, match=r"set/0/mp-perlin: .*\n    log: .*set__0__mp-perlin\.log") as err:
         run_experiment(run, plan, progress=False, echo=log.append, estimate=False, executor="ray",
                        ray_retries=0)  # fmt: skip
-    assert "not started because a task they need failed: 2 tasks" in str(err.value)
+    assert "not started because a task they need failed: 1 task(s)" in str(err.value)
     assert not (run.results_dir / "table1.md").exists()  # no report from a partial grid
     assert (run.diffusion_dir(1) / "done").is_file()  # the rest ran on
     run_experiment(run, plan, progress=False, echo=log.append, estimate=False, executor="ray")

@@ -157,7 +157,7 @@ def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int,
     if failed or blocked_ids:
         lines = [f"  {tid}: {msg}" for tid, msg in failed.items()]
         if blocked_ids:
-            lines.append(f"  not started because a task they need failed: {len(blocked_ids)} tasks")
+            lines.append(f"  not started because a task they need failed: {len(blocked_ids)} task(s)")
         raise GraphFailed(f"{len(failed)} task(s) failed; fix the cause and rerun the same command "
                           f"(finished tasks are kept):\n" + "\n".join(lines))  # fmt: skip
     echo("stage: report")
