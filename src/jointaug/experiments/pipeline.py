@@ -197,7 +197,7 @@ def build_tasks(run: RunDir, plan: Plan, *, photos: str | Path | None = None, sh
     from jointaug.experiments.graph import GraphOptions, build_graph, estimate_tasks
 
     opts = GraphOptions(shards=shards, gpus_per_classifier=gpus_per_classifier,
-                        photos=str(photos) if photos else None)  # fmt: skip
+                        photos=str(Path(photos).resolve()) if photos else None)  # fmt: skip
     return estimate_tasks(run, build_graph(run, plan, opts), rates)
 
 

@@ -122,7 +122,8 @@ def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int,
                     continue
                 opts = {"num_cpus": t.num_cpus, "num_gpus": t.num_gpus if gpus else 0,
                         "max_retries": retries, "retry_exceptions": False, "name": tid}  # fmt: skip
-                running[remote.options(**opts).remote(str(run.path), t)] = t
+                # an absolute path: workers on other nodes see the run folder at the same place
+                running[remote.options(**opts).remote(str(run.path.resolve()), t)] = t
         if not running:
             if todo and (len(todo), len(running)) != before:
                 continue  # tasks whose deps were just found finished: submit them
