@@ -21,13 +21,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from jointaug.config import PerlinConfig
 from jointaug.masks.compose import compose_condition
-from jointaug.masks.perlin import perlin_2d, vary_mask, vary_mask_reference
+from jointaug.masks.perlin import perlin_2d, vary_mask
+
+# the reference (textbook) implementations are test oracles and live beside the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_noise import vary_mask_reference  # noqa: E402
 
 
 def _segment_distance(yy, xx, p, q):

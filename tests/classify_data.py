@@ -14,7 +14,8 @@ import numpy as np
 from jointaug.classify.data import ImageSet
 from jointaug.classify.transforms import prepare_image
 from jointaug.config import ClassifyConfig
-from jointaug.dataset.format import DatasetMeta, DatasetWriter
+from jointaug.dataset.format import DatasetMeta
+from jointaug.dataset.writer import DatasetWriter
 
 LABELS = ["R_a", "R_b", "L_a", "L_b"]
 GROUPS = {"right": ["R_a", "R_b"], "left": ["L_a", "L_b"]}

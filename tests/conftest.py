@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jointaug.dataset.format import DatasetMeta, DatasetWriter
+from jointaug.dataset.format import DatasetMeta
+from jointaug.dataset.writer import DatasetWriter
 
 
 def write_tiny_dataset(

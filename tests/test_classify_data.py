@@ -15,8 +15,9 @@ from jointaug.classify.data import (
     set_prefix,
     training_mix,
 )
-from jointaug.dataset.format import DatasetMeta, DatasetWriter, read_dataset
+from jointaug.dataset.format import DatasetMeta, read_dataset
 from jointaug.dataset.splits import make_splits
+from jointaug.dataset.writer import DatasetWriter
 from jointaug.experiments.methods import mixture_name, parse_methods, required_sets, resolve_method
 
 

@@ -2,17 +2,23 @@
 
 import csv
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
+from jointaug.classify.metrics import binarize, pooled_metrics
+from jointaug.classify.predict import predict_files
 from jointaug.cli import app
 from jointaug.config import load_config
 from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.dataset.validate import validate_dataset
 from jointaug.experiments.pipeline import make_plan, run_experiment
+from jointaug.experiments.predict import best_method, method_threshold, model_files
 from jointaug.experiments.rundir import RunDir
 
 TINY = [
@@ -48,6 +54,16 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+def _rgb(path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _pixels_near(rgb: np.ndarray, colour: str, tol: int = 30) -> int:
+    target = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(rgb.astype(int) - target).max(axis=2) <= tol).sum())
+
+
 def test_plan_covers_the_papers_grid(tiny_run):
     run, plan, _, log = tiny_run
     assert [m.name for m in plan.methods] == ["baseline", "mp-perlin", "11k-perlin", "mp50-11kp50",
@@ -71,13 +87,21 @@ def test_every_stage_ran_and_outputs_validate(tiny_run):
         assert {(method, 8, "0"), (method, 8, "1"), (method, 8, "ensemble"), (method, 4, "0")} <= got
         assert (method, 4, "1") not in got  # curve sizes: one seed, as the paper
     assert ("baseline", 0, "ensemble") in got
-    for r in rows:
-        assert 0.0 <= float(r["accuracy"]) <= 1.0
+    # a single model's row holds the metrics of its own stored test probabilities
+    one = [r for r in rows if (r["method"], r["fold"], r["seed"], r["threshold"]) == ("baseline", "0", "0", "default")]
+    assert len(one) == 1
+    d = run.classify_dir(0, "baseline", 0)
+    expect = pooled_metrics(np.load(d / "test_labels.npy"), binarize(np.load(d / "test_probs.npy"), 0.5))
+    for k in ("accuracy", "tpr", "tnr", "gms"):
+        assert float(one[0][k]) == pytest.approx(expect[k], abs=1e-4, nan_ok=True), k
     t1 = (run.results_dir / "table1.md").read_text()
     assert "| Method | Accuracy | TPR | TNR | F1 | GMS |" in t1 and "mp-perlin (8)" in t1
     html = result["report"].read_text()
     assert html.count("data:image/png;base64,") >= 3 and "<table>" in html and "http" not in html
-    assert (run.results_dir / "fig6.png").stat().st_size > 5000
+    fig = _rgb(run.results_dir / "fig6.png")
+    assert fig.shape[1] > 3 * fig.shape[0]  # five metric panels side by side
+    for colour in ("#1f77b4", "#ff7f0e", "#2ca02c"):  # the three augmented methods' curves
+        assert _pixels_near(fig, colour) > 30, colour
 
 
 def test_rerun_computes_nothing_and_a_lost_model_is_retrained_alone(tiny_run):
@@ -136,10 +160,51 @@ def test_predict_cli_writes_probabilities_and_overlays(tiny_run, tmp_path):
     rows = _rows(tmp_path / "p" / "predictions.csv")
     assert len(rows) == 1
     probs = np.array([float(rows[0][f"p_{lab}"]) for lab in ds.labels])
-    assert ((probs >= 0) & (probs <= 1)).all()
-    assert (tmp_path / "p" / f"{img.stem}_overlay.png").stat().st_size > 5000
+    method = best_method(run)
+    expect, labels = predict_files(model_files(run, method), [img])
+    assert labels == ds.labels and np.allclose(probs, expect[0], atol=6e-5)  # 4 decimals
+    thr = method_threshold(run, method)
+    assert [int(rows[0][lab]) for lab in ds.labels] == [int(p >= thr) for p in expect[0]]
+    over = _rgb(tmp_path / "p" / f"{img.stem}_overlay.png")
+    left, right = over[:, : over.shape[1] // 2], over[:, over.shape[1] // 2 :]
+    grey = (np.ptp(left, axis=2) < 8) & (left.mean(axis=2) < 200)
+    assert grey.sum() > 500  # the image itself, in grey, on the left
+    reds = (right[..., 0].astype(int) - right[..., 1] > 60)
+    assert reds.sum() > 10 * len(ds.labels)  # every joint's dot on the schematic
     bad = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "nope.png")])
     assert bad.exit_code == 2 and "no such image file" in bad.output
+    assert rows[0]["warnings"] == "" and "warning" not in res.output  # like the training data
+    np.save(tmp_path / "strip.npy", np.ones((10, 40)))
+    strip = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "strip.npy")])
+    assert strip.exit_code == 2 and "too small or not roughly square" in strip.output
+
+
+def test_predict_warns_when_an_image_differs_from_the_training_data(tiny_run, tmp_path):
+    from test_facts import write_dicom
+
+    run, _, _, _ = tiny_run
+    ds = run.dataset
+    counts = ds.image(ds.classification_cases()[0])  # 64x64 16-bit counts, modality NM
+    shown = np.clip(np.kron(counts, np.ones((2, 2))) * 8, 0, 255).astype(np.uint8)
+    Image.fromarray(shown).save(tmp_path / "screenshot.png")  # 8-bit, 128x128, clipped
+    write_dicom(tmp_path / "ct.dcm", counts, modality="CT")
+    res = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "screenshot.png"),
+                                   str(tmp_path / "ct.dcm"), "--out", str(tmp_path / "p")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "screenshot.png: size 128x128 px differs from the training images (64x64 px)" in out
+    assert "screenshot.png: 8-bit pixels, the training images were 16-bit" in out
+    assert "ct.dcm: DICOM Modality 'CT', the training data are 'NM'" in out
+    rows = {Path(r["image"]).name: r for r in _rows(tmp_path / "p" / "predictions.csv")}
+    assert rows["screenshot.png"]["warnings"].count(" | ") >= 2  # size, bit depth, clipping
+    assert rows["ct.dcm"]["warnings"] == "DICOM Modality 'CT', the training data are 'NM'"
+    moved = tmp_path / "moved_run"  # a run whose dataset folder is gone
+    shutil.copytree(run.path, moved)
+    cfg = (moved / "config.yaml").read_text().replace(str(run.config.dataset), str(tmp_path / "gone"))
+    (moved / "config.yaml").write_text(cfg)
+    res = CliRunner().invoke(app, ["predict", str(moved), str(tmp_path / "ct.dcm"), "--out", str(tmp_path / "q")])
+    assert res.exit_code == 0, res.output
+    assert "cannot compare the images with the training data" in " ".join(res.output.split())
 
 
 def test_changed_setting_retrains_only_what_depends_on_it(tiny_run, tmp_path):
@@ -180,3 +245,38 @@ def test_changed_diffusion_setting_retrains_model_and_remakes_sets(tiny_run, tmp
     old_set = (run0.augment_dir(0, "mp-perlin") / "augmentation.json").read_text()
     make_augmentation_set(run, 0, "mp", True, 8, progress=False)
     assert (run.augment_dir(0, "mp-perlin") / "augmentation.json").read_text() != old_set
+
+
+@pytest.mark.slow
+def test_kill_9_at_three_moments_then_rerun_gives_the_same_tables(tiny_run, tmp_path):
+    """SIGKILL (no cleanup at all) mid diffusion training, mid set writing and mid classifier
+    training; the rerun finishes the grid with tables identical to the uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run0, _, _, _ = tiny_run
+    out = tmp_path / "killed"
+    sets = [x for s in TINY for x in ("--set", s)]
+    cmd = [sys.executable, "-c", "from jointaug.cli import main; main()", "run", "--dataset",
+           str(run0.config.dataset), "--out", str(out), "--profile", "paper", "--no-progress",
+           *sets, "--set", "threads=1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    moments = ["fold_*/diffusion/checkpoint.safetensors", "fold_*/augment/*/.cases.partial.csv",
+               "fold_*/classify/*/seed_*/checkpoint.safetensors"]  # fmt: skip
+    killed = []
+    for pattern in moments:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline and not list(out.glob(pattern)):
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed.append(pattern)
+        proc.wait()
+    assert len(killed) >= 2, killed  # the grid did not simply finish before the kills
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for table in ("table1.md", "table2.md"):
+        assert (out / "results" / table).read_text() == (run0.results_dir / table).read_text(), table

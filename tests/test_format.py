@@ -8,11 +8,11 @@ from jointaug.dataset.format import (
     HAND_LABELS,
     DatasetError,
     DatasetMeta,
-    DatasetWriter,
     is_complete,
     read_dataset,
     safe_relpath,
 )
+from jointaug.dataset.writer import DatasetWriter
 
 
 def test_hand_label_set_is_the_contract_default():
@@ -85,9 +85,25 @@ def test_append_reopens_a_complete_folder(tmp_path):
         w.add("c1", "p1", "v", np.ones((4, 4)), labels=[1], extra={"k": "x"})
     first = (tmp_path / "d" / "images" / "c1.png").read_bytes()
     w = DatasetWriter(tmp_path / "d", meta, extra_columns=["k"], append=True)
-    assert not is_complete(tmp_path / "d") and w.done_ids == {"c1"}
+    assert w.done_ids == {"c1"}
     w.add("c2", "p2", "v", np.zeros((4, 4)), labels=[0], extra={"k": "y"})
+    # while it grows, the folder still reads as the complete set it was
+    assert is_complete(tmp_path / "d") and [c.case_id for c in read_dataset(tmp_path / "d").cases] == ["c1"]
+    w.abort()  # killed mid-growth: the next appending writer resumes from the journal
+    w = DatasetWriter(tmp_path / "d", meta, extra_columns=["k"], append=True)
+    assert w.done_ids == {"c1", "c2"}
     w.close()
+    assert not (tmp_path / "d" / DatasetWriter.JOURNAL).exists()
     ds = read_dataset(tmp_path / "d")
     assert [(c.case_id, c.extra["k"]) for c in ds.cases] == [("c1", "x"), ("c2", "y")]
     assert (tmp_path / "d" / "images" / "c1.png").read_bytes() == first
+
+
+def test_format_does_not_import_the_writer():
+    """The arrow runs one way: writer -> format (format used to import writer back)."""
+    import subprocess
+    import sys
+
+    code = "import sys, jointaug.dataset.format; print('jointaug.dataset.writer' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from jointaug.config import NaturalConfig
+from jointaug.init import kaiming_uniform_
 from jointaug.natural.joints import (
     N_CLASSES,
     build_unet,
     data_key,
     dice_per_class,
-    init_weights,
     load_segmenter,
     predict,
     save_segmenter,
@@ -73,7 +73,7 @@ def test_crop_round_trip():
 
 def test_unet_shapes_and_kaiming_uniform_init():
     net = build_unet([8, 16, 32])
-    init_weights(net, torch.Generator().manual_seed(0))
+    kaiming_uniform_(net, torch.Generator().manual_seed(0))
     out = net(torch.zeros(2, 3, 32, 32))
     assert out.shape == (2, N_CLASSES, 32, 32)
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]

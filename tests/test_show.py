@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from jointaug.dataset.format import DatasetMeta, DatasetWriter, read_dataset
+from jointaug.dataset.format import DatasetMeta, read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.dataset.show import label_series, montage, montage_size, pick_cases, prevalence
+from jointaug.dataset.writer import DatasetWriter
 
 
 @pytest.fixture(scope="module")

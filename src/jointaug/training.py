@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from jointaug.dataset.io import write_text_atomic
+from jointaug.dataset.io import append_text, write_text_atomic
 
 
 class CheckpointClock:
@@ -57,6 +57,4 @@ class LogFile:
         write_text_atomic(self.path, buf.getvalue())
 
     def append(self, row: dict) -> None:
-        line = ",".join(str(_fmt(row.get(k, ""))) for k in self.columns) + "\n"
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            f.write(line)
+        append_text(self.path, ",".join(str(_fmt(row.get(k, ""))) for k in self.columns) + "\n")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
-from jointaug.dataset.io import atomic_path
+from jointaug.dataset.io import write_bytes_atomic
 
 
 class WeightsError(ValueError):
@@ -23,10 +23,15 @@ class WeightsError(ValueError):
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> None:  # fmt: skip
-    """Write tensors (contiguous CPU copies: safetensors refuses shared storage) atomically."""
+    """Write tensors (contiguous CPU copies: safetensors refuses shared storage) atomically.
+
+    The file is serialised in memory and written by :func:`write_bytes_atomic` (the same
+    bytes ``safetensors.torch.save_file`` writes), so a full disk raises
+    :class:`~jointaug.dataset.io.DiskFullError` and the previous file stays as it was;
+    ``save_file`` itself reports a full disk as an opaque ``SafetensorError``.
+    """
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata=metadata)
+    write_bytes_atomic(path, save(flat, metadata=metadata))
 
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -3,10 +3,11 @@
 The paper uses MONAI's DenseNet121 (``block_config`` (6, 12, 24, 16), growth rate 32,
 64 initial features) with every layer "randomly initialised using Kaiming uniform
 initialisation". MONAI initialises convolutions with ``kaiming_normal_``, so
-:func:`kaiming_uniform_init_` re-initialises every convolution and linear weight with
+:func:`build_model` re-initialises every convolution and linear weight with
 ``kaiming_uniform_`` (fan-in, ReLU gain: bound = sqrt(6 / fan_in)), their biases with 0,
-and batch-norm layers with weight 1, bias 0. Nothing is downloaded (no pretrained
-weights exist for this task). The network outputs logits (B, n_labels).
+and batch-norm layers with weight 1, bias 0 (:func:`jointaug.init.kaiming_uniform_`).
+Nothing is downloaded (no pretrained weights exist for this task). The network outputs
+logits (B, n_labels).
 """
 
 from __future__ import annotations
@@ -15,26 +16,11 @@ import json
 
 import torch
 from monai.networks.nets import DenseNet
-from torch import nn
 
 from jointaug.config import ClassifyConfig
+from jointaug.init import kaiming_uniform_, seeded_generator
 
 ARCH_KEYS = ("image_size", "growth_rate", "block_config", "init_features", "bn_size", "dropout")
-
-
-def kaiming_uniform_init_(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
-    """Re-initialise in place: conv/linear weights Kaiming-uniform (fan-in, ReLU), biases 0,
-    batch-norm weight 1 and bias 0. Returns ``model``."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-                nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-    return model
 
 
 def arch_of(cfg: ClassifyConfig) -> dict:
@@ -62,7 +48,7 @@ def build_model(arch: ClassifyConfig | dict, n_labels: int, seed: int | None = 0
             dropout_prob=float(a["dropout"]),
         )
     if seed is not None:
-        kaiming_uniform_init_(model, torch.Generator().manual_seed(int(seed)))
+        kaiming_uniform_(model, seeded_generator(seed), reset_norm=True)
     return model
 
 

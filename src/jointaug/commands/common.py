@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from jointaug.config import Config, ConfigError, load_config, parse_overrides
 from jointaug.dataset.format import DatasetError
-from jointaug.dataset.io import ImageReadError
+from jointaug.dataset.io import DiskFullError, ImageReadError, is_disk_full
 from jointaug.runtime import DeviceError, apply_runtime
 
 console = Console(soft_wrap=True)
@@ -32,6 +32,7 @@ F = TypeVar("F", bound=Callable)
 USER_ERRORS: tuple[type[BaseException], ...] = (
     DatasetError,
     ConfigError,
+    DiskFullError,
     DeviceError,
     ImageReadError,
     FileNotFoundError,
@@ -54,6 +55,10 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except USER_ERRORS as exc:
             fail(str(exc))
+        except OSError as exc:  # a full disk in a writer that does not say so itself
+            if not is_disk_full(exc):
+                raise
+            fail(str(DiskFullError(exc.filename or "a file", "this step stopped before finishing")))
         except KeyboardInterrupt:
             err_console.print("interrupted: rerun the same command to resume")
             sys.exit(130)

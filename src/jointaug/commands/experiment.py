@@ -97,10 +97,15 @@ def register(app: typer.Typer) -> None:
                                    help="Method folder, e.g. mp-perlin_8192 or baseline [best ensemble GMS]."),
     ) -> None:
         """Per-joint probabilities and decisions from a run's seed ensemble, with overlay pictures."""
+        from rich.markup import escape
+
+        from jointaug.commands.common import err_console
         from jointaug.experiments.predict import predict_images
         from jointaug.runtime import resolve_device
 
         rd, cfg = open_run(run_dir)
         csv_path = predict_images(rd, [str(p) for p in images], out, method,
-                                  device=resolve_device(cfg.device))  # fmt: skip
+                                  device=resolve_device(cfg.device),
+                                  warn=lambda m: err_console.print(f"[yellow]warning[/] {escape(m)}",
+                                                                   highlight=False))  # fmt: skip
         _echo(f"wrote {csv_path} and {len(images)} overlay pictures in {out}")

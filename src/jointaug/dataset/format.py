@@ -3,8 +3,9 @@
 A dataset folder holds ``dataset.json`` (labels, groups, classification views),
 ``cases.csv`` (one row per image) and the image and label-map files that rows name.
 :func:`read_dataset` parses the two index files (it does not open images; use
-:func:`jointaug.dataset.validate.validate_dataset` for the full check) and
-:class:`DatasetWriter` writes a folder atomically and resumably.
+:func:`jointaug.dataset.validate.validate_dataset` for the full check);
+:class:`jointaug.dataset.writer.DatasetWriter` writes a folder atomically and resumably.
+The arrow runs one way: ``writer`` imports ``format``, never the reverse.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ TISSUE_VALUES = (0, 1, 2, 3)  # background, normal, low inflammation, high infla
 
 class DatasetError(ValueError):
     """The folder breaks the contract in a way that stops reading it."""
+
+    rule = "csv"
+
+
+class CsvFormatError(DatasetError):
+    """``cases.csv`` is not comma-separated UTF-8 text (a spreadsheet's other exports)."""
+
+    rule = "csv-format"
 
 
 @dataclass
@@ -121,8 +130,25 @@ def safe_relpath(root: Path, rel: str) -> Path:
     return full
 
 
+_LABEL_HINTS = (
+    (("true", "yes", "y", "x", "pos", "positive", "inflamed"), "write 1 for inflamed"),
+    (("false", "no", "n", "neg", "negative", "normal"), "write 0 for not inflamed"),
+    (("na", "n/a", "nan", "none", "null", "?", "-", "unknown"), "leave the cell empty for unknown"),
+    (("1,0", "0,0", "1,00", "0,00"), "a decimal comma: write 1 or 0"),
+)
+
+
+def label_cell_hint(value: str) -> str:
+    """What to write instead of a bad label cell, e.g. 'TRUE' -> 'write 1 for inflamed'."""
+    v = value.strip().lower()
+    for values, hint in _LABEL_HINTS:
+        if v in values:
+            return hint
+    return "use 1 (inflamed), 0 (not) or leave it empty (unknown)"
+
+
 def parse_label_cell(value: str) -> float:
-    """'1' -> 1.0, '0' -> 0.0, '' -> NaN; anything else raises ValueError."""
+    """'1' -> 1.0, '0' -> 0.0, '' -> NaN; anything else raises ValueError (with a hint)."""
     v = value.strip()
     if v == "":
         return math.nan
@@ -130,7 +156,12 @@ def parse_label_cell(value: str) -> float:
         return 1.0
     if v in ("0", "0.0"):
         return 0.0
-    raise ValueError(f"label cell {value!r} is not 0, 1 or empty")
+    raise ValueError(f"label cell {value!r} is not 0, 1 or empty ({label_cell_hint(value)})")
+
+
+def is_blank_row(row: dict[str, str]) -> bool:
+    """A row whose every cell is empty (spreadsheets export trailing rows like ``,,,,``)."""
+    return all(not (v or "").strip() for v in row.values())
 
 
 def format_label_cell(value: float) -> str:
@@ -203,19 +234,80 @@ def read_meta(root: str | os.PathLike) -> DatasetMeta:
     return DatasetMeta.from_json(obj)
 
 
+SAVE_AS_CSV = ("save it again as comma-separated UTF-8 (Excel: File > Save As > "
+               "'CSV UTF-8 (Comma delimited)'; LibreOffice: Save As > Text CSV, character set "
+               "UTF-8, field delimiter ',')")  # fmt: skip
+_DELIMITERS = {";": "semicolons (';')", "\t": "tabs", "|": "vertical bars ('|')"}
+
+
+def _decode_cases_csv(path: Path, data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CsvFormatError(
+            f"{path}: UTF-16 text (a spreadsheet's 'Unicode Text' export), not UTF-8 CSV; {SAVE_AS_CSV}"
+        )
+    try:
+        return data.decode("utf-8-sig")  # a UTF-8 byte-order mark (Excel's 'CSV UTF-8') is fine
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CsvFormatError(
+            f"{path} line {line}: not UTF-8 text (byte {data[exc.start]:#04x}; likely a legacy "
+            f"encoding such as Windows-1252 from Excel's plain 'CSV (Comma delimited)'); {SAVE_AS_CSV}"
+        ) from exc
+
+
+def _check_delimiter(path: Path, text: str, header: list[str]) -> None:
+    """Raise one clear CsvFormatError when the header is not comma-separated."""
+    if "case_id" in header:
+        return
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    for delim, name in _DELIMITERS.items():
+        cells = [c.strip().strip('"') for c in first.split(delim)]
+        if len(cells) > 1 and "case_id" in cells:
+            raise CsvFormatError(
+                f"{path}: the columns are separated by {name}, not commas (found "
+                f"{len(cells)} columns such as {', '.join(cells[:3])}); a spreadsheet saved as CSV "
+                f"with a European locale does this. The contract's cases.csv is comma-separated: "
+                f"{SAVE_AS_CSV}"
+            )
+
+
 def read_cases_table(root: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of ``cases.csv`` as strings."""
+    """Header and rows of ``cases.csv`` as strings (blank rows kept, so that row i is line i+2).
+
+    Raises :class:`CsvFormatError` (one message saying what to do) for a file separated by
+    semicolons, tabs or bars, UTF-16 text or a legacy 8-bit encoding.
+    """
     path = Path(root) / "cases.csv"
     if not path.is_file():
         raise DatasetError(f"{path}: missing (every dataset folder needs cases.csv)")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not UTF-8 text ({exc})") from exc
+    text = _decode_cases_csv(path, path.read_bytes())
     reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    rows = [{(k or "").strip(): (v or "") for k, v in row.items()} for row in reader]
+    header = [(h or "").strip() for h in (reader.fieldnames or [])]
+    _check_delimiter(path, text, header)
+    rows = [{(k or "").strip(): (v or "") for k, v in row.items() if k is not None} for row in reader]
     return header, rows
+
+
+def header_problems(header: Sequence[str], labels: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(missing-column messages, duplicate-column messages) of a cases.csv header.
+
+    A missing column whose name appears in another letter case is named
+    ("'case_id' is missing; found 'Case_ID' (names are case-sensitive)").
+    """
+    lower = {h.lower(): h for h in header if h}
+    missing = []
+    for col in (*REQUIRED_COLUMNS, *labels):
+        if col not in header:
+            kind = "label column" if col in labels else "required column"
+            near = lower.get(col.lower())
+            hint = f"; found {near!r} (column names are case-sensitive)" if near else ""
+            missing.append(f"{kind} {col!r} is missing{hint}")
+    counts: dict[str, int] = {}
+    for h in header:
+        if h:
+            counts[h] = counts.get(h, 0) + 1
+    dupes = [f"column {h!r} appears {n} times (only one can be read)" for h, n in counts.items() if n > 1]
+    return missing, dupes
 
 
 def read_dataset(root: str | os.PathLike) -> Dataset:
@@ -226,12 +318,14 @@ def read_dataset(root: str | os.PathLike) -> Dataset:
     root = Path(root)
     meta = read_meta(root)
     header, rows = read_cases_table(root)
-    missing = [c for c in (*REQUIRED_COLUMNS, *meta.labels) if c not in header]
-    if missing:
-        raise DatasetError(f"{root / 'cases.csv'}: missing columns {missing}")
+    missing, dupes = header_problems(header, meta.labels)
+    if missing or dupes:
+        raise DatasetError(f"{root / 'cases.csv'}: {'; '.join(missing + dupes)}")
     known = set(REQUIRED_COLUMNS) | set(meta.labels)
     cases = []
     for i, row in enumerate(rows, start=2):
+        if is_blank_row(row):
+            continue
         try:
             labels = np.array([parse_label_cell(row[lab]) for lab in meta.labels], dtype=np.float32)
         except ValueError as exc:
@@ -273,8 +367,3 @@ def is_complete(root: str | os.PathLike) -> bool:
     root = Path(root)
     return (root / "dataset.json").is_file() and (root / "cases.csv").is_file()
 
-
-
-
-# The writer lives in its own module; re-exported here so ``format`` stays the one import.
-from jointaug.dataset.writer import DatasetWriter  # noqa: E402, F401

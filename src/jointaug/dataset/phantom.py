@@ -37,10 +37,10 @@ from jointaug.dataset.format import (
     Dataset,
     DatasetError,
     DatasetMeta,
-    DatasetWriter,
     is_complete,
     read_dataset,
 )
+from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.phantom_anatomy import (
     N_JOINTS,
     HandLayout,
@@ -59,6 +59,7 @@ from jointaug.dataset.phantom_disease import (
     sample_disease,
     sample_state,
 )
+from jointaug.dataset.writer import DatasetWriter
 
 VERSION = 1
 CLASSIFICATION_VIEWS = ("palmar", "dorsal")
@@ -339,7 +340,7 @@ def write_phantom(
     writer = DatasetWriter(out, meta, extra_columns=["visit", "total_counts"], overwrite=overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(wanted))
+        write_text_atomic(marker, json.dumps(wanted))
         done = writer.done_ids
         by_patient: dict[int, list[PlannedCase]] = {}
         for pc in plan:

@@ -12,6 +12,9 @@ Rules (ids as printed):
 ``groups``                a group names an unknown label, a label sits in two groups
                           or in none
 ``csv``                   cases.csv missing or unreadable
+``csv-format``            cases.csv separated by semicolons/tabs, UTF-16 or not UTF-8 (one
+                          message saying how to save it again)
+``column-duplicate``      a column name appears twice in the header
 ``column-missing``        a required column or a label column is missing
 ``column-not-a-label``    a column named like a label (``R_...``) is not in ``labels``
 ``case-id``               empty or duplicate ``case_id``
@@ -23,7 +26,11 @@ Rules (ids as printed):
 ``shape``                 a label map's shape differs from its image's
 ``map-values``            tissue values outside {0,1,2,3}, region values outside
                           {0..len(labels)}
-``label-cell``            a label cell not in {0, 1, empty}
+``label-cell``            a label cell not in {0, 1, empty} (one message per bad value
+                          when it fills many cells, e.g. a column of TRUE/FALSE)
+``blank-rows``            (warning) rows whose every cell is empty (skipped)
+``id-mangled``            (warning) case or patient ids in scientific notation (a
+                          spreadsheet rewrote long numbers: distinct ids may have merged)
 ``positive-region-empty`` (warning) a label set to 1 whose region is empty
 ``view-unlabelled``       (warning) a classification view with no labelled case
 ========================  ==========================================================
@@ -46,11 +53,17 @@ from jointaug.dataset.format import (
     TISSUE_VALUES,
     DatasetError,
     DatasetMeta,
+    header_problems,
+    is_blank_row,
+    label_cell_hint,
     parse_label_cell,
     read_cases_table,
     safe_relpath,
 )
 from jointaug.dataset.io import ImageReadError, read_image, read_label_map
+
+PER_CELL_LIMIT = 3  # a bad label value in more cells than this is reported once, with counts
+SCIENTIFIC = re.compile(r"^[+-]?\d([.,]\d+)?E[+-]?\d+$", re.IGNORECASE)  # Excel's 1.23457E+11
 
 
 @dataclass(frozen=True)
@@ -146,13 +159,46 @@ def _read_checked(
         report.add("path", f"{column}: {exc}", case, rel)
         return None
     if not path.is_file():
-        report.add("file-missing", f"{column} file does not exist", case, rel)
+        report.add("file-missing", f"{column} file does not exist{_case_hint(path, root)}", case, rel)
         return None
     try:
         return reader(path)
     except ImageReadError as exc:
         report.add("unreadable", str(exc).replace(str(path), rel), case, rel)
         return None
+
+
+def _case_hint(path: Path, root: Path) -> str:
+    """' (found images/P1.PNG: ...)' when the name exists in another letter case."""
+    parent = path.parent
+    if not parent.is_dir():
+        return ""
+    lower = path.name.lower()
+    for other in parent.iterdir():
+        if other.name.lower() == lower:
+            rel = other.relative_to(root.resolve()).as_posix() if other.is_relative_to(root.resolve()) else other
+            return f" (found {rel}: file names are case-sensitive here, unlike on Windows or macOS)"
+    return ""
+
+
+def _report_bad_cells(report: Report, bad: dict[str, list[tuple[str, str]]]) -> None:
+    """One issue per bad cell, or one per bad value when it fills many cells."""
+    for value, where in bad.items():
+        hint = label_cell_hint(value)
+        if len(where) <= PER_CELL_LIMIT:
+            for case, lab in where:
+                report.add("label-cell", f"column {lab!r}: {value!r} is not 0, 1 or empty ({hint})",
+                           case, "cases.csv")  # fmt: skip
+            continue
+        columns = list(dict.fromkeys(lab for _, lab in where))
+        cases = list(dict.fromkeys(case for case, _ in where))
+        report.add(
+            "label-cell",
+            f"{value!r} is not 0, 1 or empty ({hint}): {len(where)} cells in {len(cases)} cases and "
+            f"{len(columns)} columns ({', '.join(columns[:4])}{', ...' if len(columns) > 4 else ''})",
+            f"{cases[0]} and {len(cases) - 1} more" if len(cases) > 1 else cases[0],
+            "cases.csv",
+        )
 
 
 def validate_dataset(
@@ -171,15 +217,17 @@ def validate_dataset(
     try:
         header, rows = read_cases_table(root)
     except DatasetError as exc:
-        report.add("csv", str(exc).replace(str(root / "cases.csv"), "").strip(": "), file="cases.csv")
+        message = str(exc).replace(str(root / "cases.csv"), "").strip(": ")
+        report.add(exc.rule, message, file="cases.csv")
         return report
     if meta is None:
         return report
     labels = meta.labels
-    for col in (*REQUIRED_COLUMNS, *labels):
-        if col not in header:
-            kind = "label column" if col in labels else "required column"
-            report.add("column-missing", f"{kind} {col!r} is missing", file="cases.csv")
+    missing, dupes = header_problems(header, labels)
+    for message in missing:
+        report.add("column-missing", message, file="cases.csv")
+    for message in dupes:
+        report.add("column-duplicate", message, file="cases.csv")
     prefixes = _label_prefixes(labels)
     for col in header:
         if col not in labels and col not in REQUIRED_COLUMNS and any(col.startswith(p) for p in prefixes):
@@ -197,8 +245,14 @@ def validate_dataset(
     views: Counter = Counter()
     labelled_views: Counter = Counter()
     patients = set()
+    bad_cells: dict[str, list[tuple[str, str]]] = {}  # bad label value -> (case, column)
+    mangled: dict[str, list[str]] = {"case_id": [], "patient_id": []}
+    blank = 0
     iterator = progress(rows) if progress is not None else rows
     for line, row in enumerate(iterator, start=2):
+        if is_blank_row(row):
+            blank += 1
+            continue
         cid = row["case_id"].strip()
         name = cid or f"<line {line}>"
         if not cid:
@@ -209,6 +263,9 @@ def validate_dataset(
         pid = row["patient_id"].strip()
         if not pid:
             report.add("patient-id", "empty patient_id", name, "cases.csv")
+        for column, value in (("case_id", cid), ("patient_id", pid)):
+            if SCIENTIFIC.match(value):
+                mangled[column].append(name)
         patients.add(pid)
         view = row["view"].strip()
         views[view] += 1
@@ -219,7 +276,7 @@ def validate_dataset(
             try:
                 vec[j] = parse_label_cell(row[lab])
             except ValueError:
-                report.add("label-cell", f"column {lab!r}: {row[lab]!r} is not 0, 1 or empty", name, "cases.csv")
+                bad_cells.setdefault(row[lab].strip(), []).append((name, lab))
         finite = np.isfinite(vec)
         known += finite
         positives += finite & (vec == 1)
@@ -269,13 +326,23 @@ def validate_dataset(
                         row["regions"].strip(),
                         warning=True,
                     )
+    _report_bad_cells(report, bad_cells)
+    for column, names in mangled.items():
+        if names:
+            report.add("id-mangled", f"{len(names)} {column} values look like numbers a spreadsheet "
+                       "rewrote in scientific notation (e.g. 1.23457E+11): different ids may have "
+                       "become one; format the column as text before saving", names[0], "cases.csv",
+                       warning=True)  # fmt: skip
+    if blank:
+        report.add("blank-rows", f"{blank} rows with every cell empty were skipped",
+                   file="cases.csv", warning=True)  # fmt: skip
     for view in meta.classification_views:
         if labelled_views[view] == 0:
             report.add("view-unlabelled", f"classification view {view!r} has no labelled case",
                        file="dataset.json", warning=True)  # fmt: skip
     report.summary = {
         "name": meta.name,
-        "cases": len(rows),
+        "cases": len(rows) - blank,
         "patients": len(patients - {""}),
         "views": dict(sorted(views.items())),
         "classification_cases": sum(labelled_views[v] for v in meta.classification_views),

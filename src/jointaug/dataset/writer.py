@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -22,18 +23,31 @@ from jointaug.dataset.format import (
     parse_label_cell,
     read_dataset,
 )
-from jointaug.dataset.io import write_counts_png, write_label_png, write_text_atomic
+from jointaug.dataset.io import (
+    DiskFullError,
+    is_disk_full,
+    write_counts_png,
+    write_fd,
+    write_label_png,
+    write_text_atomic,
+)
 
 
 class DatasetWriter:
     """Write a dataset folder case by case, atomically and resumably.
 
     Every file is written to a temp name and renamed. Rows go to a journal
-    (``.cases.partial.csv``) as they are added; :meth:`close` writes ``cases.csv``
-    and then ``dataset.json``, so a folder with ``dataset.json`` is complete and
-    one without it is not. Opening a writer on a half-written folder resumes it:
-    :attr:`done_ids` holds the cases already written. ``append=True`` reopens a
-    complete folder to add more cases (it is incomplete again until closed).
+    (``.cases.partial.csv``) as they are added, one whole line per write (a line torn by
+    a crash or a full disk is cut off when the journal is reopened); :meth:`close`
+    writes ``cases.csv`` and then ``dataset.json``, so a new folder with
+    ``dataset.json`` is complete and one without it is not. Opening a writer on a
+    half-written folder resumes it: :attr:`done_ids` holds the cases already written.
+
+    ``append=True`` reopens a complete folder to add more cases. Its ``dataset.json``
+    and ``cases.csv`` stay in place until :meth:`close` replaces ``cases.csv``
+    atomically, so while it grows (and after a crash or a full disk mid-growth) the
+    folder still reads as the complete set it was; the journal beside it holds the
+    rows added so far and the next ``append=True`` writer resumes from it.
 
     Example::
 
@@ -67,33 +81,60 @@ class DatasetWriter:
                 (self.root / name).unlink(missing_ok=True)
         self.cases: list[Case] = []
         journal = self.root / self.JOURNAL
+        header = [*REQUIRED_COLUMNS, *meta.labels, *self.extra_columns]
         if journal.is_file():
-            header, rows = _read_csv(journal)
-            if header == [*REQUIRED_COLUMNS, *meta.labels, *self.extra_columns]:
+            _cut_torn_line(journal)
+            old_header, rows = _read_csv(journal)
+            if old_header == header:
                 for row in rows:
                     self.cases.append(_row_to_case(row, meta.labels, self.extra_columns))
             else:
                 journal.unlink()
-        self._journal = open(journal, "a", newline="", encoding="utf-8")  # noqa: SIM115
-        self._csv = csv.writer(self._journal, lineterminator="\n")
-        if not self.cases:
-            self._csv.writerow([*REQUIRED_COLUMNS, *meta.labels, *self.extra_columns])
-            self._journal.flush()
+        self._fd: int | None = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        if not self.cases and os.fstat(self._fd).st_size == 0:
+            self._append_line(header, "the journal of this new folder could not be started")
 
     def _reopen(self) -> None:
-        """Turn a complete folder back into a journal so more cases can be appended.
+        """Start appending to a complete folder: write its rows to the journal (unless an
+        interrupted append left one, which holds them and the rows added since).
 
-        The journal is written first, then the completeness marker removed, so a crash
-        at any point leaves either the complete folder or a resumable one.
+        ``dataset.json`` and ``cases.csv`` stay until :meth:`close`, so the folder stays
+        readable as it was, whatever happens while it grows.
         """
         existing = read_dataset(self.root)
         if existing.meta.labels != list(self.meta.labels):
             raise DatasetError(f"{self.root}: cannot append, its labels differ")
-        write_text_atomic(
-            self.root / self.JOURNAL, cases_csv_text(existing.cases, self.meta.labels, self.extra_columns)
-        )
-        (self.root / "dataset.json").unlink()
-        (self.root / "cases.csv").unlink()
+        journal = self.root / self.JOURNAL
+        if journal.is_file():
+            _cut_torn_line(journal)
+            header, rows = _read_csv(journal)
+            ids = {r["case_id"] for r in rows} if "case_id" in header else set()
+            if header == [*REQUIRED_COLUMNS, *self.meta.labels, *self.extra_columns] and ids >= {
+                c.case_id for c in existing.cases
+            }:
+                return
+        write_text_atomic(journal, cases_csv_text(existing.cases, self.meta.labels, self.extra_columns))
+
+    def _append_line(self, cells: Sequence[str], what: str = "") -> None:
+        """Append one CSV line to the journal in one write; on a full disk cut it off again."""
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(cells)
+        data = buf.getvalue().encode("utf-8")
+        assert self._fd is not None, "writer is closed"
+        size = os.fstat(self._fd).st_size
+        try:
+            write_fd(self._fd, data)
+            os.fsync(self._fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, size)  # no torn line left behind
+            except OSError:
+                pass  # the next writer cuts it off (see _cut_torn_line)
+            if is_disk_full(exc):
+                what = what or (f"case {cells[0]!r} was not added; the {len(self.cases)} cases "
+                                "written before it are kept in this journal")  # fmt: skip
+                raise DiskFullError(self.root / self.JOURNAL, what) from exc
+            raise
 
     @property
     def done_ids(self) -> set[str]:
@@ -131,15 +172,21 @@ class DatasetWriter:
             if vec.shape != (len(self.meta.labels),):
                 raise ValueError(f"labels has shape {vec.shape}, expected ({len(self.meta.labels)},)")
         case = Case(case_id, patient_id, view, img_rel, tissue_rel, regions_rel, vec, dict(extra or {}))
-        self._csv.writerow(case_row(case, self.meta.labels, self.extra_columns))
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        self._append_line(case_row(case, self.meta.labels, self.extra_columns))
         self.cases.append(case)
         return case
 
+    def _close_journal(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
     def close(self) -> Dataset:
-        """Finish: write ``cases.csv`` then ``dataset.json`` (the completeness marker)."""
-        self._journal.close()
+        """Finish: write ``cases.csv`` then ``dataset.json`` (the completeness marker).
+
+        A full disk here leaves the journal and the folder's previous index files as
+        they were (each write is atomic), so the next writer resumes."""
+        self._close_journal()
         write_text_atomic(
             self.root / "cases.csv", cases_csv_text(self.cases, self.meta.labels, self.extra_columns)
         )
@@ -149,8 +196,11 @@ class DatasetWriter:
 
     def abort(self) -> None:
         """Stop without finishing; the journal stays so the next writer resumes."""
-        if not self._journal.closed:
-            self._journal.close()
+        self._close_journal()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            self._close_journal()
 
     def __enter__(self) -> DatasetWriter:
         return self
@@ -160,6 +210,14 @@ class DatasetWriter:
             self.close()
         else:
             self.abort()
+
+
+def _cut_torn_line(path: Path) -> None:
+    """Cut a journal back to its last complete line (each row is written as one line)."""
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:

@@ -5,8 +5,13 @@ ensemble has the best mean test GMS in ``results/metrics.csv``) across all seeds
 folds: p = mean over members. A joint is called inflamed when p >= the threshold:
 0.5, or for ``tuned_threshold`` the mean of its folds' tuned thresholds.
 
+Each image is compared with the run's training data (an even sample of its dataset's
+images, :mod:`jointaug.dataset.facts`): a different size, bit depth, value range or
+DICOM modality is a warning (printed, and kept in the ``warnings`` column), since the
+model then sees something it never learnt from.
+
 Writes ``predictions.csv`` (one row per image: the file, then ``p_<label>`` and
-``<label>`` decision columns) and one ``<image stem>_overlay.png`` per image: the
+``<label>`` decision columns, then ``warnings``) and one ``<image stem>_overlay.png`` per image: the
 image beside a schematic of both hands with each joint coloured by its probability
 and a ring around the joints called inflamed (the new image has no region map, so
 joints are marked on the schematic, not on the image).
@@ -18,10 +23,13 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from jointaug.dataset.facts import DataFacts, compare, data_facts, image_facts
+from jointaug.dataset.format import DatasetError
 from jointaug.dataset.io import ImageReadError, atomic_path, read_image, write_text_atomic
 from jointaug.experiments.methods import resolve_method
 from jointaug.experiments.report import read_rows
@@ -126,16 +134,34 @@ def overlay(image: np.ndarray, probs: np.ndarray, labels: list[str], threshold: 
     return out
 
 
+def training_facts(run: RunDir) -> DataFacts | str:
+    """Facts of the run's training images, or why they cannot be had (dataset moved)."""
+    try:
+        ds = run.dataset
+        cases = ds.classification_cases()
+        pick = sorted({round(i * (len(cases) - 1) / 23) for i in range(24)}) if cases else []
+        return data_facts([ds.path(cases[i].image) for i in pick], ds.meta.modality)
+    except (DatasetError, ImageReadError, OSError) as exc:
+        return f"cannot compare the images with the training data ({exc})"
+
+
 def predict_images(run: RunDir, images: list[str | Path], out: str | Path, method: str | None = None,
-                   device: str = "cpu") -> Path:  # fmt: skip
-    """Predict every image with the method's ensemble; write CSV and overlays; return the CSV."""
+                   device: str = "cpu", warn: Callable[[str], None] | None = None) -> Path:  # fmt: skip
+    """Predict every image with the method's ensemble; write CSV and overlays; return the CSV.
+
+    ``warn`` receives one line per way an image differs from the training data.
+    """
+    warn = warn or (lambda message: None)
     from jointaug.classify.predict import predict_files
 
     out = Path(out)
     method_dir = method or best_method(run)
     files = model_files(run, "baseline" if method_dir == "tuned_threshold" else method_dir)
     paths = [Path(p) for p in images]
-    arrays = []
+    arrays, notes = [], []
+    train = training_facts(run)
+    if isinstance(train, str):
+        warn(train)
     for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such image file")
@@ -147,14 +173,17 @@ def predict_images(run: RunDir, images: list[str | Path], out: str | Path, metho
             raise ImageReadError(f"{p}: image of {h}x{w} px is too small or not roughly square "
                                  f"(the models were trained on square count images)")  # fmt: skip
         arrays.append(img)
+        notes.append([] if isinstance(train, str) else compare(image_facts(p, img), train))
+        for note in notes[-1]:
+            warn(f"{p}: {note}")
     probs, labels = predict_files(files, paths, device=device)
     thr = method_threshold(run, method_dir)
     out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["image", *(f"p_{lab}" for lab in labels), *labels])
-    for p, row in zip(paths, probs, strict=True):
-        w.writerow([str(p), *(f"{v:.4f}" for v in row), *(int(v >= thr) for v in row)])
+    w.writerow(["image", *(f"p_{lab}" for lab in labels), *labels, "warnings"])
+    for p, row, note in zip(paths, probs, notes, strict=True):
+        w.writerow([str(p), *(f"{v:.4f}" for v in row), *(int(v >= thr) for v in row), " | ".join(note)])
         overlay(arrays[paths.index(p)], row, labels, thr, out / f"{p.stem}_overlay.png",
                 f"{p.name}: {method_dir}, {len(files)} models")  # fmt: skip
     csv_path = out / "predictions.csv"

@@ -48,6 +48,7 @@ from monai.networks.nets import DiffusionModelUNet
 from torch import nn
 
 from jointaug.config import DiffusionConfig
+from jointaug.init import kaiming_uniform_, seeded_generator
 
 IN_CHANNELS = 4  # noisy image + (normal, low, high)
 OUT_CHANNELS = 1
@@ -121,33 +122,10 @@ def build_unet(cfg: DiffusionConfig, init_seed: int | None = None) -> nn.Module:
         num_head_channels=cfg.num_head_channels,
         norm_num_groups=norm_groups(channels, cfg.norm_num_groups),
     )
-    kaiming_uniform_init(net, init_seed)
+    kaiming_uniform_(net, seeded_generator(init_seed), keep_zero=True)
     if cfg.dropout > 0:
         add_resblock_dropout(net, cfg.dropout)
     return net
-
-
-def kaiming_uniform_init(net: nn.Module, seed: int | None = None) -> int:
-    """Kaiming-uniform (fan_in, ReLU gain) weights and zero biases for convs and linears
-    that are not all-zero (MONAI's deliberate ``zero_module`` layers are kept).
-
-    Returns the number of layers re-initialised.
-    """
-    gen = None
-    if seed is not None:
-        gen = torch.Generator().manual_seed(int(seed))
-    count = 0
-    with torch.no_grad():
-        for m in net.modules():
-            if not isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear):
-                continue
-            if not torch.any(m.weight != 0):
-                continue  # zero-initialised on purpose: keep
-            nn.init.kaiming_uniform_(m.weight, a=0, mode="fan_in", generator=gen)
-            if m.bias is not None:
-                m.bias.zero_()
-            count += 1
-    return count
 
 
 def add_resblock_dropout(net: nn.Module, p: float) -> int:

@@ -6,8 +6,9 @@
 ``max_tries`` candidates fall back to the unvaried mask. Candidates are drawn in
 vectorised batches and only over the mask's bounding box (the noise is evaluated at
 the box's pixels in full-image lattice coordinates, so it is the same random field
-as a full-image map cropped to the box). :func:`vary_mask_reference` is the
-straightforward one-full-map-per-try loop (benchmark baseline, test oracle).
+as a full-image map cropped to the box). The straightforward one-full-map-per-try
+loop (benchmark baseline, test oracle) is ``vary_mask_reference`` in
+``tests/reference_noise.py``, outside the package.
 
 Scale rules for image sizes other than 256x256: ``min_pixels`` is given at 256x256 and
 scaled by ``H*W/65536`` (rounded, at least 1; see :func:`scaled_min_pixels`);
@@ -16,7 +17,7 @@ periods across the image's longer side, so the blob size relative to the image (
 the joints) is the same at every size.
 
 The noise itself lives in :mod:`jointaug.masks.noise`; its public functions
-(``improved_noise``, ``perlin_2d``, ...) are re-exported here.
+(``perlin_2d``, ``box_noise``, ...) are re-exported here.
 """
 
 from __future__ import annotations
@@ -31,17 +32,15 @@ from jointaug.masks.noise import (
     axis_weights,
     bilinear_noise,
     box_noise,
-    improved_noise,
     noise_from_gradients,
     perlin_2d,
-    perlin_2d_reference,
     random_gradients,
 )
 
 __all__ = [
     "VariationResult", "bounding_box", "box_noise", "check_variation_params",
-    "improved_noise", "noise_from_gradients", "perlin_2d", "perlin_2d_reference",
-    "res_for_shape", "scaled_min_pixels", "vary_in_box", "vary_mask", "vary_mask_reference",
+    "noise_from_gradients", "perlin_2d", "res_for_shape", "scaled_min_pixels", "vary_in_box",
+    "vary_mask",
 ]  # fmt: skip
 
 REFERENCE_AREA = 256 * 256  # the paper's image size, at which min_pixels is given
@@ -204,35 +203,3 @@ def check_variation_params(
         raise ValueError(
             f"perlin thresholds must satisfy 0 <= low <= high <= 1, got {threshold_low}, {threshold_high}"
         )
-
-
-def vary_mask_reference(
-    mask: np.ndarray,
-    rng: np.random.Generator,
-    min_pixels: float = 25,
-    max_fraction: float = 0.9,
-    max_tries: int = 5000,
-    res: Sequence[float] = (2, 4, 8),
-    threshold_low: float = 0.2,
-    threshold_high: float = 0.8,
-    noise=None,
-) -> VariationResult:
-    """The straightforward version of :func:`vary_mask`: one full-image map per try.
-
-    Same criteria and distributions, written as the paper describes it, with the
-    textbook noise (``perlin_2d_reference``, or ``noise=perlin_2d`` for the fast maps);
-    kept as the baseline of ``benchmarks/bench_perlin.py`` and as an oracle in the tests.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    area = int(mask.sum())
-    lo = scaled_min_pixels(min_pixels, mask.shape)
-    noise = noise or perlin_2d_reference
-    for tries in range(1, max_tries + 1):
-        periods = float(res[rng.integers(len(res))])
-        noise01 = 0.5 * (noise(mask.shape, res_for_shape(periods, mask.shape), rng) + 1.0)
-        threshold = rng.uniform(threshold_low, threshold_high)
-        candidate = (noise01 * mask) > threshold
-        n = int(candidate.sum())
-        if lo <= n <= max_fraction * area:
-            return VariationResult(candidate, tries, False)
-    return VariationResult(mask.copy(), max_tries, True)

@@ -24,17 +24,20 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from jointaug.config import NaturalConfig
 from jointaug.dataset.format import HAND_JOINTS
-from jointaug.dataset.io import atomic_path, write_text_atomic
+from jointaug.dataset.io import write_text_atomic
+from jointaug.init import kaiming_uniform_
+from jointaug.weights import save_tensors
 
 N_CLASSES = len(HAND_JOINTS) + 1
 
 
 def build_unet(channels: list[int], in_channels: int = 3, out_channels: int = N_CLASSES) -> UNet:
-    """The segmenter network (logits out), Kaiming-uniform initialised by :func:`init_weights`."""
+    """The segmenter network (logits out); callers initialise it with
+    :func:`jointaug.init.kaiming_uniform_`."""
     return UNet(
         spatial_dims=2,
         in_channels=in_channels,
@@ -43,15 +46,6 @@ def build_unet(channels: list[int], in_channels: int = 3, out_channels: int = N_
         strides=(2,) * (len(channels) - 1),
         num_res_units=1,
     )
-
-
-def init_weights(model: torch.nn.Module, generator: torch.Generator) -> None:
-    """Kaiming-uniform conv weights, zero biases (the PReLU and norm layers keep their defaults)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
-            torch.nn.init.kaiming_uniform_(m.weight, nonlinearity="leaky_relu", generator=generator)
-            if m.bias is not None:
-                torch.nn.init.zeros_(m.bias)
 
 
 def dice_per_class(pred: np.ndarray, target: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
@@ -125,7 +119,7 @@ def train_segmenter(
         raise ValueError("no labelled photos to train the joint segmenter on")
     gen = torch.Generator().manual_seed(int(seed))
     model = build_unet(cfg.segmenter_channels, in_channels=x.shape[1])
-    init_weights(model, gen)
+    kaiming_uniform_(model, gen)
     model.to(device)
     tr, va = split_indices(len(x), cfg.segmenter_val_fraction, seed)
     xt = torch.from_numpy(np.ascontiguousarray(x[tr])).float()
@@ -187,9 +181,7 @@ def save_segmenter(path: str | os.PathLike, result: TrainResult, key: str) -> No
         "n_train": str(result.n_train),
         "n_val": str(result.n_val),
     }
-    state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    save_tensors(path, result.model.state_dict(), meta)
 
 
 def load_segmenter(path: str | os.PathLike, cfg: NaturalConfig, key: str) -> TrainResult | None:
