@@ -138,17 +138,17 @@ def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
 
 def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
     from jointaug.experiments.rundir import RunDir
+    from jointaug.experiments.stages import train_fold_diffusion
     from jointaug.generate.intensity import poisson_counts
     from jointaug.generate.quality import ordering_ok, region_means, total_counts
     from jointaug.generate.sources import mp_source, plan_case
-    from jointaug.generate.train import train_diffusion
     from jointaug.generate.trained import generate_rates, load_trained
     from jointaug.runtime import resolve_device
 
     run = RunDir(run_path)
     config = run.config
     t0 = time.perf_counter()
-    folder = train_diffusion(run, fold, progress=True)
+    folder = train_fold_diffusion(run, fold, progress=True)
     print(f"diffusion model fold {fold}: {folder} ({time.perf_counter() - t0:.0f} s this call)")
     ds = run.dataset
     src = mp_source(ds, run.splits.fold(fold).train)

@@ -84,8 +84,11 @@ def test_every_stage_ran_and_outputs_validate(tiny_run):
     rows = _rows(run.results_dir / "metrics.csv")
     got = {(r["method"], int(r["size"]), r["seed"]) for r in rows}
     for method in ("mp-perlin", "11k-perlin", "mp50-11kp50"):
-        assert {(method, 8, "0"), (method, 8, "1"), (method, 8, "ensemble"), (method, 4, "0")} <= got
+        assert {(method, 8, "0"), (method, 8, "1"), (method, 8, "ensemble")} <= got
         assert (method, 4, "1") not in got  # curve sizes: one seed, as the paper
+    # the Fig. 6 curve sizes: only experiment.curve_methods (the strategies the figure plots)
+    assert ("mp-perlin", 4, "0") in got and ("11k-perlin", 4, "0") in got
+    assert not any(m == "mp50-11kp50" and size == 4 for m, size, _ in got)
     assert ("baseline", 0, "ensemble") in got
     # a single model's row holds the metrics of its own stored test probabilities
     one = [r for r in rows if (r["method"], r["fold"], r["seed"], r["threshold"]) == ("baseline", "0", "0", "default")]
@@ -127,9 +130,9 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_run, monkeypatch, tmp_pat
     cfg = run0.config
     run = RunDir.create(tmp_path / "run", cfg.dataset, cfg.model_copy(update={"dataset": ""}))
     calls = []
-    from jointaug.generate import augment
+    from jointaug.experiments import stages
 
-    orig = augment.make_augmentation_set
+    orig = stages.make_fold_set
 
     def flaky(run_, fold, *a, **k):
         calls.append(fold)
@@ -137,14 +140,14 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_run, monkeypatch, tmp_pat
             raise KeyboardInterrupt
         return orig(run_, fold, *a, **k)
 
-    monkeypatch.setattr(augment, "make_augmentation_set", flaky)
+    monkeypatch.setattr(stages, "make_fold_set", flaky)
     plan = make_plan(run, ["baseline", "mp-perlin"], sizes=[4], curve_sizes=[])
     with pytest.raises(KeyboardInterrupt):
         run_experiment(run, plan, progress=False, echo=lambda m: None, estimate=False)
     assert calls == [0, 1]  # fold 0's set was made, then the run was killed in fold 1
     stamp = os.stat(run.diffusion_dir(0) / "model.safetensors").st_mtime_ns
     set0 = os.stat(run.augment_dir(0, "mp-perlin") / "cases.csv").st_mtime_ns
-    monkeypatch.setattr(augment, "make_augmentation_set", orig)
+    monkeypatch.setattr(stages, "make_fold_set", orig)
     run_experiment(run, plan, progress=False, echo=lambda m: None, estimate=False)
     assert os.stat(run.diffusion_dir(0) / "model.safetensors").st_mtime_ns == stamp
     assert os.stat(run.augment_dir(0, "mp-perlin") / "cases.csv").st_mtime_ns == set0
@@ -207,44 +210,69 @@ def test_predict_warns_when_an_image_differs_from_the_training_data(tiny_run, tm
     assert "cannot compare the images with the training data" in " ".join(res.output.split())
 
 
-def test_changed_setting_retrains_only_what_depends_on_it(tiny_run, tmp_path):
+def test_changed_setting_stops_until_confirmed_and_keeps_the_old_model(tiny_run, tmp_path):
     import shutil
 
     from jointaug.experiments.classification import run_classification
+    from jointaug.outputs import StaleOutputError
 
     run0, _, _, _ = tiny_run
     shutil.copytree(run0.path, tmp_path / "run")
     cfg = run0.config.model_copy(deep=True)
-    cfg.classify.lr = cfg.classify.lr * 3
+    old_lr = cfg.classify.lr
+    cfg.classify.lr = old_lr * 3
     run = RunDir.create(tmp_path / "run", cfg.dataset, cfg)
+    model = run.classify_dir(0, "baseline", 0) / "model.safetensors"
+    before = model.read_bytes()
     log: list[str] = []
-    run_classification(run, ["baseline"], folds=[0], seeds=[0], progress=False, echo=log.append)
+    with pytest.raises(StaleOutputError) as err:
+        run_classification(run, ["baseline"], folds=[0], seeds=[0], progress=False, echo=log.append)
+    assert f"classify.lr: {old_lr} -> {old_lr * 3}" in str(err.value) and "--retrain" in str(err.value)
+    assert model.read_bytes() == before and not log  # stopped before any work
+    run_classification(run, ["baseline"], folds=[0], seeds=[0], retrain=True, progress=False, echo=log.append)
     assert sum(m.startswith("[") for m in log) == 1  # the stale baseline was retrained
+    kept = list(run.path.glob("stale/*/fold_0/classify/baseline/seed_0/model.safetensors"))
+    assert len(kept) == 1 and kept[0].read_bytes() == before  # moved aside, not deleted
     log.clear()
     run_classification(run, ["baseline"], folds=[0], seeds=[0], progress=False, echo=log.append)
     assert not any(m.startswith("[") for m in log)  # and is now up to date
 
 
-def test_changed_diffusion_setting_retrains_model_and_remakes_sets(tiny_run, tmp_path):
+def test_changed_diffusion_setting_lists_everything_it_would_replace(tiny_run, tmp_path):
     import shutil
 
-    from jointaug.generate.augment import make_augmentation_set
-    from jointaug.generate.train import train_diffusion
+    from jointaug.experiments.stages import train_fold_diffusion
+    from jointaug.outputs import StaleOutputError
 
     run0, _, _, _ = tiny_run
     shutil.copytree(run0.path, tmp_path / "run")
     cfg = run0.config.model_copy(deep=True)
     run = RunDir(tmp_path / "run")
     before = (run.diffusion_dir(0) / "done").read_text()
-    train_diffusion(run, 0, progress=False)  # same settings: nothing to do
+    train_fold_diffusion(run, 0, progress=False)  # same settings: nothing to do
     assert (run.diffusion_dir(0) / "done").read_text() == before
     cfg.diffusion.lr = cfg.diffusion.lr * 2
     run = RunDir.create(tmp_path / "run", cfg.dataset, cfg)
-    train_diffusion(run, 0, progress=False)
-    assert (run.diffusion_dir(0) / "done").read_text() != before
-    old_set = (run0.augment_dir(0, "mp-perlin") / "augmentation.json").read_text()
-    make_augmentation_set(run, 0, "mp", True, 8, progress=False)
-    assert (run.augment_dir(0, "mp-perlin") / "augmentation.json").read_text() != old_set
+    model = (run.diffusion_dir(0) / "ema.safetensors").read_bytes()
+    with pytest.raises(StaleOutputError, match=r"diffusion\.lr: "):
+        train_fold_diffusion(run, 0, progress=False)
+    plan = make_plan(run, ["baseline", "mp-perlin"], sizes=[8], curve_sizes=[], folds=[0])
+    with pytest.raises(StaleOutputError) as err:
+        run_experiment(run, plan, progress=False, echo=lambda m: None, estimate=False)
+    msg = str(err.value)
+    # the model, the set made with it and the classifiers trained on that set; not the baseline
+    assert "diffusion model" in msg and "augmentation set" in msg and "model_key" in msg
+    assert "mp-perlin_8/seed_0" in msg and "baseline/seed_0" not in msg
+    assert (run.diffusion_dir(0) / "ema.safetensors").read_bytes() == model
+    assert (run.augment_dir(0, "mp-perlin") / "dataset.json").is_file()
+    # --plan (a reader) lists the same without writing
+    res = CliRunner().invoke(app, ["run", "--dataset", cfg.dataset, "--out", str(run.path), "--profile", "paper",
+                                   "--methods", "baseline,mp-perlin", "--sizes", "8", "--curve-sizes", "",
+                                   "--folds", "0", "--plan", *[a for o in TINY for a in ("--set", o)],
+                                   "--set", f"diffusion.lr={cfg.diffusion.lr}"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "would be replaced" in res.output and "task graph" in res.output
+    assert "diffusion/0" in res.output and "classify/0/mp-perlin_8/seed_1" in res.output
 
 
 @pytest.mark.slow

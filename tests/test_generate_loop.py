@@ -16,10 +16,10 @@ from test_generate_pipeline import OVERRIDES, _write_dataset
 from jointaug import training
 from jointaug.config import load_config
 from jointaug.experiments.rundir import RunDir
+from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
 from jointaug.generate import train as train_mod
 from jointaug.generate.checkpoint import load_tensors
 from jointaug.generate.loop import LossMeter
-from jointaug.generate.train import train_diffusion
 from jointaug.training import CheckpointClock, LogFile
 
 
@@ -140,7 +140,7 @@ def test_set_contents_do_not_depend_on_the_sampling_batch_size(data):
     larger network on another backend may round differently per batch size, which is why
     a set records its batch size and keeps it when it grows.)"""
     from jointaug.dataset.format import read_dataset
-    from jointaug.generate.augment import make_augmentation_set
+    from jointaug.experiments.stages import make_fold_set as make_augmentation_set
 
     ref = _run(data, "set-ref")
     train_diffusion(ref, 0, progress=False)

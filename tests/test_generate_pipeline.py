@@ -13,12 +13,14 @@ from jointaug.dataset.format import DatasetMeta, is_complete, read_dataset
 from jointaug.dataset.validate import validate_dataset
 from jointaug.dataset.writer import DatasetWriter
 from jointaug.experiments.rundir import RunDir
+from jointaug.experiments.stages import confirm_retrain, stale_fold_set
+from jointaug.experiments.stages import make_fold_set as make_augmentation_set
+from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
 from jointaug.generate import augment as augment_mod
-from jointaug.generate.augment import make_augmentation_set
 from jointaug.generate.checkpoint import load_tensors
 from jointaug.generate.intensity import downsample_counts
 from jointaug.generate.sources import mp_source, natural_source, plan_case
-from jointaug.generate.train import train_diffusion
+from jointaug.outputs import StaleOutputError
 
 LABELS = ["R_a", "R_b", "L_a", "L_b"]
 GROUPS = {"right": ["R_a", "R_b"], "left": ["L_a", "L_b"]}
@@ -179,9 +181,15 @@ def test_augmentation_set_grows_and_resumes(tiny, monkeypatch):
     for a, b in zip(grown.cases, oneshot.cases, strict=True):
         assert (out / a.image).read_bytes() == (half / b.image).read_bytes(), a.case_id
         np.testing.assert_array_equal(a.labels, b.labels)
-    # asking for fewer returns the set unchanged; other settings make it afresh
+    # asking for fewer returns the set unchanged; other settings are refused, deleting nothing
     assert len(read_dataset(make_augmentation_set(run, 0, "mp", False, n=2, progress=False)).cases) == 8
     changed = load_config("demo", [*OVERRIDES, "diffusion.fast_steps=2"])
+    with pytest.raises(StaleOutputError, match=r"steps: 3 -> 2") as err:
+        make_augmentation_set(run, 0, "mp", perlin=False, n=3, progress=False, config=changed)
+    assert "fast_steps" not in str(err.value) and "--retrain" in str(err.value)
+    assert len(read_dataset(out).cases) == 8  # still there
+    confirm_retrain(run, [stale_fold_set(run, 0, "mp", changed)], retrain=True, echo=lambda m: None)
+    assert len(read_dataset(next(run.path.glob("stale/*/fold_0/augment/mp"))).cases) == 8  # moved aside
     remade = read_dataset(make_augmentation_set(run, 0, "mp", perlin=False, n=3, progress=False, config=changed))
     assert len(remade.cases) == 3 and remade.meta.extra["augmentation"]["steps"] == 2
 

@@ -11,10 +11,10 @@ from jointaug import runtime
 from jointaug.classify.train import fit
 from jointaug.config import load_config
 from jointaug.experiments.rundir import RunDir
+from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
 from jointaug.generate.checkpoint import load_tensors
 from jointaug.generate.model import build_unet, network_config
 from jointaug.generate.sample import sample_batch_size
-from jointaug.generate.train import train_diffusion
 from jointaug.runtime import autocast_for
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -150,6 +150,8 @@ class ExperimentConfig(_Section):
     )
     sizes: list[int] = Field(default_factory=lambda: [8192])
     curve_sizes: list[int] = Field(default_factory=lambda: [512, 1024, 2048, 4096])
+    # the strategies Fig. 6 plots at the curve sizes (one seed); other methods train at `sizes` only
+    curve_methods: list[str] = Field(default_factory=lambda: ["11k", "11k-perlin", "mp", "mp-perlin"])
     mixtures: list[int] = Field(default_factory=lambda: [20, 40, 60, 80])
     imbalance_baselines: list[str] = Field(default_factory=list)
 

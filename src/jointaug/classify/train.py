@@ -27,8 +27,6 @@ is untouched.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -50,6 +48,7 @@ from jointaug.classify.metrics import binarize, pooled_metrics
 from jointaug.classify.model import build_model, model_metadata
 from jointaug.classify.transforms import PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
+from jointaug.keys import CLASSIFY_NOT_TRAINING, classify_settings, settings_key, split_seed
 from jointaug.runtime import autocast_for, maybe_compile, resolve_device
 from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
 
@@ -57,7 +56,7 @@ LOG_COLUMNS = ("eval", "epoch", "samples", "train_loss", "val_loss", "val_accura
                "val_tnr", "val_f1", "val_gms", "best_val_gms", "best_samples", "wall_s")  # fmt: skip
 CHECKPOINT = "checkpoint.safetensors"
 # settings that change speed or bookkeeping, not the trained classifier (nor its keys)
-SPEED_ONLY = {"seeds", "num_workers", "amp", "channels_last", "checkpoint_minutes", "compile"}
+SPEED_ONLY = CLASSIFY_NOT_TRAINING
 MODEL = "model.safetensors"
 
 
@@ -73,17 +72,9 @@ class FitResult:
     log: list[dict]
 
 
-def split_seed(seed: int) -> tuple[int, int, int]:
-    """(init, data, torch-global) seeds from one run seed."""
-    a, b, c = np.random.SeedSequence(int(seed)).generate_state(3)
-    return int(a), int(b), int(c)
-
-
 def fingerprint(cfg: ClassifyConfig, loss: str, seed: int, n_train: int) -> str:
     """What a checkpoint must agree with to be resumed."""
-    keys = cfg.model_dump(exclude=SPEED_ONLY)
-    blob = json.dumps([keys, loss, seed, n_train], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return settings_key([classify_settings(cfg), loss, seed, n_train])
 
 
 @torch.no_grad()
@@ -288,7 +279,7 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):
-    from tqdm.auto import tqdm
+    from jointaug.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="img", desc=desc,
-                leave=False, dynamic_ncols=True)  # fmt: skip
+    # one line per evaluation when the output is not a terminal
+    return progress_bar(total, initial, desc, "img", enabled=enabled, line_per_postfix=True, leave=False)

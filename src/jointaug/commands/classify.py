@@ -20,14 +20,19 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option("baseline", "--method", help="Method name (see experiments/methods.py)."),
         seed: int = typer.Option(0, "--seed", help="Training seed."),
         size: int = typer.Option(None, "--size", help="Augmentation images [experiment.sizes[0]]."),
-        force: bool = typer.Option(False, "--force", help="Retrain even if finished."),
+        force: bool = typer.Option(False, "--force", help="Retrain even if finished (the old one is moved to RUN/stale/)."),
+        retrain: bool = typer.Option(False, "--retrain", help="Replace a training finished with other "
+                                     "settings (moved to RUN/stale/, not deleted)."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     ) -> None:
         """Train one classifier (resumes if interrupted; a finished one is only reported)."""
         from jointaug.experiments.classification import train_single
+        from jointaug.experiments.lock import run_lock
 
         rd, _ = open_run(run)  # the run's threads and device, as `jointaug run` applies them
-        r = train_single(rd, fold, method, seed, size, force=force, progress=not no_progress)
+        with run_lock(rd.path):
+            r = train_single(rd, fold, method, seed, size, force=force, retrain=retrain,
+                             progress=not no_progress)  # fmt: skip
         t, tt = r["test"], r["test_tuned"]
         console.print(
             f"fold {r['fold']} {r['method']} seed {r['seed']}: best val GMS {r['best_val_gms']:.3f} "
@@ -41,10 +46,12 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def evaluate(run: Path = typer.Argument(..., help="Run folder.")) -> None:
         """Rebuild RUN/results (metrics.csv, per_label.csv, table1.md, table2.md) from the run."""
+        from jointaug.experiments.lock import run_lock
         from jointaug.experiments.tables import write_results
 
         rd, _ = open_run(run)
-        paths = write_results(rd)
+        with run_lock(rd.path):
+            paths = write_results(rd)
         for key in ("table1", "table2"):
             console.print(paths[key].read_text(encoding="utf-8"), markup=False, highlight=False)
         console.print(f"wrote {paths['metrics'].parent}", markup=False, highlight=False)

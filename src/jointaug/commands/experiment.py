@@ -10,6 +10,7 @@ from jointaug.commands.common import (
     ProfileOpt,
     SetOpt,
     console,
+    fail,
     handle_errors,
     open_run,
     resolve_config,
@@ -50,28 +51,82 @@ def register(app: typer.Typer) -> None:
         splits: Path = typer.Option(None, "--splits", help="Use this splits.json instead of making one."),
         photos: Path = typer.Option(None, "--photos", help="An 11k Hands folder [built-in stand-in photos]."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
-        plan_only: bool = typer.Option(False, "--plan", help="Print the plan and the time estimate, then stop."),
+        plan_only: bool = typer.Option(False, "--plan", help="Print the plan, its task graph and the time estimate, then stop."),
+        retrain: bool = typer.Option(False, "--retrain", help="Replace outputs finished with other settings "
+                                     "(they are moved to RUN/stale/<time>/, not deleted)."),
+        executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster)."),
+        address: str = typer.Option(None, "--address", help="Ray cluster: auto, HOST:PORT [a local Ray instance]."),
+        gpus_per_classifier: float = typer.Option(0.25, "--gpus-per-classifier",
+                                                  help="Ray: GPU share of one classifier training."),
+        shards: int = typer.Option(1, "--shards", help="Split each augmentation set into this many parallel tasks."),
         profile: str = ProfileOpt,
         overrides: list[str] = SetOpt,
     ) -> None:
         """The paper's grid on a dataset: diffusion, augmentation sets, classifiers, tables, report.
 
-        Rerun the same command to resume: finished stages are skipped.
+        Rerun the same command to resume: finished stages are skipped. A changed setting
+        stops the run before any work and lists what it would replace; --retrain confirms.
         """
         from jointaug.experiments.classification import config_with_methods
-        from jointaug.experiments.pipeline import calibrate, describe, make_plan, run_experiment
+        from jointaug.experiments.graph import describe_graph, task_done
+        from jointaug.experiments.lock import run_lock
+        from jointaug.experiments.pipeline import (
+            build_tasks,
+            calibrate,
+            describe,
+            make_plan,
+            run_experiment,
+        )
         from jointaug.experiments.rundir import RunDir
 
-        cfg = resolve_config(profile, overrides)
+        if executor == "ray":  # the driver neither resolves nor sets up a device: the tasks do
+            from jointaug.config import load_config
+
+            cfg = load_config(profile, overrides)
+        else:
+            cfg = resolve_config(profile, overrides)
         if methods is not None:
             cfg = config_with_methods(cfg, methods)
-        rd = RunDir.create(out, dataset, cfg, splits_file=splits)
-        plan = make_plan(rd, methods, parse_int_list(sizes, "sizes"), parse_int_list(folds, "folds"),
-                         parse_int_list(curve_sizes, "curve-sizes"))  # fmt: skip
+        if plan_only and (Path(out) / "config.yaml").is_file():
+            # a reader of an existing run: no lock, nothing written; the config of this
+            # command (not saved), so the plan shows what a run would replace
+            rd = RunDir(out)
+            rd.__dict__["config"] = cfg.model_copy(update={"dataset": rd.config.dataset})
+        elif plan_only:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            with run_lock(out):
+                rd = RunDir.create(out, dataset, cfg, splits_file=splits)
         if plan_only:
-            _echo(describe(rd, plan, calibrate(rd, plan)))
+            from jointaug.experiments.stages import stale_outputs
+
+            plan = make_plan(rd, methods, parse_int_list(sizes, "sizes"), parse_int_list(folds, "folds"),
+                             parse_int_list(curve_sizes, "curve-sizes"))  # fmt: skip
+            rates = calibrate(rd, plan)
+            tasks = build_tasks(rd, plan, photos=photos, shards=shards,
+                                gpus_per_classifier=gpus_per_classifier, rates=rates)  # fmt: skip
+            _echo(describe(rd, plan, rates))
+            _echo(describe_graph(rd, tasks, {t.id for t in tasks if task_done(rd, t)}))
+            main, curve = plan.jobs()
+            stale = stale_outputs(rd, plan.folds, plan.sets, [*main, *curve])
+            if stale:
+                _echo(f"{len(stale)} finished output(s) would be replaced (run with --retrain to confirm):")
+                _echo("\n".join(s.describe() for s in stale))
             return
-        result = run_experiment(rd, plan, photos=photos, progress=not no_progress, echo=_echo)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with run_lock(out):
+            rd = RunDir.create(out, dataset, cfg, splits_file=splits)
+            plan = make_plan(rd, methods, parse_int_list(sizes, "sizes"), parse_int_list(folds, "folds"),
+                             parse_int_list(curve_sizes, "curve-sizes"))  # fmt: skip
+            try:
+                result = run_experiment(rd, plan, photos=photos, progress=not no_progress, echo=_echo,
+                                        executor=executor, retrain=retrain, shards=shards,
+                                        gpus_per_classifier=gpus_per_classifier, ray_address=address)  # fmt: skip
+            except RuntimeError as exc:
+                from jointaug.experiments.ray_executor import GraphFailed
+
+                if isinstance(exc, GraphFailed):
+                    fail(str(exc), code=1)
+                raise
         _echo("\n" + result["tables"])
         _echo(f"done in {result['wall_s']:.0f} s; report: {result['report']}")
 
@@ -79,13 +134,15 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def report(run_dir: Path = typer.Argument(..., help="A run folder made by `jointaug run`.")) -> None:
         """Rebuild results/ (metrics.csv, tables, figures, report.html) from a run folder."""
+        from jointaug.experiments.lock import run_lock
         from jointaug.experiments.report import write_report
         from jointaug.experiments.tables import write_results
 
         rd, _ = open_run(run_dir)
-        paths = write_results(rd)
-        _echo(paths["table1"].read_text(encoding="utf-8"))
-        _echo(f"report: {write_report(rd)}")
+        with run_lock(rd.path):
+            paths = write_results(rd)
+            _echo(paths["table1"].read_text(encoding="utf-8"))
+            _echo(f"report: {write_report(rd)}")
 
     @app.command("predict")
     @handle_errors

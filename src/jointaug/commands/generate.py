@@ -10,6 +10,8 @@ from jointaug.commands.common import SetOpt, console, handle_errors, run_config
 
 RunOpt = typer.Option(..., "--run", help="Run folder (made by `jointaug run` / `jointaug demo`).")
 FoldOpt = typer.Option(..., "--fold", help="Fold index (0-based).")
+RetrainOpt = typer.Option(False, "--retrain", help="Replace an output finished with other settings "
+                          "(it is moved to RUN/stale/, not deleted).")
 
 
 def register(app: typer.Typer) -> None:
@@ -20,14 +22,23 @@ def register(app: typer.Typer) -> None:
     def train_diffusion_cmd(
         run: Path = RunOpt,
         fold: int = FoldOpt,
+        retrain: bool = RetrainOpt,
         overrides: list[str] = SetOpt,
     ) -> None:
         """Train fold K's conditional diffusion model on its train part (resumes if interrupted)."""
+        from jointaug.experiments.lock import run_lock
         from jointaug.experiments.rundir import RunDir
-        from jointaug.generate.train import train_diffusion
+        from jointaug.experiments.stages import confirm_retrain, train_fold_diffusion
+        from jointaug.generate.train import stale_model
+        from jointaug.generate.trainset import fold_train_cases
 
         rd = RunDir(run)
-        folder = train_diffusion(rd, fold, progress=True, config=run_config(rd, overrides))
+        config = run_config(rd, overrides)
+        with run_lock(rd.path):
+            cases = fold_train_cases(rd.dataset, rd.splits.fold(fold).train)
+            confirm_retrain(rd, [stale_model(rd.diffusion_dir(fold), config.diffusion,
+                                             [c.case_id for c in cases])], retrain, console.print)  # fmt: skip
+            folder = train_fold_diffusion(rd, fold, progress=True, config=config)
         console.print(f"diffusion model: {folder}  (samples: {folder / 'samples.png'})")
         console.print(f"next: jointaug augment --run {run} --fold {fold} --source mp --perlin --n 8192")
 
@@ -40,15 +51,21 @@ def register(app: typer.Typer) -> None:
         perlin: bool = typer.Option(True, "--perlin/--no-perlin", help="Vary joint regions with Perlin noise."),
         n: int = typer.Option(8192, "--n", help="Images in the set (a smaller existing set grows)."),
         natural: Path | None = typer.Option(None, "--natural", help="Natural source folder (default RUN/natural_source)."),
+        retrain: bool = RetrainOpt,
         overrides: list[str] = SetOpt,
     ) -> None:
         """Write an augmentation set of N synthetic labelled images (resumable, grows by appending)."""
+        from jointaug.experiments.lock import run_lock
         from jointaug.experiments.rundir import RunDir
-        from jointaug.generate.augment import make_augmentation_set
+        from jointaug.experiments.stages import confirm_retrain, make_fold_set, stale_fold_set
+        from jointaug.generate.sets import diffusion_set_name
 
         rd = RunDir(run)
-        folder = make_augmentation_set(rd, fold, source, perlin, n, natural_dir=natural,
-                                       config=run_config(rd, overrides))  # fmt: skip
+        config = run_config(rd, overrides)
+        name = diffusion_set_name(source, perlin)
+        with run_lock(rd.path):
+            confirm_retrain(rd, [stale_fold_set(rd, fold, name, config, natural)], retrain, console.print)
+            folder = make_fold_set(rd, fold, source, perlin, n, natural_dir=natural, config=config)
         console.print(f"augmentation set: {folder}")
         console.print(f"next: jointaug validate {folder}")
 

@@ -20,9 +20,7 @@ says what is missing. The diffusion and augmentation stages run before it.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,9 +32,11 @@ from jointaug.classify.data import ImageCache, MixError, fold_part, set_prefix, 
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, SPEED_ONLY, fit
-from jointaug.config import Config
+from jointaug.classify.train import CHECKPOINT, fit
+from jointaug.config import ClassifyConfig, Config
+from jointaug.dataset.format import Dataset
 from jointaug.dataset.io import atomic_path, write_text_atomic
+from jointaug.dataset.splits import Fold
 from jointaug.experiments.methods import (
     IMBALANCE_BASELINES,
     Method,
@@ -45,6 +45,15 @@ from jointaug.experiments.methods import (
     resolve_method,
 )
 from jointaug.experiments.rundir import RunDir
+from jointaug.keys import classify_settings, job_seed, settings_key
+from jointaug.outputs import (
+    StaleOutput,
+    StaleOutputError,
+    move_aside,
+    read_done,
+    stale_vs,
+    write_done,
+)
 from jointaug.runtime import resolve_device, runtime_record
 
 Echo = Callable[[str], None]
@@ -67,32 +76,48 @@ class Job:
         return f"fold {self.fold} · {self.method.name}{size} · seed {self.seed}"
 
 
-def job_key(run: RunDir, job: Job) -> str:
-    """What a finished training depends on: classifier settings (not the seeds list or
-    speed flags), loss, seed, the fold's patients, the mix, its size, and the settings
-    of the augmentation sets it reads. A ``done`` folder with another key is stale."""
-    cfg = run.config.classify.model_dump(exclude=SPEED_ONLY)
-    fold = run.splits.fold(job.fold)
+def job_record(classify: ClassifyConfig, job: Job, split: Fold, sets: dict[str, dict | None]) -> tuple[str, dict]:
+    """(key, settings) a finished training depends on: classifier settings (not the seeds
+    list or speed flags), loss, seed, the fold's patients, the mix, its size, and the
+    settings of the augmentation sets it reads (``sets``: name -> augmentation.json)."""
+    cfg = classify_settings(classify)
+    loss = job.method.loss or cfg["loss"]
+    parts = [list(split.train), list(split.val), list(split.test)]
+    key = settings_key([cfg, loss, job.seed, parts, job.method.mix, job.size, sets])  # as before
+    record = {"classify": cfg, "loss": loss, "seed": job.seed,
+              "fold": {"train": parts[0], "val": parts[1], "test": parts[2]},
+              "mix": [list(x) for x in job.method.mix], "size": job.size, "sets": sets}  # fmt: skip
+    return key, record
+
+
+def recorded_sets(run: RunDir, job: Job) -> dict[str, dict | None]:
+    """The augmentation.json of every set the job reads (None where there is none yet)."""
     sets = {}
     for name, _ in job.method.mix:
         settings = run.augment_dir(job.fold, name) / "augmentation.json"
         sets[name] = json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else None
-    blob = json.dumps([cfg, job.method.loss or cfg["loss"], job.seed, [fold.train, fold.val, fold.test],
-                       job.method.mix, job.size, sets], sort_keys=True, default=str)  # fmt: skip
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return sets
+
+
+def job_key(run: RunDir, job: Job) -> str:
+    """The key of ``job`` against the sets on disk now (:func:`job_record`)."""
+    return job_record(run.config.classify, job, run.splits.fold(job.fold), recorded_sets(run, job))[0]
+
+
+def stale_job(run: RunDir, job: Job, sets: dict[str, dict | None] | None = None) -> StaleOutput | None:
+    """The finished training of ``job`` if it was made with other settings (``sets``:
+    the set settings it should have read, default the ones on disk)."""
+    sets = recorded_sets(run, job) if sets is None else sets
+    key, record = job_record(run.config.classify, job, run.splits.fold(job.fold), sets)
+    return stale_vs(job.dir(run), "classifier", key, record)
 
 
 def is_done(path: Path, key: str | None = None) -> bool:
     """A finished training folder (and, given ``key``, one made with the same settings)."""
-    marker = path / "done"
-    if not marker.is_file():
-        return False
-    if key is None:
-        return True
-    try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("key") == key
-    except (json.JSONDecodeError, AttributeError):
-        return False
+    done = read_done(path)
+    if done is None:
+        return (Path(path) / "done").is_file() and key is None
+    return key is None or done.get("key") == key
 
 
 def plan_jobs(methods: Sequence[Method], folds: Sequence[int], sizes: Sequence[int],
@@ -128,41 +153,44 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(f, arr, allow_pickle=False)
 
 
-def job_seed(seed: int, fold: int) -> int:
-    """The training seed of (seed, fold): different initialisations per fold and seed."""
-    return int(np.random.SeedSequence([int(seed), int(fold)]).generate_state(1)[0])
+def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets: dict[str, Path],
+                     config: Config, progress: bool = True, cache: ImageCache | None = None,
+                     on_step: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+    """Train (or resume, or read) one classifier in ``out``: a plain function of its inputs.
 
+    Args:
+        out: the training folder (``RUN/fold_K/classify/<method dir>/seed_S`` in a run).
+        dataset, split: the dataset and the fold's patient parts.
+        job: fold, method, size, seed; sets: set name -> set folder for the method's mix.
+        config: ``classify`` settings and ``device``.
 
-def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = True,
-              cache: ImageCache | None = None,
-              on_step: Callable[[int], None] | None = None) -> dict:  # fmt: skip
-    """Train (or resume) one job, predict validation and test, write its folder.
-
-    Returns the ``result.json`` content; a finished job is read, not recomputed, unless
-    ``force`` (which deletes its folder first).
+    Returns the ``result.json`` content. A finished folder with the same settings is
+    read, not recomputed; one with other settings raises StaleOutputError (nothing is
+    deleted: the caller moves it aside to retrain).
     """
-    out = job.dir(run)
-    key = job_key(run, job)
-    if is_done(out) and not is_done(out, key):
-        force = True  # finished with other settings: stale, train afresh
-    if force and out.exists():
-        shutil.rmtree(out)
+    out = Path(out)
+    cfg = config.classify
+    set_settings = {}
+    for name, folder in sets.items():
+        f = Path(folder) / "augmentation.json"
+        set_settings[name] = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    key, record = job_record(cfg, job, split, set_settings)
     if is_done(out, key):
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
-    cfg, ds = run.config.classify, run.dataset
-    fold = run.splits.fold(job.fold)
+    stale = stale_vs(out, "classifier", key, record)
+    if stale is not None or (out / "done").is_file():
+        raise StaleOutputError([stale or StaleOutput(out, "classifier")])
     cache = cache or ImageCache()
     workers = max(1, cfg.num_workers)
-    sets = {name: run.augment_dir(job.fold, name) for name, _ in job.method.mix}
-    train = training_mix(ds, fold, job.method.mix, job.size, sets, cfg.image_size, cache, workers)
-    val = fold_part(ds, fold, "val", cfg.image_size, cache, workers)
-    test = fold_part(ds, fold, "test", cfg.image_size, cache, workers)
+    train = training_mix(dataset, split, job.method.mix, job.size, dict(sets), cfg.image_size, cache, workers)
+    val = fold_part(dataset, split, "val", cfg.image_size, cache, workers)
+    test = fold_part(dataset, split, "test", cfg.image_size, cache, workers)
     loss = job.method.loss or cfg.loss
-    dev = resolve_device(run.config.device)
+    dev = resolve_device(config.device)
     t0 = time.perf_counter()
-    res = fit(out, train, val, cfg, job_seed(job.seed, job.fold), ds.labels, loss=loss,
+    res = fit(out, train, val, cfg, job_seed(job.seed, job.fold), dataset.labels, loss=loss,
               device=dev, progress=progress, desc=job.label(), on_step=on_step)  # fmt: skip
-    model = build_model(cfg, len(ds.labels), seed=None)
+    model = build_model(cfg, len(dataset.labels), seed=None)
     model.load_state_dict(res.best_state)
     kw = dict(batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp,
               channels_last=cfg.channels_last)  # fmt: skip
@@ -185,10 +213,23 @@ def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = Tr
         "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
     }  # fmt: skip
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
-    write_text_atomic(out / "done", json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                                "key": key}) + "\n")  # fmt: skip
+    write_done(out, key, record, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     (out / CHECKPOINT).unlink(missing_ok=True)
     return result
+
+
+def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = True,
+              cache: ImageCache | None = None,
+              on_step: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+    """:func:`train_classifier` for ``job`` in ``run``. ``force``: retrain a finished job
+    (its old folder is moved to ``RUN/stale/``, not deleted)."""
+    out = job.dir(run)
+    if force and out.exists():
+        move_aside([out], run.path)
+    sets = {name: run.augment_dir(job.fold, name) for name, _ in job.method.mix}
+    return train_classifier(out, dataset=run.dataset, split=run.splits.fold(job.fold), job=job,
+                            sets=sets, config=run.config, progress=progress, cache=cache,
+                            on_step=on_step)  # fmt: skip
 
 
 @dataclass
@@ -224,12 +265,15 @@ def describe_plan(run: RunDir, jobs: Sequence[Job]) -> str:
 def run_classification(run: RunDir, methods: Sequence[str] | str, *,
                        folds: Sequence[int] | None = None, sizes: Sequence[int] | None = None,
                        seeds: Sequence[int] | None = None, force: bool = False,
-                       progress: bool = True, echo: Echo | None = None) -> ClassificationSummary:  # fmt: skip
+                       retrain: bool = False, progress: bool = True,
+                       echo: Echo | None = None, write: bool = True) -> ClassificationSummary:  # fmt: skip
     """Train and evaluate ``methods`` on every fold, then write ``RUN/results``.
 
     folds: default all; sizes: augmentation sizes (default ``experiment.sizes``); seeds:
     default ``classify.seeds``. Finished trainings are skipped (``force`` retrains them);
-    an interrupted one resumes from its checkpoint.
+    an interrupted one resumes from its checkpoint. Trainings finished with other
+    settings stop the call before any work (StaleOutputError lists them) unless
+    ``retrain``, which moves them to ``RUN/stale/`` first. ``write``: write results/.
     """
     from jointaug.experiments.tables import write_results
 
@@ -243,6 +287,11 @@ def run_classification(run: RunDir, methods: Sequence[str] | str, *,
                      cfg.classify.seeds if seeds is None else seeds)  # fmt: skip
     if not jobs:
         raise ValueError("nothing to run: no methods, folds or seeds")
+    stale = [st for j in jobs if (st := stale_job(run, j)) is not None]
+    if stale and not retrain:
+        raise StaleOutputError(stale)
+    if stale:
+        echo(f"moved {len(stale)} stale output(s) to {move_aside([s.path for s in stale], run.path)}")
     check_sets(run, jobs, include_done=force)
     echo(describe_plan(run, jobs))
     t0, trained, skipped = time.perf_counter(), 0, 0
@@ -261,6 +310,9 @@ def run_classification(run: RunDir, methods: Sequence[str] | str, *,
             f"test GMS {r['test']['gms']:.3f} ({r['samples']:,} samples, {r['stop_reason']}, "
             f"{r['wall_s']:.0f} s)"
         )
+    if not write:
+        return ClassificationSummary(len(jobs), trained, skipped, time.perf_counter() - t0, "",
+                                     run.results_dir)  # fmt: skip
     paths = write_results(run, show_tuned=True if any(not m.trains for m in ms) else None)
     tables = "\n".join(paths[k].read_text(encoding="utf-8") for k in ("table1", "table2"))
     return ClassificationSummary(len(jobs), trained, skipped, time.perf_counter() - t0, tables,
@@ -290,9 +342,10 @@ def configured_methods(config: Config) -> list[str]:
 
 
 def train_single(run: RunDir, fold: int, method: str, seed: int, size: int | None = None, *,
-                 force: bool = False, progress: bool = True) -> dict:  # fmt: skip
+                 force: bool = False, retrain: bool = False, progress: bool = True) -> dict:  # fmt: skip
     """Train one fold/method/seed (``jointaug train-classifier``); size defaults to the
-    first of ``experiment.sizes`` for augmented methods. Returns its result.json."""
+    first of ``experiment.sizes`` for augmented methods. Returns its result.json.
+    ``retrain``: a training finished with other settings is moved aside and retrained."""
     m = resolve_method(method)
     if not m.trains:
         raise ValueError(f"method {method!r} trains nothing (it reuses {m.base!r}'s models)")
@@ -300,5 +353,8 @@ def train_single(run: RunDir, fold: int, method: str, seed: int, size: int | Non
     if size is None:
         size = run.config.experiment.sizes[0] if m.augmented else 0
     job = Job(fold, m, int(size) if m.augmented else 0, seed)
+    stale = stale_job(run, job)
+    if stale is not None and not (retrain or force):
+        raise StaleOutputError([stale])
     check_sets(run, [job], include_done=force)
-    return train_job(run, job, force=force, progress=progress)
+    return train_job(run, job, force=force or stale is not None, progress=progress)

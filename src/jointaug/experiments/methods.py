@@ -29,8 +29,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from jointaug.classify.data import allocate, parse_mix
+from jointaug.generate.sets import registered_names
 
-PLAIN_SETS = ("mp", "mp-perlin", "11k", "11k-perlin")
 IMBALANCE_BASELINES = ("bce_pos_weight", "focal", "tuned_threshold")
 MIXTURE = re.compile(r"^mp(\d{1,3})-11kp(\d{1,3})$")
 
@@ -73,7 +73,7 @@ def resolve_method(name: str) -> Method:
         return Method(name, loss=name)
     if name == "tuned_threshold":
         return Method(name, trains=False, base="baseline")
-    if name in PLAIN_SETS:
+    if name in registered_names():  # a registered set kind (generate/sets.py) at share 1
         return Method(name, mix=((name, 1.0),))
     m = MIXTURE.match(name)
     if m:
@@ -84,7 +84,7 @@ def resolve_method(name: str) -> Method:
     if ":" in name:
         return Method(name, mix=tuple(parse_mix(name)))
     raise ValueError(
-        f"unknown method {name!r}; use baseline, {', '.join(PLAIN_SETS)}, mpX-11kpY, "
+        f"unknown method {name!r}; use baseline, {', '.join(registered_names())}, mpX-11kpY, "
         f"{', '.join(IMBALANCE_BASELINES)} or a mix spec like mp-perlin:0.8,11k-perlin:0.2"
     )
 

@@ -7,12 +7,15 @@ stage resumes):
 2. per fold: the diffusion model (``fold_K/diffusion``), then the augmentation sets
    the methods need, each grown to the largest size any method takes
 3. classifiers: every method x main size x seed, then the Fig. 6 curve sizes with
-   the first seed only (the paper: "intermediate data points are run only once")
-4. results: metrics.csv, table1.md, table2.md, figures and report.html
+   the first seed only (the paper: "intermediate data points are run only once"), for
+   the strategies the figure plots (``experiment.curve_methods``)
+4. results: metrics.csv, table1.md, table2.md, figures and report.html, written once
 
-A changed setting reruns what depends on it: a diffusion model records the settings it
-was trained with, an augmentation set refuses to grow with other settings, and a
-classifier checkpoint carries a fingerprint of its settings.
+The stages are the tasks of ``experiments/graph.py``, run in order here (``local``) or
+on a Ray cluster (``ray``). Every output records the settings it was made with; when
+the current config asks for other settings the run stops before any work and lists
+every stale output and the changed keys; ``retrain=True`` (``--retrain``) moves them to
+``RUN/stale/<timestamp>/`` and makes them afresh. Nothing finished is deleted.
 """
 
 from __future__ import annotations
@@ -23,15 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jointaug.experiments import estimate as estimate_mod
-from jointaug.experiments.classification import plan_jobs, run_classification
+from jointaug.experiments.classification import describe_plan, plan_jobs
 from jointaug.experiments.estimate import Counts, Rates
 from jointaug.experiments.methods import Method, mixture_name, parse_methods, required_sets
 from jointaug.experiments.rundir import RunDir
+from jointaug.generate.sets import set_kind
 from jointaug.runtime import apply_runtime, resolve_device
 
 Echo = Callable[[str], None]
-SET_SOURCES = {"mp": ("mp", False), "mp-perlin": ("mp", True), "11k": ("natural", False),
-               "11k-perlin": ("natural", True)}  # fmt: skip
 
 
 @dataclass
@@ -42,19 +44,31 @@ class Plan:
     curve_sizes: list[int]
     seeds: list[int]
     sets: dict[str, int] = field(default_factory=dict)  # per fold: set name -> images
+    curve_methods: list[str] | None = None  # None: every augmented method
+
+    def _kinds(self):
+        return [k for s in self.sets if (k := set_kind(s)) is not None]
 
     @property
     def needs_diffusion(self) -> bool:
-        return bool(self.sets)
+        return any(k.needs_diffusion for k in self._kinds())
 
     @property
     def needs_natural(self) -> bool:
-        return any(SET_SOURCES[s][0] == "natural" for s in self.sets)
+        return any(k.needs_natural for k in self._kinds())
+
+    @property
+    def user_sets(self) -> list[str]:
+        return [s for s in self.sets if set_kind(s) is None]
+
+    def curve(self) -> list[Method]:
+        """The methods trained at the Fig. 6 curve sizes."""
+        ms = [m for m in self.methods if m.augmented and m.trains]
+        return ms if self.curve_methods is None else [m for m in ms if m.name in self.curve_methods]
 
     def jobs(self) -> tuple[list, list]:
         main = plan_jobs(self.methods, self.folds, self.sizes, self.seeds)
-        augmented = [m for m in self.methods if m.augmented and m.trains]
-        curve = plan_jobs(augmented, self.folds, self.curve_sizes, self.seeds[:1]) if self.curve_sizes else []
+        curve = plan_jobs(self.curve(), self.folds, self.curve_sizes, self.seeds[:1]) if self.curve_sizes else []
         return main, curve
 
 
@@ -71,17 +85,19 @@ def make_plan(run: RunDir, methods: Sequence[str] | str | None = None, sizes: Se
               folds: Sequence[int] | None = None, curve_sizes: Sequence[int] | None = None) -> Plan:  # fmt: skip
     cfg = run.config
     ms = parse_methods(default_methods(run) if methods is None else methods)
-    for s in required_sets(ms, [1]):
-        if s not in SET_SOURCES:
-            raise ValueError(f"augmentation set {s!r} cannot be generated (known: {', '.join(SET_SOURCES)})")
     folds = list(range(len(run.splits.folds))) if folds is None else [int(f) for f in folds]
     for f in folds:
         run.splits.fold(f)
     sizes = [int(s) for s in (cfg.experiment.sizes if sizes is None else sizes)]
     curve = [int(s) for s in (cfg.experiment.curve_sizes if curve_sizes is None else curve_sizes)]
     curve = [s for s in curve if s not in sizes]
-    plan = Plan(folds, ms, sizes, curve, list(cfg.classify.seeds))
-    plan.sets = required_sets([m for m in ms if m.trains], sizes + curve)
+    plan = Plan(folds, ms, sizes, curve, list(cfg.classify.seeds),
+                curve_methods=list(cfg.experiment.curve_methods))  # fmt: skip
+    main, curve_jobs = plan.jobs()
+    plan.sets = {}
+    for job in [*main, *curve_jobs]:
+        for name, n in required_sets([job.method], [job.size]).items():
+            plan.sets[name] = max(plan.sets.get(name, 0), n)
     return plan
 
 
@@ -149,45 +165,72 @@ def describe(run: RunDir, plan: Plan, rates: Rates | None = None) -> str:
     return "\n".join(lines)
 
 
+def preflight(run: RunDir, plan: Plan, *, retrain: bool = False, natural: str | Path | None = None,
+              echo: Echo = print) -> None:  # fmt: skip
+    """Before any work: every user set must be usable, and every stale output is listed
+    (StaleOutputError) unless ``retrain``, which moves them all to ``RUN/stale/<time>/``."""
+    from jointaug.experiments.stages import stale_outputs, user_set_problem
+    from jointaug.outputs import StaleOutputError, move_aside
+
+    problems = [pr for f in plan.folds for s in plan.user_sets
+                if (pr := user_set_problem(run, f, s, plan.sets[s]))]  # fmt: skip
+    for kind in plan._kinds():
+        if kind.factory:
+            try:
+                kind.load_factory()
+            except ValueError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise FileNotFoundError("augmentation sets the methods need are not usable:\n  " + "\n  ".join(problems))
+    main, curve = plan.jobs()
+    stale = stale_outputs(run, plan.folds, plan.sets, [*main, *curve], natural=natural)
+    if stale and not retrain:
+        raise StaleOutputError(stale, hint="rerun the same command with --retrain")
+    if stale:
+        dest = move_aside([s.path for s in stale], run.path)
+        echo(f"moved {len(stale)} stale output(s) to {dest} (delete it when you no longer need them)")
+
+
+def build_tasks(run: RunDir, plan: Plan, *, photos: str | Path | None = None, shards: int = 1,
+                gpus_per_classifier: float = 0.25, rates: dict | None = None) -> list:  # fmt: skip
+    from jointaug.experiments.graph import GraphOptions, build_graph, estimate_tasks
+
+    opts = GraphOptions(shards=shards, gpus_per_classifier=gpus_per_classifier,
+                        photos=str(photos) if photos else None)  # fmt: skip
+    return estimate_tasks(run, build_graph(run, plan, opts), rates)
+
+
 def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None, progress: bool = True,
-                   echo: Echo = print, estimate: bool = True) -> dict:  # fmt: skip
-    """Run every stage of ``plan`` in ``run``; return a summary with the results paths."""
-    from jointaug.experiments.report import write_report
-    from jointaug.generate.augment import make_augmentation_set
-    from jointaug.generate.train import train_diffusion
+                   echo: Echo = print, estimate: bool = True, executor: str = "local",
+                   retrain: bool = False, shards: int = 1, gpus_per_classifier: float = 0.25,
+                   ray_address: str | None = None, ray_init: dict | None = None,
+                   ray_retries: int = 2) -> dict:  # fmt: skip
+    """Run every task of ``plan`` in ``run`` (holding the run folder's lock); return a
+    summary with the results paths. ``executor``: ``local`` (in this process, in order)
+    or ``ray`` (``experiments/ray_executor.py``)."""
+    from jointaug.experiments.lock import run_lock
 
+    if executor not in ("local", "ray"):
+        raise ValueError(f"unknown executor {executor!r} (local or ray)")
     cfg = run.config
-    apply_runtime(cfg)
     t0 = time.perf_counter()
-    echo(describe(run, plan, calibrate(run, plan) if estimate else None))
-    natural_dir = run.path / "natural_source"
-    if plan.needs_natural:
-        from jointaug.natural.source import build_natural_source
+    with run_lock(run.path):
+        preflight(run, plan, retrain=retrain, echo=echo)
+        if executor == "local":  # the Ray driver sets up nothing: its tasks do, on their devices
+            apply_runtime(cfg)
+        # the Ray driver calibrates nothing: no torch.cuda call in the driver before tasks start
+        rates = calibrate(run, plan) if estimate and executor == "local" else None
+        echo(describe(run, plan, rates))
+        tasks = build_tasks(run, plan, photos=photos, shards=shards, gpus_per_classifier=gpus_per_classifier)
+        main, curve = plan.jobs()
+        echo(describe_plan(run, [*main, *curve]))
+        if executor == "local":
+            from jointaug.experiments.graph import run_local
 
-        photos = photos or cfg.natural.source or None
-        size = int(run.dataset.image(run.dataset.cases[0]).shape[0])
-        echo("stage: natural source")
-        build_natural_source(natural_dir, Path(photos) if photos else None, size, cfg.natural,
-                             seed=cfg.phantom.seed, progress=progress, device=resolve_device(cfg.device))  # fmt: skip
-    for fold in plan.folds:
-        if plan.needs_diffusion:
-            echo(f"stage: diffusion model, fold {fold}")
-            train_diffusion(run, fold, progress=progress)
-        for name, n in plan.sets.items():
-            source, perlin = SET_SOURCES[name]
-            echo(f"stage: augmentation set {name} ({n} images), fold {fold}")
-            make_augmentation_set(run, fold, source, perlin, n, natural_dir=natural_dir, progress=progress)
-    names = [m.name for m in plan.methods]
-    echo("stage: classifiers")
-    summary = run_classification(run, names, folds=plan.folds, sizes=plan.sizes, seeds=plan.seeds,
-                                 progress=progress, echo=echo)  # fmt: skip
-    if plan.curve_sizes:
-        curve_methods = [m.name for m in plan.methods if m.augmented and m.trains]
-        if curve_methods:
-            echo("stage: classifiers at the Fig. 6 curve sizes (one seed)")
-            summary = run_classification(run, names, folds=plan.folds, sizes=plan.sizes + plan.curve_sizes,
-                                         seeds=plan.seeds[:1], progress=progress, echo=echo)  # fmt: skip
-    echo("stage: report")
-    report = write_report(run)
-    return {"tables": summary.tables, "report": report, "results": run.results_dir,
-            "wall_s": time.perf_counter() - t0}
+            last = run_local(run, tasks, progress=progress, echo=echo)
+        else:
+            from jointaug.experiments.ray_executor import run_ray
+
+            last = run_ray(run, tasks, echo=echo, address=ray_address, init_kwargs=ray_init, retries=ray_retries)
+    return {"tables": last.get("tables", ""), "report": Path(last["report"]), "results": run.results_dir,
+            "wall_s": time.perf_counter() - t0, "task_wall_s": last.get("task_wall_s", {})}  # fmt: skip

@@ -18,7 +18,6 @@ can be resumed or grown and case ``i`` is always the same case.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,18 +25,16 @@ import numpy as np
 
 from jointaug.config import PerlinConfig, SamplerConfig
 from jointaug.dataset.format import Case, Dataset, DatasetError, is_complete, read_dataset
+from jointaug.keys import case_seed
 from jointaug.masks.compose import Composed, compose_condition
 from jointaug.masks.sampler import exclusion_mask, groups_from_meta, sample_with_config
-
-NAMES = {("mp", False): "mp", ("mp", True): "mp-perlin", ("natural", False): "11k", ("natural", True): "11k-perlin"}
 
 
 def augment_name(source: str, perlin: bool) -> str:
     """``mp``, ``mp-perlin``, ``11k`` or ``11k-perlin`` (11k: the natural source)."""
-    try:
-        return NAMES[(source, bool(perlin))]
-    except KeyError:
-        raise ValueError(f"unknown augmentation source {source!r} (mp or natural)") from None
+    from jointaug.generate.sets import diffusion_set_name
+
+    return diffusion_set_name(source, perlin)
 
 
 @dataclass
@@ -116,10 +113,6 @@ class PlannedCase:
     regions: np.ndarray
     diffusion_seed: int
     poisson_rng: np.random.Generator
-
-
-def case_seed(seed: int, fold: int, name: str, index: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([int(seed), int(fold), zlib.crc32(name.encode()), int(index)])
 
 
 def plan_case(

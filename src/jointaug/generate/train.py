@@ -18,20 +18,17 @@ epsilon (whatever the head predicts, see ``model.EpsilonView``), t ~ U{0..T-1}, 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
-import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from jointaug.config import Config, DiffusionConfig
+from jointaug.config import DiffusionConfig
+from jointaug.dataset.format import Dataset
 from jointaug.dataset.io import write_text_atomic
-from jointaug.experiments.rundir import RunDir
 from jointaug.generate import checkpoint as ck
 from jointaug.generate.grid import samples_grid, write_png_rgb
 from jointaug.generate.intensity import IntensityMap, fit_intensity
@@ -45,6 +42,9 @@ from jointaug.generate.model import (
 )
 from jointaug.generate.sample import NoiseSchedule, sample
 from jointaug.generate.trainset import TrainArrays, fold_train_cases, load_train_arrays
+from jointaug.keys import derived_seed, diffusion_settings, settings_key
+from jointaug.outputs import StaleOutput, StaleOutputError, read_done, stale_vs, write_done
+from jointaug.progress import progress_bar
 from jointaug.runtime import maybe_compile, resolve_device, runtime_record
 from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
 
@@ -52,37 +52,30 @@ LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
 GRID_CASES = 4
 
 
-def derived_seed(*parts: int | str) -> int:
-    """A 63-bit seed from integers and strings (stable across processes and platforms)."""
-    ints = [p if isinstance(p, int) else int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "little")
-            for p in parts]  # fmt: skip
-    return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
-# settings that change how samples are drawn or logged, not the trained network
-NOT_TRAINING = {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every",
-                "train_steps", "checkpoint_minutes", "amp", "compile"}  # fmt: skip
-
-
-def settings_key(cfg, case_ids) -> str:
-    """What a trained model depends on: its training settings and the fold's train cases."""
-    blob = json.dumps([cfg.model_dump(exclude=NOT_TRAINING), list(case_ids)], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def diffusion_record(cfg: DiffusionConfig, case_ids: Sequence[str]) -> tuple[str, dict]:
+    """(key, settings) a trained model depends on: its training settings and train cases."""
+    settings = diffusion_settings(cfg)
+    key = settings_key([settings, list(case_ids)])  # the key of earlier versions, unchanged
+    return key, {"diffusion": settings, "train_cases": list(case_ids)}
 
 
 def is_trained(folder: Path, train_steps: int | None = None, key: str | None = None) -> bool:
     """A finished model folder (with at least ``train_steps`` steps and, given ``key``,
     trained with the same settings on the same cases)."""
-    marker = folder / "done"
-    if not marker.is_file():
+    done = read_done(folder)
+    if done is None:
         return False
     try:
-        done = json.loads(marker.read_text())
         steps_ok = train_steps is None or int(done["step"]) >= train_steps
     except (ValueError, KeyError, TypeError):
         return False
     return steps_ok and (key is None or done.get("key") == key)
 
+
+def stale_model(folder: Path, cfg: DiffusionConfig, case_ids: Sequence[str]) -> StaleOutput | None:
+    """The finished model in ``folder`` if it was trained with other settings or cases."""
+    key, settings = diffusion_record(network_config(cfg), case_ids)
+    return stale_vs(folder, "diffusion model", key, settings)
 
 def _grid_indices(arrays: TrainArrays, k: int = GRID_CASES) -> list[int]:
     """Up to k fixed cases for the sample grid: one per patient, inflamed cases first."""
@@ -127,35 +120,42 @@ def write_samples(
 
 
 def train_diffusion(
-    run: RunDir,
+    folder: Path,
+    dataset: Dataset,
+    train_patients: Sequence[str],
     fold: int,
+    diffusion: DiffusionConfig,
+    *,
+    device: str = "auto",
     progress: bool = True,
-    config: Config | None = None,
     stop_after: int | None = None,
 ) -> Path:
-    """Train (or resume, or skip) fold ``fold``'s diffusion model; return its folder.
+    """Train (or resume, or skip) one fold's diffusion model in ``folder``; return it.
 
     Args:
-        run: the run folder (dataset, splits, config).
-        fold: fold index; trains on the fold's train patients only.
-        progress: show a progress bar.
-        config: the config to use (default ``run.config``), e.g. with CLI overrides.
+        folder: the model folder (``RUN/fold_K/diffusion`` in a run).
+        dataset: the dataset; trains on the cases of ``train_patients`` with a tissue map.
+        fold: fold index (part of the seeds and the sample-grid title).
+        diffusion: the diffusion settings; device: ``auto``, ``cpu``, ``cuda``.
+        progress: show a progress bar (plain lines when the output is not a terminal).
         stop_after: train at most this many steps in this call, then checkpoint and
             return without the ``done`` marker (time-sliced jobs; tests).
+
+    Raises StaleOutputError (deleting nothing) when ``folder`` holds a finished model
+    trained with other settings or cases; the caller moves it aside first to retrain.
     """
-    config = config or run.config
-    cfg = network_config(config.diffusion)
-    folder = run.diffusion_dir(fold)
-    split = run.splits.fold(fold)
-    cases = fold_train_cases(run.dataset, split.train)
-    key = settings_key(cfg, [c.case_id for c in cases])
+    cfg = network_config(diffusion)
+    folder = Path(folder)
+    cases = fold_train_cases(dataset, tuple(train_patients))
+    key, record = diffusion_record(cfg, [c.case_id for c in cases])
     if is_trained(folder, cfg.train_steps, key):
         return folder
-    if is_trained(folder) and not is_trained(folder, key=key):
-        shutil.rmtree(folder)  # trained with other settings or cases: stale, train afresh
+    stale = stale_vs(folder, "diffusion model", key, record)
+    if stale is not None:
+        raise StaleOutputError([stale])
     folder.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
-    arrays = load_train_arrays(run.dataset, cases, cfg.image_size)
+    device = resolve_device(device)
+    arrays = load_train_arrays(dataset, cases, cfg.image_size)
     intensity = fit_intensity(arrays.counts, mode=cfg.intensity)
     ys = torch.from_numpy(intensity.to_model(arrays.counts))[:, None]
     cs = torch.from_numpy(arrays.channels)
@@ -217,8 +217,7 @@ def train_diffusion(
         clock.reset()
 
     ys, cs = ys.to(device), cs.to(device)
-    bar = tqdm(total=cfg.train_steps, initial=step, desc=f"diffusion fold {fold}", disable=not progress,
-               unit="step", dynamic_ncols=True)  # fmt: skip
+    bar = progress_bar(cfg.train_steps, step, f"diffusion fold {fold}", "step", enabled=progress)
     # dropout draws from torch's global generator: fork it so training neither reads
     # nor disturbs the caller's random state, and restore it on resume
     cuda = device.type == "cuda"
@@ -279,5 +278,5 @@ def train_diffusion(
         "diffusion": cfg.model_dump(), **info,
     }  # fmt: skip
     write_text_atomic(folder / "model.json", json.dumps(model_info, indent=2) + "\n")
-    write_text_atomic(folder / "done", json.dumps({"step": step, "key": key}) + "\n")
+    write_done(folder, key, record, step=step)
     return folder

@@ -259,9 +259,9 @@ def select_photos(
     it = iter_decisions(root, order, min_fingers, include, exclude, photo_max_side)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from jointaug.progress import progress_bar
 
-        bar = tqdm(total=max_images, desc="select photos", unit="kept")
+        bar = progress_bar(max_images, 0, "select photos", "kept")
     for rec, dec in it:
         decisions.append(dec)
         if dec.kept:

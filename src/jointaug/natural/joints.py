@@ -129,14 +129,12 @@ def train_segmenter(
     n_epochs = cfg.segmenter_epochs if epochs is None else epochs
     bs = max(1, min(cfg.segmenter_batch_size, len(tr)))
     losses: list[float] = []
-    it = range(n_epochs)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from jointaug.progress import progress_bar
 
-        bar = tqdm(it, desc="train joint segmenter", unit="epoch")
-        it = bar
-    for _ in it:
+        bar = progress_bar(n_epochs, 0, "train joint segmenter", "epoch")
+    for _ in range(n_epochs):
         model.train()
         perm = torch.randperm(len(tr), generator=gen)
         total, count = 0.0, 0
@@ -154,7 +152,10 @@ def train_segmenter(
             count += len(idx)
         losses.append(total / max(count, 1))
         if bar is not None:
+            bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    if bar is not None:
+        bar.close()
     val = np.full(N_CLASSES, np.nan)
     if len(va):
         val = dice_per_class(predict(model, x[va], device), y[va])

@@ -243,9 +243,9 @@ def _write_cases(
 
     bar = None
     if progress:
-        from tqdm import tqdm
+        from jointaug.progress import progress_bar
 
-        bar = tqdm(total=len(todo), desc="natural scenes", unit="case")
+        bar = progress_bar(len(todo), 0, "natural scenes", "case")
     chunk = 32
     for start in range(0, len(todo), chunk):
         batch = todo[start : start + chunk]

@@ -176,9 +176,9 @@ def write_standin(
     skin, scale = 0, 1.0
     it = range(n_photos)
     if progress:
-        from tqdm import tqdm
+        from jointaug.progress import progress_iter
 
-        it = tqdm(it, desc="stand-in photos", unit="photo")
+        it = progress_iter(it, "stand-in photos", "photo")
     for i in it:
         if left == 0:
             subject += 1

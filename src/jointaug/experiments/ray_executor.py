@@ -1,0 +1,167 @@
+"""Run the task graph on a Ray cluster (``jointaug run --executor ray``).
+
+The driver (the ``jointaug run`` process, which holds the run folder's lock) submits
+each task when its dependencies have finished, as a Ray task with a resource request:
+1 GPU per diffusion model and per augmentation-set shard, ``--gpus-per-classifier``
+per classifier training, CPUs only for the natural source and merges (on a cluster
+without GPUs every task asks for one CPU). Ray sets ``CUDA_VISIBLE_DEVICES`` for each
+task; a task that asks for no GPU sees none. The driver itself never touches CUDA.
+
+Each task runs :func:`jointaug.experiments.graph.run_task` from the run folder path,
+with its output in ``RUN/logs/<task>.log``; a failure is reported with the task's own
+error and log, the tasks that need it are not started, and the others run on. Tasks
+are idempotent, so Ray's retries after a worker died are safe, and rerunning the
+command (from any machine that sees the run folder) finishes what is left. The report
+is written once, by the driver, when every task has finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from jointaug.experiments.graph import Task, classify_line, run_task, task_done
+from jointaug.experiments.rundir import RunDir
+
+Echo = Callable[[str], None]
+# tests: a file path; while that file names a task id, the worker running that task
+# removes the file and dies at once (a worker killed mid-task, once)
+FAULT_ENV = "JOINTAUG_TEST_FAULT"
+OBJECT_STORE_BYTES = 200 * 1024**2  # /dev/shm is small in many containers
+
+
+class GraphFailed(RuntimeError):
+    """Some tasks failed; the message holds each one's error and log path."""
+
+
+def log_path(run_path: str | Path, task_id: str) -> Path:
+    return Path(run_path) / "logs" / (task_id.replace("/", "__") + ".log")
+
+
+def execute(run_path: str, task: Task) -> dict:
+    """What a Ray worker runs: one task, its output to its log; errors returned, not raised."""
+    log = log_path(run_path, task.id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fault = Path(os.environ[FAULT_ENV]) if os.environ.get(FAULT_ENV) else None
+    with open(log, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        print(f"--- {task.id} on {os.uname().nodename} pid {os.getpid()} at {time.strftime('%H:%M:%S')}",
+              flush=True)  # fmt: skip
+        if fault is not None and fault.is_file() and fault.read_text().strip() == task.id:
+            fault.unlink()
+            f.flush()
+            os._exit(1)  # a worker killed mid-task
+        try:
+            return run_task(run_path, task, progress=True)
+        except BaseException as exc:  # noqa: BLE001 - reported to the driver with the log
+            traceback.print_exc(file=f)
+            return {"id": task.id, "error": f"{type(exc).__name__}: {exc}", "log": str(log)}
+
+
+def _init_ray(address: str | None, init_kwargs: dict | None):
+    import ray
+
+    if ray.is_initialized():
+        return ray, False
+    kw: dict = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:  # an existing cluster: "auto" (the one started on this node) or HOST:PORT
+        kw["address"] = address
+    else:  # a new instance of our own, never another user's cluster found on a shared node
+        kw["address"] = "local"
+        kw["object_store_memory"] = OBJECT_STORE_BYTES
+    kw.update(init_kwargs or {})
+    ray.init(**kw)
+    return ray, True
+
+
+def run_ray(run: RunDir, tasks: Sequence[Task], *, echo: Echo = print, address: str | None = None,
+            init_kwargs: dict | None = None, retries: int = 2, heartbeat_s: float = 60.0) -> dict:  # fmt: skip
+    """Run ``tasks`` on Ray (a new local instance, or the cluster at ``address``)."""
+    ray, started = _init_ray(address, init_kwargs)
+    try:
+        return _schedule(ray, run, tasks, echo, retries, heartbeat_s)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int, heartbeat_s: float) -> dict:
+    gpus = ray.cluster_resources().get("GPU", 0) > 0
+    remote = ray.remote(execute)
+    final = [t for t in tasks if t.kind == "report"]
+    todo = {t.id: t for t in tasks if t.kind != "report"}
+    finished: set[str] = set()
+    failed: dict[str, str] = {}
+    running: dict = {}
+    n_cls = sum(t.kind == "classify" for t in todo.values())
+    i_cls = 0
+    total = len(todo)
+    echo(f"ray: {total} tasks on {ray.cluster_resources().get('CPU', 0):g} CPUs"
+         + (f", {ray.cluster_resources()['GPU']:g} GPUs" if gpus else ", no GPU"))  # fmt: skip
+    last_beat = time.monotonic()
+
+    def blocked(t: Task) -> bool:
+        return any(d in failed or d in blocked_ids for d in t.deps)
+
+    blocked_ids: set[str] = set()
+    walls: dict[str, float] = {}
+    while todo or running:
+        before = (len(todo), len(running))
+        for tid, t in list(todo.items()):
+            if blocked(t):
+                blocked_ids.add(tid)
+                del todo[tid]
+            elif all(d in finished for d in t.deps):
+                del todo[tid]
+                if task_done(run, t):
+                    finished.add(tid)
+                    continue
+                opts = {"num_cpus": t.num_cpus, "num_gpus": t.num_gpus if gpus else 0,
+                        "max_retries": retries, "retry_exceptions": False, "name": tid}  # fmt: skip
+                running[remote.options(**opts).remote(str(run.path), t)] = t
+        if not running:
+            if todo and (len(todo), len(running)) != before:
+                continue  # tasks whose deps were just found finished: submit them
+            if todo:
+                raise GraphFailed(f"tasks wait on tasks that are not in the graph: {', '.join(todo)}")
+            break
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=heartbeat_s)
+        for ref in ready:
+            t = running.pop(ref)
+            try:
+                out = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than retries
+                out = {"id": t.id, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                       "log": str(log_path(run.path, t.id))}  # fmt: skip
+            if "error" in out:
+                failed[t.id] = f"{out['error']}\n    log: {out['log']}"
+                echo(f"ray: FAILED {t.id}: {out['error']} (log: {out['log']})")
+                continue
+            finished.add(t.id)
+            walls[t.id] = out.get("wall_s", 0.0)
+            if t.kind == "classify":
+                i_cls += 1
+                if not out.get("skipped"):
+                    echo("ray: " + classify_line(t, out, i_cls, n_cls))
+            echo(f"ray: done {len(finished)}/{total}, running or queued {len(running)}, "
+                 f"waiting {len(todo)}: {t.id} ({out.get('wall_s', 0):.0f} s)")  # fmt: skip
+        if not ready or time.monotonic() - last_beat >= heartbeat_s:
+            names = ", ".join(t.id for t in list(running.values())[:4])
+            echo(f"ray: done {len(finished)}/{total}, running or queued {len(running)} ({names}), "
+                 f"waiting {len(todo)}")  # fmt: skip
+            last_beat = time.monotonic()
+    if failed or blocked_ids:
+        lines = [f"  {tid}: {msg}" for tid, msg in failed.items()]
+        if blocked_ids:
+            lines.append(f"  not started because a task they need failed: {len(blocked_ids)} tasks")
+        raise GraphFailed(f"{len(failed)} task(s) failed; fix the cause and rerun the same command "
+                          f"(finished tasks are kept):\n" + "\n".join(lines))  # fmt: skip
+    echo("stage: report")
+    last = run_task(run, final[0]) if final else {}
+    if final:
+        walls[final[0].id] = last.get("wall_s", 0.0)
+    return {**last, "task_wall_s": walls}

@@ -1,0 +1,101 @@
+"""Augmentation-set names -> how each set is made (the one home of this mapping).
+
+Every set a method can name is either a *registered* kind, made by a generator, or a
+*user* set: any folder ``RUN/fold_K/augment/NAME`` that exists, is complete and
+validates (method ``NAME:1.0``). Registered kinds:
+
+============  =========  ========  ======  =====================================
+set name      generator  source    perlin  made by
+============  =========  ========  ======  =====================================
+``mp``        diffusion  mp        no      the fold's diffusion model
+``mp-perlin`` diffusion  mp        yes     ... on Perlin-varied joint regions
+``11k``       diffusion  natural   no      ... on natural-hand conditions
+``11k-perlin`` diffusion natural   yes     ... both
+``forward``   forward    mp        no      a non-learned imaging model (H10b)
+``forward-perlin`` forward mp      yes     ... on Perlin-varied regions
+============  =========  ========  ======  =====================================
+
+A generator other than diffusion is registered with :func:`register_set` (``oracle``
+the same way as ``forward``): ``factory`` is ``"module:function"``, imported when a set
+is made (the registry stays import-light; a missing module is reported before a run
+starts), with the signature shared by all set generators (``options`` are passed as
+its kind-specific keywords)::
+
+    make_<kind>_set(out: Path, n: int, *, dataset: Dataset, train_patients: Sequence[str],
+                    fold: int, config: Config, progress: bool = True, **kind_specific) -> Path
+
+The diffusion generator (``generate/augment.py``) takes more inputs (a trained model,
+a source); the task graph calls it with those.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SetKind:
+    name: str
+    generator: str  # "diffusion" or another registered generator kind
+    source: str  # "mp" (the fold's train cases) or "natural" (the natural source)
+    perlin: bool
+    factory: str = ""  # "module:function" for non-diffusion generators
+    options: tuple[tuple[str, object], ...] = ()  # kind-specific keyword arguments of the factory
+
+    @property
+    def needs_diffusion(self) -> bool:
+        return self.generator == "diffusion"
+
+    @property
+    def needs_natural(self) -> bool:
+        return self.source == "natural"
+
+    def load_factory(self) -> Callable:
+        module, _, func = self.factory.partition(":")
+        try:
+            return getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"augmentation set {self.name!r}: its generator {self.factory!r} cannot be loaded ({exc})"
+            ) from exc
+
+
+SETS: dict[str, SetKind] = {}
+
+
+def register_set(name: str, generator: str, source: str = "mp", perlin: bool = False,
+                 factory: str = "", options: dict | None = None) -> SetKind:  # fmt: skip
+    """Add (or replace) a set kind; returns it. ``options`` are passed to the factory."""
+    if generator != "diffusion" and not factory:
+        raise ValueError(f"set {name!r}: a {generator!r} generator needs factory='module:function'")
+    kind = SetKind(name, generator, source, bool(perlin), factory, tuple(sorted((options or {}).items())))
+    SETS[name] = kind
+    return kind
+
+
+for _name, _source, _perlin in (("mp", "mp", False), ("mp-perlin", "mp", True),
+                                ("11k", "natural", False), ("11k-perlin", "natural", True)):  # fmt: skip
+    register_set(_name, "diffusion", _source, _perlin)
+# the non-learned physics control (H10b): renders the mp / mp-perlin conditions
+for _name, _perlin in (("forward", False), ("forward-perlin", True)):
+    register_set(_name, "forward", "mp", _perlin, "jointaug.generate.forward:make_forward_set",
+                 {"perlin": _perlin})
+
+
+def set_kind(name: str) -> SetKind | None:
+    """The registered kind of set ``name`` (None: a user's own set)."""
+    return SETS.get(name)
+
+
+def diffusion_set_name(source: str, perlin: bool) -> str:
+    """The name of the diffusion set made from ``source`` with/without Perlin masks."""
+    for kind in SETS.values():
+        if kind.generator == "diffusion" and kind.source == source and kind.perlin == bool(perlin):
+            return kind.name
+    raise ValueError(f"unknown augmentation source {source!r} (mp or natural)")
+
+
+def registered_names() -> tuple[str, ...]:
+    return tuple(SETS)

@@ -1,0 +1,100 @@
+"""The one home of settings keys and seed derivation (numbers stable across versions).
+
+Settings keys: a finished output (diffusion model, augmentation set, classifier)
+records *what it depends on* as a JSON-able ``record`` and a short ``key`` of it; a
+later run recomputes the record from the current config and compares. The fields
+below do not change what is trained, so they are left out of the records.
+
+Seeds: every random stream is derived from the profile's seed(s) and the stage's
+coordinates (fold, purpose, case index) by ``numpy.random.SeedSequence``, so a stage
+run alone, resumed, or on another machine draws the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+# classify.*: how fast a training runs, not what it learns; ``seeds`` is the list of
+# runs (each training records its own seed)
+CLASSIFY_NOT_TRAINING = frozenset(
+    {"seeds", "num_workers", "amp", "channels_last", "checkpoint_minutes", "compile"}
+)
+# diffusion.*: how samples are drawn or logged; train_steps can be raised to train on
+DIFFUSION_NOT_TRAINING = frozenset(
+    {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every", "train_steps",
+     "checkpoint_minutes", "amp", "compile"}
+)
+
+
+def settings_key(record: Any) -> str:
+    """16 hex digits of sha256 over the canonical JSON of ``record``."""
+    blob = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def classify_settings(cfg) -> dict:
+    """A ClassifyConfig as recorded by a classifier (speed flags and seeds list left out)."""
+    return cfg.model_dump(exclude=set(CLASSIFY_NOT_TRAINING))
+
+
+def diffusion_settings(cfg) -> dict:
+    """A DiffusionConfig as recorded by a trained model (sampling/logging left out)."""
+    return cfg.model_dump(exclude=set(DIFFUSION_NOT_TRAINING))
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: tree}
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, default=str)
+    if isinstance(value, list) and len(text) > width:
+        return f"[{len(value)} items]"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def changed_settings(old: Any, new: Any) -> list[str]:
+    """Dotted keys whose values differ, as ``key: old -> new`` lines (sorted)."""
+    a, b = _flatten(old), _flatten(new)
+    lines = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k, "<unset>") != b.get(k, "<unset>"):
+            lines.append(f"{k}: {_short(a.get(k, '<unset>'))} -> {_short(b.get(k, '<unset>'))}")
+    return lines
+
+
+# ---- seeds ------------------------------------------------------------------------------
+
+
+def derived_seed(*parts: int | str) -> int:
+    """A 63-bit seed from integers and strings (stable across processes and platforms)."""
+    ints = [p if isinstance(p, int) else int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "little")
+            for p in parts]  # fmt: skip
+    return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def job_seed(seed: int, fold: int) -> int:
+    """A classifier's training seed for (seed, fold): other initialisations per fold."""
+    return int(np.random.SeedSequence([int(seed), int(fold)]).generate_state(1)[0])
+
+
+def split_seed(seed: int) -> tuple[int, int, int]:
+    """A classifier's (init, data, torch-global) seeds from its training seed."""
+    a, b, c = np.random.SeedSequence(int(seed)).generate_state(3)
+    return int(a), int(b), int(c)
+
+
+def case_seed(seed: int, fold: int, name: str, index: int) -> np.random.SeedSequence:
+    """Synthetic case ``index`` of augmentation set ``name`` of ``fold``."""
+    return np.random.SeedSequence([int(seed), int(fold), zlib.crc32(name.encode()), int(index)])

@@ -1,0 +1,91 @@
+"""Finished outputs: done markers that record their settings, staleness, moving aside.
+
+A finished output folder (a diffusion model, an augmentation set, a classifier) holds
+``done``, a JSON marker written last: ``{"key": ..., "settings": {...}, ...}``. When
+the current config asks for other settings, the output is *stale*. Nothing finished
+is ever deleted implicitly: a stage that finds stale work raises
+:class:`StaleOutputError` naming every changed key (old -> new), and only an explicit
+``--retrain`` moves the old folders aside (:func:`move_aside`, into
+``RUN/stale/<timestamp>/<same relative path>``), where they stay until the user
+deletes them. Moving (not deleting) keeps an hours-long GPU model one ``mv`` away
+from being restored, and keeps the run folder's layout one folder per output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jointaug.dataset.io import write_text_atomic
+from jointaug.keys import changed_settings
+
+DONE = "done"
+
+
+def read_done(folder: Path) -> dict | None:
+    """The done marker of ``folder`` (None when absent or unreadable)."""
+    try:
+        done = json.loads((Path(folder) / DONE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return done if isinstance(done, dict) else None
+
+
+def write_done(folder: Path, key: str, settings: dict, **extra) -> None:
+    write_text_atomic(Path(folder) / DONE, json.dumps({**extra, "key": key, "settings": settings}) + "\n")
+
+
+@dataclass
+class StaleOutput:
+    """A finished (or partly written) output made with other settings than asked now."""
+
+    path: Path
+    what: str
+    changes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = [f"{self.what}: {self.path}"]
+        lines += [f"    {c}" for c in self.changes] or ["    (its settings were not recorded; its key differs)"]
+        return "\n".join(lines)
+
+
+class StaleOutputError(ValueError):
+    """Finished work would have to be replaced; the user must confirm (``--retrain``)."""
+
+    def __init__(self, stale: Sequence[StaleOutput], hint: str = "rerun with --retrain"):
+        self.stale = list(stale)
+        head = (f"{len(self.stale)} finished output(s) were made with other settings than the "
+                f"current config; nothing was changed:")  # fmt: skip
+        body = "\n".join(s.describe() for s in self.stale)
+        tail = (f"to replace them, {hint} (the old outputs are moved to RUN/stale/, not deleted); "
+                f"or restore the settings")  # fmt: skip
+        super().__init__(f"{head}\n{body}\n{tail}")
+
+
+def stale_vs(folder: Path, what: str, key: str, settings: dict) -> StaleOutput | None:
+    """``folder``'s done marker against the wanted key: None if absent or up to date."""
+    done = read_done(folder)
+    if done is None or done.get("key") == key:
+        return None
+    old = done.get("settings")
+    return StaleOutput(Path(folder), what, changed_settings(old, settings) if isinstance(old, dict) else [])
+
+
+def move_aside(paths: Sequence[Path], run_root: Path, stamp: str | None = None) -> Path:
+    """Move ``paths`` (inside ``run_root``) to ``run_root/stale/<stamp>/<relative path>``."""
+    run_root = Path(run_root).resolve()
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    dest_root = run_root / "stale" / stamp
+    for p in paths:
+        p = Path(p).resolve()
+        if not p.exists():
+            continue
+        rel = p.relative_to(run_root)
+        dest = dest_root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(p, dest)
+    return dest_root

@@ -1,0 +1,72 @@
+"""The Ray executor on a local 2-CPU Ray instance: the same tables as the local executor,
+and a worker killed mid-task (retried, or failed and rerun) still gives the same tables."""
+
+from __future__ import annotations
+
+import pytest
+from test_experiment_pipeline import TINY
+from typer.testing import CliRunner
+
+from jointaug.cli import app
+from jointaug.dataset.phantom import write_phantom
+from jointaug.experiments.ray_executor import FAULT_ENV, GraphFailed
+
+ray = pytest.importorskip("ray")
+
+GRID = [*TINY, "experiment.methods=[baseline, mp-perlin]", "experiment.mixtures=[]",
+        "experiment.imbalance_baselines=[]", "experiment.curve_sizes=[]"]  # fmt: skip
+TABLES = ("table1.md", "table2.md", "metrics.csv")
+
+
+def _run(data, out, *extra):
+    args = ["run", "--dataset", str(data), "--out", str(out), "--profile", "paper", "--folds", "0,1",
+            "--no-progress", *[a for s in GRID for a in ("--set", s)], *extra]  # fmt: skip
+    return CliRunner().invoke(app, args)
+
+
+def _tables(out):
+    return {k: (out / "results" / k).read_bytes() for k in TABLES}
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("raygrid")
+    write_phantom(root / "data", patients=6, size=64, seed=0, progress=False)
+    res = _run(root / "data", root / "local")
+    assert res.exit_code == 0, res.output
+    fault = root / "fault"
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2,
+             log_to_driver=False, runtime_env={"env_vars": {FAULT_ENV: str(fault)}})  # fmt: skip
+    yield root, fault, _tables(root / "local")
+    ray.shutdown()
+
+
+def test_ray_gives_the_local_tables_even_when_a_worker_dies_mid_task(grid):
+    root, fault, local = grid
+    fault.write_text("classify/1/mp-perlin_8/seed_0")  # that task's worker dies once
+    res = _run(root / "data", root / "ray", "--executor", "ray")
+    assert res.exit_code == 0, res.output
+    assert not fault.exists()  # the worker did die, and Ray retried the task
+    assert "ray: done 12/12" in res.output and "stage: report" in res.output
+    assert _tables(root / "ray") == local
+    assert (root / "ray" / "logs" / "classify__1__mp-perlin_8__seed_0.log").is_file()
+
+
+def test_a_failed_task_is_reported_with_its_log_and_a_rerun_completes(grid, tmp_path):
+    from jointaug.config import load_config
+    from jointaug.experiments.pipeline import make_plan, run_experiment
+    from jointaug.experiments.rundir import RunDir
+
+    root, fault, local = grid
+    run = RunDir.create(tmp_path / "run", root / "data", load_config("paper", GRID))
+    plan = make_plan(run, folds=[0, 1])
+    fault.write_text("set/0/mp-perlin")
+    log: list[str] = []
+    with pytest.raises(GraphFailed, match=r"set/0/mp-perlin: .*\n    log: .*set__0__mp-perlin\.log") as err:
+        run_experiment(run, plan, progress=False, echo=log.append, estimate=False, executor="ray",
+                       ray_retries=0)  # fmt: skip
+    assert "not started because a task they need failed: 2 tasks" in str(err.value)
+    assert not (run.results_dir / "table1.md").exists()  # no report from a partial grid
+    assert (run.diffusion_dir(1) / "done").is_file()  # the rest ran on
+    run_experiment(run, plan, progress=False, echo=log.append, estimate=False, executor="ray")
+    assert _tables(run.path) == local
