@@ -27,6 +27,61 @@ import numpy as np
 import torch
 
 
+def _median_s(fn, device, repeats: int, warmup: int = 2) -> float:
+    times = []
+    for _ in range(repeats + warmup):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[warmup:])
+
+
+def loop_speed(cfg, device, steps: int) -> tuple[float, float, float]:
+    """(one step of the real training loop, EMA update with _foreach_lerp_, EMA update
+    with a per-parameter loop) in seconds (medians)."""
+    from jointaug.generate.loop import LossMeter, diffusion_loss, draw_batch
+    from jointaug.generate.model import EMA, EpsilonView, build_unet
+    from jointaug.generate.sample import NoiseSchedule
+
+    s = cfg.image_size
+    net = build_unet(cfg, init_seed=0).to(device)
+    ema = EMA(net, cfg.ema_decay)
+    sched = NoiseSchedule.from_config(cfg).ddpm()
+    eps = EpsilonView(net, sched.alphas_cumprod, cfg.network_output)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, fused=device.type == "cuda")
+    ys = torch.rand(64, 1, s, s, device=device) * 2 - 1
+    cs = torch.rand(64, 3, s, s, device=device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    meter = LossMeter(device)
+
+    def step():
+        net.train()
+        x0, cond, t, noise = draw_batch(gen, ys, cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
+        loss = diffusion_loss(eps, sched, x0, cond, t, noise, cfg.amp)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(net)
+        meter.add(loss)
+
+    loop_s = _median_s(step, device, steps)
+    meter.read()
+
+    @torch.no_grad()
+    def ema_loop():  # the previous implementation, for comparison
+        d = ema.current_decay()
+        for sp, p in zip(ema.shadow.parameters(), net.parameters(), strict=True):
+            sp.lerp_(p.detach(), 1.0 - d)
+        for sb, b in zip(ema.shadow.buffers(), net.buffers(), strict=True):
+            sb.copy_(b)
+
+    return loop_s, _median_s(lambda: ema.update(net), device, 20), _median_s(ema_loop, device, 20)
+
+
 def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
     from jointaug.generate.model import EpsilonView, build_unet
     from jointaug.generate.sample import NoiseSchedule, sample_ddpm, sample_fast
@@ -56,6 +111,11 @@ def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
     step_s = statistics.median(times[2:])
     print(f"train step (batch {cfg.batch_size}, {s}x{s}): {step_s * 1000:.1f} ms median "
           f"-> {cfg.train_steps} steps ~ {step_s * cfg.train_steps:.0f} s")  # fmt: skip
+    loop_s, ema_foreach, ema_loop = loop_speed(cfg, device, train_steps)
+    print(f"train loop step (draw on device, loss, Adam, EMA, device-side loss meter): "
+          f"{loop_s * 1000:.1f} ms median ({step_s / loop_s:.2f} of the bare step's speed)")  # fmt: skip
+    print(f"EMA update: _foreach_lerp_ {ema_foreach * 1000:.2f} ms, per-parameter lerp_ loop "
+          f"{ema_loop * 1000:.2f} ms ({ema_loop / ema_foreach:.1f}x)")  # fmt: skip
 
     def rate(fn, b, repeats):
         """Images/s, best of ``repeats`` runs (a shared machine only ever slows a run down)."""

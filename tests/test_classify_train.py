@@ -154,3 +154,32 @@ def test_checkpoint_by_wall_time_log_appended_and_resume_exact(tmp_path, data, m
     assert [int(r["samples"]) for r in rows] == [r["samples"] for r in full.log]
     for k, v in full.best_state.items():
         assert torch.equal(v, resumed.best_state[k]), k
+
+
+def test_ctrl_c_stops_at_the_next_evaluation_with_a_checkpoint(tmp_path, data):
+    """A real SIGINT mid-period: training goes on to the next evaluation, checkpoints
+    (despite the 10-minute clock), raises KeyboardInterrupt; resuming is exact."""
+    import os
+    import signal
+
+    train, val = data
+    cfg = tiny_config(max_samples=320, patience_samples=10_000)
+    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, progress=False)
+    sent = []
+
+    def ctrl_c(samples):
+        if samples >= 150 and not sent:
+            sent.append(samples)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    out = tmp_path / "int"
+    with pytest.raises(KeyboardInterrupt):
+        fit(out, train, val, cfg, 3, LABELS, progress=False, on_step=ctrl_c)
+    _, meta = load_tensors(out / CHECKPOINT)
+    import json
+
+    assert json.loads(meta["state"])["samples"] == 192  # the evaluation after sample 150
+    resumed = fit(out, train, val, cfg, 3, LABELS, progress=False)
+    assert [r["train_loss"] for r in resumed.log] == [r["train_loss"] for r in full.log]
+    for k, v in full.best_state.items():
+        assert torch.equal(v, resumed.best_state[k]), k

@@ -4,7 +4,9 @@ checkpoints, appended logs, exact resume after Ctrl-C, non-finite losses caught.
 import csv
 import json
 import math
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -94,6 +96,8 @@ def test_checkpoints_by_wall_time_and_log_appended(data, monkeypatch):
 
 
 def test_ctrl_c_checkpoints_and_resume_is_exact(data, monkeypatch):
+    """Ctrl-C (a real SIGINT) in the middle of step 5: the step is finished, checkpointed,
+    then KeyboardInterrupt; the resumed model equals the uninterrupted one."""
     ref = _run(data, "ref")
     train_diffusion(ref, 0, progress=False)
     calls = []
@@ -102,7 +106,7 @@ def test_ctrl_c_checkpoints_and_resume_is_exact(data, monkeypatch):
     def interrupted(*a, **k):
         calls.append(1)
         if len(calls) == 5:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return orig(*a, **k)
 
     run = _run(data, "ctrl-c", "diffusion.checkpoint_every=0", "diffusion.checkpoint_minutes=1000")
@@ -110,7 +114,7 @@ def test_ctrl_c_checkpoints_and_resume_is_exact(data, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train_diffusion(run, 0, progress=False)
     _, meta = load_tensors(run.diffusion_dir(0) / "checkpoint.safetensors")
-    assert meta["step"] == 4
+    assert meta["step"] == 5
     monkeypatch.setattr(train_mod, "draw_batch", orig)
     train_diffusion(run, 0, progress=False)
     a, _ = load_tensors(ref.diffusion_dir(0) / "ema.safetensors")

@@ -37,8 +37,16 @@ def test_apply_runtime_sets_threads_and_records_them():
         assert {"deterministic_algorithms", "cudnn_deterministic", "tf32_matmul"} <= set(rec)
         apply_runtime(load_config("demo", ["threads=0"]))  # 0 keeps what torch has
         assert torch.get_num_threads() == 1
+        apply_runtime(load_config("demo", ["deterministic=true"]))
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert runtime_record("cpu")["deterministic_algorithms"] is True
+        apply_runtime(load_config("demo"))
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert runtime_record("cpu")["deterministic_algorithms"] is False
     finally:
         torch.set_num_threads(before)
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
 
 
 def test_cuda_requested_without_cuda_is_one_clear_error(tmp_path, tiny_dataset):

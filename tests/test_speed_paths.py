@@ -51,8 +51,7 @@ def test_compiled_diffusion_training_gives_the_same_weights(tmp_path, monkeypatc
 @cuda
 def test_diffusion_step_bf16_fused_adam_on_cuda(tmp_path):
     data = _write_dataset(tmp_path / "data")
-    run = RunDir.create(tmp_path / "run", data, load_config("demo", [*OVERRIDES[:-1], "device=cuda",
-                                                                      "diffusion.amp=true"]))  # fmt: skip
+    run = RunDir.create(tmp_path / "run", data, load_config("demo", [*OVERRIDES, "device=cuda", "diffusion.amp=true"]))
     folder = train_diffusion(run, 0, progress=False)
     ema, _ = load_tensors(folder / "ema.safetensors")
     assert all(torch.isfinite(v).all() for v in ema.values() if v.is_floating_point())

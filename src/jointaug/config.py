@@ -161,6 +161,7 @@ class Config(_Section):
     dataset: str = ""  # the dataset folder (set when a run folder is made)
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = torch's default. 1 is fastest for small nets
+    deterministic: bool = False  # torch deterministic algorithms, no cuDNN autotuning (slower on CUDA)
     phantom: PhantomConfig = Field(default_factory=PhantomConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     classify: ClassifyConfig = Field(default_factory=ClassifyConfig)

@@ -18,6 +18,7 @@ round differently, which is why every verb applies the same ``threads``).
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
@@ -63,12 +64,21 @@ def apply_runtime(config: Config) -> torch.device:
     - on CUDA: ``cudnn.benchmark = True`` (fixed shapes: the fastest kernels are picked
       once) and TF32 for float32 matrix products and convolutions (``high`` precision).
       Neither touches the CPU path.
+    - ``deterministic``: ``torch.use_deterministic_algorithms(True, warn_only=True)``,
+      ``cudnn.deterministic = True`` and no cuDNN autotuning (on CUDA, two runs then give
+      the same numbers at some cost in speed; on the CPU training is deterministic for a
+      fixed thread count anyway). ``False`` switches these back off.
     """
     if config.threads > 0 and torch.get_num_threads() != config.threads:
         torch.set_num_threads(config.threads)
     dev = resolve_device(config.device)
+    det = bool(getattr(config, "deterministic", False))
+    if det:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+    torch.use_deterministic_algorithms(det, warn_only=True)
+    torch.backends.cudnn.deterministic = det
     if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not det
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.set_float32_matmul_precision("high")

@@ -9,12 +9,17 @@
   points from which they can resume bit for bit); it loses at most that much time.
 - :class:`LogFile`: ``log.csv`` appended one row at a time, rewritten only once per call
   (at the start, keeping the rows the checkpoint knows about).
+- :class:`GracefulInterrupt`: Ctrl-C stops at the next point a checkpoint can resume from
+  exactly, writes it, then raises KeyboardInterrupt.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import signal
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,3 +63,34 @@ class LogFile:
 
     def append(self, row: dict) -> None:
         append_text(self.path, ",".join(str(_fmt(row.get(k, ""))) for k in self.columns) + "\n")
+
+
+class GracefulInterrupt:
+    """The first Ctrl-C (SIGINT) asks the loop to stop at its next resumable point (a step
+    boundary for the diffusion loop, the next evaluation for the classifier), where it
+    writes a checkpoint and raises KeyboardInterrupt; a second Ctrl-C interrupts at once
+    (without a checkpoint: the state could be half a step old). Outside the main thread
+    (where signal handlers cannot be set) it does nothing."""
+
+    def __init__(self, what: str = "training"):
+        self.what = what
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame) -> None:  # noqa: ARG002
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\ninterrupt: {self.what} stops at the next checkpoint-safe point; "
+              "press Ctrl-C again to stop at once (loses the work since the last checkpoint)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def __enter__(self) -> GracefulInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None

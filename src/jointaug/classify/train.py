@@ -50,7 +50,7 @@ from jointaug.classify.transforms import PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
 from jointaug.keys import CLASSIFY_NOT_TRAINING, classify_settings, settings_key, split_seed
 from jointaug.runtime import autocast_for, maybe_compile, resolve_device
-from jointaug.training import CheckpointClock, LogFile
+from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
 
 LOG_COLUMNS = ("eval", "epoch", "samples", "train_loss", "val_loss", "val_accuracy", "val_tpr",
                "val_tnr", "val_f1", "val_gms", "best_val_gms", "best_samples", "wall_s")  # fmt: skip
@@ -255,19 +255,23 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
         clock = CheckpointClock(cfg.checkpoint_minutes, 0, cfg.max_samples)
         t0 = time.perf_counter() - st.wall_s
         bar = _progress(progress, st.horizon(cfg), st.samples, desc)
-        try:
-            while not st.finished:
-                train_loss = _train_period(step, st, bar, on_step)
-                if st.evaluated(cfg, train_loss, _validate(step, val), time.perf_counter() - t0):
-                    best = _state_copy(model)
-                log.append(st.log[-1])
-                if st.finished or clock.due(st.samples):
-                    save_checkpoint(ckpt, model, step.opt, best, step.gen, asdict(st))
-                    clock.reset()
-                bar.total = max(st.horizon(cfg), st.samples)
-                bar.set_postfix(loss=f"{train_loss:.3f}", best_gms=f"{st.best_gms:.3f}")
-        finally:
-            bar.close()
+        # Ctrl-C: train on to the next evaluation, checkpoint, then KeyboardInterrupt
+        with GracefulInterrupt(desc or f"training in {out_dir}") as stop:
+            try:
+                while not st.finished:
+                    train_loss = _train_period(step, st, bar, on_step)
+                    if st.evaluated(cfg, train_loss, _validate(step, val), time.perf_counter() - t0):
+                        best = _state_copy(model)
+                    log.append(st.log[-1])
+                    if st.finished or clock.due(st.samples) or stop.requested:
+                        save_checkpoint(ckpt, model, step.opt, best, step.gen, asdict(st))
+                        clock.reset()
+                    if stop.requested:
+                        raise KeyboardInterrupt
+                    bar.total = max(st.horizon(cfg), st.samples)
+                    bar.set_postfix(loss=f"{train_loss:.3f}", best_gms=f"{st.best_gms:.3f}")
+            finally:
+                bar.close()
     best = {k: v.cpu() for k, v in best.items()}
     save_tensors(out_dir / MODEL, best, model_metadata(cfg, labels))
     return FitResult(best, float(st.best_gms), int(st.best_samples), int(st.samples),

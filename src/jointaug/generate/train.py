@@ -46,7 +46,7 @@ from jointaug.keys import derived_seed, diffusion_settings, settings_key
 from jointaug.outputs import StaleOutput, StaleOutputError, read_done, stale_vs, write_done
 from jointaug.progress import progress_bar
 from jointaug.runtime import maybe_compile, resolve_device, runtime_record
-from jointaug.training import CheckpointClock, LogFile
+from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
 
 LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
 GRID_CASES = 4
@@ -228,46 +228,47 @@ def train_diffusion(
             if cuda and cuda_rng is not None:
                 torch.cuda.set_rng_state(cuda_rng, device)
         first = step + 1  # first step of the current log interval
-        try:
-            while step < end:
-                t0 = time.perf_counter()
-                net.train()
-                x0, cond, t, noise = draw_batch(gen, ys, cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
-                loss = diffusion_loss(eps_net, sched, x0, cond, t, noise, cfg.amp)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                ema.update(net)
-                meter.add(loss)
-                step += 1
-                wall += time.perf_counter() - t0
-                bar.update(1)
-                row_due = step % log_every == 0 or step == cfg.train_steps
-                ckpt_due = clock.due(step)
-                if not (row_due or ckpt_due):
-                    continue
-                mean, ema_loss = meter.read()  # the one synchronisation of the interval
-                if not math.isfinite(mean):
-                    raise FloatingPointError(
-                        f"diffusion fold {fold}: loss became {mean} in steps {first}-{step}; "
-                        f"lower diffusion.lr (now {cfg.lr})"
-                    )
-                bar.set_postfix(loss=f"{ema_loss:.4f}")
-                if row_due:
-                    log.append({"step": step, "loss": mean, "ema_loss": ema_loss,
-                                "lr": float(opt.param_groups[0]["lr"]), "wall_s": wall})  # fmt: skip
-                    meter.reset_interval()
-                    first = step + 1
-                if step % cfg.sample_every == 0 or step == cfg.train_steps:
-                    write_samples(folder / "samples.png", eps_ema, arrays, grid_idx, intensity, cfg,
-                                  device, f"fold {fold}, step {step}, EMA, {cfg.sampler}")  # fmt: skip
-                if ckpt_due:
-                    save_checkpoint()
-        except KeyboardInterrupt:
-            save_checkpoint()
-            raise
-        finally:
-            bar.close()
+        # Ctrl-C: finish the step, checkpoint, then KeyboardInterrupt (resume stays exact)
+        with GracefulInterrupt(f"diffusion fold {fold}") as stop:
+            try:
+                while step < end:
+                    t0 = time.perf_counter()
+                    net.train()
+                    x0, cond, t, noise = draw_batch(gen, ys, cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
+                    loss = diffusion_loss(eps_net, sched, x0, cond, t, noise, cfg.amp)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    ema.update(net)
+                    meter.add(loss)
+                    step += 1
+                    wall += time.perf_counter() - t0
+                    bar.update(1)
+                    row_due = step % log_every == 0 or step == cfg.train_steps
+                    ckpt_due = clock.due(step) or stop.requested
+                    if not (row_due or ckpt_due):
+                        continue
+                    mean, ema_loss = meter.read()  # the one synchronisation of the interval
+                    if not math.isfinite(mean):
+                        raise FloatingPointError(
+                            f"diffusion fold {fold}: loss became {mean} in steps {first}-{step}; "
+                            f"lower diffusion.lr (now {cfg.lr})"
+                        )
+                    bar.set_postfix(loss=f"{ema_loss:.4f}")
+                    if row_due:
+                        log.append({"step": step, "loss": mean, "ema_loss": ema_loss,
+                                    "lr": float(opt.param_groups[0]["lr"]), "wall_s": wall})  # fmt: skip
+                        meter.reset_interval()
+                        first = step + 1
+                    if step % cfg.sample_every == 0 or step == cfg.train_steps:
+                        write_samples(folder / "samples.png", eps_ema, arrays, grid_idx, intensity, cfg,
+                                      device, f"fold {fold}, step {step}, EMA, {cfg.sampler}")  # fmt: skip
+                    if ckpt_due:
+                        save_checkpoint()
+                    if stop.requested:
+                        raise KeyboardInterrupt
+            finally:
+                bar.close()
     if step < cfg.train_steps:
         return folder
     ck.save_tensors(folder / "model.safetensors", net.state_dict(), {"step": step})
