@@ -110,6 +110,7 @@ def make_augmentation_set(
         "model_step": model.info.get("step"), "model_train_cases": len(model.info.get("train_cases", [])),
         "model_key": _model_key(run.diffusion_dir(fold)),
         "sampler": cfg.sampler, "steps": steps, "batch_size": cfg.sample_batch_size,
+        "guidance_scale": cfg.guidance_scale, "upsample": cfg.upsample,
         "inflammation_sampler": config.sampler.model_dump(),
         "perlin_config": config.perlin.model_dump() if perlin else None,
     }  # fmt: skip

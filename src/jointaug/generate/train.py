@@ -35,6 +35,7 @@ from jointaug.dataset.io import write_text_atomic
 from jointaug.experiments.rundir import RunDir
 from jointaug.generate import checkpoint as ck
 from jointaug.generate.grid import samples_grid, write_png_rgb
+from jointaug.generate.guidance import drop_condition, lr_at, min_snr_weights, weighted_mse
 from jointaug.generate.intensity import IntensityMap, fit_intensity
 from jointaug.generate.model import (
     EMA,
@@ -60,7 +61,7 @@ def derived_seed(*parts: int | str) -> int:
 
 # settings that change how samples are drawn or logged, not the trained network
 NOT_TRAINING = {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every",
-                "train_steps"}  # fmt: skip
+                "train_steps", "guidance_scale", "upsample"}  # fmt: skip
 
 
 def settings_key(cfg, case_ids) -> str:
@@ -245,7 +246,15 @@ def train_diffusion(
                 t = torch.randint(cfg.timesteps, (b,), generator=gen).to(device)
                 noise = torch.randn(x0.shape, generator=gen).to(device)
                 xt = sched.add_noise(x0, noise, t)
-                loss = F.mse_loss(eps_net(torch.cat([xt, cond], dim=1), t).float(), noise)
+                cond = drop_condition(cond, cfg.cond_dropout, gen)  # off by default: no draw
+                eps = eps_net(torch.cat([xt, cond], dim=1), t).float()
+                if cfg.min_snr_gamma > 0:
+                    loss = weighted_mse(eps, noise, min_snr_weights(sched.alphas_cumprod, t, cfg.min_snr_gamma))
+                else:
+                    loss = F.mse_loss(eps, noise)
+                if cfg.lr_schedule != "constant" or cfg.warmup_steps:
+                    for g in opt.param_groups:
+                        g["lr"] = lr_at(step, cfg.lr, cfg.lr_schedule, cfg.train_steps, cfg.warmup_steps)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"diffusion fold {fold}: loss became {loss.item()} at step {step + 1}; "
