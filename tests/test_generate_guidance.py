@@ -91,3 +91,50 @@ def test_upsample_linear():
     ramp = np.tile(np.arange(4.0), (4, 1))
     out = upsample_linear(ramp, (4, 8))
     assert np.all(np.diff(out[0]) >= 0)
+
+
+TINY = [
+    "split.folds=3", "diffusion.image_size=16", "diffusion.channels=[8,16]",
+    "diffusion.attention_levels=[false,true]", "diffusion.num_res_blocks=1", "diffusion.num_head_channels=8",
+    "diffusion.batch_size=4", "diffusion.train_steps=4", "diffusion.sample_every=100", "diffusion.sampler=ddim",
+    "diffusion.fast_steps=2", "diffusion.sample_batch_size=2", "diffusion.network_output=v", "device=cpu",
+]  # fmt: skip
+OPTIONS = ["diffusion.cond_dropout=0.5", "diffusion.min_snr_gamma=5", "diffusion.lr_schedule=cosine",
+           "diffusion.warmup_steps=2"]  # fmt: skip
+
+
+def test_options_train_guide_and_upsample(tmp_path):
+    from conftest import write_tiny_dataset
+
+    from jointaug.config import load_config
+    from jointaug.experiments.rundir import RunDir
+    from jointaug.generate.checkpoint import load_tensors
+    from jointaug.generate.train import settings_key, train_diffusion
+    from jointaug.generate.trained import generate_rates, load_trained
+
+    data = write_tiny_dataset(tmp_path / "data", n_patients=6, size=32)
+    plain = RunDir.create(tmp_path / "plain", data, load_config("demo", TINY))
+    opts = RunDir.create(tmp_path / "opts", data, load_config("demo", TINY + OPTIONS))
+    a = load_tensors(train_diffusion(plain, 0, progress=False) / "model.safetensors")[0]
+    folder = train_diffusion(opts, 0, progress=False)
+    b = load_tensors(folder / "model.safetensors")[0]
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the options change training
+    lrs = [float(r.split(",")[3]) for r in (folder / "log.csv").read_text().splitlines()[1:]]
+    assert lrs[-1] < lrs[1]  # cosine decay logged
+    cfg = opts.config.diffusion
+    assert settings_key(cfg, ["x"]) != settings_key(cfg.model_copy(update={"cond_dropout": 0.0}), ["x"])
+    # sampling options do not retrain
+    assert settings_key(cfg, ["x"]) == settings_key(cfg.model_copy(update={"guidance_scale": 3.0}), ["x"])
+    sampler = cfg.model_copy(update={"guidance_scale": 2.0, "upsample": "bilinear"})
+    model = load_trained(folder, torch.device("cpu"), sampler)
+    assert isinstance(model.net, GuidedEpsilon) and model.net.scale == 2.0
+    cond = np.zeros((32, 32), np.uint8)
+    cond[4:28, 4:28] = 1
+    cond[8:12, 8:12] = 3
+    r_guided = generate_rates(model, [cond], [7])[0]
+    r_plain = generate_rates(load_trained(folder, torch.device("cpu"), cfg), [cond], [7])[0]
+    assert r_guided.shape == (32, 32) and r_guided.min() >= 0
+    assert not np.allclose(r_guided, r_plain)
+    # nearest (16 -> 32) repeats every column twice; bilinear does not
+    assert np.array_equal(r_plain[:, 0::2], r_plain[:, 1::2])
+    assert not np.allclose(r_guided[:, 0::2], r_guided[:, 1::2])

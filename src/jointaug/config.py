@@ -60,8 +60,10 @@ class ClassifyConfig(_Section):
     focal_gamma: float = 2.0
     threshold: float = 0.5
     num_workers: int = 0
-    amp: bool = False
+    amp: bool = False  # bf16 autocast on CUDA (no-op on the CPU)
     channels_last: bool = False
+    checkpoint_minutes: float = 10.0  # checkpoint at an evaluation >= this long after the last
+    compile: bool = False  # torch.compile the network (speed only)
 
 
 class DiffusionConfig(_Section):
@@ -81,10 +83,13 @@ class DiffusionConfig(_Section):
     train_steps: int = 200_000
     ema_decay: float = 0.9999
     sample_every: int = 5_000
-    checkpoint_every: int = 1_000
+    checkpoint_minutes: float = 10.0  # checkpoint every this much wall time (and at the end)
+    checkpoint_every: int = 0  # also every N steps (0: wall time only)
     sampler: Literal["ddpm", "ddim"] = "ddpm"
     fast_steps: int = 50
-    sample_batch_size: int = 64
+    sample_batch_size: int | Literal["auto"] = 64  # auto: sized to the GPU's memory (64 on CPU)
+    amp: bool = True  # bf16 autocast of the network on CUDA (loss in fp32; no-op on the CPU)
+    compile: bool = False  # torch.compile the network for training (speed only)
     seed: int = 0  # weights init, training batches/noise, augmentation sets
     flip_prob: float = 0.5  # left-right flip of image + condition while training
     intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (generate/intensity.py)
@@ -238,11 +243,10 @@ def load_config(
 
 
 def apply_threads(config: Config) -> None:
-    """Set torch's CPU thread count from ``config.threads`` (0 leaves torch's default)."""
-    if config.threads > 0:
-        import torch
+    """Apply the config's threads (and CUDA settings): :func:`jointaug.runtime.apply_runtime`."""
+    from jointaug.runtime import apply_runtime
 
-        torch.set_num_threads(config.threads)
+    apply_runtime(config)
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:

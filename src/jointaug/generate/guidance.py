@@ -33,7 +33,7 @@ def drop_condition(cond: torch.Tensor, p: float, gen: torch.Generator) -> torch.
         return cond
     if p >= 1:
         raise ValueError(f"diffusion.cond_dropout must be in [0, 1), got {p}")
-    keep = (torch.rand(cond.shape[0], generator=gen) >= p).to(cond.device, cond.dtype)
+    keep = (torch.rand(cond.shape[0], generator=gen, device=gen.device) >= p).to(cond.device, cond.dtype)
     return cond * keep[:, None, None, None]
 
 
@@ -49,7 +49,7 @@ def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float)
 def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """mean_b w_b * mean_pixels (pred_b - target_b)^2 (equals ``F.mse_loss`` for w = 1)."""
     per = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
-    return (weights * per).mean()
+    return (weights.to(per.device, per.dtype) * per).mean()
 
 
 def lr_at(step: int, lr: float, schedule: str, train_steps: int, warmup_steps: int = 0) -> float:
