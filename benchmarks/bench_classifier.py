@@ -34,10 +34,11 @@ import torch
 
 from jointaug.classify.losses import masked_bce
 from jointaug.classify.model import build_model
-from jointaug.classify.train import _Step, autocast_for
+from jointaug.classify.train import _Step
 from jointaug.classify.transforms import PaperAugment, crop_pad_px, prepare_image
 from jointaug.config import load_config
 from jointaug.dataset.io import read_image, write_counts_png
+from jointaug.runtime import autocast_for
 
 
 def make_step(cfg, n_labels: int, n_images: int, dev: torch.device) -> _Step:

@@ -79,11 +79,11 @@ def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
 def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
     from jointaug.experiments.rundir import RunDir
     from jointaug.generate.intensity import poisson_counts
-    from jointaug.generate.model import pick_device
     from jointaug.generate.quality import ordering_ok, region_means, total_counts
     from jointaug.generate.sources import mp_source, plan_case
     from jointaug.generate.train import train_diffusion
     from jointaug.generate.trained import generate_rates, load_trained
+    from jointaug.runtime import resolve_device
 
     run = RunDir(run_path)
     config = run.config
@@ -104,7 +104,7 @@ def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
           f"high {rm['high']:.2f} counts/px; total {real_total:,.0f} counts")  # fmt: skip
     synthetic = {}
     for sampler in ("ddim", "ddpm"):
-        model = load_trained(folder, pick_device(config.device),
+        model = load_trained(folder, resolve_device(config.device),
                              config.diffusion.model_copy(update={"sampler": sampler}))  # fmt: skip
         for name, cc in (("clinician maps", conds), ("composed", composed)):
             rng = np.random.default_rng(0)
@@ -164,12 +164,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from jointaug.config import load_config
-    from jointaug.generate.model import pick_device
+    from jointaug.runtime import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.profile, args.overrides)
-    device = pick_device(config.device)
+    device = resolve_device(config.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"profile {args.profile}: {config.diffusion.image_size}px, channels {config.diffusion.channels}, "
           f"head {config.diffusion.network_output}; device {name}")  # fmt: skip

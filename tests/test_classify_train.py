@@ -62,7 +62,7 @@ class Kill(Exception):
 
 def test_resume_after_kill_equals_uninterrupted(tmp_path, data):
     train, val = data
-    cfg = tiny_config(max_samples=448, patience_samples=10_000)
+    cfg = tiny_config(max_samples=448, patience_samples=10_000, checkpoint_minutes=0)
     full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, progress=False)
 
     def kill_at(n):
@@ -126,3 +126,31 @@ def test_batches_pair_augmented_images_with_their_own_labels(data):
     idx = torch.tensor([5, 2, 9])
     step(idx)
     assert torch.equal(seen["targets"], torch.from_numpy(train.labels[[5, 2, 9]]))
+
+
+def test_checkpoint_by_wall_time_log_appended_and_resume_exact(tmp_path, data, monkeypatch):
+    """Default checkpoint_minutes: no checkpoint at the evaluations of a short training
+    (a kill before the first one restarts, exactly), one at the end; log.csv is appended
+    row by row, never rewritten during a call."""
+    from jointaug import training
+
+    train, val = data
+    cfg = tiny_config(max_samples=320, patience_samples=10_000)
+    assert cfg.checkpoint_minutes == 10
+    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, progress=False)
+    writes = []
+    orig = training.write_text_atomic
+    monkeypatch.setattr(training, "write_text_atomic", lambda p, *a: (writes.append(p.name), orig(p, *a)))
+    out = tmp_path / "killed"
+    with pytest.raises(Kill):
+        fit(out, train, val, cfg, 3, LABELS, progress=False,
+            on_step=lambda s: (_ for _ in ()).throw(Kill) if s >= 200 else None)  # fmt: skip
+    assert not (out / CHECKPOINT).exists() and len(list(csv.DictReader(open(out / "log.csv")))) == 3
+    resumed = fit(out, train, val, cfg, 3, LABELS, progress=False)
+    assert writes == ["log.csv", "log.csv"]  # once per call, at its start
+    assert (out / CHECKPOINT).is_file()  # the finished state
+    assert [r["train_loss"] for r in resumed.log] == [r["train_loss"] for r in full.log]
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [int(r["samples"]) for r in rows] == [r["samples"] for r in full.log]
+    for k, v in full.best_state.items():
+        assert torch.equal(v, resumed.best_state[k]), k

@@ -8,7 +8,7 @@ from monai.networks.schedulers import DDPMScheduler
 from torch import nn
 
 from jointaug.config import DiffusionConfig
-from jointaug.generate.model import EMA, EpsilonView, build_unet, norm_groups, pick_device
+from jointaug.generate.model import EMA, EpsilonView, build_unet, norm_groups
 from jointaug.generate.sample import NoiseSchedule, ancestral_step, sample, sample_ddpm, sample_fast
 
 TINY = DiffusionConfig(
@@ -88,14 +88,6 @@ def test_ema_update_formula():
     assert ema.current_decay() == pytest.approx(0.9)
     torch.testing.assert_close(ema.shadow.weight, net.weight, atol=1e-4, rtol=0)
     assert not ema.shadow.weight.requires_grad
-
-
-def test_pick_device():
-    assert pick_device("cpu").type == "cpu"
-    assert pick_device("auto").type in ("cpu", "cuda")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA"):
-            pick_device("cuda")
 
 
 # ---- samplers -------------------------------------------------------------------------

@@ -71,8 +71,10 @@ class ClassifyConfig(_Section):
     focal_gamma: float = 2.0
     threshold: float = 0.5
     num_workers: int = 0
-    amp: bool = False
+    amp: bool = False  # bf16 autocast on CUDA (no-op on the CPU)
     channels_last: bool = False
+    checkpoint_minutes: float = 10.0  # checkpoint at an evaluation >= this long after the last
+    compile: bool = False  # torch.compile the network (speed only)
 
 
 class DiffusionConfig(_Section):
@@ -92,15 +94,25 @@ class DiffusionConfig(_Section):
     train_steps: int = 200_000
     ema_decay: float = 0.9999
     sample_every: int = 5_000
-    checkpoint_every: int = 1_000
+    checkpoint_minutes: float = 10.0  # checkpoint every this much wall time (and at the end)
+    checkpoint_every: int = 0  # also every N steps (0: wall time only)
     sampler: Literal["ddpm", "ddim"] = "ddpm"
     fast_steps: int = 50
-    sample_batch_size: int = 64
+    sample_batch_size: int | Literal["auto"] = 64  # auto: sized to the GPU's memory (64 on CPU)
+    amp: bool = True  # bf16 autocast of the network on CUDA (loss in fp32; no-op on the CPU)
+    compile: bool = False  # torch.compile the network for training (speed only)
     seed: int = 0  # weights init, training batches/noise, augmentation sets
     flip_prob: float = 0.5  # left-right flip of image + condition while training
     intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (generate/intensity.py)
     network_output: Literal["epsilon", "v"] = "epsilon"  # loss is L2 on epsilon either way
     norm_num_groups: int = 0  # GroupNorm groups; 0: auto, >= 16 channels per group (generate/model.py)
+    # options beyond the paper (generate/guidance.py); the defaults are the paper's method
+    cond_dropout: float = 0.0  # classifier-free guidance: P(condition -> zeros) in training
+    guidance_scale: float = 1.0  # at sampling: eps_u + w (eps_c - eps_u); 1 = plain conditional
+    min_snr_gamma: float = 0.0  # min-SNR-gamma loss weighting; 0 = off (uniform)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    upsample: Literal["nearest", "bilinear"] = "nearest"  # model size -> dataset size (paper: nearest)
 
 
 class SamplerConfig(_Section):
@@ -242,11 +254,10 @@ def load_config(
 
 
 def apply_threads(config: Config) -> None:
-    """Set torch's CPU thread count from ``config.threads`` (0 leaves torch's default)."""
-    if config.threads > 0:
-        import torch
+    """Apply the config's threads (and CUDA settings): :func:`jointaug.runtime.apply_runtime`."""
+    from jointaug.runtime import apply_runtime
 
-        torch.set_num_threads(config.threads)
+    apply_runtime(config)
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:

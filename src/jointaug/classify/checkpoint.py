@@ -3,7 +3,8 @@
 ``model.safetensors``: the network's state dict; its metadata holds the architecture
 and label names as JSON (see :func:`jointaug.classify.model.model_metadata`).
 
-``checkpoint.safetensors`` (written atomically at every evaluation): one file holding
+``checkpoint.safetensors`` (written atomically at an evaluation, at most every
+``classify.checkpoint_minutes``, and at the end): one file holding
 the model (``model.*``), the best model so far (``best.*``), the Adam state
 (``optim.<param index>.<key>``), the data generator's state (``rng.data``) and the global
 torch RNG states (``rng.torch``, ``rng.cuda``, used by dropout), plus a JSON ``state``

@@ -15,9 +15,10 @@ import torch
 
 from jointaug.classify.checkpoint import CheckpointError, load_tensors
 from jointaug.classify.model import build_model
-from jointaug.classify.train import predict_logits, resolve_device
+from jointaug.classify.train import predict_logits
 from jointaug.classify.transforms import prepare_image
 from jointaug.dataset.io import read_image
+from jointaug.runtime import resolve_device
 
 
 def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, list[str], dict]:

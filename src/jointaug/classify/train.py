@@ -3,17 +3,23 @@
 One call of :func:`fit` trains one network (one fold, method and seed) in ``out_dir``:
 
 - an epoch is one pass over the training images in a random order (last batch partial);
-- every ``eval_every_epochs`` epochs (or, with ``eval_every_samples``, every
-  ~that many samples in whole epochs: :func:`epochs_per_eval`) and when ``max_samples`` is
-  reached, the model is evaluated on the validation part: pooled GMS at ``cfg.threshold``; a strictly higher
+- every ``eval_every_epochs`` epochs (or, with ``eval_every_samples``, every ~that many
+  samples in whole epochs: :func:`epochs_per_eval`) and when ``max_samples`` is reached,
+  the model is evaluated on the validation part: pooled GMS at ``cfg.threshold``; a strictly higher
   GMS makes it the best model;
 - training stops when the best GMS is ``patience_samples`` training samples old, or at
   ``max_samples`` (samples = images seen, not epochs; ``max_epochs`` / ``patience_epochs``
   grow both with the training set: :func:`effective_budget`); ``real_share`` keeps at
   least that share of real train images in every batch (:func:`epoch_order`);
-- after every evaluation ``log.csv`` and ``checkpoint.safetensors`` are rewritten
-  atomically; calling :func:`fit` again on the same folder resumes from the checkpoint
-  and ends exactly where an uninterrupted run ends (CPU; same seed and config);
+- after every evaluation a row is appended to ``log.csv``; ``checkpoint.safetensors``
+  is written atomically at an evaluation when ``cfg.checkpoint_minutes`` have passed
+  since the last one, and when training ends (:mod:`jointaug.training`); calling
+  :func:`fit` again on the same folder resumes from the checkpoint and ends exactly
+  where an uninterrupted run ends (CPU; same seed and config);
+- speed (no effect on CPU results): losses stay on the device until an evaluation, the
+  best weights are copied on the device, fused Adam on CUDA, bf16 autocast and
+  channels-last when ``cfg.amp`` / ``cfg.channels_last``, ``torch.compile`` when
+  ``cfg.compile``; the state is a :class:`FitState`;
 - at the end ``model.safetensors`` holds the best weights.
 
 Randomness: ``seed`` is split (``numpy.random.SeedSequence``) into the weight
@@ -24,15 +30,12 @@ is untouched.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +53,14 @@ from jointaug.classify.metrics import binarize, pooled_metrics
 from jointaug.classify.model import build_model, model_metadata
 from jointaug.classify.transforms import PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
-from jointaug.dataset.io import write_text_atomic
+from jointaug.runtime import autocast_for, maybe_compile, resolve_device
+from jointaug.training import CheckpointClock, LogFile
 
 LOG_COLUMNS = ("eval", "epoch", "samples", "train_loss", "val_loss", "val_accuracy", "val_tpr",
                "val_tnr", "val_f1", "val_gms", "best_val_gms", "best_samples", "wall_s")  # fmt: skip
 CHECKPOINT = "checkpoint.safetensors"
+# settings that change speed or bookkeeping, not the trained classifier (nor its keys)
+SPEED_ONLY = {"seeds", "num_workers", "amp", "channels_last", "checkpoint_minutes", "compile"}
 MODEL = "model.safetensors"
 
 
@@ -70,23 +76,6 @@ class FitResult:
     log: list[dict]
 
 
-def resolve_device(device: str) -> torch.device:
-    """"auto" -> cuda if available, else cpu."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
-
-
-def autocast_for(device: torch.device, amp: bool):
-    """bf16 autocast on a CUDA card that supports bf16 when ``amp``; else a no-op (fp16
-    would need loss scaling, and on the CPU autocast is slower than float32)."""
-    if not amp or device.type != "cuda" or not torch.cuda.is_bf16_supported():
-        return nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16)
-
-
 def split_seed(seed: int) -> tuple[int, int, int]:
     """(init, data, torch-global) seeds from one run seed."""
     a, b, c = np.random.SeedSequence(int(seed)).generate_state(3)
@@ -95,7 +84,7 @@ def split_seed(seed: int) -> tuple[int, int, int]:
 
 def fingerprint(cfg: ClassifyConfig, loss: str, seed: int, n_train: int) -> str:
     """What a checkpoint must agree with to be resumed."""
-    keys = cfg.model_dump(exclude={"seeds", "num_workers", "amp", "channels_last"})
+    keys = cfg.model_dump(exclude=SPEED_ONLY)
     blob = json.dumps([keys, loss, seed, n_train], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -116,17 +105,50 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def _log_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
+def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights on the training device (moved to the CPU only when saved)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+@dataclass
+class FitState:
+    """Where one training stands; saved as JSON in the checkpoint (same keys as before)."""
+
+    fingerprint: str
+    samples: int = 0  # images seen
+    epoch: int = 0
+    evals: int = 0
+    best_gms: float = -math.inf
+    best_samples: int = 0  # samples seen when the best model was evaluated
+    wall_s: float = 0.0
+    finished: bool = False
+    stop_reason: str = ""  # "patience" | "max_samples"
+    log: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, raw: dict) -> FitState:
+        return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+
+    def horizon(self, cfg: ClassifyConfig) -> int:
+        """The sample count at which training stops unless a better model is found."""
+        return min(cfg.max_samples, self.best_samples + cfg.patience_samples)
+
+    def evaluated(self, cfg: ClassifyConfig, train_loss: float, m: dict[str, float], wall_s: float) -> bool:
+        """Record an evaluation (log row, best, stop); True when the model is the new best."""
+        gms = -1.0 if math.isnan(m["val_gms"]) else m["val_gms"]
+        better = gms > self.best_gms
+        if better:
+            self.best_gms, self.best_samples = gms, self.samples
+        self.evals += 1
+        self.wall_s = wall_s
+        self.log.append({"eval": self.evals, "epoch": self.epoch, "samples": self.samples,
+                         "train_loss": train_loss, **m, "best_val_gms": self.best_gms,
+                         "best_samples": self.best_samples, "wall_s": wall_s})  # fmt: skip
+        if self.samples >= cfg.max_samples:
+            self.finished, self.stop_reason = True, "max_samples"
+        elif self.samples - self.best_samples >= cfg.patience_samples:
+            self.finished, self.stop_reason = True, "patience"
+        return better
 
 
 @dataclass
@@ -142,19 +164,21 @@ class _Step:
     y: torch.Tensor  # (N, L) float32 on the device
     cfg: ClassifyConfig
     dev: torch.device
+    forward: torch.nn.Module | None = None  # the compiled model (config compile), else model
     real: torch.Tensor | None = None  # indices of the real train images (real_share)
 
-    def __call__(self, idx: torch.Tensor) -> float:
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        """One step on the images ``idx``; returns the (detached, on-device) batch loss."""
         x = self.augment(self.x[idx].float(), self.gen)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast_for(self.dev, self.cfg.amp):
-            logits = self.model(x)
+            logits = (self.forward or self.model)(x)
         loss = self.loss_fn(logits.float(), self.y[idx])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return loss.detach().item()
+        return loss.detach()
 
 
 def effective_budget(cfg: ClassifyConfig, n_train: int) -> ClassifyConfig:
@@ -206,8 +230,9 @@ def epoch_order(n: int, batch_size: int, real: torch.Tensor | None, real_share: 
     return out
 
 
-def _train_period(step: _Step, st: dict, bar, on_step: Callable[[int], None] | None) -> float:
-    """``epochs_per_eval`` epochs (fewer at max_samples); returns the mean batch loss."""
+def _train_period(step: _Step, st: FitState, bar, on_step: Callable[[int], None] | None) -> float:
+    """``epochs_per_eval`` epochs (fewer at max_samples); returns the mean batch loss.
+    Losses stay on the device until the period ends (one synchronisation per period)."""
     cfg, n = step.cfg, step.x.shape[0]
     step.model.train()
     losses = []
@@ -215,20 +240,20 @@ def _train_period(step: _Step, st: dict, bar, on_step: Callable[[int], None] | N
         for idx in epoch_order(n, cfg.batch_size, step.real, cfg.real_share, step.gen):
             idx = idx.to(step.dev)
             if cfg.lr_schedule == "cosine":
-                lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(st["samples"] / cfg.max_samples, 1.0)))
+                lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(st.samples / cfg.max_samples, 1.0)))
                 for g in step.opt.param_groups:
                     g["lr"] = lr
             losses.append(step(idx))
-            st["samples"] += len(idx)
+            st.samples += len(idx)
             bar.update(len(idx))
             if on_step is not None:
-                on_step(st["samples"])
-            if st["samples"] >= cfg.max_samples:
+                on_step(st.samples)
+            if st.samples >= cfg.max_samples:
                 break
-        st["epoch"] += 1
-        if st["samples"] >= cfg.max_samples:
+        st.epoch += 1
+        if st.samples >= cfg.max_samples:
             break
-    return float(np.mean(losses)) if losses else math.nan
+    return float(np.mean(torch.stack(losses).double().cpu().numpy())) if losses else math.nan
 
 
 def _validate(step: _Step, val: ImageSet) -> dict[str, float]:
@@ -242,9 +267,28 @@ def _validate(step: _Step, val: ImageSet) -> dict[str, float]:
     return out
 
 
+def _make_step(train: ImageSet, cfg: ClassifyConfig, labels: list[str], loss_kind: str,
+               init_seed: int, data_seed: int, dev: torch.device) -> _Step:  # fmt: skip
+    model = build_model(cfg, len(labels), seed=init_seed).to(dev)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return _Step(
+        model=model, forward=maybe_compile(model, cfg.compile),
+        opt=torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=dev.type == "cuda"),
+        loss_fn=make_loss(loss_kind, train.labels, cfg.focal_gamma, dev),
+        augment=PaperAugment(cfg.rotate_deg, cfg.flip_prob, cfg.crop_prob,
+                             crop_pad_px(cfg.crop_pad, cfg.image_size)),
+        gen=torch.Generator().manual_seed(data_seed),
+        x=torch.from_numpy(train.images).to(dev), y=torch.from_numpy(train.labels).to(dev),
+        cfg=cfg, dev=dev,
+        real=torch.tensor([i for i, s in enumerate(train.sources) if s == "train"], dtype=torch.long),
+    )  # fmt: skip
+
+
 def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig, seed: int,
-        labels: list[str], *, loss: str | None = None, device: str = "cpu", progress: bool = True,
-        desc: str = "", on_step: Callable[[int], None] | None = None) -> FitResult:  # fmt: skip
+        labels: list[str], *, loss: str | None = None, device: torch.device | str = "cpu",
+        progress: bool = True, desc: str = "",
+        on_step: Callable[[int], None] | None = None) -> FitResult:  # fmt: skip
     """Train one classifier in ``out_dir`` (module docstring); resumes a checkpoint there.
 
     train / val: prepared ImageSets (images (N, 1, S, S), labels (N, L) NaN = unknown).
@@ -259,62 +303,42 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
         raise ValueError(f"{out_dir}: need training and validation images ({len(train)}, {len(val)})")
     cfg = effective_budget(cfg, len(train))
     init_seed, data_seed, torch_seed = split_seed(seed)
-    model = build_model(cfg, len(labels), seed=init_seed).to(dev)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    step = _Step(
-        model=model, opt=torch.optim.Adam(model.parameters(), lr=cfg.lr),
-        loss_fn=make_loss(loss_kind, train.labels, cfg.focal_gamma, dev),
-        augment=PaperAugment(cfg.rotate_deg, cfg.flip_prob, cfg.crop_prob,
-                             crop_pad_px(cfg.crop_pad, cfg.image_size)),
-        gen=torch.Generator().manual_seed(data_seed),
-        x=torch.from_numpy(train.images).to(dev), y=torch.from_numpy(train.labels).to(dev),
-        cfg=cfg, dev=dev,
-        real=torch.tensor([i for i, s in enumerate(train.sources) if s == "train"], dtype=torch.long),
-    )  # fmt: skip
+    step = _make_step(train, cfg, labels, loss_kind, init_seed, data_seed, dev)
+    model = step.model
     fp = fingerprint(cfg, loss_kind, seed, len(train))
     ckpt = out_dir / CHECKPOINT
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(torch_seed)  # dropout only; restored on exit
-        st = {"samples": 0, "epoch": 0, "evals": 0, "best_gms": -math.inf, "best_samples": 0,
-              "wall_s": 0.0, "finished": False, "stop_reason": "", "log": [], "fingerprint": fp}  # fmt: skip
-        best = _cpu_state(model)
+        st, best = FitState(fp), _state_copy(model)
         if ckpt.is_file():
-            best, st = load_checkpoint(ckpt, model, step.opt, step.gen)
-            if st.get("fingerprint") != fp:
+            best, raw = load_checkpoint(ckpt, model, step.opt, step.gen)
+            st = FitState.from_json(raw)
+            if st.fingerprint != fp:
                 raise CheckpointError(
                     f"{ckpt}: made with another config, loss, seed or training set; "
                     "rerun with --force to start over"
                 )
-        t0 = time.perf_counter() - st["wall_s"]
-        horizon = lambda: min(cfg.max_samples, st["best_samples"] + cfg.patience_samples)  # noqa: E731
-        bar = _progress(progress, horizon(), st["samples"], desc)
+        log = LogFile(out_dir / "log.csv", LOG_COLUMNS, st.log)
+        clock = CheckpointClock(cfg.checkpoint_minutes, 0, cfg.max_samples)
+        t0 = time.perf_counter() - st.wall_s
+        bar = _progress(progress, st.horizon(cfg), st.samples, desc)
         try:
-            while not st["finished"]:
+            while not st.finished:
                 train_loss = _train_period(step, st, bar, on_step)
-                m = _validate(step, val)
-                gms = -1.0 if math.isnan(m["val_gms"]) else m["val_gms"]
-                if gms > st["best_gms"]:
-                    st["best_gms"], st["best_samples"] = gms, st["samples"]
-                    best = _cpu_state(model)
-                st["evals"] += 1
-                st["wall_s"] = time.perf_counter() - t0
-                st["log"].append({"eval": st["evals"], "epoch": st["epoch"], "samples": st["samples"],
-                                  "train_loss": train_loss, **m, "best_val_gms": st["best_gms"],
-                                  "best_samples": st["best_samples"], "wall_s": st["wall_s"]})  # fmt: skip
-                if st["samples"] >= cfg.max_samples:
-                    st["finished"], st["stop_reason"] = True, "max_samples"
-                elif st["samples"] - st["best_samples"] >= cfg.patience_samples:
-                    st["finished"], st["stop_reason"] = True, "patience"
-                write_text_atomic(out_dir / "log.csv", _log_text(st["log"]))
-                save_checkpoint(ckpt, model, step.opt, best, step.gen, st)
-                bar.total = max(horizon(), st["samples"])
-                bar.set_postfix(loss=f"{train_loss:.3f}", best_gms=f"{st['best_gms']:.3f}")
+                if st.evaluated(cfg, train_loss, _validate(step, val), time.perf_counter() - t0):
+                    best = _state_copy(model)
+                log.append(st.log[-1])
+                if st.finished or clock.due(st.samples):
+                    save_checkpoint(ckpt, model, step.opt, best, step.gen, asdict(st))
+                    clock.reset()
+                bar.total = max(st.horizon(cfg), st.samples)
+                bar.set_postfix(loss=f"{train_loss:.3f}", best_gms=f"{st.best_gms:.3f}")
         finally:
             bar.close()
+    best = {k: v.cpu() for k, v in best.items()}
     save_tensors(out_dir / MODEL, best, model_metadata(cfg, labels))
-    return FitResult(best, float(st["best_gms"]), int(st["best_samples"]), int(st["samples"]),
-                     int(st["epoch"]), float(st["wall_s"]), st["stop_reason"], st["log"])  # fmt: skip
+    return FitResult(best, float(st.best_gms), int(st.best_samples), int(st.samples),
+                     int(st.epoch), float(st.wall_s), st.stop_reason, st.log)  # fmt: skip
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):

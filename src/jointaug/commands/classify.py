@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from jointaug.commands.common import console, handle_errors
+from jointaug.commands.common import console, handle_errors, open_run
 
 
 def register(app: typer.Typer) -> None:
@@ -25,9 +25,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train one classifier (resumes if interrupted; a finished one is only reported)."""
         from jointaug.experiments.classification import train_single
-        from jointaug.experiments.rundir import RunDir
 
-        r = train_single(RunDir(run), fold, method, seed, size, force=force, progress=not no_progress)
+        rd, _ = open_run(run)  # the run's threads and device, as `jointaug run` applies them
+        r = train_single(rd, fold, method, seed, size, force=force, progress=not no_progress)
         t, tt = r["test"], r["test_tuned"]
         console.print(
             f"fold {r['fold']} {r['method']} seed {r['seed']}: best val GMS {r['best_val_gms']:.3f} "
@@ -41,10 +41,10 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def evaluate(run: Path = typer.Argument(..., help="Run folder.")) -> None:
         """Rebuild RUN/results (metrics.csv, per_label.csv, table1.md, table2.md) from the run."""
-        from jointaug.experiments.rundir import RunDir
         from jointaug.experiments.tables import write_results
 
-        paths = write_results(RunDir(run))
+        rd, _ = open_run(run)
+        paths = write_results(rd)
         for key in ("table1", "table2"):
             console.print(paths[key].read_text(encoding="utf-8"), markup=False, highlight=False)
         console.print(f"wrote {paths['metrics'].parent}", markup=False, highlight=False)

@@ -1,4 +1,11 @@
-"""Shared pieces of the CLI: error handling, config loading, console."""
+"""Shared pieces of the CLI: error handling, config loading, console.
+
+Every verb starts the same way (issue 13, "same inputs, same numbers"): a verb that
+takes a profile calls :func:`resolve_config`; a verb that opens an existing run folder
+calls :func:`open_run`, which applies THAT run's saved config. Both go through
+:func:`jointaug.runtime.apply_runtime` (threads, CUDA settings) and resolve the device
+once, so ``jointaug run`` and ``jointaug train-classifier`` train identically.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from jointaug.config import Config, ConfigError, apply_threads, load_config
+from jointaug.config import Config, ConfigError, load_config, parse_overrides
 from jointaug.dataset.format import DatasetError
 from jointaug.dataset.io import ImageReadError
+from jointaug.runtime import DeviceError, apply_runtime
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -24,6 +32,7 @@ F = TypeVar("F", bound=Callable)
 USER_ERRORS: tuple[type[BaseException], ...] = (
     DatasetError,
     ConfigError,
+    DeviceError,
     ImageReadError,
     FileNotFoundError,
     FileExistsError,
@@ -53,9 +62,40 @@ def handle_errors(func: F) -> F:
 
 
 def resolve_config(profile: str, overrides: list[str] | None, config_file: str | None = None) -> Config:
+    """The profile's config with a file and ``--set`` overrides, applied to this process
+    (threads, CUDA settings; the device is checked to exist)."""
     config = load_config(profile, overrides, config_file)
-    apply_threads(config)
+    apply_runtime(config)
     return config
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run_config(run, overrides: list[str] | None = None) -> Config:
+    """A run folder's saved config with ``--set`` overrides (not saved back), applied to
+    this process exactly as :func:`resolve_config` applies a profile's."""
+    config = run.config
+    if overrides:
+        try:
+            config = Config.model_validate(_merge(config.model_dump(), parse_overrides(overrides)))
+        except ValueError as exc:
+            raise ConfigError(f"invalid override: {exc}") from exc
+    apply_runtime(config)
+    return config
+
+
+def open_run(path, overrides: list[str] | None = None):
+    """Open an existing run folder for a verb: ``(RunDir, config)`` with the run's config
+    (plus overrides) applied to this process (threads, device)."""
+    from jointaug.experiments.rundir import RunDir
+
+    run = RunDir(path)
+    return run, run_config(run, overrides)
 
 
 ProfileOpt = typer.Option("demo", "--profile", help="Profile: demo (CPU, minutes) or paper (GPU).")

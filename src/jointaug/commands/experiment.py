@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from jointaug.commands.common import ProfileOpt, SetOpt, console, handle_errors, resolve_config
+from jointaug.commands.common import (
+    ProfileOpt,
+    SetOpt,
+    console,
+    handle_errors,
+    open_run,
+    resolve_config,
+)
 
 
 def parse_int_list(text: str | None, what: str) -> list[int] | None:
@@ -73,10 +80,9 @@ def register(app: typer.Typer) -> None:
     def report(run_dir: Path = typer.Argument(..., help="A run folder made by `jointaug run`.")) -> None:
         """Rebuild results/ (metrics.csv, tables, figures, report.html) from a run folder."""
         from jointaug.experiments.report import write_report
-        from jointaug.experiments.rundir import RunDir
         from jointaug.experiments.tables import write_results
 
-        rd = RunDir(run_dir)
+        rd, _ = open_run(run_dir)
         paths = write_results(rd)
         _echo(paths["table1"].read_text(encoding="utf-8"))
         _echo(f"report: {write_report(rd)}")
@@ -92,9 +98,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Per-joint probabilities and decisions from a run's seed ensemble, with overlay pictures."""
         from jointaug.experiments.predict import predict_images
-        from jointaug.experiments.rundir import RunDir
+        from jointaug.runtime import resolve_device
 
-        rd = RunDir(run_dir)
-        csv_path = predict_images(rd, [str(p) for p in images], out, method, device=rd.config.device
-                                  if rd.config.device != "auto" else "cpu")  # fmt: skip
+        rd, cfg = open_run(run_dir)
+        csv_path = predict_images(rd, [str(p) for p in images], out, method,
+                                  device=resolve_device(cfg.device))  # fmt: skip
         _echo(f"wrote {csv_path} and {len(images)} overlay pictures in {out}")

@@ -6,28 +6,7 @@ from pathlib import Path
 
 import typer
 
-from jointaug.commands.common import SetOpt, console, handle_errors
-from jointaug.config import Config, ConfigError, apply_threads, parse_overrides
-
-
-def run_config(run, overrides: list[str] | None) -> Config:
-    """The run's saved config with ``--set`` overrides applied (not saved back); sets torch's
-    thread count from it (``threads``)."""
-
-    def merge(base: dict, over: dict) -> dict:
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
-    tree = merge(run.config.model_dump(), parse_overrides(overrides))
-    try:
-        config = Config.model_validate(tree)
-    except ValueError as exc:
-        raise ConfigError(f"invalid override: {exc}") from exc
-    apply_threads(config)
-    return config
-
+from jointaug.commands.common import SetOpt, console, handle_errors, run_config
 
 RunOpt = typer.Option(..., "--run", help="Run folder (made by `jointaug run` / `jointaug demo`).")
 FoldOpt = typer.Option(..., "--fold", help="Fold index (0-based).")

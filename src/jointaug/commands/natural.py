@@ -7,14 +7,7 @@ from pathlib import Path
 import typer
 
 from jointaug.commands.common import ProfileOpt, SetOpt, console, handle_errors, resolve_config
-
-
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from jointaug.runtime import resolve_device
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +38,7 @@ def register(app: typer.Typer) -> None:
             photos = Path(cfg.natural.source)
         ds = build_natural_source(
             out, photos, size, cfg.natural, seed, progress=True, work_dir=work_dir,
-            device=_device(cfg.device),
+            device=resolve_device(cfg.device),
         )  # fmt: skip
         console.print(f"{len(ds.cases)} natural cases in {ds.root}")
 

@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from jointaug.classify.data import ImageCache, MixError, fold_part, set_prefix, training_mix
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, fit, resolve_device
+from jointaug.classify.train import CHECKPOINT, SPEED_ONLY, fit
 from jointaug.config import Config
 from jointaug.dataset.io import atomic_path, write_text_atomic
 from jointaug.experiments.methods import (
@@ -46,6 +45,7 @@ from jointaug.experiments.methods import (
     resolve_method,
 )
 from jointaug.experiments.rundir import RunDir
+from jointaug.runtime import resolve_device, runtime_record
 
 Echo = Callable[[str], None]
 
@@ -71,7 +71,7 @@ def job_key(run: RunDir, job: Job) -> str:
     """What a finished training depends on: classifier settings (not the seeds list or
     speed flags), loss, seed, the fold's patients, the mix, its size, and the settings
     of the augmentation sets it reads. A ``done`` folder with another key is stale."""
-    cfg = run.config.classify.model_dump(exclude={"seeds", "num_workers", "amp", "channels_last"})
+    cfg = run.config.classify.model_dump(exclude=SPEED_ONLY)
     fold = run.splits.fold(job.fold)
     sets = {}
     for name, _ in job.method.mix:
@@ -158,12 +158,13 @@ def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = Tr
     val = fold_part(ds, fold, "val", cfg.image_size, cache, workers)
     test = fold_part(ds, fold, "test", cfg.image_size, cache, workers)
     loss = job.method.loss or cfg.loss
+    dev = resolve_device(run.config.device)
     t0 = time.perf_counter()
     res = fit(out, train, val, cfg, job_seed(job.seed, job.fold), ds.labels, loss=loss,
-              device=run.config.device, progress=progress, desc=job.label(), on_step=on_step)  # fmt: skip
+              device=dev, progress=progress, desc=job.label(), on_step=on_step)  # fmt: skip
     model = build_model(cfg, len(ds.labels), seed=None)
     model.load_state_dict(res.best_state)
-    kw = dict(batch_size=2 * cfg.batch_size, device=run.config.device, amp=cfg.amp,
+    kw = dict(batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp,
               channels_last=cfg.channels_last)  # fmt: skip
     val_p, test_p = predict_probs(model, val.images, **kw), predict_probs(model, test.images, **kw)
     for part, probs, data in (("val", val_p, val), ("test", test_p, test)):
@@ -178,7 +179,7 @@ def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = Tr
         "best_val_gms": res.best_val_gms, "best_samples": res.best_samples,
         "samples": res.samples, "epochs": res.epochs, "stop_reason": res.stop_reason,
         "wall_s": res.wall_s, "wall_s_this_call": time.perf_counter() - t0,
-        "device": _device_name(run.config.device), "torch": torch.__version__,
+        **runtime_record(dev),
         "threshold": cfg.threshold, "threshold_tuned": tuned,
         "test": pooled_metrics(test.labels, binarize(test_p, cfg.threshold)),
         "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
@@ -264,11 +265,6 @@ def run_classification(run: RunDir, methods: Sequence[str] | str, *,
     tables = "\n".join(paths[k].read_text(encoding="utf-8") for k in ("table1", "table2"))
     return ClassificationSummary(len(jobs), trained, skipped, time.perf_counter() - t0, tables,
                                  run.results_dir)  # fmt: skip
-
-
-def _device_name(device: str) -> str:
-    dev = resolve_device(device)
-    return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else str(dev)
 
 
 def _tqdm_echo(msg: str) -> None:

@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jointaug.config import apply_threads
 from jointaug.experiments.classification import plan_jobs, run_classification
 from jointaug.experiments.methods import Method, mixture_name, parse_methods, required_sets
 from jointaug.experiments.rundir import RunDir
+from jointaug.runtime import apply_runtime, resolve_device
 
 Echo = Callable[[str], None]
 SET_SOURCES = {"mp": ("mp", False), "mp-perlin": ("mp", True), "11k": ("natural", False),
@@ -99,10 +99,10 @@ def calibrate(run: RunDir, plan: Plan) -> dict[str, float]:
     import torch
 
     from jointaug.classify.model import build_model
-    from jointaug.generate.model import build_unet, pick_device
+    from jointaug.generate.model import build_unet
 
     cfg = run.config
-    device = pick_device(cfg.device)
+    device = resolve_device(cfg.device)
     out: dict[str, float] = {}
     c = cfg.classify
     net = build_model(c, len(run.dataset.labels)).to(device)
@@ -186,7 +186,7 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
     from jointaug.generate.train import train_diffusion
 
     cfg = run.config
-    apply_threads(cfg)
+    apply_runtime(cfg)
     t0 = time.perf_counter()
     echo(describe(run, plan, calibrate(run, plan) if estimate else None))
     natural_dir = run.path / "natural_source"
@@ -198,7 +198,7 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
         size = int(run.dataset.image(run.dataset.cases[0]).shape[0])
         echo("stage: natural source")
         build_natural_source(natural_dir, Path(photos) if photos else None, size, cfg.natural,
-                             seed=cfg.phantom.seed, progress=progress, device=cfg.device)  # fmt: skip
+                             seed=cfg.phantom.seed, progress=progress, device=resolve_device(cfg.device))  # fmt: skip
     for fold in plan.folds:
         if plan.needs_diffusion:
             echo(f"stage: diffusion model, fold {fold}")

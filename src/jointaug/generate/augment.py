@@ -8,9 +8,10 @@ perlin_tries, perlin_fallbacks, sampler, steps``.
 
 Determinism and growth: case ``i`` is fixed by (diffusion.seed, fold, name, i) (see
 :func:`jointaug.generate.sources.plan_case`), and cases are generated in batches aligned
-to multiples of ``diffusion.sample_batch_size`` (a batch is always [k*B, (k+1)*B) cut at
-n), so a set that was interrupted, resumed, or grown from 256 to 8192 holds the same
-images as one written in one go (bit-identical on the same device; the diffusion noise
+to multiples of the set's batch size B (``diffusion.sample_batch_size``, or sized to the
+GPU when ``auto``; recorded in ``augmentation.json`` and kept when the set grows; a batch
+is always [k*B, (k+1)*B) cut at n), so a set that was interrupted, resumed, or grown
+from 256 to 8192 holds the same images as one written in one go (bit-identical on the same device; the diffusion noise
 is per case, so only float rounding could differ on another device). Sets grow by
 appending and never shrink: asking for fewer cases than a complete set has returns it
 unchanged (take its first n). The folder looks complete (``dataset.json``) only after
@@ -32,10 +33,10 @@ from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.writer import DatasetWriter
 from jointaug.experiments.rundir import RunDir
 from jointaug.generate.intensity import poisson_counts
-from jointaug.generate.model import pick_device
-from jointaug.generate.sample import sampler_steps
+from jointaug.generate.sample import sample_batch_size, sampler_steps
 from jointaug.generate.sources import Source, augment_name, mp_source, natural_source, plan_case
 from jointaug.generate.trained import generate_rates, load_trained
+from jointaug.runtime import resolve_device
 
 EXTRA_COLUMNS = ["source_case", "sample_seed", "perlin_tries", "perlin_fallbacks", "sampler", "steps"]
 SETTINGS_FILE = "augmentation.json"
@@ -58,6 +59,13 @@ def _check_settings(out: Path, settings: dict) -> None:
         raise ValueError(f"{out}: exists but is not an augmentation set (no {SETTINGS_FILE}); move it away")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(settings, indent=2) + "\n")
+
+
+def _recorded_batch(out: Path) -> int | None:
+    try:
+        return int(json.loads((out / SETTINGS_FILE).read_text(encoding="utf-8"))["batch_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _model_key(folder: Path) -> str | None:
@@ -100,16 +108,20 @@ def make_augmentation_set(
     config = config or run.config
     name = augment_name(source, perlin)
     out = run.augment_dir(fold, name)
-    model = load_trained(run.diffusion_dir(fold), pick_device(config.device), config.diffusion)
+    model = load_trained(run.diffusion_dir(fold), resolve_device(config.device), config.diffusion)
     src = _source(run, fold, source, natural_dir)
     cfg = model.cfg
     steps = sampler_steps(cfg)
+    # a set keeps the batch it was started with (contents differ across batch sizes only
+    # by float rounding, but a set should not mix); else the configured / auto-sized one
+    b = _recorded_batch(out) or sample_batch_size(cfg, model.net, model.device)
     settings = {
         "fold": fold, "name": name, "source": source, "perlin": bool(perlin),
         "source_dataset": str(src.dataset.root.resolve()), "seed": cfg.seed,
         "model_step": model.info.get("step"), "model_train_cases": len(model.info.get("train_cases", [])),
         "model_key": _model_key(run.diffusion_dir(fold)),
-        "sampler": cfg.sampler, "steps": steps, "batch_size": cfg.sample_batch_size,
+        "sampler": cfg.sampler, "steps": steps, "batch_size": b,
+        "guidance_scale": cfg.guidance_scale, "upsample": cfg.upsample,
         "inflammation_sampler": config.sampler.model_dump(),
         "perlin_config": config.perlin.model_dump() if perlin else None,
     }  # fmt: skip
@@ -130,7 +142,6 @@ def make_augmentation_set(
     writer = DatasetWriter(out, meta, EXTRA_COLUMNS, append=True)
     done = writer.done_ids
     perlin_cfg = config.perlin if perlin else None
-    b = cfg.sample_batch_size
     bar = tqdm(total=n, initial=sum(case_id(name, i) in done for i in range(n)), disable=not progress,
                desc=f"augment {name} fold {fold}", unit="img", dynamic_ncols=True)  # fmt: skip
     try:

@@ -1,11 +1,17 @@
 """Sampling the conditional DDPM: the paper's full ancestral loop and a fast DDIM sampler.
 
 Both samplers take per-case seeds, not one generator per batch: case ``i``'s starting
-noise x_T (and, for DDPM, its noise at every step) comes from its own CPU
-``torch.Generator(seed_i)``, so a case's noise does not depend on which other cases
-share its batch, and is the same on CPU and CUDA (noise is drawn on the CPU and
-moved). Images are bit-identical for the same seeds, batch and device; across batch
-sizes or devices only float rounding of the batched network differs.
+noise x_T (and, for DDPM, its noise at every step) comes from its own
+``torch.Generator(seed_i)`` ON THE SAMPLING DEVICE, so a case's noise does not depend on
+which other cases share its batch or how large the batch is (tested), and no noise
+crosses the host-device bus. CPU and CUDA generators are different streams, so a set
+made on a GPU differs from one made on the CPU (as it would by float rounding anyway).
+Images are bit-identical for the same seeds, batch and device; across batch sizes only
+float rounding of the batched network differs (oneDNN / cuDNN pick kernels by batch
+size), which is why an augmentation set records its batch size and keeps it when it
+grows. On CUDA the network runs under bf16 autocast when ``diffusion.amp``; epsilon and
+all scheduler arithmetic are float32. ``diffusion.sample_batch_size: auto`` sizes the
+batch to the card's free memory (:func:`sample_batch_size`).
 
 - :func:`sample_ddpm`: ancestral sampling over all T steps (Ho et al. 2020, eq. 6-7,
   "fixed small" variance, x0 clipped to the data range ``clip``) -- MONAI's ``DDPMScheduler.step``
@@ -33,6 +39,7 @@ from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
 from jointaug.config import DiffusionConfig
+from jointaug.runtime import autocast_for
 
 
 @dataclass(frozen=True)
@@ -69,19 +76,21 @@ class NoiseSchedule:
         return sched
 
 
-def case_generators(seeds: Sequence[int]) -> list[torch.Generator]:
-    """One CPU generator per case."""
-    return [torch.Generator().manual_seed(int(s) & 0xFFFF_FFFF_FFFF_FFFF) for s in seeds]
+def case_generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One generator per case, on ``device``."""
+    return [torch.Generator(device=device).manual_seed(int(s) & 0xFFFF_FFFF_FFFF_FFFF) for s in seeds]
 
 
 def _noise(gens: list[torch.Generator], shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """(B, *shape) standard normal noise, case i from gens[i] (drawn on the CPU)."""
-    return torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device)
+    """(B, *shape) standard normal noise, case i from gens[i] (drawn on ``device``)."""
+    return torch.stack([torch.randn(shape, generator=g, device=device) for g in gens])
 
 
-def _eps(model: nn.Module, x: torch.Tensor, condition: torch.Tensor, t: int) -> torch.Tensor:
+def _eps(model: nn.Module, x: torch.Tensor, condition: torch.Tensor, t: int, amp: bool = False) -> torch.Tensor:
     ts = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
-    return model(torch.cat([x, condition], dim=1), ts)
+    with autocast_for(x.device, amp):
+        out = model(torch.cat([x, condition], dim=1), ts)
+    return out.float()
 
 
 def ancestral_step(
@@ -113,6 +122,7 @@ def sample_ddpm(
     schedule: NoiseSchedule,
     progress: Callable[[int, int], None] | None = None,
     clip: tuple[float, float] = (-1.0, 1.0),
+    amp: bool = False,
 ) -> torch.Tensor:
     """Full ancestral sampling over all T steps.
 
@@ -123,6 +133,7 @@ def sample_ddpm(
         schedule: the trained noise schedule.
         progress: optional callback ``(steps_done, steps_total)``.
         clip: the data range; x0 predictions are clipped to it (see ``IntensityMap.model_range``).
+        amp: bf16 autocast of the network on CUDA (no-op on the CPU).
 
     Returns:
         (B, 1, H, W) float32 images in ``clip`` (the last step's mean).
@@ -132,11 +143,11 @@ def sample_ddpm(
     if len(seeds) != b:
         raise ValueError(f"got {len(seeds)} seeds for a batch of {b} conditions")
     sched = schedule.ddpm(clip)
-    gens = case_generators(seeds)
+    gens = case_generators(seeds, condition.device)
     x = _noise(gens, (1, h, w), condition.device)
     T = schedule.timesteps
     for i, t in enumerate(range(T - 1, -1, -1)):
-        eps = _eps(model, x, condition, t)
+        eps = _eps(model, x, condition, t, amp)
         noise = _noise(gens, (1, h, w), condition.device) if t > 0 else None
         x = ancestral_step(sched, eps, t, x, noise)
         if progress is not None:
@@ -153,6 +164,7 @@ def sample_fast(
     steps: int = 50,
     progress: Callable[[int, int], None] | None = None,
     clip: tuple[float, float] = (-1.0, 1.0),
+    amp: bool = False,
 ) -> torch.Tensor:
     """DDIM (eta = 0) with ``steps`` network evaluations; deterministic given x_T.
 
@@ -163,10 +175,10 @@ def sample_fast(
     if len(seeds) != b:
         raise ValueError(f"got {len(seeds)} seeds for a batch of {b} conditions")
     sched = schedule.ddim(steps, clip)
-    x = _noise(case_generators(seeds), (1, h, w), condition.device)
+    x = _noise(case_generators(seeds, condition.device), (1, h, w), condition.device)
     x0 = x
     for i, t in enumerate(sched.timesteps.tolist()):
-        eps = _eps(model, x, condition, t)
+        eps = _eps(model, x, condition, t, amp)
         x, x0 = sched.step(eps, t, x, eta=0.0)
         if progress is not None:
             progress(i + 1, steps)
@@ -184,12 +196,39 @@ def sample(
     """The sampler ``cfg.sampler`` names: ``ddpm`` (all T steps) or ``ddim`` (``cfg.fast_steps``)."""
     schedule = NoiseSchedule.from_config(cfg)
     if cfg.sampler == "ddpm":
-        return sample_ddpm(model, condition, seeds, schedule, progress, clip)
+        return sample_ddpm(model, condition, seeds, schedule, progress, clip, cfg.amp)
     if cfg.sampler == "ddim":
-        return sample_fast(model, condition, seeds, schedule, cfg.fast_steps, progress, clip)
+        return sample_fast(model, condition, seeds, schedule, cfg.fast_steps, progress, clip, cfg.amp)
     raise ValueError(f"unknown diffusion.sampler {cfg.sampler!r} (ddpm or ddim)")
 
 
 def sampler_steps(cfg: DiffusionConfig) -> int:
     """Network evaluations per image of the configured sampler."""
     return cfg.timesteps if cfg.sampler == "ddpm" else cfg.fast_steps
+
+
+CPU_SAMPLE_BATCH = 64
+
+
+@torch.no_grad()
+def sample_batch_size(cfg: DiffusionConfig, model: nn.Module, device: torch.device,
+                      memory_fraction: float = 0.6, cap: int = 1024) -> int:  # fmt: skip
+    """The sampling batch: ``cfg.sample_batch_size`` when a number; for ``auto``, 64 on the
+    CPU, and on CUDA the largest power of two whose activations fit ``memory_fraction`` of
+    the card's free memory (measured: peak memory of one network call at batch 8),
+    at most ``cap``."""
+    if cfg.sample_batch_size != "auto":
+        return int(cfg.sample_batch_size)
+    if device.type != "cuda":
+        return CPU_SAMPLE_BATCH
+    probe, s = 8, cfg.image_size
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    x = torch.zeros(probe, 1, s, s, device=device)
+    _eps(model, x, torch.zeros(probe, 3, s, s, device=device), 0, cfg.amp)
+    torch.cuda.synchronize(device)
+    per_image = max(1, (torch.cuda.max_memory_allocated(device) - base) // probe)
+    free, _ = torch.cuda.mem_get_info(device)
+    fit = int(free * memory_fraction // per_image)
+    return max(1, min(cap, 2 ** max(0, fit.bit_length() - 1)))

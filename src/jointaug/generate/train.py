@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
+import math
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from jointaug.config import Config, DiffusionConfig
@@ -35,17 +34,20 @@ from jointaug.dataset.io import write_text_atomic
 from jointaug.experiments.rundir import RunDir
 from jointaug.generate import checkpoint as ck
 from jointaug.generate.grid import samples_grid, write_png_rgb
+from jointaug.generate.guidance import drop_condition, lr_at, min_snr_weights
 from jointaug.generate.intensity import IntensityMap, fit_intensity
+from jointaug.generate.loop import LossMeter, diffusion_loss, draw_batch
 from jointaug.generate.model import (
     EMA,
     NETWORK_FIELDS,
     EpsilonView,
     build_unet,
     network_config,
-    pick_device,
 )
 from jointaug.generate.sample import NoiseSchedule, sample
 from jointaug.generate.trainset import TrainArrays, fold_train_cases, load_train_arrays
+from jointaug.runtime import maybe_compile, resolve_device, runtime_record
+from jointaug.training import CheckpointClock, LogFile
 
 LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
 GRID_CASES = 4
@@ -60,7 +62,7 @@ def derived_seed(*parts: int | str) -> int:
 
 # settings that change how samples are drawn or logged, not the trained network
 NOT_TRAINING = {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every",
-                "train_steps"}  # fmt: skip
+                "train_steps", "checkpoint_minutes", "amp", "compile", "guidance_scale", "upsample"}  # fmt: skip
 
 
 def settings_key(cfg, case_ids) -> str:
@@ -94,15 +96,6 @@ def _grid_indices(arrays: TrainArrays, k: int = GRID_CASES) -> list[int]:
             if len(chosen) < k and i not in chosen and (arrays.patient_ids[i] not in seen or not only_new_patients):
                 chosen.append(i)
     return chosen
-
-
-def _write_log(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in LOG_COLUMNS})
-    write_text_atomic(path, buf.getvalue())
 
 
 def _read_log(path: Path, upto_step: int) -> list[dict]:
@@ -162,7 +155,7 @@ def train_diffusion(
     if is_trained(folder) and not is_trained(folder, key=key):
         shutil.rmtree(folder)  # trained with other settings or cases: stale, train afresh
     folder.mkdir(parents=True, exist_ok=True)
-    device = pick_device(config.device)
+    device = resolve_device(config.device)
     arrays = load_train_arrays(run.dataset, cases, cfg.image_size)
     intensity = fit_intensity(arrays.counts, mode=cfg.intensity)
     ys = torch.from_numpy(intensity.to_model(arrays.counts))[:, None]
@@ -170,10 +163,11 @@ def train_diffusion(
 
     net = build_unet(cfg, init_seed=derived_seed(cfg.seed, fold, "init")).to(device)
     ema = EMA(net, cfg.ema_decay)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(derived_seed(cfg.seed, fold, "train"))
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, fused=device.type == "cuda")
+    # one generator on the training device: indices, flips, timesteps, noise (no host trips)
+    gen = torch.Generator(device=device).manual_seed(derived_seed(cfg.seed, fold, "train"))
     sched = NoiseSchedule.from_config(cfg).ddpm()
-    eps_net = EpsilonView(net, sched.alphas_cumprod, cfg.network_output)
+    eps_net = EpsilonView(maybe_compile(net, cfg.compile), sched.alphas_cumprod, cfg.network_output)
     eps_ema = EpsilonView(ema.shadow, sched.alphas_cumprod, cfg.network_output)
     step, wall, ema_loss = 0, 0.0, float("nan")
     ckpt_path = folder / "checkpoint.safetensors"
@@ -192,21 +186,23 @@ def train_diffusion(
             net.load_state_dict(ck.unprefixed("net", tensors))
             ema.shadow.load_state_dict(ck.unprefixed("ema", tensors))
             ck.load_optimizer(opt, tensors, meta["optim_groups"])
+            ck.set_generator_state(gen, tensors["rng.train"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise ValueError(
-                f"{ckpt_path}: does not fit the configured network ({exc}); the diffusion settings "
-                f"changed since it was written: restore them or delete {folder}"
+                f"{ckpt_path}: does not fit the configured network or device ({exc}); the diffusion "
+                f"settings changed since it was written: restore them or delete {folder}"
             ) from exc
-        ck.set_generator_state(gen, tensors["rng.train"])
         global_rng = tensors["rng.global"]
         cuda_rng = tensors.get("rng.cuda")
         step, wall, ema_loss = int(meta["step"]), float(meta["wall_s"]), float(meta["ema_loss"])
         ema.updates = int(meta["ema_updates"])
     (folder / "done").unlink(missing_ok=True)
-    log_rows = _read_log(folder / "log.csv", step)
+    log = LogFile(folder / "log.csv", LOG_COLUMNS, _read_log(folder / "log.csv", step))
     grid_idx = _grid_indices(arrays)
     log_every = max(1, cfg.train_steps // 1000)
     end = cfg.train_steps if stop_after is None else min(cfg.train_steps, step + stop_after)
+    meter = LossMeter(device, ema_loss)
+    clock = CheckpointClock(cfg.checkpoint_minutes, cfg.checkpoint_every, end)
 
     def save_checkpoint() -> None:
         opt_tensors, groups = ck.optimizer_tensors(opt)
@@ -216,12 +212,12 @@ def train_diffusion(
         }  # fmt: skip
         if device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
-        meta = {"step": step, "wall_s": wall, "ema_loss": ema_loss, "ema_updates": ema.updates,
+        meta = {"step": step, "wall_s": wall, "ema_loss": meter.read()[1], "ema_updates": ema.updates,
                 "optim_groups": groups, **info}  # fmt: skip
         ck.save_tensors(ckpt_path, tensors, meta)
-        _write_log(folder / "log.csv", log_rows)
+        clock.reset()
 
-    n, b = len(arrays), cfg.batch_size
+    ys, cs = ys.to(device), cs.to(device)
     bar = tqdm(total=cfg.train_steps, initial=step, desc=f"diffusion fold {fold}", disable=not progress,
                unit="step", dynamic_ncols=True)  # fmt: skip
     # dropout draws from torch's global generator: fork it so training neither reads
@@ -233,43 +229,46 @@ def train_diffusion(
             torch.set_rng_state(global_rng)
             if cuda and cuda_rng is not None:
                 torch.cuda.set_rng_state(cuda_rng, device)
-        interval_loss, interval_n = 0.0, 0
+        first = step + 1  # first step of the current log interval
         try:
             while step < end:
                 t0 = time.perf_counter()
                 net.train()
-                idx = torch.randint(n, (b,), generator=gen)
-                flip = (torch.rand(b, generator=gen) < cfg.flip_prob)[:, None, None, None]
-                x0 = torch.where(flip, ys[idx].flip(-1), ys[idx]).to(device)
-                cond = torch.where(flip, cs[idx].flip(-1), cs[idx]).to(device)
-                t = torch.randint(cfg.timesteps, (b,), generator=gen).to(device)
-                noise = torch.randn(x0.shape, generator=gen).to(device)
-                xt = sched.add_noise(x0, noise, t)
-                loss = F.mse_loss(eps_net(torch.cat([xt, cond], dim=1), t).float(), noise)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"diffusion fold {fold}: loss became {loss.item()} at step {step + 1}; "
-                        f"lower diffusion.lr (now {cfg.lr})"
-                    )
+                x0, cond, t, noise = draw_batch(gen, ys, cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
+                cond = drop_condition(cond, cfg.cond_dropout, gen)  # options (guidance.py); off: no draw
+                weights = min_snr_weights(sched.alphas_cumprod, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else None
+                if cfg.lr_schedule != "constant" or cfg.warmup_steps:
+                    for g in opt.param_groups:
+                        g["lr"] = lr_at(step, cfg.lr, cfg.lr_schedule, cfg.train_steps, cfg.warmup_steps)
+                loss = diffusion_loss(eps_net, sched, x0, cond, t, noise, cfg.amp, weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 ema.update(net)
+                meter.add(loss)
                 step += 1
                 wall += time.perf_counter() - t0
-                value = float(loss.item())
-                ema_loss = value if not np.isfinite(ema_loss) else 0.98 * ema_loss + 0.02 * value
-                interval_loss, interval_n = interval_loss + value, interval_n + 1
                 bar.update(1)
+                row_due = step % log_every == 0 or step == cfg.train_steps
+                ckpt_due = clock.due(step)
+                if not (row_due or ckpt_due):
+                    continue
+                mean, ema_loss = meter.read()  # the one synchronisation of the interval
+                if not math.isfinite(mean):
+                    raise FloatingPointError(
+                        f"diffusion fold {fold}: loss became {mean} in steps {first}-{step}; "
+                        f"lower diffusion.lr (now {cfg.lr})"
+                    )
                 bar.set_postfix(loss=f"{ema_loss:.4f}")
-                if step % log_every == 0 or step == cfg.train_steps:
-                    log_rows.append({"step": step, "loss": interval_loss / interval_n, "ema_loss": ema_loss,
-                                     "lr": float(opt.param_groups[0]["lr"]), "wall_s": wall})  # fmt: skip
-                    interval_loss, interval_n = 0.0, 0
+                if row_due:
+                    log.append({"step": step, "loss": mean, "ema_loss": ema_loss,
+                                "lr": float(opt.param_groups[0]["lr"]), "wall_s": wall})  # fmt: skip
+                    meter.reset_interval()
+                    first = step + 1
                 if step % cfg.sample_every == 0 or step == cfg.train_steps:
                     write_samples(folder / "samples.png", eps_ema, arrays, grid_idx, intensity, cfg,
                                   device, f"fold {fold}, step {step}, EMA, {cfg.sampler}")  # fmt: skip
-                if step % cfg.checkpoint_every == 0 or step == end:
+                if ckpt_due:
                     save_checkpoint()
         except KeyboardInterrupt:
             save_checkpoint()
@@ -281,7 +280,7 @@ def train_diffusion(
     ck.save_tensors(folder / "model.safetensors", net.state_dict(), {"step": step})
     ck.save_tensors(folder / "ema.safetensors", ema.shadow.state_dict(), {"step": step})
     model_info = {
-        "fold": fold, "step": step, "wall_s": wall, "device": str(device),
+        "fold": fold, "step": step, "wall_s": wall, **runtime_record(device),
         "diffusion": cfg.model_dump(), **info,
     }  # fmt: skip
     write_text_atomic(folder / "model.json", json.dumps(model_info, indent=2) + "\n")

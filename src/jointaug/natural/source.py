@@ -23,6 +23,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from jointaug.config import NaturalConfig
 from jointaug.dataset.format import HAND_JOINTS, Dataset, DatasetMeta, is_complete, read_dataset
@@ -44,6 +45,7 @@ from jointaug.natural.layout import make_scene
 from jointaug.natural.regions import regions_from_labels
 from jointaug.natural.segdata import crop_input, crop_labels, uncrop_scores
 from jointaug.natural.standin_folder import LABELS_FILE, write_standin
+from jointaug.runtime import resolve_device
 
 VIEW = "natural"
 NEVER_INFLAME = ["R_wrist", "L_wrist"]
@@ -150,7 +152,7 @@ def build_natural_source(
     seed: int,
     progress: bool = True,
     work_dir: Path | None = None,
-    device: str = "cpu",
+    device: torch.device | str = "cpu",
 ) -> Dataset:
     """Build (or finish, or just read) the natural source dataset folder.
 
@@ -163,7 +165,8 @@ def build_natural_source(
         cfg: the ``natural`` config section.
         seed: drives photo choice, segmenter training and scene jitter.
         work_dir: scratch folder (default ``OUT.work``); holds the segmenter cache.
-        device: torch device for the segmenter.
+        device: torch device for the segmenter (a name such as ``auto`` is resolved
+            here, by :func:`jointaug.runtime.resolve_device`).
 
     Returns:
         The dataset (one case per kept photo).
@@ -171,6 +174,7 @@ def build_natural_source(
     out = Path(out)
     if is_complete(out):
         return read_dataset(out)
+    device = resolve_device(device)
     work_dir = Path(work_dir) if work_dir is not None else default_work_dir(out)
     work_dir.mkdir(parents=True, exist_ok=True)
     standin = photos is None

@@ -1,0 +1,75 @@
+"""Pieces of the diffusion training loop that keep the GPU busy (``generate/train.py``).
+
+- :func:`draw_batch`: indices, flips, timesteps and noise drawn from ONE generator that
+  lives on the training device, from training arrays that live there too: no host
+  round trip per step. (On the CPU this is exactly the old loop's sequence of draws.)
+- :func:`diffusion_loss`: the network under bf16 autocast on CUDA (``diffusion.amp``),
+  its epsilon cast to float32, the L2 loss and the noise schedule in float32.
+- :class:`LossMeter`: losses summed on the device in float64 and read once per log
+  interval (one synchronisation per interval instead of one per step); the same sums
+  and the same running ``ema_loss`` as the old per-step Python floats, bit for bit.
+- checkpoints by wall time and ``log.csv`` appended: :mod:`jointaug.training`
+  (shared with the classifier's loop).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from jointaug.generate.guidance import weighted_mse
+from jointaug.runtime import autocast_for
+
+
+def draw_batch(gen: torch.Generator, ys: torch.Tensor, cs: torch.Tensor, batch: int, flip_prob: float,
+               timesteps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(x0, cond, t, noise) for one step; ``gen``, ``ys`` (N, 1, H, W), ``cs`` (N, 3, H, W)
+    on the same device. Left-right flips apply to image and condition together."""
+    dev = ys.device
+    idx = torch.randint(ys.shape[0], (batch,), generator=gen, device=dev)
+    flip = (torch.rand(batch, generator=gen, device=dev) < flip_prob)[:, None, None, None]
+    y, c = ys[idx], cs[idx]
+    x0 = torch.where(flip, y.flip(-1), y)
+    cond = torch.where(flip, c.flip(-1), c)
+    t = torch.randint(timesteps, (batch,), generator=gen, device=dev)
+    noise = torch.randn(x0.shape, generator=gen, device=dev)
+    return x0, cond, t, noise
+
+
+def diffusion_loss(eps_net: torch.nn.Module, sched, x0: torch.Tensor, cond: torch.Tensor,
+                   t: torch.Tensor, noise: torch.Tensor, amp: bool,
+                   weights: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """The paper's L2 loss on epsilon (float32 scalar); the network in bf16 on CUDA if ``amp``.
+    ``weights`` (B,): per-sample loss weights (min-SNR, ``generate/guidance.py``); None: uniform."""
+    xt = sched.add_noise(x0, noise, t)
+    with autocast_for(x0.device, amp):
+        eps = eps_net(torch.cat([xt, cond], dim=1), t)
+    if weights is not None:
+        return weighted_mse(eps, noise, weights)
+    return F.mse_loss(eps.float(), noise)
+
+
+class LossMeter:
+    """Per-step losses kept on the device; :meth:`read` synchronises once."""
+
+    def __init__(self, device: torch.device, ema_loss: float = math.nan):
+        self.sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.n = 0
+        self.ema = torch.tensor(float(ema_loss), dtype=torch.float64, device=device)
+
+    def add(self, loss: torch.Tensor) -> None:
+        v = loss.detach().double()
+        self.sum += v
+        self.n += 1
+        self.ema = torch.where(torch.isfinite(self.ema), 0.98 * self.ema + 0.02 * v, v)
+
+    def read(self) -> tuple[float, float]:
+        """(mean loss of the interval (nan when empty), running ema_loss)."""
+        total, ema = torch.stack([self.sum, self.ema]).tolist()
+        return (total / self.n if self.n else math.nan), ema
+
+    def reset_interval(self) -> None:
+        self.sum.zero_()
+        self.n = 0
