@@ -13,6 +13,7 @@ method                 training mix (augmentation sets : share)   notes
                                                                   (built-in phantom only)
 ``oversample``         ``oversample:1.0``: N duplicates of the    duplicate-real control
                        train part (no folder)
+``forward[-perlin]``   ``forward[-perlin]:1.0``                   non-learned imaging model
 any ``set:share,...``  that spec (``data.parse_mix``)             a user's own sets
 ``bce_pos_weight``     baseline, loss ``bce_pos_weight``          imbalance baseline
 ``focal``              baseline, loss ``focal``                   imbalance baseline
@@ -35,7 +36,8 @@ from dataclasses import dataclass
 from jointaug.classify.data import OVERSAMPLE, allocate, parse_mix
 
 PLAIN_SETS = ("mp", "mp-perlin", "11k", "11k-perlin")
-CONTROL_SETS = ("oracle", OVERSAMPLE)  # a perfect generator; duplicates of the real images
+# a perfect generator (built-in phantom only); duplicates of the real images; a physics sketch
+CONTROL_SETS = ("oracle", OVERSAMPLE, "forward", "forward-perlin")
 IMBALANCE_BASELINES = ("bce_pos_weight", "focal", "tuned_threshold")
 MIXTURE = re.compile(r"^mp(\d{1,3})-11kp(\d{1,3})$")
 

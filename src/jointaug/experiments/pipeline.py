@@ -31,7 +31,7 @@ Echo = Callable[[str], None]
 SET_SOURCES = {"mp": ("mp", False), "mp-perlin": ("mp", True), "11k": ("natural", False),
                "11k-perlin": ("natural", True)}  # fmt: skip
 # sets made by another generator than the diffusion model: name -> generator kind
-OTHER_SETS = {"oracle": "oracle"}
+OTHER_SETS = {"oracle": "oracle", "forward": "forward", "forward-perlin": "forward"}
 
 
 @dataclass
@@ -214,6 +214,12 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
                 make_oracle_set(run.augment_dir(fold, name), n, dataset=run.dataset,
                                 train_patients=run.splits.fold(fold).train, fold=fold, config=cfg,
                                 progress=progress)  # fmt: skip
+            elif OTHER_SETS.get(name) == "forward":
+                from jointaug.generate.forward import make_forward_set
+
+                make_forward_set(run.augment_dir(fold, name), n, dataset=run.dataset,
+                                 train_patients=run.splits.fold(fold).train, fold=fold, config=cfg,
+                                 progress=progress, perlin=name.endswith("-perlin"))  # fmt: skip
             else:
                 source, perlin = SET_SOURCES[name]
                 make_augmentation_set(run, fold, source, perlin, n, natural_dir=natural_dir,
