@@ -120,3 +120,37 @@ def test_budget_grows_with_the_training_set():
     assert epochs_per_eval(cfg, 58) == 17 and epochs_per_eval(cfg, 570) == 2
     assert epochs_per_eval(cfg, 5000) == 1
     assert epochs_per_eval(ClassifyConfig(), 58) == 10  # the paper's cadence by default
+
+
+def test_pipeline_runs_the_controls_and_reports_verdicts(tmp_path):
+    from jointaug.experiments.demo import demo_verdicts
+    from jointaug.experiments.pipeline import make_plan, run_experiment
+    from jointaug.experiments.rundir import RunDir
+
+    write_phantom(tmp_path / "data", patients=6, size=64, seed=0, progress=False)
+    cfg = load_config("cpu", [
+        "split.folds=3", "classify.image_size=32", "classify.block_config=[1, 1]",
+        "classify.growth_rate=4", "classify.init_features=8", "classify.batch_size=8",
+        "classify.max_samples=32", "classify.patience_samples=16", "classify.max_epochs=2",
+        "classify.patience_epochs=1", "classify.eval_every_samples=16", "classify.seeds=[0, 1]",
+        "experiment.sizes=[6]",
+    ])  # fmt: skip
+    run = RunDir.create(tmp_path / "run", tmp_path / "data", cfg)
+    plan = make_plan(run, ["baseline", "oversample", "oracle", "tuned_threshold"])
+    assert plan.sets == {"oracle": 6} and not plan.needs_diffusion
+    result = run_experiment(run, plan, progress=False, echo=lambda m: None, estimate=False)
+    assert len(read_dataset(run.augment_dir(2, "oracle")).cases) == 6
+    assert not run.augment_dir(0, "oversample").exists()  # drawn from the train part
+    import json
+
+    r = json.loads((run.classify_dir(1, "oversample_6", 0) / "result.json").read_text())
+    assert r["n_train"] == r["n_train_real"] + 6
+    t1 = (run.results_dir / "table1.md").read_text()
+    for row in ("| oversample (6) |", "| oracle (6) + tuned |", "| oracle (6) | oversample (6) |"):
+        assert row in t1, row
+    lines = demo_verdicts(run)
+    assert any(x.startswith("oracle (6) vs baseline: ") for x in lines)
+    assert all(("helps" in x) or ("hurts" in x) or ("no evidence" in x) for x in lines)
+    assert "Does it help? Paired statistics" in result["report"].read_text()
+    times = json.loads((run.results_dir / "stage_times.json").read_text())
+    assert times[-1]["total"] >= times[-1]["classifiers"] > 0

@@ -152,3 +152,20 @@ def verdict_lines(stats: Sequence[dict]) -> list[str]:
     return [f"{s['row']} vs {s['reference']}: {s['verdict']} (ΔGMS {_f(s['d_gms'])}, 95% CI "
             f"[{_f(s['ci_low'])}, {_f(s['ci_high'])}], Wilcoxon p {_f(s['p'], False)}, "
             f"{s['n']} pairs)" for s in stats]  # fmt: skip
+
+
+def read_stats(path) -> list[dict]:
+    """The rows of a ``stats.csv`` with numbers parsed ([] when the file is missing)."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["n"] = int(r["n"])
+        for k in ("d_gms", "d_tpr", "d_tnr", "ci_low", "ci_high", "p"):
+            r[k] = float(r[k]) if r.get(k) not in (None, "") else math.nan
+    return rows
