@@ -171,7 +171,12 @@ def describe(run: RunDir, plan: Plan, rates: dict[str, float] | None = None) -> 
                  f"{plan.sizes} x seeds {seeds})" + (f" + {len(curve)} for the Fig. 6 curve sizes "
                  f"{plan.curve_sizes} (seed {seeds[0]})" if curve else ""))  # fmt: skip
     if rates:
-        t_c = (len(main) + len(curve)) * cfg.classify.max_samples * rates["classifier_s_per_image"]
+        from jointaug.classify.train import effective_budget
+
+        n_real = {f: len(run.dataset.classification_cases(run.splits.fold(f).train)) for f in plan.folds}
+        budget = sum(effective_budget(cfg.classify, n_real[j.fold] + j.size).max_samples
+                     for j in main + curve)  # fmt: skip
+        t_c = budget * rates["classifier_s_per_image"]
         est += t_c
         lines[-1] += f"  at most ~{_fmt_s(t_c)} (early stopping usually ends sooner)"
         lines.append(f"  estimate on this machine: at most ~{_fmt_s(est)}")
