@@ -25,6 +25,8 @@ VARIANTS: dict[str, list[str]] = {
     "long": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50"],
     "long-snr": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50",
                  "diffusion.min_snr_gamma=5"],  # fmt: skip
+    "long-cfg": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50",
+                 "diffusion.cond_dropout=0.15"],  # fmt: skip
     "long-snr-cfg": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50",
                      "diffusion.min_snr_gamma=5", "diffusion.cond_dropout=0.15"],  # fmt: skip
     "48px-cfg": ["diffusion.image_size=48", "diffusion.train_steps=700", "diffusion.lr_schedule=cosine",

@@ -51,6 +51,17 @@ class ClassifyConfig(_Section):
     eval_every_epochs: int = 10
     patience_samples: int = 500_000
     max_samples: int = 5_000_000
+    # A budget that grows with the training set (0 = off): the effective limits are
+    # max(max_samples, max_epochs x N) and max(patience_samples, patience_epochs x N).
+    max_epochs: float = 0.0
+    patience_epochs: float = 0.0
+    # Evaluate every ~eval_every_samples training samples (whole epochs, at least one)
+    # instead of every eval_every_epochs epochs: the same selection cadence for every
+    # training-set size (0 = off, the paper's every-10-epochs).
+    eval_every_samples: int = 0
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: over the max budget
+    # At least this share of real train images in every batch (0 = plain shuffling of the mix).
+    real_share: float = 0.0
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     rotate_deg: float = 30.0
     flip_prob: float = 0.5

@@ -9,6 +9,11 @@ method                 training mix (augmentation sets : share)   notes
 ``11k``                ``11k:1.0``                                natural hands
 ``11k-perlin``         ``11k-perlin:1.0``                         ... with Perlin masks
 ``mpX-11kpY``          ``mp-perlin:X/100,11k-perlin:Y/100``       Table 2, X + Y = 100
+``oracle``             ``oracle:1.0``                             the phantom's renderer
+                                                                  (built-in phantom only)
+``oversample``         ``oversample:1.0``: N duplicates of the    duplicate-real control
+                       train part (no folder)
+``forward[-perlin]``   ``forward[-perlin]:1.0``                   non-learned imaging model
 any ``set:share,...``  that spec (``data.parse_mix``)             a user's own sets
 ``bce_pos_weight``     baseline, loss ``bce_pos_weight``          imbalance baseline
 ``focal``              baseline, loss ``focal``                   imbalance baseline
@@ -28,9 +33,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from jointaug.classify.data import allocate, parse_mix
+from jointaug.classify.data import OVERSAMPLE, allocate, parse_mix
 
 PLAIN_SETS = ("mp", "mp-perlin", "11k", "11k-perlin")
+# a perfect generator (built-in phantom only); duplicates of the real images; a physics sketch
+CONTROL_SETS = ("oracle", OVERSAMPLE, "forward", "forward-perlin")
 IMBALANCE_BASELINES = ("bce_pos_weight", "focal", "tuned_threshold")
 MIXTURE = re.compile(r"^mp(\d{1,3})-11kp(\d{1,3})$")
 
@@ -73,7 +80,7 @@ def resolve_method(name: str) -> Method:
         return Method(name, loss=name)
     if name == "tuned_threshold":
         return Method(name, trains=False, base="baseline")
-    if name in PLAIN_SETS:
+    if name in PLAIN_SETS or name in CONTROL_SETS:
         return Method(name, mix=((name, 1.0),))
     m = MIXTURE.match(name)
     if m:
@@ -84,7 +91,7 @@ def resolve_method(name: str) -> Method:
     if ":" in name:
         return Method(name, mix=tuple(parse_mix(name)))
     raise ValueError(
-        f"unknown method {name!r}; use baseline, {', '.join(PLAIN_SETS)}, mpX-11kpY, "
+        f"unknown method {name!r}; use baseline, {', '.join(PLAIN_SETS + CONTROL_SETS)}, mpX-11kpY, "
         f"{', '.join(IMBALANCE_BASELINES)} or a mix spec like mp-perlin:0.8,11k-perlin:0.2"
     )
 
@@ -120,5 +127,6 @@ def required_sets(methods: Iterable[Method], sizes: Sequence[int]) -> dict[str, 
     for m in methods:
         for size in m.sizes(sizes) if m.augmented else []:
             for name, n in allocate(m.mix, size):
-                need[name] = max(need.get(name, 0), n)
+                if name != OVERSAMPLE:  # drawn from the train part, no folder
+                    need[name] = max(need.get(name, 0), n)
     return need

@@ -30,6 +30,8 @@ from jointaug.runtime import apply_runtime, resolve_device
 Echo = Callable[[str], None]
 SET_SOURCES = {"mp": ("mp", False), "mp-perlin": ("mp", True), "11k": ("natural", False),
                "11k-perlin": ("natural", True)}  # fmt: skip
+# sets made by another generator than the diffusion model: name -> generator kind
+OTHER_SETS = {"oracle": "oracle", "forward": "forward", "forward-perlin": "forward"}
 
 
 @dataclass
@@ -43,11 +45,11 @@ class Plan:
 
     @property
     def needs_diffusion(self) -> bool:
-        return bool(self.sets)
+        return any(s in SET_SOURCES for s in self.sets)
 
     @property
     def needs_natural(self) -> bool:
-        return any(SET_SOURCES[s][0] == "natural" for s in self.sets)
+        return any(SET_SOURCES[s][0] == "natural" for s in self.sets if s in SET_SOURCES)
 
     def jobs(self) -> tuple[list, list]:
         main = plan_jobs(self.methods, self.folds, self.sizes, self.seeds)
@@ -70,8 +72,9 @@ def make_plan(run: RunDir, methods: Sequence[str] | str | None = None, sizes: Se
     cfg = run.config
     ms = parse_methods(default_methods(run) if methods is None else methods)
     for s in required_sets(ms, [1]):
-        if s not in SET_SOURCES:
-            raise ValueError(f"augmentation set {s!r} cannot be generated (known: {', '.join(SET_SOURCES)})")
+        if s not in SET_SOURCES and s not in OTHER_SETS:
+            known = ", ".join([*SET_SOURCES, *OTHER_SETS])
+            raise ValueError(f"augmentation set {s!r} cannot be generated (known: {known})")
     folds = list(range(len(run.splits.folds))) if folds is None else [int(f) for f in folds]
     for f in folds:
         run.splits.fold(f)
@@ -152,7 +155,7 @@ def describe(run: RunDir, plan: Plan, rates: dict[str, float] | None = None) -> 
     if plan.needs_diffusion:
         d = cfg.diffusion
         steps = sampler_steps(d)
-        total = sum(plan.sets.values()) * nf
+        total = sum(v for k, v in plan.sets.items() if k in SET_SOURCES) * nf
         lines.append(f"  diffusion: {nf} models x {d.train_steps:,} steps (batch {d.batch_size}, "
                      f"{d.image_size}px, T={d.timesteps})")  # fmt: skip
         lines.append("  augmentation sets per fold: " + ", ".join(f"{k} {v:,}" for k, v in plan.sets.items())
@@ -168,7 +171,12 @@ def describe(run: RunDir, plan: Plan, rates: dict[str, float] | None = None) -> 
                  f"{plan.sizes} x seeds {seeds})" + (f" + {len(curve)} for the Fig. 6 curve sizes "
                  f"{plan.curve_sizes} (seed {seeds[0]})" if curve else ""))  # fmt: skip
     if rates:
-        t_c = (len(main) + len(curve)) * cfg.classify.max_samples * rates["classifier_s_per_image"]
+        from jointaug.classify.train import effective_budget
+
+        n_real = {f: len(run.dataset.classification_cases(run.splits.fold(f).train)) for f in plan.folds}
+        budget = sum(effective_budget(cfg.classify, n_real[j.fold] + j.size).max_samples
+                     for j in main + curve)  # fmt: skip
+        t_c = budget * rates["classifier_s_per_image"]
         est += t_c
         lines[-1] += f"  at most ~{_fmt_s(t_c)} (early stopping usually ends sooner)"
         lines.append(f"  estimate on this machine: at most ~{_fmt_s(est)}")
@@ -187,6 +195,7 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
     t0 = time.perf_counter()
     echo(describe(run, plan, calibrate(run, plan) if estimate else None))
     natural_dir = run.path / "natural_source"
+    stage_times: dict[str, float] = {}
     if plan.needs_natural:
         from jointaug.natural.source import build_natural_source
 
@@ -198,13 +207,32 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
     for fold in plan.folds:
         if plan.needs_diffusion:
             echo(f"stage: diffusion model, fold {fold}")
+            ts = time.perf_counter()
             train_diffusion(run, fold, progress=progress)
+            stage_times[f"diffusion fold {fold}"] = time.perf_counter() - ts
         for name, n in plan.sets.items():
-            source, perlin = SET_SOURCES[name]
             echo(f"stage: augmentation set {name} ({n} images), fold {fold}")
-            make_augmentation_set(run, fold, source, perlin, n, natural_dir=natural_dir, progress=progress)
+            ts = time.perf_counter()
+            if OTHER_SETS.get(name) == "oracle":
+                from jointaug.generate.oracle import make_oracle_set
+
+                make_oracle_set(run.augment_dir(fold, name), n, dataset=run.dataset,
+                                train_patients=run.splits.fold(fold).train, fold=fold, config=cfg,
+                                progress=progress)  # fmt: skip
+            elif OTHER_SETS.get(name) == "forward":
+                from jointaug.generate.forward import make_forward_set
+
+                make_forward_set(run.augment_dir(fold, name), n, dataset=run.dataset,
+                                 train_patients=run.splits.fold(fold).train, fold=fold, config=cfg,
+                                 progress=progress, perlin=name.endswith("-perlin"))  # fmt: skip
+            else:
+                source, perlin = SET_SOURCES[name]
+                make_augmentation_set(run, fold, source, perlin, n, natural_dir=natural_dir,
+                                      progress=progress)  # fmt: skip
+            stage_times[f"set {name} fold {fold}"] = time.perf_counter() - ts
     names = [m.name for m in plan.methods]
     echo("stage: classifiers")
+    ts = time.perf_counter()
     summary = run_classification(run, names, folds=plan.folds, sizes=plan.sizes, seeds=plan.seeds,
                                  progress=progress, echo=echo)  # fmt: skip
     if plan.curve_sizes:
@@ -213,7 +241,22 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
             echo("stage: classifiers at the Fig. 6 curve sizes (one seed)")
             summary = run_classification(run, names, folds=plan.folds, sizes=plan.sizes + plan.curve_sizes,
                                          seeds=plan.seeds[:1], progress=progress, echo=echo)  # fmt: skip
+    stage_times["classifiers"] = time.perf_counter() - ts
     echo("stage: report")
     report = write_report(run)
+    stage_times["total"] = time.perf_counter() - t0
+    _record_times(run, stage_times)
     return {"tables": summary.tables, "report": report, "results": run.results_dir,
-            "wall_s": time.perf_counter() - t0}
+            "wall_s": stage_times["total"], "stage_times": stage_times}
+
+
+def _record_times(run: RunDir, times: dict[str, float]) -> None:
+    """Append this call's stage wall times to ``RUN/results/stage_times.json`` (a list)."""
+    import json
+
+    from jointaug.dataset.io import write_text_atomic
+
+    path = run.results_dir / "stage_times.json"
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    old.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **{k: round(v, 1) for k, v in times.items()}})
+    write_text_atomic(path, json.dumps(old, indent=1) + "\n")

@@ -163,6 +163,26 @@ def fidelity_section(run: RunDir) -> str:
     )
 
 
+def stats_section(run: RunDir) -> str:
+    """HTML of the paired statistics (``results/stats.csv``): one verdict line per method
+    against its reference, single models; '' when there are none."""
+    from jointaug.experiments.stats import read_stats, verdict_lines
+
+    rows = [r for r in read_stats(run.results_dir / "stats.csv") if r["models"] == "single"]
+    if not rows:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in verdict_lines(rows))
+    return (
+        "<h2>Does it help? Paired statistics</h2>"
+        "<p>Each method against its reference, paired over folds x seeds (the same patients "
+        "and seed): mean ΔGMS, 95% bootstrap confidence interval, Wilcoxon signed-rank p. "
+        "<b>helps</b> / <b>hurts</b>: the interval excludes 0; <b>no evidence</b>: it does "
+        "not. Tuned rows are compared with the baseline's tuned threshold; synthetic sets also "
+        "with oversample (duplicated real images, same count).</p>"
+        f"<ul>{items}</ul>"
+    )
+
+
 def write_report(run: RunDir) -> Path:
     """Draw the figures and write ``RUN/results/report.html``; return its path."""
     res = run.results_dir
@@ -208,6 +228,7 @@ def write_report(run: RunDir) -> Path:
         if (res / name).is_file():
             parts.append(f"<h2>{title}</h2>")
             parts.append(markdown_table_to_html((res / name).read_text(encoding="utf-8")))
+    parts.append(stats_section(run))
     parts.append(fidelity_section(run))
     for path, caption in pictures:
         parts.append(_img(path, caption))
