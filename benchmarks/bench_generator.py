@@ -25,6 +25,8 @@ VARIANTS: dict[str, list[str]] = {
     "long": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50"],
     "long-snr": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50",
                  "diffusion.min_snr_gamma=5"],  # fmt: skip
+    "long-cfg": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50",
+                 "diffusion.cond_dropout=0.15"],  # fmt: skip
     "long-snr-cfg": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50",
                      "diffusion.min_snr_gamma=5", "diffusion.cond_dropout=0.15"],  # fmt: skip
     "48px-cfg": ["diffusion.image_size=48", "diffusion.train_steps=700", "diffusion.lr_schedule=cosine",
@@ -53,10 +55,16 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from jointaug.config import load_config
+    from jointaug.dataset.format import is_complete
     from jointaug.experiments.classification import train_single
     from jointaug.experiments.rundir import RunDir
     from jointaug.generate.augment import make_augmentation_set
-    from jointaug.generate.fidelity import measure_set, summary_line
+    from jointaug.generate.fidelity import (
+        diffusion_renderer,
+        matched_label_fidelity,
+        measure_set,
+        summary_line,
+    )
     from jointaug.generate.judge import load_judge, train_strong_judge
     from jointaug.generate.train import train_diffusion
 
@@ -97,17 +105,21 @@ def main() -> None:
                 scfg = cfg.model_copy(update={"diffusion": cfg.diffusion.model_copy(
                     update={"guidance_scale": w, "upsample": up})})  # fmt: skip
                 t0 = time.perf_counter()
+                existed = is_complete(srun.augment_dir(fold, "mp-perlin"))
                 out = make_augmentation_set(srun, fold, "mp", True, args.n, progress=False, config=scfg)
-                sample_s = time.perf_counter() - t0
-                rec = measure_set(out, base.dataset, base.splits.fold(fold), judges,
-                                  base.config.classify.image_size, base.config.classify.threshold)  # fmt: skip
+                sample_s = None if existed else (time.perf_counter() - t0) / args.n
+                split, cls = base.splits.fold(fold), base.config.classify
+                rec = measure_set(out, base.dataset, split, judges, cls.image_size, cls.threshold)
+                rec["matched_label_fidelity"] = matched_label_fidelity(
+                    diffusion_renderer(folder, scfg), base.dataset, split, judges, cls.image_size, cls.threshold)
                 rec.update(variant=name, overrides=overrides, guidance_scale=w, upsample=up,
-                           train_s=train_s, sample_s_per_img=sample_s / args.n)  # fmt: skip
+                           train_s=train_s, sample_s_per_img=sample_s)  # fmt: skip
                 for lf in rec["label_fidelity"].values():
                     lf.pop("per_joint", None)
                 with open(log, "a", encoding="utf-8") as f:
                     f.write(json.dumps(rec) + "\n")
-                print(f"{tag}: {summary_line(rec)}; sampling {sample_s / args.n * 1000:.0f} ms/img", flush=True)
+                ms = "reused" if sample_s is None else f"{sample_s * 1000:.0f} ms/img"
+                print(f"{tag}: {summary_line(rec)}; sampling {ms}", flush=True)
 
 
 if __name__ == "__main__":

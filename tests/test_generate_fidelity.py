@@ -128,3 +128,22 @@ def test_feature_distances_scale():
     near, off = feature_distances(a, b), feature_distances(a, far)
     assert near["fid"] < 0.5 < 30 < off["fid"]
     assert near["mmd"] < off["mmd"]
+
+
+def test_matched_label_fidelity_perfect_vs_condition_blind_generator(judged):
+    from jointaug.generate.fidelity import matched_label_fidelity
+
+    base, run = judged
+    rng = np.random.default_rng(5)
+
+    def perfect(tissues, seeds):  # the dataset's own imaging process
+        return [rng.poisson(np.choose(t, [0.2, 5.0, 15.0, 40.0])) for t in tissues]
+
+    def blind(tissues, seeds):  # ignores inflammation: every joint looks normal
+        return [rng.poisson(np.choose(np.minimum(t, 1), [0.2, 5.0])) for t in tissues]
+
+    judges = run_judges(run, 0, strong=False)
+    good = matched_label_fidelity(perfect, run.dataset, run.splits.fold(0), judges, 32)["baseline"]
+    bad = matched_label_fidelity(blind, run.dataset, run.splits.fold(0), judges, 32)["baseline"]
+    assert good["ratio"] == pytest.approx(1.0, abs=0.1)
+    assert bad["ratio"] < 0.5

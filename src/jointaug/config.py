@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jointaug.dataset.io import write_text_atomic
 
-PROFILES = ("demo", "paper", "cpu")
+PROFILES = ("demo", "paper", "paper-best", "cpu")
 
 
 class _Section(BaseModel):

@@ -106,16 +106,23 @@ def fidelity_rows(run: RunDir) -> list[dict]:
                 "strong_ratio": lf.get("strong", {}).get("ratio"),
                 "normal": ratio.get("normal"), "low": ratio.get("low"), "high": ratio.get("high"),
                 "total": ratio.get("total"),
+                "matched_ratio": rec.get("matched_label_fidelity", {}).get("baseline", {}).get("ratio"),
+                "matched_strong_ratio": rec.get("matched_label_fidelity", {}).get("strong", {}).get("ratio"),
                 "near_copies": rec.get("memorisation", {}).get("near_copies"),
                 "fid": real.get("synthetic", {}).get("fid"), "fid_real": real.get("real_test", {}).get("fid"),
             })  # fmt: skip
+    for r in rows:  # label fidelity relative to the oracle set of the same fold (a perfect generator)
+        oracle = next((o for o in rows if o["fold"] == r["fold"] and o["set"] == "oracle"), None)
+        key = "strong_gms" if r["strong_gms"] is not None else "baseline_gms"
+        r["oracle_ratio"] = (r[key] / oracle[key] if oracle and r[key] is not None and oracle[key] else None)
     return rows
 
 
 FIDELITY_COLUMNS = (
     ("fold", "Fold"), ("set", "Set"), ("n", "N"), ("baseline_gms", "Baseline judge GMS"),
     ("baseline_real_gms", "on real test"), ("baseline_ratio", "Ratio"), ("strong_gms", "Strong judge GMS"),
-    ("strong_ratio", "Ratio (strong)"), ("normal", "Normal x real"), ("low", "Low x real"),
+    ("strong_ratio", "Ratio (strong)"), ("oracle_ratio", "x oracle"), ("matched_ratio", "Real maps ratio"),
+    ("matched_strong_ratio", "Real maps ratio (strong)"), ("normal", "Normal x real"), ("low", "Low x real"),
     ("high", "High x real"), ("total", "Total x real"), ("near_copies", "Near-copies"),
     ("fid", "FID"), ("fid_real", "FID real test"),
 )  # fmt: skip
@@ -147,7 +154,9 @@ def fidelity_section(run: RunDir) -> str:
         "<h2>Fidelity of the augmentation sets</h2>"
         "<p>Label fidelity: a judge trained on real images scores the synthetic images against "
         "their sampled labels (ratio = its GMS on them / on the real test part; the strong judge "
-        "is trained on many extra phantom patients). Intensity: mean counts per region, synthetic / "
+        "is trained on many extra phantom patients; x oracle: relative to the phantom renderer's own set "
+        "for the same kind of sampled conditions; real maps: the generator drawn on the real test "
+        "images' clinician maps, where a perfect generator scores 1). Intensity: mean counts per region, synthetic / "
         "real. Near-copies: synthetic images closer to a train image than real images are to each "
         "other. FID: on the baseline model's features, against the real train images.</p>"
         + markdown_table_to_html(md)

@@ -12,6 +12,10 @@ to a run folder's sets (``jointaug fidelity RUN``). A record holds:
 - ``intensity``: mean counts in background / normal / low / high regions and total
   counts, synthetic (on their composed tissue maps) vs the fold's real train images (on
   their clinician maps), and the ratios;
+- ``matched_label_fidelity``: for diffusion and forward sets, the same generator drawn on
+  the real test part's own clinician maps, judged against the real labels
+  (:func:`matched_label_fidelity`; a perfect generator scores ~1 here, whereas on the
+  sampled conditions even the phantom's own renderer scores well below 1);
 - ``memorisation``: near-copies of real train images (classifier-resolution pixels);
 - ``realism``: Fréchet distance (MONAI ``FIDMetric``) and MMD (MONAI ``MMDMetric``,
   on equal-size subsets) between the baseline judge's penultimate features of the real
@@ -26,13 +30,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from jointaug.classify.data import fold_part, load_images
+from jointaug.classify.transforms import prepare_image
 from jointaug.dataset.format import Dataset, is_complete, read_dataset
 from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.splits import Fold
@@ -138,6 +143,70 @@ def measure_set(
     return rec
 
 
+Renderer = Callable[[list[np.ndarray], list[int]], list[np.ndarray]]
+
+
+def matched_label_fidelity(render: Renderer, dataset: Dataset, fold: Fold, judges: Sequence[Judge],
+                           image_size: int, threshold: float = 0.5, part: str = "test") -> dict:  # fmt: skip
+    """The generator drawn on the real ``part``'s own clinician maps, judged against the real labels.
+
+    ``render(tissue_maps, seeds) -> count images`` is the generator. Per judge: its metrics on
+    the rendered images and on the real images of the same cases, and the GMS ratio. Unlike the
+    sampled-condition label fidelity of a set (whose conditions inflame more and smaller joints
+    than the real data, which caps even a perfect generator's ratio well below 1), a perfect
+    generator scores ~1 here: the conditions and labels are the real ones; only the images differ.
+    """
+    cases = [c for c in dataset.classification_cases(getattr(fold, part)) if c.tissue]
+    if not cases:
+        raise ValueError(f"{dataset.root}: fold {fold.fold} has no labelled {part} case with a tissue map")
+    tissues = [dataset.tissue(c) for c in cases]
+    images = render(tissues, list(range(len(cases))))
+    x = np.stack([prepare_image(np.asarray(im, np.float32), image_size) for im in images])[:, None]
+    real = load_images(dataset, cases, image_size, part)
+    out = {}
+    for judge in judges:
+        p_syn, _ = judge_outputs(judge, x)
+        p_real, _ = judge_outputs(judge, real.images)
+        lf = label_fidelity(real.labels, p_syn, real.labels, p_real, list(dataset.labels), threshold)
+        lf.pop("per_joint")
+        out[judge.name] = lf
+    return out
+
+
+def diffusion_renderer(folder: str | Path, config, batch: int = 32) -> Renderer:
+    """A fold's trained diffusion model (the config's sampler settings) as a :data:`Renderer`."""
+    from jointaug.generate.intensity import poisson_counts
+    from jointaug.generate.trained import generate_rates, load_trained
+    from jointaug.runtime import resolve_device
+
+    model = load_trained(folder, resolve_device(config.device), config.diffusion)
+
+    def render(tissues: list[np.ndarray], seeds: list[int]) -> list[np.ndarray]:
+        rng = np.random.default_rng(12345)
+        rates = []
+        for b in range(0, len(tissues), batch):
+            rates += generate_rates(model, tissues[b : b + batch], [10_000 + s for s in seeds[b : b + batch]])
+        return [poisson_counts(r, rng) for r in rates]
+
+    return render
+
+
+def forward_renderer(dataset: Dataset, train_patients: Sequence[str]) -> Renderer:
+    """The ``forward`` imaging model fitted on the fold's train part as a :data:`Renderer`
+    (median per-image rates: the real images' own dose is not known to it)."""
+    from jointaug.generate.forward import fit_for_fold
+    from jointaug.generate.forward_model import render_rate
+    from jointaug.generate.intensity import poisson_counts
+
+    model = fit_for_fold(dataset, train_patients)
+
+    def render(tissues: list[np.ndarray], seeds: list[int]) -> list[np.ndarray]:
+        rng = np.random.default_rng(12345)
+        return [poisson_counts(render_rate(t, model.rates_for(""), model.sigma_px), rng) for t in tissues]
+
+    return render
+
+
 def is_current(set_dir: Path, n: int) -> bool:
     """A fidelity record exists for these settings and this many images."""
     path = Path(set_dir) / FIDELITY_FILE
@@ -199,14 +268,37 @@ def run_fidelity(run, folds: Sequence[int] | None = None, names: Sequence[str] |
         if not any(j.name == "baseline" for j in judges):
             echo(f"fold {fold}: no baseline classifier yet (train it first) -- label fidelity "
                  f"{'from the strong judge only' if judges else 'skipped'}")  # fmt: skip
+        matched: dict[str, dict] = {}
         for p in sets:
             n = min(len(_set_cases(read_dataset(p), MAX_IMAGES)), MAX_IMAGES)
             if not force and is_current(p, n):
                 continue
-            rec = measure_set(p, run.dataset, run.splits.fold(fold), judges, cfg.image_size, cfg.threshold)
+            split = run.splits.fold(fold)
+            rec = measure_set(p, run.dataset, split, judges, cfg.image_size, cfg.threshold)
+            render_key, render = _renderer_of(run, fold, rec["settings"])
+            if render is not None and judges:
+                if render_key not in matched:
+                    matched[render_key] = matched_label_fidelity(render, run.dataset, split, judges,
+                                                                 cfg.image_size, cfg.threshold)  # fmt: skip
+                rec["matched_label_fidelity"] = matched[render_key]
             written.append(write_fidelity(p, rec))
             echo(summary_line(rec))
     return written
+
+
+def _renderer_of(run, fold: int, settings: dict) -> tuple[str, Renderer | None]:
+    """The generator that made a set (diffusion model with the set's sampler settings, or the
+    forward model), to draw the real test maps with; (key, None) for other kinds."""
+    if settings.get("kind") == "forward":
+        return "forward", forward_renderer(run.dataset, run.splits.fold(fold).train)
+    if settings.get("model_key") and (run.diffusion_dir(fold) / "done").is_file():
+        d = run.config.diffusion
+        upd = {k: settings[k] for k in ("guidance_scale", "upsample", "sampler") if k in settings}
+        if settings.get("sampler") == "ddim" and "steps" in settings:
+            upd["fast_steps"] = int(settings["steps"])
+        config = run.config.model_copy(update={"diffusion": d.model_copy(update=upd)})
+        return json.dumps(["diffusion", upd], sort_keys=True), diffusion_renderer(run.diffusion_dir(fold), config)
+    return "", None
 
 
 def summary_line(rec: dict) -> str:
@@ -215,6 +307,8 @@ def summary_line(rec: dict) -> str:
     for name, lf in rec.get("label_fidelity", {}).items():
         g, r, q = lf["synthetic"]["gms"], lf["real"]["gms"], lf["ratio"]
         parts.append(f"{name} judge GMS {_f(g)} vs real {_f(r)} (ratio {_f(q)})")
+    for name, lf in rec.get("matched_label_fidelity", {}).items():
+        parts.append(f"on real test maps ({name}) ratio {_f(lf['ratio'])}")
     ratio = rec.get("intensity", {}).get("ratio", {})
     if ratio:
         parts.append(f"intensity high {_f(ratio.get('high'))} total {_f(ratio.get('total'))} x real")
