@@ -6,7 +6,7 @@ against the tuned-threshold baseline, synthetic sets against oversample), the ve
 and every set's fidelity record when there is one (nothing is asserted).
 
     python benchmarks/bench_augmentation.py [--out runs/bench_aug] [--methods a,b,...]
-                                            [--set key=value ...]
+        [--dataset DIR] [--run DIR] [--set key=value ...] [--no-fidelity]
 
 Rerunning resumes (finished trainings and sets are reused), so the grid can be run in
 stages: first ``--methods baseline,bce_pos_weight,focal,tuned_threshold,oversample,oracle``
@@ -32,6 +32,8 @@ from jointaug.experiments.stats import read_stats, verdict_lines
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_aug"))
+    ap.add_argument("--dataset", type=Path, default=None, help="dataset (default OUT/phantom, written)")
+    ap.add_argument("--run", type=Path, default=None, help="run folder (default OUT/run)")
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--methods", default="", help="comma-separated methods (default: the profile's)")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
@@ -40,10 +42,10 @@ def main() -> None:
     cfg = load_config(args.profile, args.set)
     methods = args.methods or ",".join(configured_methods(cfg))
     cfg = config_with_methods(cfg, methods)
-    data = args.out / "phantom"
+    data = args.dataset or args.out / "phantom"
     if not is_complete(data):
         write_phantom(data, cfg.phantom.patients, cfg.phantom.size, cfg.phantom.seed, progress=False)
-    run = RunDir.create(args.out / "run", data, cfg)
+    run = RunDir.create(args.run or args.out / "run", data, cfg)
     plan = make_plan(run, methods)
     t0 = time.perf_counter()
     result = run_experiment(run, plan, progress=False,
