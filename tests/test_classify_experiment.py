@@ -87,12 +87,22 @@ def test_metrics_csv_has_seeds_ensembles_and_threshold_kinds(finished_run):
 
 def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
     run, summary = finished_run
-    t1 = (run.results_dir / "table1.md").read_text()
+    full = (run.results_dir / "table1.md").read_text()
+    t1, _, st = full.partition("Paired differences")
     assert "| Method | Accuracy | TPR | TNR | F1 | GMS |" in t1
     names = [line.split("|")[1].strip() for line in t1.splitlines() if line.startswith("| ")][1:]
-    assert names == ["baseline", "tuned_threshold", "mp-perlin (16)"]
+    assert names == ["baseline", "tuned_threshold", "mp-perlin (16)", "mp-perlin (16) + tuned"]
+    # every row but the baseline paired against its reference, with a verdict
+    srows = [[c.strip() for c in line.strip("|").split("|")] for line in st.splitlines()
+             if line.startswith("| ") and not line.startswith("| Method")]  # fmt: skip
+    assert [(r[0], r[1]) for r in srows] == [("tuned_threshold", "baseline"),
+                                             ("mp-perlin (16)", "baseline"),
+                                             ("mp-perlin (16) + tuned", "tuned_threshold")]  # fmt: skip
+    assert all(r[2] == "4" and r[-1] in ("helps", "hurts", "no evidence") for r in srows)
+    stats = read_csv(run.results_dir / "stats.csv")
+    assert {r["models"] for r in stats} == {"single", "ensemble"} and len(stats) == 6
     cell = re.compile(r"^(\d\.\d\d±\d\.\d\d|n/a)$")
-    for line in t1.splitlines()[4:]:
+    for line in [x for x in t1.splitlines()[4:] if x.startswith("|")]:
         cells = [c.strip() for c in line.strip("|").split("|")[1:]]
         assert len(cells) == 5 and all(cell.match(c) for c in cells), line
     assert "Table 2" in summary.tables and "2 folds, 2 seeds per fold" in t1

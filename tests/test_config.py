@@ -45,3 +45,21 @@ def test_save_and_read_round_trip(tmp_path):
     c = load_config("demo", ["classify.lr=0.002"])
     save_config(c, tmp_path / "config.yaml")
     assert read_config(tmp_path / "config.yaml") == c
+
+
+def test_every_shipped_profile_loads_and_best_is_paper_plus_generator_options():
+    from jointaug.config import PROFILES
+
+    configs = {p: load_config(p) for p in PROFILES}
+    assert all(c.profile == p for p, c in configs.items())
+    paper, best = configs["paper"].model_dump(), configs["paper-best"].model_dump()
+    options = {"cond_dropout", "guidance_scale", "min_snr_gamma", "lr_schedule", "warmup_steps", "upsample"}
+    assert {k for k in paper["diffusion"] if paper["diffusion"][k] != best["diffusion"][k]} <= options
+    assert best["diffusion"]["cond_dropout"] > 0 and best["diffusion"]["guidance_scale"] > 1
+    assert {k: v for k, v in paper.items() if k not in ("diffusion", "profile")} == \
+        {k: v for k, v in best.items() if k not in ("diffusion", "profile")}
+    # the paper keeps the paper's method: every option off
+    d = configs["paper"].diffusion
+    assert (d.cond_dropout, d.guidance_scale, d.min_snr_gamma, d.lr_schedule, d.upsample) == \
+        (0.0, 1.0, 0.0, "constant", "nearest")
+    assert configs["cpu"].diffusion.cond_dropout > 0

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import typer
 
-from jointaug.commands import classify, contract, data, demo, experiment, generate, masks, natural
+from jointaug.commands import (
+    classify,
+    contract,
+    data,
+    demo,
+    experiment,
+    fidelity,
+    generate,
+    masks,
+    natural,
+)
 
 app = typer.Typer(
     name="jointaug",
@@ -17,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _room in (demo, data, contract, masks, generate, natural, classify, experiment):
+for _room in (demo, data, contract, masks, generate, natural, classify, experiment, fidelity):
     _room.register(app)
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jointaug.dataset.io import write_text_atomic
 
-PROFILES = ("demo", "paper")
+PROFILES = ("demo", "paper", "paper-best", "cpu")
 
 
 class _Section(BaseModel):
@@ -51,6 +51,17 @@ class ClassifyConfig(_Section):
     eval_every_epochs: int = 10
     patience_samples: int = 500_000
     max_samples: int = 5_000_000
+    # A budget that grows with the training set (0 = off): the effective limits are
+    # max(max_samples, max_epochs x N) and max(patience_samples, patience_epochs x N).
+    max_epochs: float = 0.0
+    patience_epochs: float = 0.0
+    # Evaluate every ~eval_every_samples training samples (whole epochs, at least one)
+    # instead of every eval_every_epochs epochs: the same selection cadence for every
+    # training-set size (0 = off, the paper's every-10-epochs).
+    eval_every_samples: int = 0
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: over the max budget
+    # At least this share of real train images in every batch (0 = plain shuffling of the mix).
+    real_share: float = 0.0
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     rotate_deg: float = 30.0
     flip_prob: float = 0.5
@@ -95,6 +106,13 @@ class DiffusionConfig(_Section):
     intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (generate/intensity.py)
     network_output: Literal["epsilon", "v"] = "epsilon"  # loss is L2 on epsilon either way
     norm_num_groups: int = 0  # GroupNorm groups; 0: auto, >= 16 channels per group (generate/model.py)
+    # options beyond the paper (generate/guidance.py); the defaults are the paper's method
+    cond_dropout: float = 0.0  # classifier-free guidance: P(condition -> zeros) in training
+    guidance_scale: float = 1.0  # at sampling: eps_u + w (eps_c - eps_u); 1 = plain conditional
+    min_snr_gamma: float = 0.0  # min-SNR-gamma loss weighting; 0 = off (uniform)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    upsample: Literal["nearest", "bilinear"] = "nearest"  # model size -> dataset size (paper: nearest)
 
 
 class SamplerConfig(_Section):

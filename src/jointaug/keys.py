@@ -28,7 +28,7 @@ CLASSIFY_NOT_TRAINING = frozenset(
 # diffusion.*: how samples are drawn or logged; train_steps can be raised to train on
 DIFFUSION_NOT_TRAINING = frozenset(
     {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every", "train_steps",
-     "checkpoint_minutes", "amp", "compile"}
+     "checkpoint_minutes", "amp", "compile", "guidance_scale", "upsample"}
 )
 
 

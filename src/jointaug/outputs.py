@@ -89,3 +89,20 @@ def move_aside(paths: Sequence[Path], run_root: Path, stamp: str | None = None) 
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(p, dest)
     return dest_root
+
+
+def record_set_settings(out: Path, settings: dict, what: str = "augmentation set",
+                        filename: str = "augmentation.json") -> None:  # fmt: skip
+    """Record ``settings`` in ``out/filename`` before a set generator writes ``out``; a set
+    already there with other settings is never extended or removed: StaleOutputError
+    (names the changed keys; ``--retrain`` moves it aside). A non-set folder: ValueError."""
+    out = Path(out)
+    path = out / filename
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != settings:
+            raise StaleOutputError([StaleOutput(out, what, changed_settings(old, settings))])
+    elif out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out}: exists but is not an augmentation set (no {filename}); move it away")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(settings, indent=2) + "\n")

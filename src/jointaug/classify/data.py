@@ -8,7 +8,9 @@ per-image ``torch.utils.data.Dataset`` + ``DataLoader`` is not used for that rea
 
 The training mix of a method is the fold's train part (labelled cases of the
 classification views) plus augmentation sets mixed by a spec such as
-``mp-perlin:0.8,11k-perlin:0.2`` of ``N`` images (:func:`parse_mix`). A set is a dataset
+``mp-perlin:0.8,11k-perlin:0.2`` of ``N`` images (:func:`parse_mix`). The reserved
+name ``oversample`` is not a folder: its share is drawn from the train part itself
+(:func:`oversample_part`, the duplicate-real control). A set is a dataset
 folder in the contract format (``RUN/fold_K/augment/<set>``); its n-th labelled case is
 fixed once written and sets grow by appending, so a share of ``n`` images takes the set's
 FIRST ``n`` labelled cases (in ``cases.csv`` order). Shares are rounded to whole images
@@ -33,6 +35,7 @@ from jointaug.dataset.io import read_image
 from jointaug.dataset.splits import Fold
 
 SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+OVERSAMPLE = "oversample"  # a reserved "set": duplicates of the fold's own train images
 
 
 class MixError(ValueError):
@@ -189,6 +192,23 @@ def set_prefix(root: Path, n: int, labels: Sequence[str]) -> tuple[Dataset, list
     return ds, cases[:n]
 
 
+def oversample_part(train: ImageSet, n: int, fold: int) -> ImageSet:
+    """``n`` duplicates of the real train images (the count-matched duplicate-real control).
+
+    Whole passes over the train part in seeded random orders (each image duplicated
+    ``n // N`` or ``n // N + 1`` times), cut at ``n``; a pure function of (fold, n, N).
+    The training augmentation then makes each duplicate a different view.
+    """
+    if len(train) == 0:
+        raise MixError("oversample: the train part is empty")
+    rng = np.random.default_rng(np.random.SeedSequence([int(fold), int(n), len(train), 0x0F5A]))
+    reps = -(-n // len(train))
+    idx = np.concatenate([rng.permutation(len(train)) for _ in range(reps)])[:n]
+    return ImageSet(train.images[idx], train.labels[idx],
+                    [f"{OVERSAMPLE}/{train.case_ids[i]}#{k}" for k, i in enumerate(idx)],
+                    [OVERSAMPLE] * n)  # fmt: skip
+
+
 def training_mix(dataset: Dataset, fold: Fold, mix: Sequence[tuple[str, float]], n_images: int,
                  set_root: dict[str, Path], size: int, cache: ImageCache | None = None,
                  workers: int = 1) -> ImageSet:  # fmt: skip
@@ -200,6 +220,9 @@ def training_mix(dataset: Dataset, fold: Fold, mix: Sequence[tuple[str, float]],
     parts = [fold_part(dataset, fold, "train", size, cache, workers)]
     for name, n in allocate(mix, n_images):
         if n == 0:
+            continue
+        if name == OVERSAMPLE:
+            parts.append(oversample_part(parts[0], n, fold.fold))
             continue
         if name not in set_root:
             raise MixError(f"mix names set {name!r}, but no folder is given for it")

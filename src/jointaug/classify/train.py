@@ -3,11 +3,14 @@
 One call of :func:`fit` trains one network (one fold, method and seed) in ``out_dir``:
 
 - an epoch is one pass over the training images in a random order (last batch partial);
-- every ``eval_every_epochs`` epochs (and when ``max_samples`` is reached) the model is
-  evaluated on the validation part: pooled GMS at ``cfg.threshold``; a strictly higher
+- every ``eval_every_epochs`` epochs (or, with ``eval_every_samples``, every ~that many
+  samples in whole epochs: :func:`epochs_per_eval`) and when ``max_samples`` is reached,
+  the model is evaluated on the validation part: pooled GMS at ``cfg.threshold``; a strictly higher
   GMS makes it the best model;
 - training stops when the best GMS is ``patience_samples`` training samples old, or at
-  ``max_samples`` (samples = images seen, not epochs);
+  ``max_samples`` (samples = images seen, not epochs; ``max_epochs`` / ``patience_epochs``
+  grow both with the training set: :func:`effective_budget`); ``real_share`` keeps at
+  least that share of real train images in every batch (:func:`epoch_order`);
 - after every evaluation a row is appended to ``log.csv``; ``checkpoint.safetensors``
   is written atomically at an evaluation when ``cfg.checkpoint_minutes`` have passed
   since the last one, and when training ends (:mod:`jointaug.training`); calling
@@ -153,6 +156,7 @@ class _Step:
     cfg: ClassifyConfig
     dev: torch.device
     forward: torch.nn.Module | None = None  # the compiled model (config compile), else model
+    real: torch.Tensor | None = None  # indices of the real train images (real_share)
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         """One step on the images ``idx``; returns the (detached, on-device) batch loss."""
@@ -168,16 +172,68 @@ class _Step:
         return loss.detach()
 
 
+def effective_budget(cfg: ClassifyConfig, n_train: int) -> ClassifyConfig:
+    """``cfg`` with max/patience samples grown to ``max_epochs`` / ``patience_epochs`` x N."""
+    upd = {}
+    if cfg.max_epochs > 0:
+        upd["max_samples"] = max(cfg.max_samples, math.ceil(cfg.max_epochs * n_train))
+    if cfg.patience_epochs > 0:
+        upd["patience_samples"] = max(cfg.patience_samples, math.ceil(cfg.patience_epochs * n_train))
+    return cfg.model_copy(update=upd) if upd else cfg
+
+
+def epochs_per_eval(cfg: ClassifyConfig, n_train: int) -> int:
+    """Epochs between evaluations: ``eval_every_epochs``, or ~``eval_every_samples`` / N."""
+    if cfg.eval_every_samples > 0:
+        return max(1, round(cfg.eval_every_samples / max(n_train, 1)))
+    return cfg.eval_every_epochs
+
+
+def epoch_order(n: int, batch_size: int, real: torch.Tensor | None, real_share: float,
+                gen: torch.Generator) -> list[torch.Tensor]:  # fmt: skip
+    """One epoch's batches of indices into the mix (ceil(n / batch) batches, n samples).
+
+    Plain: a random permutation cut into batches. With ``real_share`` > 0 and ``real``
+    (indices of the real train images) every batch holds at least ``ceil(share x batch)``
+    real images, drawn from a cycled permutation of them; the rest from a cycled
+    permutation of the other images.
+    """
+    if real_share <= 0 or real is None or len(real) in (0, n):
+        perm = torch.randperm(n, generator=gen)
+        return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[real] = True
+    other = torch.nonzero(~mask).flatten()
+    sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
+    k_real = [min(s, math.ceil(real_share * s)) for s in sizes]
+
+    def stream(pool: torch.Tensor, count: int) -> torch.Tensor:
+        reps = math.ceil(count / len(pool)) if count else 0
+        perms = [pool[torch.randperm(len(pool), generator=gen)] for _ in range(reps)]
+        return torch.cat(perms)[:count] if perms else pool[:0]
+
+    r = stream(real, sum(k_real))
+    o = stream(other, n - sum(k_real))
+    out, ir, io_ = [], 0, 0
+    for s, k in zip(sizes, k_real, strict=True):
+        out.append(torch.cat([r[ir : ir + k], o[io_ : io_ + s - k]]))
+        ir, io_ = ir + k, io_ + s - k
+    return out
+
+
 def _train_period(step: _Step, st: FitState, bar, on_step: Callable[[int], None] | None) -> float:
-    """``eval_every_epochs`` epochs (fewer at max_samples); returns the mean batch loss.
+    """``epochs_per_eval`` epochs (fewer at max_samples); returns the mean batch loss.
     Losses stay on the device until the period ends (one synchronisation per period)."""
     cfg, n = step.cfg, step.x.shape[0]
     step.model.train()
     losses = []
-    for _ in range(cfg.eval_every_epochs):
-        perm = torch.randperm(n, generator=step.gen).to(step.dev)
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i : i + cfg.batch_size]
+    for _ in range(epochs_per_eval(cfg, n)):
+        for idx in epoch_order(n, cfg.batch_size, step.real, cfg.real_share, step.gen):
+            idx = idx.to(step.dev)
+            if cfg.lr_schedule == "cosine":
+                lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(st.samples / cfg.max_samples, 1.0)))
+                for g in step.opt.param_groups:
+                    g["lr"] = lr
             losses.append(step(idx))
             st.samples += len(idx)
             bar.update(len(idx))
@@ -216,6 +272,7 @@ def _make_step(train: ImageSet, cfg: ClassifyConfig, labels: list[str], loss_kin
         gen=torch.Generator().manual_seed(data_seed),
         x=torch.from_numpy(train.images).to(dev), y=torch.from_numpy(train.labels).to(dev),
         cfg=cfg, dev=dev,
+        real=torch.tensor([i for i, s in enumerate(train.sources) if s == "train"], dtype=torch.long),
     )  # fmt: skip
 
 
@@ -235,6 +292,7 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
     loss_kind = loss or cfg.loss
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"{out_dir}: need training and validation images ({len(train)}, {len(val)})")
+    cfg = effective_budget(cfg, len(train))
     init_seed, data_seed, torch_seed = split_seed(seed)
     step = _make_step(train, cfg, labels, loss_kind, init_seed, data_seed, dev)
     model = step.model

@@ -25,6 +25,10 @@ def register(app: typer.Typer) -> None:
         console.rule("done")
         if result.tables:
             console.print(result.tables, markup=False, highlight=False)
+        if result.verdicts:
+            console.print("does it help? (paired over folds x seeds; helps / hurts: 95% CI excludes 0)")
+            for line in result.verdicts:
+                console.print(f"  {line}", markup=False, highlight=False)
         console.print(f"dataset:  {result.dataset}\nrun:      {result.run}\nmontage:  {result.montage}")
         if result.report:
             console.print(f"report:   {result.report}")

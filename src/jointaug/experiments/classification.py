@@ -257,7 +257,11 @@ def describe_plan(run: RunDir, jobs: Sequence[Job]) -> str:
         f"  images per training: {min(n_train)}-{max(n_train)} real train images "
         f"+ the method's augmentation images, at {cfg.image_size}x{cfg.image_size}",
         f"  each: up to {cfg.max_samples:,} samples, early stop after {cfg.patience_samples:,} "
-        f"without a better validation GMS (evaluated every {cfg.eval_every_epochs} epochs)",
+        f"without a better validation GMS"
+        + (f" (both at least {cfg.max_epochs:g} / {cfg.patience_epochs:g} epochs of the mix)"
+           if cfg.max_epochs or cfg.patience_epochs else "")
+        + (f", evaluated every ~{cfg.eval_every_samples:,} samples" if cfg.eval_every_samples
+           else f", evaluated every {cfg.eval_every_epochs} epochs"),
     ]
     return "\n".join(lines)
 

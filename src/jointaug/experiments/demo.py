@@ -9,7 +9,7 @@ MP/11kP mixture and the imbalance baselines) -> tables and report.html.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -29,6 +29,7 @@ class DemoResult:
     montage: Path
     tables: str = ""
     report: Path | None = None
+    verdicts: list[str] = field(default_factory=list)
 
 
 STAGES = ("phantom", "montage", "splits", "run")
@@ -82,4 +83,13 @@ def run_demo(out: str | Path = "runs/demo", config: Config | None = None,
                              echo=lambda m: console.print(m, markup=False, highlight=False))  # fmt: skip
     result.tables = summary["tables"]
     result.report = summary["report"]
+    result.verdicts = demo_verdicts(run)
     return result
+
+
+def demo_verdicts(run: RunDir) -> list[str]:
+    """One line per method against the baseline (single models, paired over folds x seeds)."""
+    from jointaug.experiments.stats import read_stats, verdict_lines
+
+    rows = [r for r in read_stats(run.results_dir / "stats.csv") if r["models"] == "single"]
+    return verdict_lines(rows)

@@ -9,6 +9,11 @@ method                 training mix (augmentation sets : share)   notes
 ``11k``                ``11k:1.0``                                natural hands
 ``11k-perlin``         ``11k-perlin:1.0``                         ... with Perlin masks
 ``mpX-11kpY``          ``mp-perlin:X/100,11k-perlin:Y/100``       Table 2, X + Y = 100
+``oracle``             ``oracle:1.0``                             the phantom's renderer
+                                                                  (built-in phantom only)
+``oversample``         ``oversample:1.0``: N duplicates of the    duplicate-real control
+                       train part (no folder)
+``forward[-perlin]``   ``forward[-perlin]:1.0``                   non-learned imaging model
 any ``set:share,...``  that spec (``data.parse_mix``)             a user's own sets
 ``bce_pos_weight``     baseline, loss ``bce_pos_weight``          imbalance baseline
 ``focal``              baseline, loss ``focal``                   imbalance baseline
@@ -28,7 +33,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from jointaug.classify.data import allocate, parse_mix
+from jointaug.classify.data import OVERSAMPLE, allocate, parse_mix
 from jointaug.generate.sets import registered_names
 
 IMBALANCE_BASELINES = ("bce_pos_weight", "focal", "tuned_threshold")
@@ -73,7 +78,7 @@ def resolve_method(name: str) -> Method:
         return Method(name, loss=name)
     if name == "tuned_threshold":
         return Method(name, trains=False, base="baseline")
-    if name in registered_names():  # a registered set kind (generate/sets.py) at share 1
+    if name in registered_names() or name == OVERSAMPLE:  # a set kind (generate/sets.py), or the duplicate-real control
         return Method(name, mix=((name, 1.0),))
     m = MIXTURE.match(name)
     if m:
@@ -84,7 +89,7 @@ def resolve_method(name: str) -> Method:
     if ":" in name:
         return Method(name, mix=tuple(parse_mix(name)))
     raise ValueError(
-        f"unknown method {name!r}; use baseline, {', '.join(registered_names())}, mpX-11kpY, "
+        f"unknown method {name!r}; use baseline, {', '.join([*registered_names(), OVERSAMPLE])}, mpX-11kpY, "
         f"{', '.join(IMBALANCE_BASELINES)} or a mix spec like mp-perlin:0.8,11k-perlin:0.2"
     )
 
@@ -120,5 +125,6 @@ def required_sets(methods: Iterable[Method], sizes: Sequence[int]) -> dict[str, 
     for m in methods:
         for size in m.sizes(sizes) if m.augmented else []:
             for name, n in allocate(m.mix, size):
-                need[name] = max(need.get(name, 0), n)
+                if name != OVERSAMPLE:  # drawn from the train part, no folder
+                    need[name] = max(need.get(name, 0), n)
     return need

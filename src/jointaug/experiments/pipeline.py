@@ -57,6 +57,10 @@ class Plan:
     def needs_natural(self) -> bool:
         return any(k.needs_natural for k in self._kinds())
 
+    def diffusion_images(self) -> int:
+        """Images per fold that the diffusion model samples (not oracle/forward/user sets)."""
+        return sum(n for s, n in self.sets.items() if (k := set_kind(s)) is not None and k.needs_diffusion)
+
     @property
     def user_sets(self) -> list[str]:
         return [s for s in self.sets if set_kind(s) is None]
@@ -116,21 +120,25 @@ def plan_counts(run: RunDir, plan: Plan) -> Counts:
     main, curve = plan.jobs()
     jobs = main + curve
     nf = len(plan.folds)
-    c = cfg.classify
-    evals = 0
+    from jointaug.classify.train import effective_budget, epochs_per_eval
+
+    evals, lo, hi = 0, 0, 0
     for job in jobs:
         fold = run.splits.fold(job.fold)
         n_train = len(run.dataset.classification_cases(fold.train)) + (job.size if job.method.augmented else 0)
         n_val = len(run.dataset.classification_cases(fold.val))
         n_test = len(run.dataset.classification_cases(fold.test))
-        per_eval = max(1, c.eval_every_epochs * n_train)
+        c = effective_budget(cfg.classify, n_train)  # the budget grows with the mix (cpu profile)
+        per_eval = max(1, epochs_per_eval(c, n_train) * n_train)
         evals += -(-c.max_samples // per_eval) * n_val + n_val + n_test
+        lo += min(c.patience_samples, c.max_samples)
+        hi += c.max_samples
     return Counts(
         diffusion_steps=nf * cfg.diffusion.train_steps if plan.needs_diffusion else 0,
-        images=sum(plan.sets.values()) * nf,
+        images=plan.diffusion_images() * nf,  # what the diffusion sampler draws
         trainings=len(jobs),
-        classifier_samples_min=len(jobs) * min(c.patience_samples, c.max_samples),
-        classifier_samples_max=len(jobs) * c.max_samples,
+        classifier_samples_min=lo,
+        classifier_samples_max=hi,
         eval_images_max=evals,
     )
 
@@ -149,7 +157,7 @@ def describe(run: RunDir, plan: Plan, rates: Rates | None = None) -> str:
     if plan.needs_diffusion:
         d = cfg.diffusion
         steps = sampler_steps(d)
-        total = sum(plan.sets.values()) * nf
+        total = plan.diffusion_images() * nf
         lines.append(f"  diffusion: {nf} models x {d.train_steps:,} steps (batch {d.batch_size}, "
                      f"{d.image_size}px, T={d.timesteps})")  # fmt: skip
         lines.append("  augmentation sets per fold: " + ", ".join(f"{k} {v:,}" for k, v in plan.sets.items())
@@ -161,8 +169,9 @@ def describe(run: RunDir, plan: Plan, rates: Rates | None = None) -> str:
     if rates:
         rows = estimate_mod.estimate(rates, plan_counts(run, plan))
         lines.append(estimate_mod.format_estimates(rows, rates))
-        lines.append("  (classifiers: a range, early stopping ends each training between "
-                     f"{cfg.classify.patience_samples:,} and {cfg.classify.max_samples:,} samples)")  # fmt: skip
+        counts = plan_counts(run, plan)
+        lines.append("  (classifiers: a range, early stopping ends them between "
+                     f"{counts.classifier_samples_min:,} and {counts.classifier_samples_max:,} samples in all)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -233,5 +242,22 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
             from jointaug.experiments.ray_executor import run_ray
 
             last = run_ray(run, tasks, echo=echo, address=ray_address, init_kwargs=ray_init, retries=ray_retries)
+    task_wall_s = last.get("task_wall_s", {})
+    wall = time.perf_counter() - t0
+    stage_times = {**task_wall_s, "total": wall}
+    _record_times(run, stage_times)
     return {"tables": last.get("tables", ""), "report": Path(last["report"]), "results": run.results_dir,
-            "wall_s": time.perf_counter() - t0, "task_wall_s": last.get("task_wall_s", {})}  # fmt: skip
+            "wall_s": wall, "task_wall_s": task_wall_s, "stage_times": stage_times}  # fmt: skip
+
+
+def _record_times(run: RunDir, times: dict[str, float]) -> None:
+    """Append this call's task wall times (tasks computed by this call; skipped ones are not
+    listed) to ``RUN/results/stage_times.json`` (a list, one entry per call)."""
+    import json
+
+    from jointaug.dataset.io import write_text_atomic
+
+    path = run.results_dir / "stage_times.json"
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    old.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **{k: round(v, 1) for k, v in times.items()}})
+    write_text_atomic(path, json.dumps(old, indent=1) + "\n")

@@ -81,6 +81,108 @@ def synthetic_sets(run: RunDir, fold: int) -> dict:
     return {p.name: read_dataset(p) for p in sorted(root.iterdir()) if is_complete(p)}
 
 
+def fidelity_rows(run: RunDir) -> list[dict]:
+    """One row per augmentation set with a fidelity record (``fold_K/augment/NAME/fidelity.json``)."""
+    from jointaug.generate.fidelity import read_fidelity
+
+    rows = []
+    for fold in range(len(run.splits.folds)):
+        root = run.fold_dir(fold) / "augment"
+        if not root.is_dir():
+            continue
+        for p in sorted(root.iterdir()):
+            rec = read_fidelity(p)
+            if rec is None:
+                continue
+            lf = rec.get("label_fidelity", {})
+            ratio = rec.get("intensity", {}).get("ratio", {})
+            real = rec.get("realism", {})
+            rows.append({
+                "fold": fold, "set": p.name, "n": rec.get("n"),
+                "baseline_gms": lf.get("baseline", {}).get("synthetic", {}).get("gms"),
+                "baseline_real_gms": lf.get("baseline", {}).get("real", {}).get("gms"),
+                "baseline_ratio": lf.get("baseline", {}).get("ratio"),
+                "strong_gms": lf.get("strong", {}).get("synthetic", {}).get("gms"),
+                "strong_ratio": lf.get("strong", {}).get("ratio"),
+                "normal": ratio.get("normal"), "low": ratio.get("low"), "high": ratio.get("high"),
+                "total": ratio.get("total"),
+                "matched_ratio": rec.get("matched_label_fidelity", {}).get("baseline", {}).get("ratio"),
+                "matched_strong_ratio": rec.get("matched_label_fidelity", {}).get("strong", {}).get("ratio"),
+                "near_copies": rec.get("memorisation", {}).get("near_copies"),
+                "fid": real.get("synthetic", {}).get("fid"), "fid_real": real.get("real_test", {}).get("fid"),
+            })  # fmt: skip
+    for r in rows:  # label fidelity relative to the oracle set of the same fold (a perfect generator)
+        oracle = next((o for o in rows if o["fold"] == r["fold"] and o["set"] == "oracle"), None)
+        key = "strong_gms" if r["strong_gms"] is not None else "baseline_gms"
+        r["oracle_ratio"] = (r[key] / oracle[key] if oracle and r[key] is not None and oracle[key] else None)
+    return rows
+
+
+FIDELITY_COLUMNS = (
+    ("fold", "Fold"), ("set", "Set"), ("n", "N"), ("baseline_gms", "Baseline judge GMS"),
+    ("baseline_real_gms", "on real test"), ("baseline_ratio", "Ratio"), ("strong_gms", "Strong judge GMS"),
+    ("strong_ratio", "Ratio (strong)"), ("oracle_ratio", "x oracle"), ("matched_ratio", "Real maps ratio"),
+    ("matched_strong_ratio", "Real maps ratio (strong)"), ("normal", "Normal x real"), ("low", "Low x real"),
+    ("high", "High x real"), ("total", "Total x real"), ("near_copies", "Near-copies"),
+    ("fid", "FID"), ("fid_real", "FID real test"),
+)  # fmt: skip
+
+
+def fidelity_markdown(rows: list[dict]) -> str:
+    """The fidelity table (markdown); empty string when no set has a record."""
+    if not rows:
+        return ""
+
+    def cell(v) -> str:
+        if v is None:
+            return "n/a"
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(t for _, t in FIDELITY_COLUMNS) + " |",
+             "|" + "---|" * len(FIDELITY_COLUMNS)]  # fmt: skip
+    lines += ["| " + " | ".join(cell(r[k]) for k, _ in FIDELITY_COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fidelity_section(run: RunDir) -> str:
+    """HTML of the fidelity records (also written as ``results/fidelity.md``); '' when none."""
+    md = fidelity_markdown(fidelity_rows(run))
+    if not md:
+        return ""
+    write_text_atomic(run.results_dir / "fidelity.md", md)
+    return (
+        "<h2>Fidelity of the augmentation sets</h2>"
+        "<p>Label fidelity: a judge trained on real images scores the synthetic images against "
+        "their sampled labels (ratio = its GMS on them / on the real test part; the strong judge "
+        "is trained on many extra phantom patients; x oracle: relative to the phantom renderer's own set "
+        "for the same kind of sampled conditions; real maps: the generator drawn on the real test "
+        "images' clinician maps, where a perfect generator scores 1). Intensity: mean counts per region, synthetic / "
+        "real. Near-copies: synthetic images closer to a train image than real images are to each "
+        "other. FID: on the baseline model's features, against the real train images.</p>"
+        + markdown_table_to_html(md)
+    )
+
+
+def stats_section(run: RunDir) -> str:
+    """HTML of the paired statistics (``results/stats.csv``): one verdict line per method
+    against its reference, single models; '' when there are none."""
+    from jointaug.experiments.stats import read_stats, verdict_lines
+
+    rows = [r for r in read_stats(run.results_dir / "stats.csv") if r["models"] == "single"]
+    if not rows:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in verdict_lines(rows))
+    return (
+        "<h2>Does it help? Paired statistics</h2>"
+        "<p>Each method against its reference, paired over folds x seeds (the same patients "
+        "and seed): mean ΔGMS, 95% bootstrap confidence interval, Wilcoxon signed-rank p. "
+        "<b>helps</b> / <b>hurts</b>: the interval excludes 0; <b>no evidence</b>: it does "
+        "not. Tuned rows are compared with the baseline's tuned threshold; synthetic sets also "
+        "with oversample (duplicated real images, same count).</p>"
+        f"<ul>{items}</ul>"
+    )
+
+
 def write_report(run: RunDir) -> Path:
     """Draw the figures and write ``RUN/results/report.html``; return its path."""
     res = run.results_dir
@@ -126,6 +228,8 @@ def write_report(run: RunDir) -> Path:
         if (res / name).is_file():
             parts.append(f"<h2>{title}</h2>")
             parts.append(markdown_table_to_html((res / name).read_text(encoding="utf-8")))
+    parts.append(stats_section(run))
+    parts.append(fidelity_section(run))
     for path, caption in pictures:
         parts.append(_img(path, caption))
     parts.append("<h2>Files</h2><ul>")

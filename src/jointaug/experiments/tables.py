@@ -15,8 +15,13 @@ so the tables always agree with what is on disk:
   (seed-averaged), so per-joint means and spreads over folds can be drawn.
 
 Rows: each trained method at the default threshold; ``tuned_threshold`` (the baseline's
-models with the tuned threshold) when the run's config lists it in
-``experiment.imbalance_baselines`` (or ``show_tuned=True``).
+models with the tuned threshold) and ``<method> + tuned`` (every method's own models with
+the threshold tuned on its own validation predictions) when the run's config lists
+``tuned_threshold`` in ``experiment.imbalance_baselines`` (or ``show_tuned=True``).
+
+- ``stats.csv`` and a section under each table: every row paired against the baseline
+  (tuned rows against ``tuned_threshold``; synthetic sets also against ``oversample``),
+  :mod:`jointaug.experiments.stats`.
 """
 
 from __future__ import annotations
@@ -42,8 +47,12 @@ from jointaug.classify.metrics import (
 from jointaug.classify.predict import ensemble_probs
 from jointaug.dataset.io import write_text_atomic
 from jointaug.experiments.rundir import RunDir
+from jointaug.experiments.stats import markdown_stats, stats_rows
 
-FIRST = ("baseline", "bce_pos_weight", "focal", "tuned_threshold")
+STATS_TITLE = ("Paired differences ({what}, paired over {pairs}): mean Δ against the reference, "
+               "95% bootstrap CI of ΔGMS, Wilcoxon signed-rank p; verdict helps / hurts when the "
+               "CI excludes 0.")
+FIRST = ("baseline", "bce_pos_weight", "focal", "tuned_threshold", "oversample", "oracle")
 HEADER_NAMES = {"accuracy": "Accuracy", "tpr": "TPR", "tnr": "TNR", "f1": "F1", "gms": "GMS"}
 
 
@@ -122,9 +131,15 @@ def table_keys(rows: list[dict], order: list[str], show_tuned: bool) -> list[tup
                                    ms[0], ms[1]))  # fmt: skip
     keys = []
     for method, size in found:
-        keys.append((f"{method} ({size})" if size else method, method, size, "default"))
+        label = f"{method} ({size})" if size else method
+        keys.append((label, method, size, "default"))
         if method == "baseline" and show_tuned:
             keys.append(("tuned_threshold", "baseline", 0, "tuned"))
+    if show_tuned:  # the trick is orthogonal to augmentation: a tuned row for every method
+        for method, size in found:
+            if method != "baseline":
+                label = f"{method} ({size})" if size else method
+                keys.append((f"{label} + tuned", method, size, "tuned"))
     return keys
 
 
@@ -177,7 +192,9 @@ def per_label_rows(trained: list[Trained], keys: list[tuple[str, str, int, str]]
                 folds[t.fold].append(per_label_metrics(t.test_labels, pred, labels))
         for fold, seeds in sorted(folds.items()):
             for j, name in enumerate(labels):
-                out.append({"method": "tuned_threshold" if kind == "tuned" else method,
+                name_ = method if kind == "default" else (
+                    "tuned_threshold" if method == "baseline" else f"{method} + tuned")
+                out.append({"method": name_,
                             "size": size, "fold": fold, "label": name,
                             "positives": seeds[0][j]["tp"] + seeds[0][j]["fn"],
                             "tpr": _nanmean([s[j]["tpr"] for s in seeds]),
@@ -213,11 +230,15 @@ def write_results(run: RunDir, show_tuned: bool | None = None) -> dict[str, Path
           + markdown_table(rows, keys, ensemble=False) + "\n")  # fmt: skip
     t2 = (f"Table 2: seed ensembles (mean of the seeds' probabilities), mean ± std over folds "
           f"({note}); threshold {thr:g}.\n\n" + markdown_table(rows, keys, ensemble=True) + "\n")
+    st1, st2 = stats_rows(rows, keys, ensemble=False), stats_rows(rows, keys, ensemble=True)
+    t1 += "\n" + markdown_stats(st1, STATS_TITLE.format(what="single models", pairs="folds x seeds")) + "\n"
+    t2 += "\n" + markdown_stats(st2, STATS_TITLE.format(what="seed ensembles", pairs="folds")) + "\n"
     res = run.results_dir
     paths = {"metrics": res / "metrics.csv", "per_label": res / "per_label.csv",
-             "table1": res / "table1.md", "table2": res / "table2.md"}  # fmt: skip
+             "table1": res / "table1.md", "table2": res / "table2.md", "stats": res / "stats.csv"}  # fmt: skip
+    write_text_atomic(paths["stats"], _csv(st1 + st2))
     write_text_atomic(paths["metrics"], _csv(rows))
-    write_text_atomic(paths["per_label"], _csv(per_label_rows(trained, keys, run.dataset.labels)))
+    write_text_atomic(paths["per_label"], _csv(per_label_rows(trained, [k for k in keys if not k[0].endswith(" + tuned")], run.dataset.labels)))
     write_text_atomic(paths["table1"], t1)
     write_text_atomic(paths["table2"], t2)
     return paths

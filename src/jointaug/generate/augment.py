@@ -89,6 +89,7 @@ def set_settings(*, name: str, fold: int, source_kind: str, perlin: bool, source
         "model_step": model.get("step"), "model_train_cases": model.get("train_cases"),
         "model_key": model.get("key"),
         "sampler": cfg.sampler, "steps": sampler_steps(cfg), "batch_size": cfg.sample_batch_size if batch_size is None else batch_size,
+        "guidance_scale": cfg.guidance_scale, "upsample": cfg.upsample,
         "inflammation_sampler": config.sampler.model_dump(),
         "perlin_config": config.perlin.model_dump() if perlin else None,
     }  # fmt: skip

@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from jointaug.generate.guidance import weighted_mse
 from jointaug.runtime import autocast_for
 
 
@@ -38,11 +39,15 @@ def draw_batch(gen: torch.Generator, ys: torch.Tensor, cs: torch.Tensor, batch: 
 
 
 def diffusion_loss(eps_net: torch.nn.Module, sched, x0: torch.Tensor, cond: torch.Tensor,
-                   t: torch.Tensor, noise: torch.Tensor, amp: bool) -> torch.Tensor:  # fmt: skip
-    """The paper's L2 loss on epsilon (float32 scalar); the network in bf16 on CUDA if ``amp``."""
+                   t: torch.Tensor, noise: torch.Tensor, amp: bool,
+                   weights: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """The paper's L2 loss on epsilon (float32 scalar); the network in bf16 on CUDA if ``amp``.
+    ``weights`` (B,): per-sample loss weights (min-SNR, ``generate/guidance.py``); None: uniform."""
     xt = sched.add_noise(x0, noise, t)
     with autocast_for(x0.device, amp):
         eps = eps_net(torch.cat([xt, cond], dim=1), t)
+    if weights is not None:
+        return weighted_mse(eps, noise, weights)
     return F.mse_loss(eps.float(), noise)
 
 

@@ -31,6 +31,7 @@ from jointaug.dataset.format import Dataset
 from jointaug.dataset.io import write_text_atomic
 from jointaug.generate import checkpoint as ck
 from jointaug.generate.grid import samples_grid, write_png_rgb
+from jointaug.generate.guidance import drop_condition, lr_at, min_snr_weights
 from jointaug.generate.intensity import IntensityMap, fit_intensity
 from jointaug.generate.loop import LossMeter, diffusion_loss, draw_batch
 from jointaug.generate.model import (
@@ -235,7 +236,12 @@ def train_diffusion(
                     t0 = time.perf_counter()
                     net.train()
                     x0, cond, t, noise = draw_batch(gen, ys, cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
-                    loss = diffusion_loss(eps_net, sched, x0, cond, t, noise, cfg.amp)
+                    cond = drop_condition(cond, cfg.cond_dropout, gen)  # options (guidance.py); off: no draw
+                    weights = min_snr_weights(sched.alphas_cumprod, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else None
+                    if cfg.lr_schedule != "constant" or cfg.warmup_steps:
+                        for g in opt.param_groups:
+                            g["lr"] = lr_at(step, cfg.lr, cfg.lr_schedule, cfg.train_steps, cfg.warmup_steps)
+                    loss = diffusion_loss(eps_net, sched, x0, cond, t, noise, cfg.amp, weights)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

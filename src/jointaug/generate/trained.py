@@ -4,7 +4,8 @@
 EMA weights are the sampling weights). :func:`generate_rates` runs the sampler for a
 batch of full-size condition maps and returns the Poisson rate per original pixel:
 condition (H, W) -> coverage channels at the model size -> sample in [-1, 1] ->
-inverse intensity map (mean counts) -> nearest-neighbour upsampling to (H, W).
+inverse intensity map (mean counts) -> nearest-neighbour (the paper) or bilinear
+(``diffusion.upsample``) upsampling to (H, W).
 Poisson sampling of the rate (:func:`jointaug.generate.intensity.poisson_counts`) is
 left to the caller, who owns the per-case numpy rng.
 """
@@ -22,12 +23,18 @@ from torch import nn
 
 from jointaug.config import DiffusionConfig
 from jointaug.generate.checkpoint import load_tensors
-from jointaug.generate.intensity import IntensityMap, downsample_channels, upsample_nearest
+from jointaug.generate.guidance import GuidedEpsilon
+from jointaug.generate.intensity import (
+    IntensityMap,
+    downsample_channels,
+    upsample_linear,
+    upsample_nearest,
+)
 from jointaug.generate.model import EpsilonView, build_unet
 from jointaug.generate.sample import NoiseSchedule, sample
 from jointaug.masks.compose import condition_channels
 
-SAMPLER_FIELDS = ("sampler", "fast_steps", "sample_batch_size")
+SAMPLER_FIELDS = ("sampler", "fast_steps", "sample_batch_size", "guidance_scale", "upsample")
 
 
 @dataclass
@@ -65,7 +72,10 @@ def load_trained(folder: str | Path, device: torch.device, sampler: DiffusionCon
     except RuntimeError as exc:
         raise ValueError(f"{folder / 'ema.safetensors'}: does not fit {folder / 'model.json'} ({exc})") from exc
     abar = NoiseSchedule.from_config(cfg).ddpm().alphas_cumprod
-    eps = EpsilonView(net, abar, cfg.network_output).to(device).eval()
+    eps: nn.Module = EpsilonView(net, abar, cfg.network_output)
+    if cfg.guidance_scale != 1.0:
+        eps = GuidedEpsilon(eps, cfg.guidance_scale)  # classifier-free guidance (generate/guidance.py)
+    eps = eps.to(device).eval()
     return TrainedModel(eps, cfg, IntensityMap.from_json(info["intensity"]), device, info)
 
 
@@ -96,4 +106,5 @@ def generate_rates(
     y = sample(model.net, chans, list(seeds), model.cfg, progress, clip=model.intensity.model_range)
     y = y.cpu().numpy()[:, 0]
     rates = model.intensity.to_counts(y)
-    return [upsample_nearest(r, np.asarray(c).shape) for r, c in zip(rates, conditions, strict=True)]
+    up = upsample_linear if model.cfg.upsample == "bilinear" else upsample_nearest
+    return [up(r, np.asarray(c).shape) for r, c in zip(rates, conditions, strict=True)]

@@ -1,0 +1,91 @@
+"""Headroom: does the classifier use more data? baseline vs oracle (vs oversample) per lever.
+
+Each lever is a named list of ``classify.*`` overrides on a base profile. Per lever a run
+folder ``OUT/<lever>`` trains ``baseline`` and the ``oracle`` (the phantom's own renderer
+on the fold's train patients, N images) on a few folds and seeds; the oracle sets are
+made once (``OUT/_sets``) and linked into every lever's run. Prints, per lever, mean test
+GMS at threshold 0.5 and tuned, the paired oracle - baseline difference, and seconds
+per training.
+
+    python benchmarks/bench_headroom.py --dataset /work/bench/phantom --out /work/bench/headroom \
+        --folds 0,1 --seeds 0 --lever demo= --lever grow=classify.max_epochs=25
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--profile", default="demo")
+    ap.add_argument("--folds", default="0,1")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--n", type=int, default=512, help="oracle images per fold")
+    ap.add_argument("--methods", default="baseline,oracle")
+    ap.add_argument("--lever", action="append", default=[],
+                    help="NAME=override;override;... (classify.* keys)")  # fmt: skip
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from jointaug.config import load_config
+    from jointaug.experiments.classification import run_classification
+    from jointaug.experiments.rundir import RunDir
+    from jointaug.generate.oracle import make_oracle_set
+
+    out = Path(args.out)
+    folds = [int(f) for f in args.folds.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows = []
+    for lever in args.lever or ["base="]:
+        name, _, spec = lever.partition("=")
+        overrides = [o for o in spec.split(";") if o]
+        cfg = load_config(args.profile, overrides + [f"classify.seeds={seeds}"])
+        run = RunDir.create(out / name, args.dataset, cfg)
+        sets = out / "_sets"
+        for f in folds:
+            src = sets / f"fold_{f}" / "oracle"
+            make_oracle_set(src, args.n, dataset=run.dataset, train_patients=run.splits.fold(f).train,
+                            fold=f, config=cfg, progress=False)  # fmt: skip
+            link = run.augment_dir(f, "oracle")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                link.symlink_to(src.resolve(), target_is_directory=True)
+        t0 = time.perf_counter()
+        run_classification(run, args.methods, folds=folds, sizes=[args.n], seeds=seeds,
+                           progress=False, echo=lambda m, name=name: print(f"  [{name}] {m}", flush=True))  # fmt: skip
+        wall = time.perf_counter() - t0
+        res = {}
+        for p in sorted(run.path.glob("fold_*/classify/*/seed_*/result.json")):
+            r = json.loads(p.read_text())
+            res.setdefault(r["method"], []).append(r)
+        b = {(r["fold"], r["seed"]): r for r in res.get("baseline", [])}
+        line = [f"{name:<14}"]
+        for m, rs in res.items():
+            g = np.mean([r["test"]["gms"] for r in rs])
+            gt = np.mean([r["test_tuned"]["gms"] for r in rs])
+            ws = np.mean([r["wall_s"] for r in rs])
+            sm = np.mean([r["samples"] for r in rs])
+            line.append(f"{m} {g:.3f} (tuned {gt:.3f}, {ws:.0f} s, {sm:,.0f} samples)")
+            if m != "baseline" and b:
+                d = [r["test"]["gms"] - b[(r["fold"], r["seed"])]["test"]["gms"] for r in rs
+                     if (r["fold"], r["seed"]) in b]  # fmt: skip
+                line.append(f"d={np.mean(d):+.3f}")
+        line.append(f"wall {wall:.0f} s")
+        print(" | ".join(line), flush=True)
+        rows.append(line)
+    print("\n".join(" | ".join(r) for r in rows))
+
+
+if __name__ == "__main__":
+    main()

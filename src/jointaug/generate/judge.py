@@ -1,0 +1,101 @@
+"""Judges of synthetic sets: the fold's baseline classifier, and a strong judge.
+
+A judge is a classifier trained on real images; :mod:`jointaug.generate.fidelity` lets
+it score synthetic images against their sampled labels. The fold's baseline model is a
+weak judge (trained on ~60 images it scores real test images at GMS ~0.6, and a weak
+judge flatters any set), so on the built-in phantom a STRONG judge is trained too: the
+same network on many extra phantom patients (drawn with another phantom seed, so none
+is a patient of the run), with a larger budget. It lives in ``RUN/judge/`` and is shared
+by all folds (its patients are in no fold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jointaug.classify.data import load_images
+from jointaug.classify.predict import load_classifier
+from jointaug.config import ClassifyConfig
+from jointaug.dataset.format import Dataset
+
+STRONG_PATIENTS = 240
+STRONG_BUDGET = 5  # x the run's max_samples / patience_samples
+PHANTOM_SEED_OFFSET = 1000
+
+
+@dataclass
+class Judge:
+    """name: "baseline" or "strong"; model: a DenseNet in eval mode; path: its weights."""
+
+    name: str
+    model: torch.nn.Module
+    path: Path
+    image_size: int
+
+
+def load_judge(name: str, path: str | Path) -> Judge:
+    model, _, arch = load_classifier(path)
+    return Judge(name, model, Path(path), int(arch["image_size"]))
+
+
+def is_builtin_phantom(dataset: Dataset) -> bool:
+    """The dataset was written by ``jointaug phantom`` (its dataset.json says so)."""
+    return isinstance(dataset.meta.extra.get("phantom"), dict)
+
+
+def train_strong_judge(out: Path, dataset: Dataset, cfg: ClassifyConfig, patients: int = STRONG_PATIENTS,
+                       progress: bool = False) -> Path:  # fmt: skip
+    """Train (or reuse) the strong judge in ``out``; return its ``model.safetensors``.
+
+    Writes ``out/phantom`` (``patients`` extra phantom patients at the dataset's size, phantom
+    seed + 1000) and trains the run's classifier on 80 % of them (validation: the rest)
+    with ``STRONG_BUDGET`` x the run's sample budget, seed 0.
+    """
+    from jointaug.classify.train import fit
+    from jointaug.dataset.phantom import write_phantom
+
+    if not is_builtin_phantom(dataset):
+        raise ValueError(f"{dataset.root}: a strong judge needs the built-in phantom (extra patients)")
+    model_path = out / "model.safetensors"
+    if (out / "done").is_file() and model_path.is_file():
+        return model_path
+    info = dataset.meta.extra["phantom"]
+    size = int(info.get("size", 256))
+    seed = int(info.get("seed", 0)) + PHANTOM_SEED_OFFSET
+    extra = write_phantom(out / "phantom", patients, size, seed, progress=progress)
+    pids = sorted({c.patient_id for c in extra.cases})
+    rng = np.random.default_rng(seed)
+    val_ids = set(rng.choice(pids, size=max(1, len(pids) // 5), replace=False).tolist())
+    train_cases = extra.classification_cases([p for p in pids if p not in val_ids])
+    val_cases = extra.classification_cases(sorted(val_ids))
+    s = cfg.image_size
+    train = load_images(extra, train_cases, s, "judge-train")
+    val = load_images(extra, val_cases, s, "judge-val")
+    big = cfg.model_copy(update={"max_samples": cfg.max_samples * STRONG_BUDGET,
+                                 "patience_samples": cfg.patience_samples * STRONG_BUDGET})  # fmt: skip
+    fit(out, train, val, big, 0, list(extra.labels), progress=progress, desc="strong judge")
+    (out / "done").write_text(f"{len(train_cases)} train, {len(val_cases)} val images\n", encoding="utf-8")
+    return model_path
+
+
+@torch.no_grad()
+def judge_outputs(judge: Judge, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (N, L), penultimate features (N, F)) for prepared images (N, 1, S, S).
+
+    Features: the DenseNet's pooled last feature map (the input of its final linear layer).
+    """
+    model = judge.model.eval()
+    device = next(model.parameters()).device
+    probs, feats = [], []
+    for i in range(0, len(images), batch_size):
+        x = torch.as_tensor(np.asarray(images[i : i + batch_size], dtype=np.float32)).to(device)
+        f = model.class_layers[:-1](model.features(x))
+        feats.append(f.float().cpu())
+        probs.append(torch.sigmoid(model.class_layers[-1](f)).float().cpu())
+    if not probs:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    return torch.cat(probs).numpy(), torch.cat(feats).numpy()

@@ -1,0 +1,188 @@
+"""The ``oracle`` set: the built-in phantom's own renderer as a perfect generator.
+
+For synthetic case ``i`` the plan is the diffusion sets' (:func:`jointaug.generate.
+sources.plan_case` with the ``mp`` source, name ``oracle``): a train case of the fold
+and a sampled inflammation vector. Instead of a diffusion model, the phantom renders
+that vector on that patient's own anatomy (its hands, placement and counts level at
+that visit) with fresh uptake blobs, a fresh soft-tissue texture and Poisson noise —
+the same imaging model that made the real images. Labels are the sampled vector
+(inflamed = low or high), exactly as the rendered uptake says.
+
+It bounds what any generator could give for the same sampled conditions: a method
+that gains less than ``oracle`` over the baseline leaves the gap to the generator; if
+``oracle`` gains nothing, the classifier has no headroom to fill.
+
+Only the built-in phantom can be rendered: a dataset whose ``dataset.json`` does not
+record the phantom's parameters is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jointaug.config import Config
+from jointaug.dataset.format import (
+    HAND_LABELS,
+    Case,
+    Dataset,
+    DatasetError,
+    DatasetMeta,
+    is_complete,
+)
+from jointaug.dataset.phantom import (
+    VERSION,
+    PatientParams,
+    follow_up_params,
+    patient_params,
+    render_view,
+)
+from jointaug.dataset.phantom_disease import sample_blobs, sample_disease, sample_state
+from jointaug.dataset.writer import DatasetWriter
+from jointaug.generate.sources import mp_source, plan_case
+from jointaug.outputs import record_set_settings
+
+NAME = "oracle"
+SETTINGS_FILE = "augmentation.json"
+EXTRA_COLUMNS = ["source_case", "render_seed"]
+CASES_PER_SUBDIR = 1000
+_CASE = re.compile(r"^p(\d{3,})(?:_v(\d+))?_(palmar|dorsal)$")
+
+
+class OracleError(DatasetError):
+    """The oracle cannot render this dataset (not the built-in phantom)."""
+
+
+def phantom_params(dataset: Dataset) -> dict:
+    """The phantom block of ``dataset.json`` (seed, size, patients); refuses other datasets."""
+    info = dataset.meta.extra.get("phantom")
+    if not isinstance(info, dict) or not {"seed", "size", "patients", "version"} <= set(info):
+        raise OracleError(
+            f"{dataset.root}: the oracle set renders the built-in phantom's own imaging model and "
+            "works only on a dataset written by `jointaug phantom` (its dataset.json records "
+            "'phantom' parameters); this dataset has none. Use a learned or the forward generator."
+        )
+    if int(info["version"]) != VERSION or list(dataset.labels) != list(HAND_LABELS):
+        raise OracleError(
+            f"{dataset.root}: phantom version {info['version']} / labels differ from this jointaug's "
+            f"phantom v{VERSION}; rewrite the phantom to use the oracle"
+        )
+    return info
+
+
+def visit_params(seed: int, index: int, size: int, visit: int) -> PatientParams:
+    """Patient ``index``'s geometry and counts level at ``visit``, replaying the draws of
+    :func:`jointaug.dataset.phantom.patient_truth` (no image rendered)."""
+    ss_params = np.random.SeedSequence(seed, spawn_key=(index,)).spawn(3)[0]
+    prng = np.random.default_rng(ss_params)
+    params = patient_params(prng, size)
+    disease = sample_disease(prng)
+    state = None
+    for v in range(1, visit + 1):
+        if v > 1:
+            params = follow_up_params(prng, params)
+        state = sample_state(prng, disease, previous=state)
+        sample_blobs(prng, state)
+    return params
+
+
+def case_visit(case: Case) -> tuple[int, int, str]:
+    """(patient index, visit, view) of a phantom classification case id."""
+    m = _CASE.match(case.case_id)
+    if not m:
+        raise OracleError(f"case {case.case_id!r} is not a phantom classification case id")
+    return int(m.group(1)) - 1, int(m.group(2) or 1), m.group(3)
+
+
+def render_case(params: PatientParams, view: str, vector: np.ndarray,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Noise-free mean counts (H, W) and tissue map for a sampled vector (0/1/2 per label).
+
+    Levels map to the phantom's states (1 low -> 2, 2 high -> 3); the dorsal view is the
+    palmar activity mirrored, as in the phantom.
+    """
+    state = np.where(vector == 2, 3, np.where(vector == 1, 2, 0)).astype(np.int8)
+    blobs = sample_blobs(rng, state)
+    truth = render_view(params, blobs, "palmar", rng)
+    if view == "dorsal":
+        truth = truth.flipped()
+    return truth.mean, truth.tissue
+
+
+def _settings(dataset: Dataset, fold: int, config: Config, info: dict) -> dict:
+    return {
+        "fold": fold, "name": NAME, "kind": "oracle", "source": "mp", "perlin": False,
+        "source_dataset": str(dataset.root.resolve()), "seed": config.diffusion.seed,
+        "phantom": {k: info[k] for k in ("version", "patients", "size", "seed")},
+        "inflammation_sampler": config.sampler.model_dump(),
+    }  # fmt: skip
+
+
+def case_id(index: int) -> str:
+    return f"{NAME}_{index:06d}"
+
+
+def make_oracle_set(out: str | Path, n: int, *, dataset: Dataset, train_patients: Sequence[str],
+                    fold: int, config: Config, progress: bool = True) -> Path:  # fmt: skip
+    """Write (resume, grow) the oracle set of ``n`` images at ``out``; return ``out``.
+
+    Case ``i`` is a pure function of (``diffusion.seed``, fold, "oracle", i), so a set grown
+    from 256 to 512 images holds the same first 256. A set made with other settings is
+    never extended or removed (StaleOutputError; ``--retrain`` moves it aside).
+    """
+    from tqdm.auto import tqdm
+
+    if n < 1:
+        raise ValueError(f"oracle set size must be >= 1, got {n}")
+    out = Path(out)
+    info = phantom_params(dataset)
+    src = mp_source(dataset, tuple(train_patients))
+    settings = _settings(dataset, fold, config, info)
+    record_set_settings(out, settings, "oracle set", SETTINGS_FILE)  # other settings: StaleOutputError
+    if is_complete(out):
+        from jointaug.dataset.format import read_dataset
+
+        if len(read_dataset(out).cases) >= n:
+            return out
+    meta = DatasetMeta(
+        name=f"{NAME}-fold{fold}", labels=list(dataset.labels),
+        groups={k: list(v) for k, v in dataset.meta.groups.items()},
+        classification_views=list(dict.fromkeys(c.view for c in src.cases)),
+        description=f"oracle set of fold {fold}: sampled inflammation vectors rendered by the "
+        "built-in phantom's own imaging model on the fold's train patients' anatomy",
+        modality=dataset.meta.modality, extra={"augmentation": settings},
+    )  # fmt: skip
+    writer = DatasetWriter(out, meta, EXTRA_COLUMNS, append=True)
+    done = writer.done_ids
+    seed, size = int(info["seed"]), int(info["size"])
+    params_cache: dict[tuple[int, int], PatientParams] = {}
+    bar = tqdm(total=n, initial=sum(case_id(i) in done for i in range(n)), disable=not progress,
+               desc=f"oracle set fold {fold}", unit="img", dynamic_ncols=True)  # fmt: skip
+    try:
+        for i in range(n):
+            if case_id(i) in done:
+                continue
+            p = plan_case(i, src, config.diffusion.seed, fold, NAME, config.sampler, None)
+            index, visit, view = case_visit(p.source_case)
+            if (index, visit) not in params_cache:
+                params_cache[(index, visit)] = visit_params(seed, index, size, visit)
+            rng = np.random.default_rng(p.diffusion_seed)
+            mean, tissue = render_case(params_cache[(index, visit)], view, p.composed.vector, rng)
+            counts = p.poisson_rng.poisson(mean).astype(np.int32)
+            writer.add(
+                case_id=case_id(i), patient_id=p.source_case.patient_id, view=view, image=counts,
+                labels=p.composed.labels, tissue=tissue, regions=p.regions,
+                extra={"source_case": p.source_case.case_id, "render_seed": str(p.diffusion_seed)},
+                subdir=f"{i // CASES_PER_SUBDIR:03d}",
+            )  # fmt: skip
+            bar.update(1)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+    writer.close()
+    return out
