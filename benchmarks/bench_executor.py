@@ -31,7 +31,7 @@ from pathlib import Path
 
 SCALES = {
     # (patients, classify.max_samples, classify.patience, diffusion.train_steps, set size)
-    "full": (16, 3000, 3000, 300, 64),
+    "full": (16, 6000, 6000, 300, 64),
     "small": (8, 200, 200, 20, 16),
 }
 

@@ -1,5 +1,6 @@
-"""The Ray executor on a local 2-CPU Ray instance: the same tables as the local executor,
-and a worker killed mid-task (retried, or failed and rerun) still gives the same tables."""
+"""The Ray executor on a local 2-CPU Ray instance: the same tables as the local executor
+(with the augmentation sets written in shards and merged), and a worker killed mid-task
+(retried, or failed and rerun) still gives the same tables."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from jointaug.experiments.ray_executor import FAULT_ENV, GraphFailed
 ray = pytest.importorskip("ray")
 
 GRID = [*TINY, "experiment.methods=[baseline, mp-perlin]", "experiment.mixtures=[]",
-        "experiment.imbalance_baselines=[]", "experiment.curve_sizes=[]"]  # fmt: skip
+        "experiment.imbalance_baselines=[]", "experiment.curve_sizes=[]", "classify.seeds=[0]",
+        "diffusion.sample_batch_size=4"]  # fmt: skip
 TABLES = ("table1.md", "table2.md", "metrics.csv")
 
 
@@ -44,10 +46,12 @@ def grid(tmp_path_factory):
 def test_ray_gives_the_local_tables_even_when_a_worker_dies_mid_task(grid):
     root, fault, local = grid
     fault.write_text("classify/1/mp-perlin_8/seed_0")  # that task's worker dies once
-    res = _run(root / "data", root / "ray", "--executor", "ray")
+    res = _run(root / "data", root / "ray", "--executor", "ray", "--shards", "2")
     assert res.exit_code == 0, res.output
     assert not fault.exists()  # the worker did die, and Ray retried the task
+    # 2 models, 2 sets in 2 shards each + 2 merges, 4 classifiers
     assert "ray: done 12/12" in res.output and "stage: report" in res.output
+    assert "set/1/mp-perlin/4-8" in res.output and "merge/0/mp-perlin" in res.output
     assert _tables(root / "ray") == local
     assert (root / "ray" / "logs" / "classify__1__mp-perlin_8__seed_0.log").is_file()
 
@@ -65,7 +69,7 @@ def test_a_failed_task_is_reported_with_its_log_and_a_rerun_completes(grid, tmp_
     with pytest.raises(GraphFailed, match=r"set/0/mp-perlin: .*\n    log: .*set__0__mp-perlin\.log") as err:
         run_experiment(run, plan, progress=False, echo=log.append, estimate=False, executor="ray",
                        ray_retries=0)  # fmt: skip
-    assert "not started because a task they need failed: 2 tasks" in str(err.value)
+    assert "not started because a task they need failed: 1 task(s)" in str(err.value)
     assert not (run.results_dir / "table1.md").exists()  # no report from a partial grid
     assert (run.diffusion_dir(1) / "done").is_file()  # the rest ran on
     run_experiment(run, plan, progress=False, echo=log.append, estimate=False, executor="ray")

@@ -30,7 +30,7 @@ from jointaug.experiments.classification import describe_plan, plan_jobs
 from jointaug.experiments.estimate import Counts, Rates
 from jointaug.experiments.methods import Method, mixture_name, parse_methods, required_sets
 from jointaug.experiments.rundir import RunDir
-from jointaug.generate.sets import set_kind
+from jointaug.generate.sets import MIX_OPTIONS, set_kind
 from jointaug.runtime import apply_runtime, resolve_device
 
 Echo = Callable[[str], None]
@@ -97,7 +97,8 @@ def make_plan(run: RunDir, methods: Sequence[str] | str | None = None, sizes: Se
     plan.sets = {}
     for job in [*main, *curve_jobs]:
         for name, n in required_sets([job.method], [job.size]).items():
-            plan.sets[name] = max(plan.sets.get(name, 0), n)
+            if name not in MIX_OPTIONS:
+                plan.sets[name] = max(plan.sets.get(name, 0), n)
     return plan
 
 
@@ -192,11 +193,11 @@ def preflight(run: RunDir, plan: Plan, *, retrain: bool = False, natural: str | 
 
 
 def build_tasks(run: RunDir, plan: Plan, *, photos: str | Path | None = None, shards: int = 1,
-                gpus_per_classifier: float = 0.25, rates: dict | None = None) -> list:  # fmt: skip
+                gpus_per_classifier: float = 0.25, rates: Rates | None = None) -> list:  # fmt: skip
     from jointaug.experiments.graph import GraphOptions, build_graph, estimate_tasks
 
     opts = GraphOptions(shards=shards, gpus_per_classifier=gpus_per_classifier,
-                        photos=str(photos) if photos else None)  # fmt: skip
+                        photos=str(Path(photos).resolve()) if photos else None)  # fmt: skip
     return estimate_tasks(run, build_graph(run, plan, opts), rates)
 
 

@@ -122,7 +122,8 @@ def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int,
                     continue
                 opts = {"num_cpus": t.num_cpus, "num_gpus": t.num_gpus if gpus else 0,
                         "max_retries": retries, "retry_exceptions": False, "name": tid}  # fmt: skip
-                running[remote.options(**opts).remote(str(run.path), t)] = t
+                # an absolute path: workers on other nodes see the run folder at the same place
+                running[remote.options(**opts).remote(str(run.path.resolve()), t)] = t
         if not running:
             if todo and (len(todo), len(running)) != before:
                 continue  # tasks whose deps were just found finished: submit them
@@ -157,7 +158,7 @@ def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int,
     if failed or blocked_ids:
         lines = [f"  {tid}: {msg}" for tid, msg in failed.items()]
         if blocked_ids:
-            lines.append(f"  not started because a task they need failed: {len(blocked_ids)} tasks")
+            lines.append(f"  not started because a task they need failed: {len(blocked_ids)} task(s)")
         raise GraphFailed(f"{len(failed)} task(s) failed; fix the cause and rerun the same command "
                           f"(finished tasks are kept):\n" + "\n".join(lines))  # fmt: skip
     echo("stage: report")

@@ -11,6 +11,7 @@ set name      generator  source    perlin  made by
 ``mp-perlin`` diffusion  mp        yes     ... on Perlin-varied joint regions
 ``11k``       diffusion  natural   no      ... on natural-hand conditions
 ``11k-perlin`` diffusion natural   yes     ... both
+``oracle``    oracle     mp        no      the phantom's renderer (H10a)
 ``forward``   forward    mp        no      a non-learned imaging model (H10b)
 ``forward-perlin`` forward mp      yes     ... on Perlin-varied regions
 ============  =========  ========  ======  =====================================
@@ -63,6 +64,9 @@ class SetKind:
 
 
 SETS: dict[str, SetKind] = {}
+# mix entries that are not augmentation sets: drawn from the fold's real train part by
+# the classifier's data mixing (``oversample``), so nothing is made or checked for them
+MIX_OPTIONS = frozenset({"oversample"})
 
 
 def register_set(name: str, generator: str, source: str = "mp", perlin: bool = False,
@@ -78,7 +82,9 @@ def register_set(name: str, generator: str, source: str = "mp", perlin: bool = F
 for _name, _source, _perlin in (("mp", "mp", False), ("mp-perlin", "mp", True),
                                 ("11k", "natural", False), ("11k-perlin", "natural", True)):  # fmt: skip
     register_set(_name, "diffusion", _source, _perlin)
-# the non-learned physics control (H10b): renders the mp / mp-perlin conditions
+# controls: the phantom's own renderer on the train anatomy (H10a; built-in phantom only)
+# and a non-learned physics sketch rendering the mp / mp-perlin conditions (H10b)
+register_set("oracle", "oracle", "mp", False, "jointaug.generate.oracle:make_oracle_set")
 for _name, _perlin in (("forward", False), ("forward-perlin", True)):
     register_set(_name, "forward", "mp", _perlin, "jointaug.generate.forward:make_forward_set",
                  {"perlin": _perlin})
