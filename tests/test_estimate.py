@@ -38,8 +38,8 @@ def test_calibrate_measures_every_stage_at_the_configured_precision():
     for v in (rates.diffusion_step_s, rates.sample_s_per_image, rates.classifier_s_per_sample,
               rates.eval_s_per_image):  # fmt: skip
         assert 0 < v < 60
-    # CPU: batches above 2 are timed at 2 and scaled; sampling at the auto batch (64 on CPU)
-    assert dict(rates.batches) == {"diffusion": 2, "sampling": 2, "classifier": 2, "evaluation": 2}
+    # small networks on the CPU: timed at the configured batches (sampling: auto -> 64 on CPU)
+    assert dict(rates.batches) == {"diffusion": 16, "sampling": 64, "classifier": 32, "evaluation": 64}
     ddim = calibrate(cfg.model_copy(update={"diffusion": cfg.diffusion.model_copy(
         update={"sampler": "ddim", "fast_steps": 5})}), 4, "cpu", stages=("sampling",))  # fmt: skip
     assert ddim.sample_s_per_image < rates.sample_s_per_image  # 5 steps instead of 500
@@ -59,3 +59,14 @@ def test_plan_counts_follow_the_plan(tmp_path):
     assert c.classifier_samples_max == c.trainings * cfg.classify.max_samples
     assert c.classifier_samples_min == c.trainings * cfg.classify.patience_samples
     assert c.eval_images_max > c.trainings
+
+
+def test_slow_cpu_stages_are_timed_at_a_small_batch_and_scaled(monkeypatch):
+    from jointaug.experiments import estimate as est
+
+    timed = []
+    monkeypatch.setattr(est, "_seconds", lambda fn, dev, t: (timed.append(1), 10.0)[1])
+    rates = calibrate(load_config("paper", TINY), 4, "cpu", stages=("classifier", "diffusion"))
+    assert dict(rates.batches) == {"classifier": 2, "diffusion": 2} and len(timed) == 2
+    assert rates.classifier_s_per_sample == pytest.approx(5.0)  # 10 s for 2 images
+    assert rates.diffusion_step_s == pytest.approx(10.0 / 2 * 16)  # scaled to the batch of 16

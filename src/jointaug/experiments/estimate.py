@@ -13,9 +13,11 @@ counted), at the configured batch size, precision (``amp``) and memory format
 ``eval_s_per_image``         one classifier inference (validation / test)
 ===========================  ==================================================
 
-On a GPU the configured batches are used as they are; on the CPU a batch larger than
-``cpu_batch`` is timed at ``cpu_batch`` and scaled linearly (a CPU's throughput hardly
-changes with the batch; a GPU's does, which is why the GPU is never scaled).
+On a GPU the configured batches are used as they are. On the CPU a stage is first timed
+at ``cpu_batch`` (2) items; if the configured batch would then take under ~4 s (a small
+network, e.g. the demo profile's) it is timed at the configured batch, else the small
+batch is scaled linearly (the paper's networks take minutes per batch on a CPU; a CPU's
+throughput changes little with the batch, a GPU's a lot, which is why a GPU is never scaled).
 
 :func:`estimate` turns :class:`Counts` (steps, images, samples per stage of a plan) into
 one :class:`StageEstimate` per stage plus the total. The classifier stage is a range:
@@ -94,8 +96,18 @@ def _seconds(fn: Callable[[], None], device: torch.device, min_run_time: float) 
     return float(timer.blocked_autorange(min_run_time=min_run_time).median)
 
 
-def _batch(configured: int, device: torch.device, cpu_batch: int) -> int:
-    return configured if device.type == "cuda" else max(1, min(configured, cpu_batch))
+def _per_item(build: Callable[[int], Callable[[], None]], configured: int, device: torch.device,
+              min_run_time: float, cpu_batch: int, quick_s: float = 0.25) -> tuple[float, int]:  # fmt: skip
+    """(seconds per item, batch timed) for a stage whose call on a batch of b items is
+    ``build(b)``. CUDA: the configured batch. CPU: ``cpu_batch`` first; when that call is
+    quick (a small network) the configured batch is timed instead, else the small batch is
+    scaled linearly."""
+    b = configured if device.type == "cuda" else max(1, min(configured, cpu_batch))
+    sec = _seconds(build(b), device, min_run_time)
+    if b < configured and sec * configured / b < quick_s * 16:
+        b = configured
+        sec = _seconds(build(b), device, min_run_time)
+    return sec / b, b
 
 
 def calibrate(config: Config, n_labels: int, device: torch.device | str, *,
@@ -116,34 +128,41 @@ def calibrate(config: Config, n_labels: int, device: torch.device | str, *,
         eps = EpsilonView(unet, NoiseSchedule.from_config(d).ddpm().alphas_cumprod, d.network_output)
         s = d.image_size
         if "diffusion" in stages:
-            b = _batch(d.batch_size, dev, cpu_batch)
             opt = torch.optim.Adam(unet.parameters(), lr=d.lr, fused=dev.type == "cuda")
-            xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
-            noise = torch.randn(b, 1, s, s, device=dev)
 
-            def diff_step() -> None:
-                unet.train()
-                with autocast_for(dev, d.amp):
-                    e = eps(xi, t)
-                loss = torch.nn.functional.mse_loss(e.float(), noise)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            def diff_step(b: int) -> Callable[[], None]:
+                xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
+                noise = torch.randn(b, 1, s, s, device=dev)
 
-            out["diffusion_step_s"] = _seconds(diff_step, dev, min_run_time) * d.batch_size / b
+                def call() -> None:
+                    unet.train()
+                    with autocast_for(dev, d.amp):
+                        e = eps(xi, t)
+                    loss = torch.nn.functional.mse_loss(e.float(), noise)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+
+                return call
+
+            per, b = _per_item(diff_step, d.batch_size, dev, min_run_time, cpu_batch)
+            out["diffusion_step_s"] = per * d.batch_size
             batches.append(("diffusion", b))
         if "sampling" in stages:
             unet.eval()
-            sb = sample_batch_size(d, eps, dev)
-            b = _batch(sb, dev, cpu_batch)
-            xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
 
-            @torch.no_grad()
-            def denoise() -> None:
-                with autocast_for(dev, d.amp):
-                    eps(xi, t).float()
+            def denoise(b: int) -> Callable[[], None]:
+                xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
 
-            out["sample_s_per_image"] = _seconds(denoise, dev, min_run_time) / b * sampler_steps(d)
+                @torch.no_grad()
+                def call() -> None:
+                    with autocast_for(dev, d.amp):
+                        eps(xi, t).float()
+
+                return call
+
+            per, b = _per_item(denoise, sample_batch_size(d, eps, dev), dev, min_run_time, cpu_batch)
+            out["sample_s_per_image"] = per * sampler_steps(d)
             batches.append(("sampling", b))
         del unet, eps
     c = config.classify
@@ -153,33 +172,39 @@ def calibrate(config: Config, n_labels: int, device: torch.device | str, *,
             net = net.to(memory_format=torch.channels_last)
         fmt = torch.channels_last if c.channels_last else torch.contiguous_format
         if "classifier" in stages:
-            b = _batch(c.batch_size, dev, cpu_batch)
             opt = torch.optim.Adam(net.parameters(), lr=c.lr, fused=dev.type == "cuda")
-            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
-            y = (torch.rand(b, n_labels, device=dev) < 0.3).float()
 
-            def cls_step() -> None:
-                net.train()
-                with autocast_for(dev, c.amp):
-                    logits = net(x)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            def cls_step(b: int) -> Callable[[], None]:
+                x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
+                y = (torch.rand(b, n_labels, device=dev) < 0.3).float()
 
-            out["classifier_s_per_sample"] = _seconds(cls_step, dev, min_run_time) / b
+                def call() -> None:
+                    net.train()
+                    with autocast_for(dev, c.amp):
+                        logits = net(x)
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+
+                return call
+
+            out["classifier_s_per_sample"], b = _per_item(cls_step, c.batch_size, dev, min_run_time, cpu_batch)
             batches.append(("classifier", b))
         if "evaluation" in stages:
-            b = _batch(2 * c.batch_size, dev, cpu_batch)
-            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
 
-            @torch.no_grad()
-            def evaluate() -> None:
-                net.eval()
-                with autocast_for(dev, c.amp):
-                    net(x).float()
+            def evaluate(b: int) -> Callable[[], None]:
+                x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
 
-            out["eval_s_per_image"] = _seconds(evaluate, dev, min_run_time) / b
+                @torch.no_grad()
+                def call() -> None:
+                    net.eval()
+                    with autocast_for(dev, c.amp):
+                        net(x).float()
+
+                return call
+
+            out["eval_s_per_image"], b = _per_item(evaluate, 2 * c.batch_size, dev, min_run_time, cpu_batch)
             batches.append(("evaluation", b))
     return Rates(device=device_name(dev), batches=tuple(batches), **out)
 
