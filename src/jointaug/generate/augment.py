@@ -40,6 +40,8 @@ from jointaug.runtime import resolve_device
 
 EXTRA_COLUMNS = ["source_case", "sample_seed", "perlin_tries", "perlin_fallbacks", "sampler", "steps"]
 SETTINGS_FILE = "augmentation.json"
+# settings keys added after sets were first written, with the value such sets were made with
+LATER_KEYS = {"guidance_scale": 1.0, "upsample": "nearest"}
 CASES_PER_SUBDIR = 1000
 
 
@@ -53,6 +55,7 @@ def _check_settings(out: Path, settings: dict) -> None:
     path = out / SETTINGS_FILE
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
+        old = {**LATER_KEYS, **old}  # a set written before a key existed used its default
         if any(old.get(k) != settings[k] for k in settings if k != "batch_size"):
             shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()):
