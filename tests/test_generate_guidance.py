@@ -138,3 +138,20 @@ def test_options_train_guide_and_upsample(tmp_path):
     # nearest (16 -> 32) repeats every column twice; bilinear does not
     assert np.array_equal(r_plain[:, 0::2], r_plain[:, 1::2])
     assert not np.allclose(r_guided[:, 0::2], r_guided[:, 1::2])
+
+
+def test_a_set_written_before_the_sampling_keys_is_kept(tmp_path):
+    import json
+
+    from jointaug.generate.augment import SETTINGS_FILE, stale_set
+
+    out = tmp_path / "mp"
+    new = {"fold": 0, "sampler": "ddim", "batch_size": 64, "guidance_scale": 1.0, "upsample": "nearest"}
+    out.mkdir()
+    (out / SETTINGS_FILE).write_text(json.dumps({k: v for k, v in new.items() if k not in
+                                                 ("guidance_scale", "upsample")}))  # fmt: skip
+    (out / "keep.txt").write_text("finished images")
+    assert stale_set(out, new) is None  # same settings (the defaults it was made with): kept
+    stale = stale_set(out, {**new, "guidance_scale": 2.0})
+    assert stale is not None and any("guidance_scale" in c for c in stale.changes)
+    assert (out / "keep.txt").is_file()  # stale is only reported; nothing is deleted

@@ -58,6 +58,8 @@ from jointaug.runtime import resolve_device
 
 EXTRA_COLUMNS = ["source_case", "sample_seed", "perlin_tries", "perlin_fallbacks", "sampler", "steps"]
 SETTINGS_FILE = "augmentation.json"
+# settings keys added after sets were first written, with the value such sets were made with
+LATER_KEYS = {"guidance_scale": 1.0, "upsample": "nearest"}
 CASES_PER_SUBDIR = 1000
 SHARDS = ".shards"
 NOT_COMPARED = {"batch_size"}  # batches are aligned, so the batch size does not change a case
@@ -101,6 +103,7 @@ def stale_set(out: Path, settings: dict) -> StaleOutput | None:
     if not path.is_file():
         return None
     old = json.loads(path.read_text(encoding="utf-8"))
+    old = {**LATER_KEYS, **old}  # a set written before a key existed used its default
     changes = [c for c in changed_settings({k: v for k, v in old.items() if k not in NOT_COMPARED},
                                            {k: v for k, v in settings.items() if k not in NOT_COMPARED})]  # fmt: skip
     return StaleOutput(Path(out), "augmentation set", changes) if changes else None
