@@ -108,8 +108,9 @@ def test_options_train_guide_and_upsample(tmp_path):
 
     from jointaug.config import load_config
     from jointaug.experiments.rundir import RunDir
+    from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
     from jointaug.generate.checkpoint import load_tensors
-    from jointaug.generate.train import settings_key, train_diffusion
+    from jointaug.generate.train import diffusion_record
     from jointaug.generate.trained import generate_rates, load_trained
 
     data = write_tiny_dataset(tmp_path / "data", n_patients=6, size=32)
@@ -122,6 +123,9 @@ def test_options_train_guide_and_upsample(tmp_path):
     lrs = [float(r.split(",")[3]) for r in (folder / "log.csv").read_text().splitlines()[1:]]
     assert lrs[-1] < lrs[1]  # cosine decay logged
     cfg = opts.config.diffusion
+    def settings_key(c, cases):
+        return diffusion_record(c, cases)[0]
+
     assert settings_key(cfg, ["x"]) != settings_key(cfg.model_copy(update={"cond_dropout": 0.0}), ["x"])
     # sampling options do not retrain
     assert settings_key(cfg, ["x"]) == settings_key(cfg.model_copy(update={"guidance_scale": 3.0}), ["x"])
