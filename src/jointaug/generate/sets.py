@@ -11,8 +11,8 @@ set name      generator  source    perlin  made by
 ``mp-perlin`` diffusion  mp        yes     ... on Perlin-varied joint regions
 ``11k``       diffusion  natural   no      ... on natural-hand conditions
 ``11k-perlin`` diffusion natural   yes     ... both
-``oracle``    oracle     mp        no      the phantom's renderer (H10a)
-``forward``   forward    mp        no      a non-learned imaging model (H10b)
+``oracle``    oracle     mp        no      the phantom's renderer
+``forward``   forward    mp        no      a non-learned imaging model
 ``forward-perlin`` forward mp      yes     ... on Perlin-varied regions
 ============  =========  ========  ======  =====================================
 
@@ -82,8 +82,8 @@ def register_set(name: str, generator: str, source: str = "mp", perlin: bool = F
 for _name, _source, _perlin in (("mp", "mp", False), ("mp-perlin", "mp", True),
                                 ("11k", "natural", False), ("11k-perlin", "natural", True)):  # fmt: skip
     register_set(_name, "diffusion", _source, _perlin)
-# controls: the phantom's own renderer on the train anatomy (H10a; built-in phantom only)
-# and a non-learned physics sketch rendering the mp / mp-perlin conditions (H10b)
+# controls: the phantom's own renderer on the train anatomy (built-in phantom only)
+# and a non-learned physics sketch rendering the mp / mp-perlin conditions
 register_set("oracle", "oracle", "mp", False, "jointaug.generate.oracle:make_oracle_set")
 for _name, _perlin in (("forward", False), ("forward-perlin", True)):
     register_set(_name, "forward", "mp", _perlin, "jointaug.generate.forward:make_forward_set",
