@@ -133,6 +133,8 @@ def stats_rows(rows: Sequence[dict], keys: Sequence[tuple[str, str, int, str]],
 def _f(x: float, signed: bool = True) -> str:
     if isinstance(x, float) and math.isnan(x):
         return "n/a"
+    if not signed and 0 < x < 0.001:
+        return "<0.001"
     return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
