@@ -147,3 +147,15 @@ def test_matched_label_fidelity_perfect_vs_condition_blind_generator(judged):
     bad = matched_label_fidelity(blind, run.dataset, run.splits.fold(0), judges, 32)["baseline"]
     assert good["ratio"] == pytest.approx(1.0, abs=0.1)
     assert bad["ratio"] < 0.5
+
+
+def test_cli_fidelity_verb(judged):
+    from typer.testing import CliRunner
+
+    from jointaug.cli import app
+
+    base, run = judged
+    _write(run.augment_dir(0, "cli-set"), _cases(8, 11))
+    res = CliRunner().invoke(app, ["fidelity", str(run.path), "--fold", "0", "--set", "cli-set", "--no-strong"])
+    assert res.exit_code == 0, res.output
+    assert "cli-set" in res.output and read_fidelity(run.augment_dir(0, "cli-set"))["n"] == 8
