@@ -48,3 +48,21 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(phantom, "write_phantom", interrupted)
     res = CliRunner().invoke(app, ["phantom", str(tmp_path / "ph"), "--patients", "2"])
     assert res.exit_code == 130 and "interrupted: rerun the same command to resume" in res.output
+
+
+def test_a_run_folder_grown_by_calls_with_other_methods_keeps_them_all(tmp_path):
+    """`run --methods a` then `run --methods b`: config.yaml lists a and b, so the tables
+    keep the tuned rows and order of the first call."""
+    from conftest import write_tiny_dataset
+
+    from jointaug.config import load_config
+    from jointaug.experiments.classification import config_with_methods
+    from jointaug.experiments.rundir import RunDir
+
+    data = write_tiny_dataset(tmp_path / "data")
+    cfg = load_config("demo")
+    RunDir.create(tmp_path / "run", data, config_with_methods(cfg, "baseline,oversample,tuned_threshold"))
+    run = RunDir.create(tmp_path / "run", data, config_with_methods(cfg, "mp,focal"))
+    exp = run.config.experiment
+    assert exp.methods == ["baseline", "oversample", "mp"]
+    assert exp.imbalance_baselines == ["tuned_threshold", "focal"]

@@ -43,6 +43,7 @@ class RunDir:
                     f"{run.config_path}: this run was made for dataset {old.dataset}, "
                     f"not {config.dataset}; use another --out"
                 )
+            config = _keep_methods(old, config)
         save_config(config, run.config_path)
         ds = read_dataset(config.dataset)
         if splits_file is not None:
@@ -92,3 +93,13 @@ class RunDir:
     @property
     def results_dir(self) -> Path:
         return self.path / "results"
+
+
+def _keep_methods(old: Config, new: Config) -> Config:
+    """``new`` with the methods (and imbalance baselines) of ``old`` kept: a run folder
+    grows by calls with different ``--methods``, and its config.yaml lists every method it
+    holds (the tables order rows and show the tuned rows by them)."""
+    exp = new.experiment
+    union = {k: list(dict.fromkeys([*getattr(old.experiment, k), *getattr(exp, k)]))
+             for k in ("methods", "imbalance_baselines")}  # fmt: skip
+    return new.model_copy(update={"experiment": exp.model_copy(update=union)})
