@@ -75,7 +75,7 @@ def run_lock(run_path: str | os.PathLike, command: str | None = None) -> Iterato
             raise RunLockedError(
                 f"{path}: another jointaug command is writing this run folder: "
                 f"{_describe(holder(path))}. Wait for it to finish (or stop it); two writers "
-                f"on one run folder would corrupt it. Reading it (--plan, report --check) is fine."
+                f"on one run folder would corrupt it. Reading it (`jointaug run ... --plan`) is fine."
             ) from None
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "command": command or " ".join(["jointaug", *sys.argv[1:]]),
