@@ -54,6 +54,25 @@ def test_sharded_set_merges_byte_identical_to_an_unsharded_one(tmp_path):
         make_fold_set(sharded, 0, "mp", True, 9, progress=False, shard=(1, 9))
 
 
+def test_merging_a_set_keeps_the_shards_of_a_larger_growth(tmp_path):
+    """A shard beyond the merged size is finished work of a larger growth: never removed."""
+    data = _write_dataset(tmp_path / "data")
+    cfg = load_config("demo", [*OVERRIDES, "diffusion.train_steps=2"])
+    run = RunDir.create(tmp_path / "run", data, cfg)
+    train_fold_diffusion(run, 0, progress=False)
+    ranges = shard_ranges(6, 2, cfg.diffusion.sample_batch_size)  # [0,3) [3,6)
+    for lo, hi in ranges:
+        make_fold_set(run, 0, "mp", False, 9, progress=False, shard=(lo, hi))
+    later = make_fold_set(run, 0, "mp", False, 9, progress=False, shard=(6, 9))  # growing to 9
+    out = merge_fold_set(run, 0, "mp", 6, ranges)
+    assert len(read_dataset(out).cases) == 6
+    assert later.is_dir() and len(read_dataset(later).cases) == 3  # kept
+    merge_fold_set(run, 0, "mp", 6, ranges)  # complete already: still kept
+    assert later.is_dir()
+    out = merge_fold_set(run, 0, "mp", 9, [*ranges, (6, 9)])
+    assert len(read_dataset(out).cases) == 9 and not (out / ".shards").exists()
+
+
 HOLD = textwrap.dedent("""
     import sys, time
     from jointaug.experiments.lock import run_lock

@@ -260,11 +260,13 @@ def merge_shards(out: Path, n: int, ranges: Sequence[tuple[int, int]], *, datase
     out = Path(out)
     complete = read_dataset(out).cases if is_complete(out) else []
     if len(complete) >= n:
-        shutil.rmtree(out / SHARDS, ignore_errors=True)
+        _remove_shards(out, len(complete))
         return out
     settings = json.loads((out / SETTINGS_FILE).read_text(encoding="utf-8"))
     cases = {c.case_id: c for c in complete}
     for lo, hi in ranges:
+        if all(case_id(name, i) in cases for i in range(lo, min(hi, n))):
+            continue  # already in the set (merged before)
         part = shard_dir(out, lo, min(hi, n))
         if not is_complete(part):
             raise DatasetError(f"{part}: shard [{lo}, {hi}) of {out} is not finished; run its task first")
@@ -285,5 +287,20 @@ def merge_shards(out: Path, n: int, ranges: Sequence[tuple[int, int]], *, datase
     write_text_atomic(out / "cases.csv", cases_csv_text(ordered, meta.labels, EXTRA_COLUMNS))
     write_text_atomic(out / "dataset.json", json.dumps(meta.to_json(), indent=2) + "\n")
     (out / DatasetWriter.JOURNAL).unlink(missing_ok=True)
-    shutil.rmtree(out / SHARDS, ignore_errors=True)  # only the emptied shard folders
+    _remove_shards(out, n)  # the merged (now emptied) shards; a larger growth's shards stay
     return out
+
+
+def _remove_shards(out: Path, covered: int) -> None:
+    """Remove the shard folders ``[lo, hi)`` with ``hi <= covered`` (their cases are in the
+    set); shards of cases beyond it (a larger growth, interrupted) are finished work: kept."""
+    root = Path(out) / SHARDS
+    for part in sorted(root.glob("*-*")) if root.is_dir() else []:
+        try:
+            hi = int(part.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if hi <= covered:
+            shutil.rmtree(part, ignore_errors=True)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
