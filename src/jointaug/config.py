@@ -219,10 +219,11 @@ def parse_overrides(overrides: list[str] | None) -> dict:
     return tree
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge_trees(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` section by section (nested dicts merged, values replaced)."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge_trees(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -247,8 +248,8 @@ def load_config(
             raise ConfigError(f"{path}: cannot read config ({exc})") from exc
         if not isinstance(file_tree, dict):
             raise ConfigError(f"{path}: config must be a mapping")
-        tree = _merge(tree, file_tree)
-    tree = _merge(tree, parse_overrides(overrides))
+        tree = merge_trees(tree, file_tree)
+    tree = merge_trees(tree, parse_overrides(overrides))
     tree.setdefault("profile", profile)
     try:
         return Config.model_validate(tree)

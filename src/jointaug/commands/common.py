@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from jointaug.config import Config, ConfigError, load_config, parse_overrides
+from jointaug.config import Config, ConfigError, load_config, merge_trees, parse_overrides
 from jointaug.dataset.format import DatasetError
 from jointaug.dataset.io import DiskFullError, ImageReadError, is_disk_full
 from jointaug.runtime import DeviceError, apply_runtime
@@ -74,20 +74,13 @@ def resolve_config(profile: str, overrides: list[str] | None, config_file: str |
     return config
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def run_config(run, overrides: list[str] | None = None) -> Config:
     """A run folder's saved config with ``--set`` overrides (not saved back), applied to
     this process exactly as :func:`resolve_config` applies a profile's."""
     config = run.config
     if overrides:
         try:
-            config = Config.model_validate(_merge(config.model_dump(), parse_overrides(overrides)))
+            config = Config.model_validate(merge_trees(config.model_dump(), parse_overrides(overrides)))
         except ValueError as exc:
             raise ConfigError(f"invalid override: {exc}") from exc
     apply_runtime(config)
