@@ -63,3 +63,18 @@ def test_every_shipped_profile_loads_and_best_is_paper_plus_generator_options():
     assert (d.cond_dropout, d.guidance_scale, d.min_snr_gamma, d.lr_schedule, d.upsample) == \
         (0.0, 1.0, 0.0, "constant", "nearest")
     assert configs["cpu"].diffusion.cond_dropout > 0
+
+
+def test_small_profiles_keep_the_papers_perlin_rule_in_classifier_pixels():
+    """The paper keeps >= 25 px of its 256-px classifier image per varied region; the CPU
+    profiles classify at 64 px, so their rule must still leave >= 25 classifier pixels
+    (with the paper's 25 px at 256 a region could shrink to 1.6 px at 64)."""
+    from jointaug.masks.perlin import scaled_min_pixels
+
+    for name in ("demo", "cpu"):
+        c = load_config(name)
+        n = c.classify.image_size
+        at_classifier = c.perlin.min_pixels * n * n / (256 * 256)
+        assert at_classifier >= 25, (name, at_classifier)
+        assert scaled_min_pixels(c.perlin.min_pixels, (256, 256)) == c.perlin.min_pixels
+    assert load_config("paper").perlin.min_pixels == 25  # the paper's own numbers stay
