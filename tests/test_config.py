@@ -68,13 +68,28 @@ def test_every_shipped_profile_loads_and_best_is_paper_plus_generator_options():
 def test_small_profiles_keep_the_papers_perlin_rule_in_classifier_pixels():
     """The paper keeps >= 25 px of its 256-px classifier image per varied region; the CPU
     profiles classify at 64 px, so their rule must still leave >= 25 classifier pixels
-    (with the paper's 25 px at 256 a region could shrink to 1.6 px at 64)."""
-    from jointaug.masks.perlin import scaled_min_pixels
+    (with the paper's 25 px at 256 a region could shrink to 1.6 px at 64). On 256-px masks
+    a finger-joint-sized region then stays whole and a wrist-sized one is varied."""
+    import numpy as np
 
+    from jointaug.masks.compose import compose_condition
+
+    tissue = np.ones((256, 256), np.uint8)
+    regions = np.zeros((256, 256), np.uint8)
+    yy, xx = np.mgrid[:256, :256]
+    regions[(yy - 60) ** 2 + (xx - 60) ** 2 <= 64] = 1  # 197 px: a finger joint
+    regions[(yy - 180) ** 2 + (xx - 160) ** 2 <= 441] = 2  # 1,385 px: a wrist
+    finger, wrist = int((regions == 1).sum()), int((regions == 2).sum())
     for name in ("demo", "cpu"):
         c = load_config(name)
         n = c.classify.image_size
-        at_classifier = c.perlin.min_pixels * n * n / (256 * 256)
-        assert at_classifier >= 25, (name, at_classifier)
-        assert scaled_min_pixels(c.perlin.min_pixels, (256, 256)) == c.perlin.min_pixels
+        assert c.perlin.min_pixels * n * n / (256 * 256) >= 25, name
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            out = compose_condition(tissue, regions, np.array([2, 2]), rng, c.perlin)
+            hot = out.condition == 3
+            assert int((hot & (regions == 1)).sum()) == finger  # whole: the rule cannot be met
+            kept = int((hot & (regions == 2)).sum())
+            assert c.perlin.min_pixels <= kept <= 0.9 * wrist  # varied, never below the rule
+            assert out.fell_back.tolist() == [True, False]
     assert load_config("paper").perlin.min_pixels == 25  # the paper's own numbers stay
