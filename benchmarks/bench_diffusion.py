@@ -43,7 +43,7 @@ def _median_s(fn, device, repeats: int, warmup: int = 2) -> float:
 def loop_speed(cfg, device, steps: int) -> tuple[float, float, float]:
     """(one step of the real training loop, EMA update with _foreach_lerp_, EMA update
     with a per-parameter loop) in seconds (medians)."""
-    from jointaug.generate.loop import LossMeter, diffusion_loss, draw_batch
+    from jointaug.generate.loop import LossMeter, train_step
     from jointaug.generate.model import EMA, EpsilonView, build_unet
     from jointaug.generate.sample import NoiseSchedule
 
@@ -59,14 +59,7 @@ def loop_speed(cfg, device, steps: int) -> tuple[float, float, float]:
     meter = LossMeter(device)
 
     def step():
-        net.train()
-        x0, cond, t, noise = draw_batch(gen, ys, cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
-        loss = diffusion_loss(eps, sched, x0, cond, t, noise, cfg.amp)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        ema.update(net)
-        meter.add(loss)
+        train_step(net, eps, ema, opt, sched, gen, ys, cs, cfg, 0, meter)
 
     loop_s = _median_s(step, device, steps)
     meter.read()

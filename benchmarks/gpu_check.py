@@ -3,8 +3,8 @@
 On a CUDA machine (about 2-4 minutes, under 8): at the ``paper`` profile's settings
 (batch sizes, bf16 autocast, channels-last, fused Adam, auto sampling batch) it runs
 
-1. diffusion training steps (the training loop's own ``draw_batch`` / ``diffusion_loss``,
-   fused Adam, ``_foreach`` EMA),
+1. diffusion training steps (the training loop's own ``train_step``: guidance and min-SNR
+   options as configured, fused Adam, ``_foreach`` EMA),
 2. DDPM sampling (the full 500-step ancestral sampler, stopped after its time budget:
    seconds per step x 500 = seconds per image batch),
 3. DDIM sampling (``fast_steps``),
@@ -92,7 +92,7 @@ def diffusion_parts(cfg, dev):
 
 
 def stage_diffusion_train(cfg, dev, seconds: float) -> dict:
-    from jointaug.generate.loop import LossMeter, diffusion_loss, draw_batch
+    from jointaug.generate.loop import LossMeter, train_step
 
     d, net, ema, sched, eps = diffusion_parts(cfg, dev)
     opt = torch.optim.Adam(net.parameters(), lr=d.lr, fused=dev.type == "cuda")
@@ -103,14 +103,7 @@ def stage_diffusion_train(cfg, dev, seconds: float) -> dict:
     meter = LossMeter(dev)
 
     def step():
-        net.train()
-        x0, cond, t, noise = draw_batch(gen, ys, cs, d.batch_size, d.flip_prob, d.timesteps)
-        loss = diffusion_loss(eps, sched, x0, cond, t, noise, d.amp)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        ema.update(net)
-        meter.add(loss)
+        train_step(net, eps, ema, opt, sched, gen, ys, cs, d, 0, meter)
 
     n, secs = _timed_loop(step, dev, seconds)
     mean, _ = meter.read()

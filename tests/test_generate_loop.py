@@ -17,6 +17,7 @@ from jointaug import training
 from jointaug.config import load_config
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
+from jointaug.generate import loop as loop_mod
 from jointaug.generate import train as train_mod
 from jointaug.generate.checkpoint import load_tensors
 from jointaug.generate.loop import LossMeter
@@ -101,7 +102,7 @@ def test_ctrl_c_checkpoints_and_resume_is_exact(data, monkeypatch):
     ref = _run(data, "ref")
     train_diffusion(ref, 0, progress=False)
     calls = []
-    orig = train_mod.draw_batch
+    orig = loop_mod.draw_batch
 
     def interrupted(*a, **k):
         calls.append(1)
@@ -110,12 +111,12 @@ def test_ctrl_c_checkpoints_and_resume_is_exact(data, monkeypatch):
         return orig(*a, **k)
 
     run = _run(data, "ctrl-c", "diffusion.checkpoint_every=0", "diffusion.checkpoint_minutes=1000")
-    monkeypatch.setattr(train_mod, "draw_batch", interrupted)
+    monkeypatch.setattr(loop_mod, "draw_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_diffusion(run, 0, progress=False)
     _, meta = load_tensors(run.diffusion_dir(0) / "checkpoint.safetensors")
     assert meta["step"] == 5
-    monkeypatch.setattr(train_mod, "draw_batch", orig)
+    monkeypatch.setattr(loop_mod, "draw_batch", orig)
     train_diffusion(run, 0, progress=False)
     a, _ = load_tensors(ref.diffusion_dir(0) / "ema.safetensors")
     b, _ = load_tensors(run.diffusion_dir(0) / "ema.safetensors")
@@ -125,8 +126,8 @@ def test_ctrl_c_checkpoints_and_resume_is_exact(data, monkeypatch):
 
 
 def test_non_finite_loss_stops_before_a_checkpoint(data, monkeypatch):
-    orig = train_mod.diffusion_loss
-    monkeypatch.setattr(train_mod, "diffusion_loss", lambda *a: orig(*a) * math.nan)
+    orig = loop_mod.diffusion_loss
+    monkeypatch.setattr(loop_mod, "diffusion_loss", lambda *a: orig(*a) * math.nan)
     run = _run(data, "nan")
     with pytest.raises(FloatingPointError, match="lower diffusion.lr"):
         train_diffusion(run, 0, progress=False)

@@ -5,6 +5,9 @@
   round trip per step. (On the CPU this is exactly the old loop's sequence of draws.)
 - :func:`diffusion_loss`: the network under bf16 autocast on CUDA (``diffusion.amp``),
   its epsilon cast to float32, the L2 loss and the noise schedule in float32.
+- :func:`train_step`: one optimisation step of the loop above (draws, the guidance and
+  min-SNR options, learning-rate schedule, loss, update, EMA); ``generate/train.py`` and
+  the benchmarks (``bench_diffusion.py``, ``gpu_check.py``) all time this one function.
 - :class:`LossMeter`: losses summed on the device in float64 and read once per log
   interval (one synchronisation per interval instead of one per step); the same sums
   and the same running ``ema_loss`` as the old per-step Python floats, bit for bit.
@@ -19,7 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from jointaug.generate.guidance import weighted_mse
+from jointaug.generate.guidance import drop_condition, lr_at, min_snr_weights, weighted_mse
 from jointaug.runtime import autocast_for
 
 
@@ -49,6 +52,27 @@ def diffusion_loss(eps_net: torch.nn.Module, sched, x0: torch.Tensor, cond: torc
     if weights is not None:
         return weighted_mse(eps, noise, weights)
     return F.mse_loss(eps.float(), noise)
+
+
+def train_step(net: torch.nn.Module, eps_net: torch.nn.Module, ema, opt: torch.optim.Optimizer, sched,
+               gen: torch.Generator, ys: torch.Tensor, cs: torch.Tensor, cfg, step: int,
+               meter: LossMeter) -> None:  # fmt: skip
+    """One training step at 0-based ``step`` of ``cfg`` (a ``DiffusionConfig``): batch,
+    condition dropout, min-SNR weights, learning rate, loss, update, EMA, loss to ``meter``.
+    Draws only from ``gen`` (the dropout/guidance options draw nothing when off)."""
+    net.train()
+    x0, cond, t, noise = draw_batch(gen, ys, cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
+    cond = drop_condition(cond, cfg.cond_dropout, gen)
+    weights = min_snr_weights(sched.alphas_cumprod, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else None
+    if cfg.lr_schedule != "constant" or cfg.warmup_steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.lr, cfg.lr_schedule, cfg.train_steps, cfg.warmup_steps)
+    loss = diffusion_loss(eps_net, sched, x0, cond, t, noise, cfg.amp, weights)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    ema.update(net)
+    meter.add(loss)
 
 
 class LossMeter:

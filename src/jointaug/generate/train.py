@@ -31,9 +31,8 @@ from jointaug.dataset.format import Dataset
 from jointaug.dataset.io import write_text_atomic
 from jointaug.generate import checkpoint as ck
 from jointaug.generate.grid import samples_grid, write_png_rgb
-from jointaug.generate.guidance import drop_condition, lr_at, min_snr_weights
 from jointaug.generate.intensity import IntensityMap, fit_intensity
-from jointaug.generate.loop import LossMeter, diffusion_loss, draw_batch
+from jointaug.generate.loop import LossMeter, train_step
 from jointaug.generate.model import (
     EMA,
     NETWORK_FIELDS,
@@ -234,19 +233,7 @@ def train_diffusion(
             try:
                 while step < end:
                     t0 = time.perf_counter()
-                    net.train()
-                    x0, cond, t, noise = draw_batch(gen, ys, cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
-                    cond = drop_condition(cond, cfg.cond_dropout, gen)  # options (guidance.py); off: no draw
-                    weights = min_snr_weights(sched.alphas_cumprod, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else None
-                    if cfg.lr_schedule != "constant" or cfg.warmup_steps:
-                        for g in opt.param_groups:
-                            g["lr"] = lr_at(step, cfg.lr, cfg.lr_schedule, cfg.train_steps, cfg.warmup_steps)
-                    loss = diffusion_loss(eps_net, sched, x0, cond, t, noise, cfg.amp, weights)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    ema.update(net)
-                    meter.add(loss)
+                    train_step(net, eps_net, ema, opt, sched, gen, ys, cs, cfg, step, meter)
                     step += 1
                     wall += time.perf_counter() - t0
                     bar.update(1)
