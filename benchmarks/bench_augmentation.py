@@ -69,7 +69,7 @@ def main() -> None:
         print("  " + line)
     if not args.no_fidelity:
         try:
-            from jointaug.generate.fidelity import run_fidelity
+            from jointaug.fidelity.measure import run_fidelity
         except ImportError:  # the fidelity module is not in this checkout
             run_fidelity = None
         if run_fidelity is not None:

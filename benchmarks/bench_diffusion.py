@@ -43,9 +43,9 @@ def _median_s(fn, device, repeats: int, warmup: int = 2) -> float:
 def loop_speed(cfg, device, steps: int) -> tuple[float, float, float]:
     """(one step of the real training loop, EMA update with _foreach_lerp_, EMA update
     with a per-parameter loop) in seconds (medians)."""
-    from jointaug.generate.loop import LossMeter, train_step
-    from jointaug.generate.model import EMA, EpsilonView, build_unet
-    from jointaug.generate.sample import NoiseSchedule
+    from jointaug.diffusion.loop import LossMeter, train_step
+    from jointaug.diffusion.model import EMA, EpsilonView, build_unet
+    from jointaug.diffusion.sample import NoiseSchedule
 
     s = cfg.image_size
     net = build_unet(cfg, init_seed=0).to(device)
@@ -76,8 +76,8 @@ def loop_speed(cfg, device, steps: int) -> tuple[float, float, float]:
 
 
 def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
-    from jointaug.generate.model import EpsilonView, build_unet
-    from jointaug.generate.sample import NoiseSchedule, sample_ddpm, sample_fast
+    from jointaug.diffusion.model import EpsilonView, build_unet
+    from jointaug.diffusion.sample import NoiseSchedule, sample_ddpm, sample_fast
 
     s = cfg.image_size
     net = build_unet(cfg, init_seed=0).to(device)
@@ -130,13 +130,13 @@ def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
 
 
 def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
+    from jointaug.diffusion.intensity import poisson_counts
+    from jointaug.diffusion.trained import generate_rates, load_trained
     from jointaug.experiments.rundir import RunDir
     from jointaug.experiments.stages import train_fold_diffusion
-    from jointaug.generate.intensity import poisson_counts
-    from jointaug.generate.quality import ordering_ok, region_means, total_counts
-    from jointaug.generate.sources import mp_source, plan_case
-    from jointaug.generate.trained import generate_rates, load_trained
+    from jointaug.fidelity.quality import ordering_ok, region_means, total_counts
     from jointaug.runtime import resolve_device
+    from jointaug.sets.sources import mp_source, plan_case
 
     run = RunDir(run_path)
     config = run.config

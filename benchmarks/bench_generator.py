@@ -56,17 +56,17 @@ def main() -> None:
     torch.set_num_threads(1)
     from jointaug.config import load_config
     from jointaug.dataset.format import is_complete
+    from jointaug.diffusion.train import train_diffusion
     from jointaug.experiments.classification import train_single
     from jointaug.experiments.rundir import RunDir
-    from jointaug.generate.augment import make_augmentation_set
-    from jointaug.generate.fidelity import (
+    from jointaug.fidelity.judge import load_judge, train_strong_judge
+    from jointaug.fidelity.measure import (
         diffusion_renderer,
         matched_label_fidelity,
         measure_set,
         summary_line,
     )
-    from jointaug.generate.judge import load_judge, train_strong_judge
-    from jointaug.generate.train import train_diffusion
+    from jointaug.sets.diffusion import make_augmentation_set
 
     base_path = Path(args.base)
     if not (base_path / "config.yaml").is_file():

@@ -41,7 +41,7 @@ def main() -> None:
     from jointaug.config import load_config
     from jointaug.experiments.classification import run_classification
     from jointaug.experiments.rundir import RunDir
-    from jointaug.generate.oracle import make_oracle_set
+    from jointaug.sets.oracle import make_oracle_set
 
     out = Path(args.out)
     folds = [int(f) for f in args.folds.split(",")]

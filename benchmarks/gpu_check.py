@@ -82,8 +82,8 @@ def _timed_loop(fn, dev: torch.device, seconds: float, warmup: int = 3) -> tuple
 
 
 def diffusion_parts(cfg, dev):
-    from jointaug.generate.model import EMA, EpsilonView, build_unet, network_config
-    from jointaug.generate.sample import NoiseSchedule
+    from jointaug.diffusion.model import EMA, EpsilonView, build_unet, network_config
+    from jointaug.diffusion.sample import NoiseSchedule
 
     d = network_config(cfg.diffusion)
     net = build_unet(d, init_seed=0).to(dev)
@@ -92,7 +92,7 @@ def diffusion_parts(cfg, dev):
 
 
 def stage_diffusion_train(cfg, dev, seconds: float) -> dict:
-    from jointaug.generate.loop import LossMeter, train_step
+    from jointaug.diffusion.loop import LossMeter, train_step
 
     d, net, ema, sched, eps = diffusion_parts(cfg, dev)
     opt = torch.optim.Adam(net.parameters(), lr=d.lr, fused=dev.type == "cuda")
@@ -114,10 +114,10 @@ def stage_diffusion_train(cfg, dev, seconds: float) -> dict:
 
 
 def stage_sampling(cfg, dev, seconds: float, sampler: str) -> dict:
-    from jointaug.generate.sample import NoiseSchedule, sample_batch_size, sample_ddpm, sample_fast
+    from jointaug.diffusion.sample import NoiseSchedule, sample_batch_size, sample_ddpm, sample_fast
 
     d, net, ema, _, _ = diffusion_parts(cfg, dev)
-    from jointaug.generate.model import EpsilonView
+    from jointaug.diffusion.model import EpsilonView
 
     eps = EpsilonView(ema.shadow, NoiseSchedule.from_config(d).ddpm().alphas_cumprod, d.network_output)
     b = sample_batch_size(d, eps, dev)

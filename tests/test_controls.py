@@ -13,7 +13,7 @@ from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.dataset.splits import make_splits
 from jointaug.experiments.methods import required_sets, resolve_method
-from jointaug.generate.oracle import OracleError, make_oracle_set
+from jointaug.sets.oracle import OracleError, make_oracle_set
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from jointaug.dataset.writer import DatasetWriter
 from jointaug.experiments.classification import train_single
 from jointaug.experiments.report import fidelity_rows, fidelity_section
 from jointaug.experiments.rundir import RunDir
-from jointaug.generate.fidelity import (
+from jointaug.fidelity.measure import (
     feature_distances,
     measure_set,
     read_fidelity,
@@ -131,7 +131,7 @@ def test_feature_distances_scale():
 
 
 def test_matched_label_fidelity_perfect_vs_condition_blind_generator(judged):
-    from jointaug.generate.fidelity import matched_label_fidelity
+    from jointaug.fidelity.measure import matched_label_fidelity
 
     base, run = judged
     rng = np.random.default_rng(5)

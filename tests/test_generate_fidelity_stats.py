@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jointaug.generate.fidelity_stats import (
+from jointaug.fidelity.stats import (
     intensity_ratio,
     intensity_summary,
     label_fidelity,

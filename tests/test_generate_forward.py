@@ -9,9 +9,9 @@ from jointaug.config import load_config
 from jointaug.dataset.format import DatasetMeta, read_dataset
 from jointaug.dataset.validate import validate_dataset
 from jointaug.dataset.writer import DatasetWriter
-from jointaug.generate.forward import make_forward_set
-from jointaug.generate.forward_model import blur, fit_forward_model, render_rate
-from jointaug.generate.sources import mp_source, plan_case
+from jointaug.sets.forward import make_forward_set
+from jointaug.sets.forward_model import blur, fit_forward_model, render_rate
+from jointaug.sets.sources import mp_source, plan_case
 
 LABELS = ["R_a", "R_b", "L_a", "L_b"]
 GROUPS = {"right": ["R_a", "R_b"], "left": ["L_a", "L_b"]}

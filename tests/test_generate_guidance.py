@@ -5,15 +5,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jointaug.generate.guidance import (
+from jointaug.diffusion.guidance import (
     GuidedEpsilon,
     drop_condition,
     lr_at,
     min_snr_weights,
     weighted_mse,
 )
-from jointaug.generate.intensity import upsample_linear, upsample_nearest
-from jointaug.generate.sample import NoiseSchedule
+from jointaug.diffusion.intensity import upsample_linear, upsample_nearest
+from jointaug.diffusion.sample import NoiseSchedule
 
 
 def test_drop_condition_off_draws_nothing_and_on_zeroes_whole_samples():
@@ -107,11 +107,11 @@ def test_options_train_guide_and_upsample(tmp_path):
     from conftest import write_tiny_dataset
 
     from jointaug.config import load_config
+    from jointaug.diffusion.checkpoint import load_tensors
+    from jointaug.diffusion.train import diffusion_record
+    from jointaug.diffusion.trained import generate_rates, load_trained
     from jointaug.experiments.rundir import RunDir
     from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
-    from jointaug.generate.checkpoint import load_tensors
-    from jointaug.generate.train import diffusion_record
-    from jointaug.generate.trained import generate_rates, load_trained
 
     data = write_tiny_dataset(tmp_path / "data", n_patients=6, size=32)
     plain = RunDir.create(tmp_path / "plain", data, load_config("demo", TINY))
@@ -147,7 +147,7 @@ def test_options_train_guide_and_upsample(tmp_path):
 def test_a_set_written_before_the_sampling_keys_is_kept(tmp_path):
     import json
 
-    from jointaug.generate.augment import SETTINGS_FILE, stale_set
+    from jointaug.sets.diffusion import SETTINGS_FILE, stale_set
 
     out = tmp_path / "mp"
     new = {"fold": 0, "sampler": "ddim", "batch_size": 64, "guidance_scale": 1.0, "upsample": "nearest"}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jointaug.generate.intensity import (
+from jointaug.diffusion.intensity import (
     IntensityMap,
     area_resize,
     downsample_channels,

@@ -15,12 +15,12 @@ from test_generate_pipeline import OVERRIDES, _write_dataset
 
 from jointaug import training
 from jointaug.config import load_config
+from jointaug.diffusion import loop as loop_mod
+from jointaug.diffusion import train as train_mod
+from jointaug.diffusion.checkpoint import load_tensors
+from jointaug.diffusion.loop import LossMeter
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
-from jointaug.generate import loop as loop_mod
-from jointaug.generate import train as train_mod
-from jointaug.generate.checkpoint import load_tensors
-from jointaug.generate.loop import LossMeter
 from jointaug.training import CheckpointClock, LogFile
 
 
@@ -164,7 +164,7 @@ def test_set_contents_do_not_depend_on_the_sampling_batch_size(data):
 
 def test_sampler_noise_is_per_case_on_the_device():
     """A batch-invariant denoiser: every case's image is bit-identical whatever its batch."""
-    from jointaug.generate.sample import NoiseSchedule, sample_ddpm, sample_fast
+    from jointaug.diffusion.sample import NoiseSchedule, sample_ddpm, sample_fast
 
     class Elementwise(torch.nn.Module):
         def forward(self, inputs, t):

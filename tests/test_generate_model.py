@@ -8,8 +8,14 @@ from monai.networks.schedulers import DDPMScheduler
 from torch import nn
 
 from jointaug.config import DiffusionConfig
-from jointaug.generate.model import EMA, EpsilonView, build_unet, norm_groups
-from jointaug.generate.sample import NoiseSchedule, ancestral_step, sample, sample_ddpm, sample_fast
+from jointaug.diffusion.model import EMA, EpsilonView, build_unet, norm_groups
+from jointaug.diffusion.sample import (
+    NoiseSchedule,
+    ancestral_step,
+    sample,
+    sample_ddpm,
+    sample_fast,
+)
 
 TINY = DiffusionConfig(
     image_size=16, channels=[8, 16], attention_levels=[False, True], num_res_blocks=1,

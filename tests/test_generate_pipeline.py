@@ -12,15 +12,15 @@ from jointaug.config import load_config
 from jointaug.dataset.format import DatasetMeta, is_complete, read_dataset
 from jointaug.dataset.validate import validate_dataset
 from jointaug.dataset.writer import DatasetWriter
+from jointaug.diffusion.checkpoint import load_tensors
+from jointaug.diffusion.intensity import downsample_counts
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stages import confirm_retrain, stale_fold_set
 from jointaug.experiments.stages import make_fold_set as make_augmentation_set
 from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
-from jointaug.generate import augment as augment_mod
-from jointaug.generate.checkpoint import load_tensors
-from jointaug.generate.intensity import downsample_counts
-from jointaug.generate.sources import mp_source, natural_source, plan_case
 from jointaug.outputs import StaleOutputError
+from jointaug.sets import diffusion as augment_mod
+from jointaug.sets.sources import mp_source, natural_source, plan_case
 
 LABELS = ["R_a", "R_b", "L_a", "L_b"]
 GROUPS = {"right": ["R_a", "R_b"], "left": ["L_a", "L_b"]}

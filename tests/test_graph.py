@@ -18,7 +18,7 @@ from jointaug.dataset.format import read_dataset
 from jointaug.experiments.lock import RunLockedError, holder, run_lock
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stages import make_fold_set, merge_fold_set, train_fold_diffusion
-from jointaug.generate.augment import shard_ranges
+from jointaug.sets.diffusion import shard_ranges
 
 
 def _files(root):
@@ -174,7 +174,7 @@ def test_registered_generators_are_dispatched_and_a_missing_one_is_reported_befo
     from jointaug.experiments.graph import build_graph
     from jointaug.experiments.pipeline import make_plan, preflight
     from jointaug.experiments.stages import make_named_set
-    from jointaug.generate.sets import SETS, register_set
+    from jointaug.sets.registry import SETS, register_set
 
     data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
     run = RunDir.create(tmp_path / "run", data, load_config("demo", TINY_CLS))

@@ -14,7 +14,7 @@ from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.experiments.pipeline import make_plan, run_experiment
 from jointaug.experiments.rundir import RunDir
-from jointaug.generate.sets import set_kind
+from jointaug.sets.registry import set_kind
 
 SHRINK = [
     "split.folds=3",

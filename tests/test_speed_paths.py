@@ -10,11 +10,11 @@ from test_generate_pipeline import OVERRIDES, _write_dataset
 from jointaug import runtime
 from jointaug.classify.train import fit
 from jointaug.config import load_config
+from jointaug.diffusion.checkpoint import load_tensors
+from jointaug.diffusion.model import build_unet, network_config
+from jointaug.diffusion.sample import sample_batch_size
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
-from jointaug.generate.checkpoint import load_tensors
-from jointaug.generate.model import build_unet, network_config
-from jointaug.generate.sample import sample_batch_size
 from jointaug.runtime import autocast_for
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -61,8 +61,8 @@ def test_diffusion_step_bf16_fused_adam_on_cuda(tmp_path):
 def test_auto_sample_batch_fits_the_card():
     cfg = network_config(load_config("paper", ["diffusion.sample_batch_size=auto"]).diffusion)
     net = build_unet(cfg).cuda().eval()
-    from jointaug.generate.model import EpsilonView
-    from jointaug.generate.sample import NoiseSchedule
+    from jointaug.diffusion.model import EpsilonView
+    from jointaug.diffusion.sample import NoiseSchedule
 
     eps = EpsilonView(net, NoiseSchedule.from_config(cfg).ddpm().alphas_cumprod)
     b = sample_batch_size(cfg, eps, torch.device("cuda"))

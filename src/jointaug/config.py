@@ -103,10 +103,10 @@ class DiffusionConfig(_Section):
     compile: bool = False  # torch.compile the network for training (speed only)
     seed: int = 0  # weights init, training batches/noise, augmentation sets
     flip_prob: float = 0.5  # left-right flip of image + condition while training
-    intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (generate/intensity.py)
+    intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (diffusion/intensity.py)
     network_output: Literal["epsilon", "v"] = "epsilon"  # loss is L2 on epsilon either way
-    norm_num_groups: int = 0  # GroupNorm groups; 0: auto, >= 16 channels per group (generate/model.py)
-    # options beyond the paper (generate/guidance.py); the defaults are the paper's method
+    norm_num_groups: int = 0  # GroupNorm groups; 0: auto, >= 16 channels per group (diffusion/model.py)
+    # options beyond the paper (diffusion/guidance.py); the defaults are the paper's method
     cond_dropout: float = 0.0  # classifier-free guidance: P(condition -> zeros) in training
     guidance_scale: float = 1.0  # at sampling: eps_u + w (eps_c - eps_u); 1 = plain conditional
     min_snr_gamma: float = 0.0  # min-SNR-gamma loss weighting; 0 = off (uniform)

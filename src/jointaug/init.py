@@ -3,7 +3,7 @@
 The paper: every network is "randomly initialised using Kaiming uniform". MONAI builds
 its networks with its own init (``kaiming_normal_`` for DenseNet, PyTorch defaults for
 the UNets), so the classifier (``classify/model.py``), the denoiser
-(``generate/model.py``) and the joint segmenter (``natural/joints.py``) re-initialise
+(``diffusion/model.py``) and the joint segmenter (``natural/joints.py``) re-initialise
 with :func:`kaiming_uniform_`:
 
 - every convolution (1-3D, plain and transposed) and linear layer: weight

@@ -1,7 +1,7 @@
 """Tensors to and from safetensors files, atomically (no pickle anywhere).
 
 The one place the toolkit reads and writes weight files; the classifier's and the
-diffusion model's checkpoints (``classify/checkpoint.py``, ``generate/checkpoint.py``)
+diffusion model's checkpoints (``classify/checkpoint.py``, ``diffusion/checkpoint.py``)
 build on it. Metadata is a dict of strings, as safetensors stores it.
 """
 

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         memorisation, realism) and print one line per set."""
         from jointaug.config import apply_threads
         from jointaug.experiments.rundir import RunDir
-        from jointaug.generate.fidelity import run_fidelity
+        from jointaug.fidelity.measure import run_fidelity
 
         rd = RunDir(run)
         apply_threads(rd.config)
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the forward control set (a fitted imaging model renders the mp conditions)."""
         from jointaug.experiments.rundir import RunDir
-        from jointaug.generate.forward import NAMES, make_forward_set
+        from jointaug.sets.forward import NAMES, make_forward_set
 
         rd = RunDir(run)
         out = make_forward_set(rd.augment_dir(fold, NAMES[perlin]), n, dataset=rd.dataset,

@@ -26,11 +26,11 @@ def register(app: typer.Typer) -> None:
         overrides: list[str] = SetOpt,
     ) -> None:
         """Train fold K's conditional diffusion model on its train part (resumes if interrupted)."""
+        from jointaug.diffusion.train import stale_model
+        from jointaug.diffusion.trainset import fold_train_cases
         from jointaug.experiments.lock import run_lock
         from jointaug.experiments.rundir import RunDir
         from jointaug.experiments.stages import confirm_retrain, train_fold_diffusion
-        from jointaug.generate.train import stale_model
-        from jointaug.generate.trainset import fold_train_cases
 
         rd = RunDir(run)
         config = run_config(rd, overrides)
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         from jointaug.experiments.lock import run_lock
         from jointaug.experiments.rundir import RunDir
         from jointaug.experiments.stages import confirm_retrain, make_fold_set, stale_fold_set
-        from jointaug.generate.sets import diffusion_set_name
+        from jointaug.sets.registry import diffusion_set_name
 
         rd = RunDir(run)
         config = run_config(rd, overrides)

@@ -115,8 +115,8 @@ def calibrate(config: Config, n_labels: int, device: torch.device | str, *,
               min_run_time: float = 0.5, cpu_batch: int = 2) -> Rates:  # fmt: skip
     """Measure :class:`Rates` for ``config`` on ``device`` (module docstring)."""
     from jointaug.classify.model import build_model
-    from jointaug.generate.model import EpsilonView, build_unet, network_config
-    from jointaug.generate.sample import NoiseSchedule, sample_batch_size, sampler_steps
+    from jointaug.diffusion.model import EpsilonView, build_unet, network_config
+    from jointaug.diffusion.sample import NoiseSchedule, sample_batch_size, sampler_steps
     from jointaug.runtime import resolve_device
 
     dev = resolve_device(device)

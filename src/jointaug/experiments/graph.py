@@ -65,16 +65,16 @@ def _job_params(job) -> dict:
 
 def shard_batch(set_dir: Path, configured: int | str) -> int:
     """The sampling batch all shards of a set use."""
-    from jointaug.generate.augment import recorded_batch
-    from jointaug.generate.sample import CPU_SAMPLE_BATCH
+    from jointaug.diffusion.sample import CPU_SAMPLE_BATCH
+    from jointaug.sets.diffusion import recorded_batch
 
     return recorded_batch(set_dir) or (CPU_SAMPLE_BATCH if configured == "auto" else int(configured))
 
 
 def build_graph(run: RunDir, plan, options: GraphOptions | None = None) -> list[Task]:
     """The tasks of ``plan`` in an order the local executor runs them (today's order)."""
-    from jointaug.generate.augment import shard_ranges
-    from jointaug.generate.sets import set_kind
+    from jointaug.sets.diffusion import shard_ranges
+    from jointaug.sets.registry import set_kind
 
     opt = options or GraphOptions()
     cfg = run.config
@@ -183,8 +183,8 @@ def task_done(run: RunDir, task: Task) -> bool:
 
         return is_complete(natural_dir(run, p.get("natural_dir")))
     if task.kind == "diffusion":
+        from jointaug.diffusion.train import is_trained
         from jointaug.experiments.stages import expected_model
-        from jointaug.generate.train import is_trained
 
         key, _ = expected_model(run, p["fold"], run.config)
         return is_trained(run.diffusion_dir(p["fold"]), run.config.diffusion.train_steps, key)
@@ -193,7 +193,7 @@ def task_done(run: RunDir, task: Task) -> bool:
         if is_complete(out) and len(read_dataset(out).cases) >= p["n"]:
             return True
         if task.kind == "set" and p.get("shard"):
-            from jointaug.generate.augment import shard_dir
+            from jointaug.sets.diffusion import shard_dir
 
             return is_complete(shard_dir(out, p["shard"][0], min(p["shard"][1], p["n"])))
         return False

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from jointaug.classify.data import OVERSAMPLE, allocate, parse_mix
-from jointaug.generate.sets import registered_names
+from jointaug.sets.registry import registered_names
 
 IMBALANCE_BASELINES = ("bce_pos_weight", "focal", "tuned_threshold")
 MIXTURE = re.compile(r"^mp(\d{1,3})-11kp(\d{1,3})$")
@@ -78,7 +78,7 @@ def resolve_method(name: str) -> Method:
         return Method(name, loss=name)
     if name == "tuned_threshold":
         return Method(name, trains=False, base="baseline")
-    if name in registered_names() or name == OVERSAMPLE:  # a set kind (generate/sets.py), or the duplicate-real control
+    if name in registered_names() or name == OVERSAMPLE:  # a set kind (sets/registry.py), or the duplicate-real control
         return Method(name, mix=((name, 1.0),))
     m = MIXTURE.match(name)
     if m:

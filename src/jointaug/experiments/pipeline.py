@@ -30,8 +30,8 @@ from jointaug.experiments.classification import describe_plan, plan_jobs
 from jointaug.experiments.estimate import Counts, Rates
 from jointaug.experiments.methods import Method, mixture_name, parse_methods, required_sets
 from jointaug.experiments.rundir import RunDir
-from jointaug.generate.sets import MIX_OPTIONS, set_kind
 from jointaug.runtime import apply_runtime, resolve_device
+from jointaug.sets.registry import MIX_OPTIONS, set_kind
 
 Echo = Callable[[str], None]
 
@@ -145,7 +145,7 @@ def plan_counts(run: RunDir, plan: Plan) -> Counts:
 
 def describe(run: RunDir, plan: Plan, rates: Rates | None = None) -> str:
     """The plan in a few lines, with a per-stage time estimate when ``rates`` is given."""
-    from jointaug.generate.sample import sampler_steps
+    from jointaug.diffusion.sample import sampler_steps
 
     cfg = run.config
     main, curve = plan.jobs()

@@ -83,7 +83,7 @@ def synthetic_sets(run: RunDir, fold: int) -> dict:
 
 def fidelity_rows(run: RunDir) -> list[dict]:
     """One row per augmentation set with a fidelity record (``fold_K/augment/NAME/fidelity.json``)."""
-    from jointaug.generate.fidelity import read_fidelity
+    from jointaug.fidelity.measure import read_fidelity
 
     rows = []
     for fold in range(len(run.splits.folds)):

@@ -19,9 +19,9 @@ from jointaug.config import Config
 from jointaug.dataset.format import is_complete, read_dataset
 from jointaug.dataset.validate import validate_dataset
 from jointaug.experiments.rundir import RunDir
-from jointaug.generate.sets import SetKind, diffusion_set_name, set_kind
-from jointaug.generate.sources import Source, mp_source, natural_source
 from jointaug.outputs import StaleOutput, read_done
+from jointaug.sets.registry import SetKind, diffusion_set_name, set_kind
+from jointaug.sets.sources import Source, mp_source, natural_source
 
 
 def natural_dir(run: RunDir, given: str | Path | None = None) -> Path:
@@ -31,7 +31,7 @@ def natural_dir(run: RunDir, given: str | Path | None = None) -> Path:
 def train_fold_diffusion(run: RunDir, fold: int, progress: bool = True, config: Config | None = None,
                          stop_after: int | None = None) -> Path:  # fmt: skip
     """Train fold ``fold``'s diffusion model of ``run`` (``jointaug train-diffusion``)."""
-    from jointaug.generate.train import train_diffusion
+    from jointaug.diffusion.train import train_diffusion
 
     config = config or run.config
     return train_diffusion(run.diffusion_dir(fold), run.dataset, run.splits.fold(fold).train, fold,
@@ -52,7 +52,7 @@ def make_fold_set(run: RunDir, fold: int, source: str, perlin: bool, n: int,
                   config: Config | None = None, shard: tuple[int, int] | None = None,
                   batch_size: int | None = None) -> Path:  # fmt: skip
     """A diffusion augmentation set of fold ``fold`` (``jointaug augment``)."""
-    from jointaug.generate.augment import make_augmentation_set
+    from jointaug.sets.diffusion import make_augmentation_set
 
     name = diffusion_set_name(source, perlin)
     config = config or run.config
@@ -67,7 +67,7 @@ def make_fold_set(run: RunDir, fold: int, source: str, perlin: bool, n: int,
 
 def merge_fold_set(run: RunDir, fold: int, name: str, n: int, ranges: Sequence[tuple[int, int]],
                    natural: str | Path | None = None) -> Path:  # fmt: skip
-    from jointaug.generate.augment import merge_shards
+    from jointaug.sets.diffusion import merge_shards
 
     kind = _registered(name)
     return merge_shards(run.augment_dir(fold, name), n, ranges, dataset=run.dataset,
@@ -124,9 +124,9 @@ def make_named_set(run: RunDir, fold: int, name: str, n: int, *, config: Config 
 
 def expected_model(run: RunDir, fold: int, config: Config) -> tuple[str, dict]:
     """(key, model record for sets) fold ``fold``'s model will have under ``config``."""
-    from jointaug.generate.model import network_config
-    from jointaug.generate.train import diffusion_record
-    from jointaug.generate.trainset import fold_train_cases
+    from jointaug.diffusion.model import network_config
+    from jointaug.diffusion.train import diffusion_record
+    from jointaug.diffusion.trainset import fold_train_cases
 
     cfg = network_config(config.diffusion)
     cases = fold_train_cases(run.dataset, run.splits.fold(fold).train)
@@ -141,7 +141,7 @@ def expected_model(run: RunDir, fold: int, config: Config) -> tuple[str, dict]:
 def expected_set_settings(run: RunDir, fold: int, name: str, config: Config,
                           natural: str | Path | None = None) -> dict | None:  # fmt: skip
     """The augmentation.json set ``name`` of ``fold`` will have (None: not a diffusion set)."""
-    from jointaug.generate.augment import set_settings
+    from jointaug.sets.diffusion import set_settings
 
     kind = set_kind(name)
     if kind is None or kind.generator != "diffusion":
@@ -156,10 +156,10 @@ def stale_outputs(run: RunDir, folds: Sequence[int], sets: dict[str, int], jobs:
     """Every finished (or partly written) output the current config would replace:
     diffusion models, augmentation sets, classifiers (also those whose sets would be
     remade). Reads done markers and settings files only."""
+    from jointaug.diffusion.train import stale_model
+    from jointaug.diffusion.trainset import fold_train_cases
     from jointaug.experiments.classification import recorded_sets, stale_job
-    from jointaug.generate.augment import stale_set
-    from jointaug.generate.train import stale_model
-    from jointaug.generate.trainset import fold_train_cases
+    from jointaug.sets.diffusion import stale_set
 
     config = config or run.config
     out: list[StaleOutput] = []
@@ -193,7 +193,7 @@ def stale_fold_set(run: RunDir, fold: int, name: str, config: Config,
                    natural: str | Path | None = None) -> StaleOutput | None:  # fmt: skip
     """Set ``name`` of ``fold`` if it was made with other settings than ``config`` and the
     fold's model as it is on disk now."""
-    from jointaug.generate.augment import model_record, set_settings, stale_set
+    from jointaug.sets.diffusion import model_record, set_settings, stale_set
 
     kind = set_kind(name)
     if kind is None or kind.generator != "diffusion":

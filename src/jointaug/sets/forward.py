@@ -1,11 +1,11 @@
 """The ``forward`` control set: the same sampled conditions as ``mp`` / ``mp-perlin``,
-rendered by a non-learned imaging model (:mod:`jointaug.generate.forward_model`)
+rendered by a non-learned imaging model (:mod:`jointaug.sets.forward_model`)
 fitted on the fold's train part instead of the diffusion model.
 
 :func:`make_forward_set` has the set-generator signature shared by every set kind
 (``make_<kind>_set(out, n, *, dataset, train_patients, fold, config, progress)``) and
-writes one contract-format folder like :func:`jointaug.generate.augment.make_augmentation_set`:
-case ``i`` is planned by :func:`jointaug.generate.sources.plan_case` from
+writes one contract-format folder like :func:`jointaug.sets.diffusion.make_augmentation_set`:
+case ``i`` is planned by :func:`jointaug.sets.sources.plan_case` from
 (diffusion.seed, fold, PLAN_NAME, i) with the plan name of the matching diffusion set
 (``mp`` / ``mp-perlin``) -- so ``forward`` case i has exactly the source case,
 inflammation vector, (Perlin) condition and labels of ``mp`` case i (a paired control);
@@ -24,11 +24,11 @@ from tqdm.auto import tqdm
 from jointaug.config import Config
 from jointaug.dataset.format import Dataset, DatasetError, DatasetMeta, is_complete, read_dataset
 from jointaug.dataset.writer import DatasetWriter
-from jointaug.generate.forward_model import ForwardModel, fit_forward_model, render_rate
-from jointaug.generate.intensity import poisson_counts
-from jointaug.generate.sources import mp_source, plan_case
-from jointaug.generate.trainset import fold_train_cases
+from jointaug.diffusion.intensity import poisson_counts
+from jointaug.diffusion.trainset import fold_train_cases
 from jointaug.outputs import record_set_settings
+from jointaug.sets.forward_model import ForwardModel, fit_forward_model, render_rate
+from jointaug.sets.sources import mp_source, plan_case
 
 SETTINGS_FILE = "augmentation.json"
 EXTRA_COLUMNS = ["source_case", "perlin_tries", "perlin_fallbacks", "generator"]

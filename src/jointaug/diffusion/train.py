@@ -29,19 +29,19 @@ import torch
 from jointaug.config import DiffusionConfig
 from jointaug.dataset.format import Dataset
 from jointaug.dataset.io import write_text_atomic
-from jointaug.generate import checkpoint as ck
-from jointaug.generate.grid import samples_grid, write_png_rgb
-from jointaug.generate.intensity import IntensityMap, fit_intensity
-from jointaug.generate.loop import LossMeter, train_step
-from jointaug.generate.model import (
+from jointaug.diffusion import checkpoint as ck
+from jointaug.diffusion.grid import samples_grid, write_png_rgb
+from jointaug.diffusion.intensity import IntensityMap, fit_intensity
+from jointaug.diffusion.loop import LossMeter, train_step
+from jointaug.diffusion.model import (
     EMA,
     NETWORK_FIELDS,
     EpsilonView,
     build_unet,
     network_config,
 )
-from jointaug.generate.sample import NoiseSchedule, sample
-from jointaug.generate.trainset import TrainArrays, fold_train_cases, load_train_arrays
+from jointaug.diffusion.sample import NoiseSchedule, sample
+from jointaug.diffusion.trainset import TrainArrays, fold_train_cases, load_train_arrays
 from jointaug.keys import derived_seed, diffusion_settings, settings_key
 from jointaug.outputs import StaleOutput, StaleOutputError, read_done, stale_vs, write_done
 from jointaug.progress import progress_bar

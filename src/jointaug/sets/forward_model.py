@@ -1,6 +1,6 @@
 """A non-learned imaging model: clinician maps -> count-rate image (numpy/scipy only).
 
-The ``forward`` control set (:mod:`jointaug.generate.forward`) asks whether the
+The ``forward`` control set (:mod:`jointaug.sets.forward`) asks whether the
 diffusion model beats a physics sketch. The sketch renders a tissue map (0 background,
 1 normal, 2 low, 3 high) as
 

@@ -6,7 +6,7 @@ batch of full-size condition maps and returns the Poisson rate per original pixe
 condition (H, W) -> coverage channels at the model size -> sample in [-1, 1] ->
 inverse intensity map (mean counts) -> nearest-neighbour (the paper) or bilinear
 (``diffusion.upsample``) upsampling to (H, W).
-Poisson sampling of the rate (:func:`jointaug.generate.intensity.poisson_counts`) is
+Poisson sampling of the rate (:func:`jointaug.diffusion.intensity.poisson_counts`) is
 left to the caller, who owns the per-case numpy rng.
 """
 
@@ -22,16 +22,16 @@ import torch
 from torch import nn
 
 from jointaug.config import DiffusionConfig
-from jointaug.generate.checkpoint import load_tensors
-from jointaug.generate.guidance import GuidedEpsilon
-from jointaug.generate.intensity import (
+from jointaug.diffusion.checkpoint import load_tensors
+from jointaug.diffusion.guidance import GuidedEpsilon
+from jointaug.diffusion.intensity import (
     IntensityMap,
     downsample_channels,
     upsample_linear,
     upsample_nearest,
 )
-from jointaug.generate.model import EpsilonView, build_unet
-from jointaug.generate.sample import NoiseSchedule, sample
+from jointaug.diffusion.model import EpsilonView, build_unet
+from jointaug.diffusion.sample import NoiseSchedule, sample
 from jointaug.masks.compose import condition_channels
 
 SAMPLER_FIELDS = ("sampler", "fast_steps", "sample_batch_size", "guidance_scale", "upsample")
@@ -74,7 +74,7 @@ def load_trained(folder: str | Path, device: torch.device, sampler: DiffusionCon
     abar = NoiseSchedule.from_config(cfg).ddpm().alphas_cumprod
     eps: nn.Module = EpsilonView(net, abar, cfg.network_output)
     if cfg.guidance_scale != 1.0:
-        eps = GuidedEpsilon(eps, cfg.guidance_scale)  # classifier-free guidance (generate/guidance.py)
+        eps = GuidedEpsilon(eps, cfg.guidance_scale)  # classifier-free guidance (diffusion/guidance.py)
     eps = eps.to(device).eval()
     return TrainedModel(eps, cfg, IntensityMap.from_json(info["intensity"]), device, info)
 

@@ -25,7 +25,7 @@ its kind-specific keywords)::
     make_<kind>_set(out: Path, n: int, *, dataset: Dataset, train_patients: Sequence[str],
                     fold: int, config: Config, progress: bool = True, **kind_specific) -> Path
 
-The diffusion generator (``generate/augment.py``) takes more inputs (a trained model,
+The diffusion generator (``sets/diffusion.py``) takes more inputs (a trained model,
 a source); the task graph calls it with those.
 """
 
@@ -84,9 +84,9 @@ for _name, _source, _perlin in (("mp", "mp", False), ("mp-perlin", "mp", True),
     register_set(_name, "diffusion", _source, _perlin)
 # controls: the phantom's own renderer on the train anatomy (built-in phantom only)
 # and a non-learned physics sketch rendering the mp / mp-perlin conditions
-register_set("oracle", "oracle", "mp", False, "jointaug.generate.oracle:make_oracle_set")
+register_set("oracle", "oracle", "mp", False, "jointaug.sets.oracle:make_oracle_set")
 for _name, _perlin in (("forward", False), ("forward-perlin", True)):
-    register_set(_name, "forward", "mp", _perlin, "jointaug.generate.forward:make_forward_set",
+    register_set(_name, "forward", "mp", _perlin, "jointaug.sets.forward:make_forward_set",
                  {"perlin": _perlin})
 
 

@@ -1,4 +1,4 @@
-"""Pieces of the diffusion training loop that keep the GPU busy (``generate/train.py``).
+"""Pieces of the diffusion training loop that keep the GPU busy (``diffusion/train.py``).
 
 - :func:`draw_batch`: indices, flips, timesteps and noise drawn from ONE generator that
   lives on the training device, from training arrays that live there too: no host
@@ -6,7 +6,7 @@
 - :func:`diffusion_loss`: the network under bf16 autocast on CUDA (``diffusion.amp``),
   its epsilon cast to float32, the L2 loss and the noise schedule in float32.
 - :func:`train_step`: one optimisation step of the loop above (draws, the guidance and
-  min-SNR options, learning-rate schedule, loss, update, EMA); ``generate/train.py`` and
+  min-SNR options, learning-rate schedule, loss, update, EMA); ``diffusion/train.py`` and
   the benchmarks (``bench_diffusion.py``, ``gpu_check.py``) all time this one function.
 - :class:`LossMeter`: losses summed on the device in float64 and read once per log
   interval (one synchronisation per interval instead of one per step); the same sums
@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from jointaug.generate.guidance import drop_condition, lr_at, min_snr_weights, weighted_mse
+from jointaug.diffusion.guidance import drop_condition, lr_at, min_snr_weights, weighted_mse
 from jointaug.runtime import autocast_for
 
 
@@ -45,7 +45,7 @@ def diffusion_loss(eps_net: torch.nn.Module, sched, x0: torch.Tensor, cond: torc
                    t: torch.Tensor, noise: torch.Tensor, amp: bool,
                    weights: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """The paper's L2 loss on epsilon (float32 scalar); the network in bf16 on CUDA if ``amp``.
-    ``weights`` (B,): per-sample loss weights (min-SNR, ``generate/guidance.py``); None: uniform."""
+    ``weights`` (B,): per-sample loss weights (min-SNR, ``diffusion/guidance.py``); None: uniform."""
     xt = sched.add_noise(x0, noise, t)
     with autocast_for(x0.device, amp):
         eps = eps_net(torch.cat([xt, cond], dim=1), t)

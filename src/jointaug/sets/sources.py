@@ -32,7 +32,7 @@ from jointaug.masks.sampler import exclusion_mask, groups_from_meta, sample_with
 
 def augment_name(source: str, perlin: bool) -> str:
     """``mp``, ``mp-perlin``, ``11k`` or ``11k-perlin`` (11k: the natural source)."""
-    from jointaug.generate.sets import diffusion_set_name
+    from jointaug.sets.registry import diffusion_set_name
 
     return diffusion_set_name(source, perlin)
 

@@ -1,14 +1,14 @@
 """Augmentation sets (``jointaug augment``): N labelled synthetic images per fold.
 
 ``make_augmentation_set`` writes a set folder (``RUN/fold_K/augment/<name>`` in a run:
-``mp``, ``mp-perlin``, ``11k``, ``11k-perlin``; the names live in ``generate/sets.py``,
+``mp``, ``mp-perlin``, ``11k``, ``11k-perlin``; the names live in ``sets/registry.py``,
 the run layout in ``experiments/stages.py``) as a contract-format dataset: per case a 16-bit count image, the
 condition as its tissue map (0 bg, 1 normal, 2 low, 3 high), the source's region map,
 the sampled label vector (binary) and provenance columns ``source_case, sample_seed,
 perlin_tries, perlin_fallbacks, sampler, steps``.
 
 Determinism and growth: case ``i`` is fixed by (diffusion.seed, fold, name, i) (see
-:func:`jointaug.generate.sources.plan_case`), and cases are generated in batches aligned
+:func:`jointaug.sets.sources.plan_case`), and cases are generated in batches aligned
 to multiples of the set's batch size B (``diffusion.sample_batch_size``, or sized to the
 GPU when ``auto``; recorded in ``augmentation.json`` and kept when the set grows; a batch
 is always [k*B, (k+1)*B) cut at n), so a set that was interrupted, resumed, or grown
@@ -47,14 +47,14 @@ from jointaug.dataset.format import (
 )
 from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.writer import DatasetWriter
-from jointaug.generate.intensity import poisson_counts
-from jointaug.generate.sample import sample_batch_size, sampler_steps
-from jointaug.generate.sources import Source, plan_case
-from jointaug.generate.trained import generate_rates, load_trained
+from jointaug.diffusion.intensity import poisson_counts
+from jointaug.diffusion.sample import sample_batch_size, sampler_steps
+from jointaug.diffusion.trained import generate_rates, load_trained
 from jointaug.keys import changed_settings
 from jointaug.outputs import StaleOutput, StaleOutputError, read_done
 from jointaug.progress import progress_bar
 from jointaug.runtime import resolve_device
+from jointaug.sets.sources import Source, plan_case
 
 EXTRA_COLUMNS = ["source_case", "sample_seed", "perlin_tries", "perlin_fallbacks", "sampler", "steps"]
 SETTINGS_FILE = "augmentation.json"
@@ -174,8 +174,8 @@ def make_augmentation_set(
     Args:
         out: the set folder (``RUN/fold_K/augment/<name>`` in a run).
         dataset: the run dataset (labels, groups, modality of the set).
-        source: the condition source (:func:`~jointaug.generate.sources.mp_source` of the
-            fold's train patients, or :func:`~jointaug.generate.sources.natural_source`).
+        source: the condition source (:func:`~jointaug.sets.sources.mp_source` of the
+            fold's train patients, or :func:`~jointaug.sets.sources.natural_source`).
         model_dir: the fold's trained diffusion model folder.
         fold, name: the set's coordinates (they seed every case).
         perlin: vary the inflamed joint regions with Perlin noise (``config.perlin``).

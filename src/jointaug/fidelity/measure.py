@@ -6,9 +6,9 @@ to a run folder's sets (``jointaug fidelity RUN``). A record holds:
 
 - ``label_fidelity``: per judge (``baseline``: the fold's seed-0 baseline classifier;
   ``strong``: on the built-in phantom, a classifier trained on many extra phantom
-  patients, see :mod:`jointaug.generate.judge`) its metrics on the synthetic images
+  patients, see :mod:`jointaug.fidelity.judge`) its metrics on the synthetic images
   against their sampled labels and on the fold's real test part, their GMS ratio,
-  and the same per joint (:func:`jointaug.generate.fidelity_stats.label_fidelity`);
+  and the same per joint (:func:`jointaug.fidelity.stats.label_fidelity`);
 - ``intensity``: mean counts in background / normal / low / high regions and total
   counts, synthetic (on their composed tissue maps) vs the fold's real train images (on
   their clinician maps), and the ratios;
@@ -41,13 +41,13 @@ from jointaug.classify.transforms import prepare_image
 from jointaug.dataset.format import Dataset, is_complete, read_dataset
 from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.splits import Fold
-from jointaug.generate.fidelity_stats import (
+from jointaug.fidelity.judge import Judge, judge_outputs
+from jointaug.fidelity.stats import (
     intensity_ratio,
     intensity_summary,
     label_fidelity,
     memorisation,
 )
-from jointaug.generate.judge import Judge, judge_outputs
 
 FIDELITY_FILE = "fidelity.json"
 MAX_IMAGES = 1024  # the first N images of a set are measured (sets grow by appending)
@@ -175,8 +175,8 @@ def matched_label_fidelity(render: Renderer, dataset: Dataset, fold: Fold, judge
 
 def diffusion_renderer(folder: str | Path, config, batch: int = 32) -> Renderer:
     """A fold's trained diffusion model (the config's sampler settings) as a :data:`Renderer`."""
-    from jointaug.generate.intensity import poisson_counts
-    from jointaug.generate.trained import generate_rates, load_trained
+    from jointaug.diffusion.intensity import poisson_counts
+    from jointaug.diffusion.trained import generate_rates, load_trained
     from jointaug.runtime import resolve_device
 
     model = load_trained(folder, resolve_device(config.device), config.diffusion)
@@ -194,9 +194,9 @@ def diffusion_renderer(folder: str | Path, config, batch: int = 32) -> Renderer:
 def forward_renderer(dataset: Dataset, train_patients: Sequence[str]) -> Renderer:
     """The ``forward`` imaging model fitted on the fold's train part as a :data:`Renderer`
     (median per-image rates: the real images' own dose is not known to it)."""
-    from jointaug.generate.forward import fit_for_fold
-    from jointaug.generate.forward_model import render_rate
-    from jointaug.generate.intensity import poisson_counts
+    from jointaug.diffusion.intensity import poisson_counts
+    from jointaug.sets.forward import fit_for_fold
+    from jointaug.sets.forward_model import render_rate
 
     model = fit_for_fold(dataset, train_patients)
 
@@ -233,7 +233,7 @@ def read_fidelity(set_dir: str | Path) -> dict | None:
 def run_judges(run, fold: int, strong: bool = True, progress: bool = False) -> list[Judge]:
     """The judges of a run's fold: its seed-0 baseline (if trained) and, on the built-in
     phantom with ``strong``, the strong judge (trained on first use in ``RUN/judge``)."""
-    from jointaug.generate.judge import is_builtin_phantom, load_judge, train_strong_judge
+    from jointaug.fidelity.judge import is_builtin_phantom, load_judge, train_strong_judge
 
     judges = []
     seeds = run.config.classify.seeds or [0]

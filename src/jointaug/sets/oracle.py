@@ -1,6 +1,6 @@
 """The ``oracle`` set: the built-in phantom's own renderer as a perfect generator.
 
-For synthetic case ``i`` the plan is the diffusion sets' (:func:`jointaug.generate.
+For synthetic case ``i`` the plan is the diffusion sets' (:func:`jointaug.sets.
 sources.plan_case` with the ``mp`` source, name ``oracle``): a train case of the fold
 and a sampled inflammation vector. Instead of a diffusion model, the phantom renders
 that vector on that patient's own anatomy (its hands, placement and counts level at
@@ -42,8 +42,8 @@ from jointaug.dataset.phantom import (
 )
 from jointaug.dataset.phantom_disease import sample_blobs, sample_disease, sample_state
 from jointaug.dataset.writer import DatasetWriter
-from jointaug.generate.sources import mp_source, plan_case
 from jointaug.outputs import record_set_settings
+from jointaug.sets.sources import mp_source, plan_case
 
 NAME = "oracle"
 SETTINGS_FILE = "augmentation.json"

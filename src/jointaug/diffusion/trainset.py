@@ -4,7 +4,7 @@ Cases: the run dataset's cases of the fold's TRAIN patients only (never validati
 test), every view that has a tissue map (obliques included: the paper trains the
 generator on "both the obliques, palmar, and dorsal views"). Images are downsampled
 to ``image_size`` by area averaging (mean counts), tissue maps become three coverage
-fractions (see :mod:`jointaug.generate.intensity`). numpy only.
+fractions (see :mod:`jointaug.diffusion.intensity`). numpy only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jointaug.dataset.format import Case, Dataset, DatasetError
-from jointaug.generate.intensity import downsample_channels, downsample_counts
+from jointaug.diffusion.intensity import downsample_channels, downsample_counts
 from jointaug.masks.compose import condition_channels
 
 

@@ -1,6 +1,6 @@
 """Judges of synthetic sets: the fold's baseline classifier, and a strong judge.
 
-A judge is a classifier trained on real images; :mod:`jointaug.generate.fidelity` lets
+A judge is a classifier trained on real images; :mod:`jointaug.fidelity.measure` lets
 it score synthetic images against their sampled labels. The fold's baseline model is a
 weak judge (trained on ~60 images it scores real test images at GMS ~0.6, and a weak
 judge flatters any set), so on the built-in phantom a STRONG judge is trained too: the

@@ -1,6 +1,6 @@
 """Fidelity statistics of a synthetic set against real images (numpy only).
 
-The pieces of a set's fidelity record (:mod:`jointaug.generate.fidelity` computes them
+The pieces of a set's fidelity record (:mod:`jointaug.fidelity.measure` computes them
 for a run's sets and writes ``fidelity.json``):
 
 - :func:`label_fidelity`: a judge (a classifier trained on real images) scores the
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jointaug.classify.metrics import binarize, per_label_metrics, pooled_metrics
-from jointaug.generate.quality import region_means, total_counts
+from jointaug.fidelity.quality import region_means, total_counts
 
 RATE_KEYS = ("accuracy", "tpr", "tnr", "f1", "gms")
 
