@@ -1,7 +1,7 @@
 """A full disk while writing leaves the previous state intact and says so (issue 13, point 4).
 
 No test can mount a small filesystem (no root), so :class:`FullDisk` patches ``os.write``
-(which every toolkit writer goes through: ``dataset.io.write_fd``): writes to files whose
+(which every toolkit writer goes through: ``files.write_fd``): writes to files whose
 path contains ``match`` get ``budget`` bytes in all, then a short write, then
 ``OSError(ENOSPC)`` -- what a real full disk does.
 """
@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from jointaug.cli import app
 from jointaug.dataset.format import DatasetMeta, read_dataset
-from jointaug.dataset.io import DiskFullError, atomic_path, write_text_atomic
 from jointaug.dataset.validate import validate_dataset
 from jointaug.dataset.writer import DatasetWriter
+from jointaug.files import DiskFullError, atomic_path, write_text_atomic
 from jointaug.weights import load_tensors, save_tensors
 
 

@@ -7,8 +7,8 @@ from jointaug.dataset.io import (
     read_label_map,
     write_counts_png,
     write_label_png,
-    write_text_atomic,
 )
+from jointaug.files import write_text_atomic
 
 
 def test_png16_round_trip(tmp_path):

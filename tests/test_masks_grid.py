@@ -10,7 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from jointaug.cli import app
-from jointaug.dataset.io import write_counts_png, write_label_png, write_text_atomic
+from jointaug.dataset.io import write_counts_png, write_label_png
+from jointaug.files import write_text_atomic
 from jointaug.masks.grid import CAPTION, GAP, HEADER, PALETTE, conditions_grid
 
 LABELS = ["R_a", "R_b", "L_a", "L_b"]

@@ -17,7 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jointaug.dataset.io import write_text_atomic
+from jointaug.files import write_text_atomic
 
 PROFILES = ("demo", "paper", "paper-best", "cpu")
 
@@ -256,12 +256,6 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
 
-
-def apply_threads(config: Config) -> None:
-    """Apply the config's threads (and CUDA settings): :func:`jointaug.runtime.apply_runtime`."""
-    from jointaug.runtime import apply_runtime
-
-    apply_runtime(config)
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:

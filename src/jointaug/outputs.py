@@ -5,7 +5,7 @@ A finished output folder (a diffusion model, an augmentation set, a classifier) 
 the current config asks for other settings, the output is *stale*. Nothing finished
 is ever deleted implicitly: a stage that finds stale work raises
 :class:`StaleOutputError` naming every changed key (old -> new), and only an explicit
-``--retrain`` moves the old folders aside (:func:`move_aside`, into
+``--retrain`` moves the old folders aside (:func:`jointaug.files.move_aside`, into
 ``RUN/stale/<timestamp>/<same relative path>``), where they stay until the user
 deletes them. Moving (not deleting) keeps an hours-long GPU model one ``mv`` away
 from being restored, and keeps the run folder's layout one folder per output.
@@ -14,13 +14,11 @@ from being restored, and keeps the run folder's layout one folder per output.
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jointaug.dataset.io import write_text_atomic
+from jointaug.files import write_text_atomic
 from jointaug.keys import changed_settings
 
 DONE = "done"
@@ -75,20 +73,6 @@ def stale_vs(folder: Path, what: str, key: str, settings: dict) -> StaleOutput |
     return StaleOutput(Path(folder), what, changed_settings(old, settings) if isinstance(old, dict) else [])
 
 
-def move_aside(paths: Sequence[Path], run_root: Path, stamp: str | None = None) -> Path:
-    """Move ``paths`` (inside ``run_root``) to ``run_root/stale/<stamp>/<relative path>``."""
-    run_root = Path(run_root).resolve()
-    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
-    dest_root = run_root / "stale" / stamp
-    for p in paths:
-        p = Path(p).resolve()
-        if not p.exists():
-            continue
-        rel = p.relative_to(run_root)
-        dest = dest_root / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(p, dest)
-    return dest_root
 
 
 def record_set_settings(out: Path, settings: dict, what: str = "augmentation set",

@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from jointaug.dataset.io import append_text, write_text_atomic
+from jointaug.files import append_text, write_text_atomic
 
 
 class CheckpointClock:

@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from jointaug.dataset.io import write_bytes_atomic
+from jointaug.files import write_bytes_atomic
 
 
 class WeightsError(ValueError):

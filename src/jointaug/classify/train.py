@@ -51,15 +51,13 @@ from jointaug.classify.metrics import binarize, pooled_metrics
 from jointaug.classify.model import build_model, model_metadata
 from jointaug.classify.transforms import PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
-from jointaug.keys import CLASSIFY_NOT_TRAINING, classify_settings, settings_key, split_seed
+from jointaug.keys import classify_settings, settings_key, split_seed
 from jointaug.runtime import autocast_for, maybe_compile, resolve_device
 from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
 
 LOG_COLUMNS = ("eval", "epoch", "samples", "train_loss", "val_loss", "val_accuracy", "val_tpr",
                "val_tnr", "val_f1", "val_gms", "best_val_gms", "best_samples", "wall_s")  # fmt: skip
 CHECKPOINT = "checkpoint.safetensors"
-# settings that change speed or bookkeeping, not the trained classifier (nor its keys)
-SPEED_ONLY = CLASSIFY_NOT_TRAINING
 MODEL = "model.safetensors"
 
 

@@ -20,7 +20,8 @@ from rich.markup import escape
 
 from jointaug.config import Config, ConfigError, load_config, merge_trees, parse_overrides
 from jointaug.dataset.format import DatasetError
-from jointaug.dataset.io import DiskFullError, ImageReadError, is_disk_full
+from jointaug.dataset.io import ImageReadError
+from jointaug.files import DiskFullError, is_disk_full
 from jointaug.runtime import DeviceError, apply_runtime
 
 console = Console(soft_wrap=True)

@@ -24,12 +24,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write fidelity.json beside every augmentation set of a run (label fidelity, intensity,
         memorisation, realism) and print one line per set."""
-        from jointaug.config import apply_threads
         from jointaug.experiments.rundir import RunDir
         from jointaug.fidelity.measure import run_fidelity
+        from jointaug.runtime import apply_runtime
 
         rd = RunDir(run)
-        apply_threads(rd.config)
+        apply_runtime(rd.config)
         written = run_fidelity(rd, fold or None, name or None, strong=strong, force=force,
                                echo=console.print)  # fmt: skip
         console.print(f"{len(written)} fidelity record(s) written; `jointaug report {run}` shows them")

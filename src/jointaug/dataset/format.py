@@ -21,10 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from jointaug.dataset.io import (
-    read_image,
-    read_label_map,
-)
+from jointaug.dataset.io import read_image, read_label_map
 
 HAND_JOINTS = (
     "wrist", "mcp1", "mcp2", "mcp3", "mcp4", "mcp5", "ip1",

@@ -1,30 +1,22 @@
 """Image and label-map files: read and write, numpy in, numpy out.
 
-Accepted image files (the contract, ``DATASET_FORMAT.md``): ``.png`` (8- or 16-bit
+Accepted image files (the contract, docs/dataset_format.md): ``.png`` (8- or 16-bit
 grayscale), ``.tif``/``.tiff``, ``.npy`` (2D array, loaded with ``allow_pickle=False``),
 ``.dcm`` (single-frame DICOM). Writers use 16-bit PNG for integer counts and 8-bit
-PNG for label maps. Every writer is atomic: it writes a temp file beside the target
-and renames it, so a crash never leaves a half-written file under the final name.
-
-A full disk (``ENOSPC``, or a quota: ``EDQUOT``) while writing raises
-:class:`DiskFullError`, a user error the CLI prints as one message: the temp file is
-removed, the previous version of the target (if any) is unchanged, and rerunning the
-same command after freeing space resumes.
+PNG for label maps. Every writer is atomic (:mod:`jointaug.files`).
 """
 
 from __future__ import annotations
 
-import errno
 import io
 import os
-import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from jointaug.files import write_bytes_atomic
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".dcm")
 MAX_PIXELS = 8192 * 8192  # larger "images" are refused before decoding (decompression bombs)
@@ -32,97 +24,6 @@ MAX_PIXELS = 8192 * 8192  # larger "images" are refused before decoding (decompr
 
 class ImageReadError(ValueError):
     """A file could not be read as a single-channel 2D image."""
-
-
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-
-
-class DiskFullError(OSError):
-    """The disk (or the user's quota) filled up while the toolkit was writing ``path``."""
-
-    def __init__(self, path: str | os.PathLike, what: str = "the file was not written and its "
-                 "previous version, if any, is unchanged"):  # fmt: skip
-        self.path = Path(path)
-        super().__init__(
-            errno.ENOSPC,
-            f"{path}: the disk is full (no space left on device); {what}, so nothing finished "
-            f"was lost. Free some space on {self.path.parent} (df -h shows how much is left) "
-            f"and rerun the same command: it resumes where it stopped",
-        )
-
-    def __str__(self) -> str:
-        return self.strerror
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
-
-
-def write_fd(fd: int, data: bytes | memoryview) -> None:
-    """Write all of ``data`` to a file descriptor (``os.write`` may write part of it)."""
-    view = memoryview(data)
-    while view.nbytes:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it onto ``path`` if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except DiskFullError:
-        raise
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise DiskFullError(path) from exc
-        raise
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
-        try:
-            write_fd(fd, data)
-        finally:
-            os.close(fd)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def append_text(path: str | os.PathLike, text: str) -> None:
-    """Append ``text`` (whole lines) to a log file; on a full disk cut it back and raise
-    :class:`DiskFullError`, so no half line is left behind."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            write_fd(fd, text.encode("utf-8"))
-        except OSError as exc:
-            os.ftruncate(fd, size)
-            if is_disk_full(exc):
-                raise DiskFullError(path, "the line was not added and the file is as it was") from exc
-            raise
-    finally:
-        os.close(fd)
 
 
 def _check_size(path: Path, shape: tuple[int, ...]) -> None:

@@ -40,7 +40,6 @@ from jointaug.dataset.format import (
     is_complete,
     read_dataset,
 )
-from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.phantom_anatomy import (
     N_JOINTS,
     HandLayout,
@@ -60,6 +59,7 @@ from jointaug.dataset.phantom_disease import (
     sample_state,
 )
 from jointaug.dataset.writer import DatasetWriter
+from jointaug.files import write_text_atomic
 
 VERSION = 1
 CLASSIFICATION_VIEWS = ("palmar", "dorsal")

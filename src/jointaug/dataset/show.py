@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from jointaug.dataset.format import Case, Dataset
-from jointaug.dataset.io import atomic_path
+from jointaug.files import atomic_path
 
 DPI = 150
 COLUMN_IN, ROW_IN, CHART_IN, MIN_WIDTH_IN = 2.0, 2.25, 2.75, 8.0

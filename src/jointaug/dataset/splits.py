@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from jointaug.dataset.format import Dataset, DatasetError
-from jointaug.dataset.io import write_text_atomic
+from jointaug.files import write_text_atomic
 
 
 @dataclass(frozen=True)

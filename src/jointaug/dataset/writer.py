@@ -23,14 +23,8 @@ from jointaug.dataset.format import (
     parse_label_cell,
     read_dataset,
 )
-from jointaug.dataset.io import (
-    DiskFullError,
-    is_disk_full,
-    write_counts_png,
-    write_fd,
-    write_label_png,
-    write_text_atomic,
-)
+from jointaug.dataset.io import write_counts_png, write_label_png
+from jointaug.files import DiskFullError, is_disk_full, write_fd, write_text_atomic
 
 
 class DatasetWriter:

@@ -55,9 +55,5 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def generator_state(gen: torch.Generator) -> torch.Tensor:
-    return gen.get_state()
-
-
 def set_generator_state(gen: torch.Generator, state: torch.Tensor) -> None:
     gen.set_state(state.to(torch.uint8))

@@ -13,7 +13,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jointaug.dataset.io import write_bytes_atomic
+from jointaug.files import write_bytes_atomic
 
 LOW_RGB = np.array([255, 165, 0], dtype=np.float32)
 HIGH_RGB = np.array([230, 25, 25], dtype=np.float32)

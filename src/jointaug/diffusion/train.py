@@ -28,7 +28,6 @@ import torch
 
 from jointaug.config import DiffusionConfig
 from jointaug.dataset.format import Dataset
-from jointaug.dataset.io import write_text_atomic
 from jointaug.diffusion import checkpoint as ck
 from jointaug.diffusion.grid import samples_grid, write_png_rgb
 from jointaug.diffusion.intensity import IntensityMap, fit_intensity
@@ -42,6 +41,7 @@ from jointaug.diffusion.model import (
 )
 from jointaug.diffusion.sample import NoiseSchedule, sample
 from jointaug.diffusion.trainset import TrainArrays, fold_train_cases, load_train_arrays
+from jointaug.files import write_text_atomic
 from jointaug.keys import derived_seed, diffusion_settings, settings_key
 from jointaug.outputs import StaleOutput, StaleOutputError, read_done, stale_vs, write_done
 from jointaug.progress import progress_bar

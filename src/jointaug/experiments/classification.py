@@ -35,7 +35,6 @@ from jointaug.classify.predict import predict_probs
 from jointaug.classify.train import CHECKPOINT, fit
 from jointaug.config import ClassifyConfig, Config
 from jointaug.dataset.format import Dataset
-from jointaug.dataset.io import atomic_path, write_text_atomic
 from jointaug.dataset.splits import Fold
 from jointaug.experiments.methods import (
     IMBALANCE_BASELINES,
@@ -45,11 +44,11 @@ from jointaug.experiments.methods import (
     resolve_method,
 )
 from jointaug.experiments.rundir import RunDir
+from jointaug.files import atomic_path, move_aside, write_text_atomic
 from jointaug.keys import classify_settings, job_seed, settings_key
 from jointaug.outputs import (
     StaleOutput,
     StaleOutputError,
-    move_aside,
     read_done,
     stale_vs,
     write_done,

@@ -15,7 +15,7 @@ import numpy as np
 
 from jointaug.classify.metrics import mean_std
 from jointaug.dataset.format import Dataset
-from jointaug.dataset.io import atomic_path
+from jointaug.files import atomic_path
 
 FIG6_METRICS = ("accuracy", "tpr", "tnr", "f1", "gms")
 METRIC_TITLES = {"accuracy": "Accuracy", "tpr": "TPR", "tnr": "TNR", "f1": "F1", "gms": "GMS"}

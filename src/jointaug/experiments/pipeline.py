@@ -180,7 +180,8 @@ def preflight(run: RunDir, plan: Plan, *, retrain: bool = False, natural: str | 
     """Before any work: every user set must be usable, and every stale output is listed
     (StaleOutputError) unless ``retrain``, which moves them all to ``RUN/stale/<time>/``."""
     from jointaug.experiments.stages import stale_outputs, user_set_problem
-    from jointaug.outputs import StaleOutputError, move_aside
+    from jointaug.files import move_aside
+    from jointaug.outputs import StaleOutputError
 
     problems = [pr for f in plan.folds for s in plan.user_sets
                 if (pr := user_set_problem(run, f, s, plan.sets[s]))]  # fmt: skip
@@ -269,7 +270,7 @@ def _record_times(run: RunDir, times: dict[str, float]) -> None:
     to ``RUN/results/stage_times.json`` (a list, one entry per call)."""
     import json
 
-    from jointaug.dataset.io import write_text_atomic
+    from jointaug.files import write_text_atomic
 
     path = run.results_dir / "stage_times.json"
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []

@@ -30,10 +30,11 @@ import numpy as np
 
 from jointaug.dataset.facts import DataFacts, compare, data_facts, image_facts
 from jointaug.dataset.format import DatasetError
-from jointaug.dataset.io import ImageReadError, atomic_path, read_image, write_text_atomic
+from jointaug.dataset.io import ImageReadError, read_image
 from jointaug.experiments.methods import resolve_method
 from jointaug.experiments.report import read_rows
 from jointaug.experiments.rundir import RunDir
+from jointaug.files import atomic_path, write_text_atomic
 
 
 def best_method(run: RunDir) -> str:

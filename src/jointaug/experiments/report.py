@@ -16,9 +16,9 @@ import html
 from pathlib import Path
 
 from jointaug.dataset.format import is_complete, read_dataset
-from jointaug.dataset.io import write_text_atomic
 from jointaug.experiments import figures
 from jointaug.experiments.rundir import RunDir
+from jointaug.files import write_text_atomic
 
 
 def read_rows(path: Path) -> list[dict]:

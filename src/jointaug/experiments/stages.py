@@ -206,7 +206,8 @@ def stale_fold_set(run: RunDir, fold: int, name: str, config: Config,
 
 def confirm_retrain(run: RunDir, stale: Sequence[StaleOutput], retrain: bool, echo=print) -> None:
     """Stop with the list of ``stale`` outputs, or with ``retrain`` move them aside."""
-    from jointaug.outputs import StaleOutputError, move_aside
+    from jointaug.files import move_aside
+    from jointaug.outputs import StaleOutputError
 
     stale = [s for s in stale if s is not None]
     if not stale:

@@ -45,9 +45,9 @@ from jointaug.classify.metrics import (
     tune_threshold,
 )
 from jointaug.classify.predict import ensemble_probs
-from jointaug.dataset.io import write_text_atomic
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stats import markdown_stats, stats_rows
+from jointaug.files import write_text_atomic
 
 STATS_TITLE = ("Paired differences ({what}, paired over {pairs}): mean Δ against the reference, "
                "95% bootstrap CI of ΔGMS, Wilcoxon signed-rank p; verdict helps / hurts when the "

@@ -39,7 +39,6 @@ import torch
 from jointaug.classify.data import fold_part, load_images
 from jointaug.classify.transforms import prepare_image
 from jointaug.dataset.format import Dataset, is_complete, read_dataset
-from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.splits import Fold
 from jointaug.fidelity.judge import Judge, judge_outputs
 from jointaug.fidelity.stats import (
@@ -48,6 +47,7 @@ from jointaug.fidelity.stats import (
     label_fidelity,
     memorisation,
 )
+from jointaug.files import write_text_atomic
 
 FIDELITY_FILE = "fidelity.json"
 MAX_IMAGES = 1024  # the first N images of a set are measured (sets grow by appending)

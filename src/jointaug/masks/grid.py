@@ -18,7 +18,7 @@ from skimage.segmentation import find_boundaries
 
 from jointaug.config import PerlinConfig, SamplerConfig
 from jointaug.dataset.format import Case, Dataset, read_dataset
-from jointaug.dataset.io import atomic_path
+from jointaug.files import atomic_path
 from jointaug.masks.compose import compose_condition
 from jointaug.masks.sampler import groups_from_meta, sample_with_config
 

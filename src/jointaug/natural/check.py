@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jointaug.dataset.io import write_bytes_atomic, write_text_atomic
+from jointaug.files import write_bytes_atomic, write_text_atomic
 from jointaug.natural.background import hand_mask
 from jointaug.natural.hands11k import load_photo, photo_path, read_hand_info
 from jointaug.natural.openness import count_fingers

@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 
 from jointaug.config import NaturalConfig
 from jointaug.dataset.format import HAND_JOINTS
-from jointaug.dataset.io import write_text_atomic
+from jointaug.files import write_text_atomic
 from jointaug.init import kaiming_uniform_
 from jointaug.weights import save_tensors
 

@@ -27,8 +27,8 @@ import torch
 
 from jointaug.config import NaturalConfig
 from jointaug.dataset.format import HAND_JOINTS, Dataset, DatasetMeta, is_complete, read_dataset
-from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.writer import DatasetWriter
+from jointaug.files import write_text_atomic
 from jointaug.natural.background import hand_mask
 from jointaug.natural.hands11k import (
     HandRecord,

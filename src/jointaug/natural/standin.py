@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from jointaug.dataset.format import HAND_JOINTS
-
 SKIN_TONES = (
     (236, 196, 168), (226, 176, 142), (205, 148, 112),
     (176, 120, 86), (142, 94, 64), (104, 68, 48),
@@ -259,11 +257,6 @@ def render_photo(
     a = hand_alpha[..., None]
     out = bg * (1 - a) + img * a
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def joint_array(geom: HandGeometry) -> np.ndarray:
-    """(15, 2) array of (x, y) pixels in HAND_JOINTS order."""
-    return np.array([geom.joints[j] for j in HAND_JOINTS], dtype=np.float64)
 
 
 def mirror_geometry(geom: HandGeometry, width: int) -> HandGeometry:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from jointaug.dataset.format import HAND_JOINTS
-from jointaug.dataset.io import write_bytes_atomic, write_text_atomic
+from jointaug.files import write_bytes_atomic, write_text_atomic
 from jointaug.natural.hands11k import ASPECTS, HAND_INFO, HandRecord, hand_info_text, photo_path
 from jointaug.natural.labelstudio import PhotoLabels
 from jointaug.natural.openness import palm_radius

@@ -45,11 +45,11 @@ from jointaug.dataset.format import (
     is_complete,
     read_dataset,
 )
-from jointaug.dataset.io import write_text_atomic
 from jointaug.dataset.writer import DatasetWriter
 from jointaug.diffusion.intensity import poisson_counts
 from jointaug.diffusion.sample import sample_batch_size, sampler_steps
 from jointaug.diffusion.trained import generate_rates, load_trained
+from jointaug.files import write_text_atomic
 from jointaug.keys import changed_settings
 from jointaug.outputs import StaleOutput, StaleOutputError, read_done
 from jointaug.progress import progress_bar

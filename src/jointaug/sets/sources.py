@@ -30,13 +30,6 @@ from jointaug.masks.compose import Composed, compose_condition
 from jointaug.masks.sampler import exclusion_mask, groups_from_meta, sample_with_config
 
 
-def augment_name(source: str, perlin: bool) -> str:
-    """``mp``, ``mp-perlin``, ``11k`` or ``11k-perlin`` (11k: the natural source)."""
-    from jointaug.sets.registry import diffusion_set_name
-
-    return diffusion_set_name(source, perlin)
-
-
 @dataclass
 class Source:
     """Condition source: ``cases`` of ``dataset`` with both maps; ``exclude`` (L,) bool."""
