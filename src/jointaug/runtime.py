@@ -20,12 +20,18 @@ from __future__ import annotations
 
 import os
 from contextlib import nullcontext
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
-if TYPE_CHECKING:  # pragma: no cover
-    from jointaug.config import Config
+
+class RuntimeSettings(Protocol):
+    """What :func:`apply_runtime` reads of a config (``jointaug.config.Config`` has it);
+    a protocol, so this ground-floor module imports nothing of the package."""
+
+    device: str
+    threads: int
+    deterministic: bool
 
 
 class DeviceError(ValueError):
@@ -57,7 +63,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def apply_runtime(config: Config) -> torch.device:
+def apply_runtime(config: RuntimeSettings) -> torch.device:
     """Apply the config's runtime settings to this process; return its resolved device.
 
     - ``threads`` > 0: ``torch.set_num_threads(threads)`` (0 leaves torch's default);
