@@ -100,6 +100,6 @@ def test_methods_map_to_mixes():
 
 def test_parse_methods_keeps_mix_specs_together_and_required_sets():
     ms = parse_methods("baseline,mp:0.5,11k:0.5,tuned_threshold,baseline")
-    assert [m.name for m in ms] == ["baseline", "mp:0.5,11k:0.5", "tuned_threshold"]
+    assert [m.name for m in ms] == ["baseline", "mp:0.5+11k:0.5", "tuned_threshold"]
     need = required_sets(parse_methods("baseline,mp-perlin,mp80-11kp20"), [100, 8192])
     assert need == {"mp-perlin": 8192, "11k-perlin": 1638}

@@ -8,7 +8,7 @@ per-image ``torch.utils.data.Dataset`` + ``DataLoader`` is not used for that rea
 
 The training mix of a method is the fold's train part (labelled cases of the
 classification views) plus augmentation sets mixed by a spec such as
-``mp-perlin:0.8,11k-perlin:0.2`` of ``N`` images (:func:`parse_mix`). The reserved
+``mp-perlin:0.8+11k-perlin:0.2`` of ``N`` images (:func:`parse_mix`). The reserved
 name ``oversample`` is not a folder: its share is drawn from the train part itself
 (:func:`oversample_part`, the duplicate-real control). A set is a dataset
 folder in the contract format (``RUN/fold_K/augment/<set>``); its n-th labelled case is
@@ -43,7 +43,10 @@ class MixError(ValueError):
 
 
 def parse_mix(spec: str) -> list[tuple[str, float]]:
-    """``"mp-perlin:0.8,11k-perlin:0.2"`` -> ``[("mp-perlin", 0.8), ("11k-perlin", 0.2)]``.
+    """``"mp-perlin:0.8+11k-perlin:0.2"`` -> ``[("mp-perlin", 0.8), ("11k-perlin", 0.2)]``.
+
+    Items are joined by ``+`` (the older ``,`` is read the same way: set names hold
+    neither character).
 
     A single bare name means share 1 (``"mp"`` -> ``[("mp", 1.0)]``); an empty spec
     means no augmentation (``[]``). Shares must be in (0, 1] and add up to 1; set names
@@ -52,7 +55,7 @@ def parse_mix(spec: str) -> list[tuple[str, float]]:
     spec = spec.strip()
     if not spec:
         return []
-    items = [s.strip() for s in spec.split(",")]
+    items = [s.strip() for s in re.split(r"[+,]", spec)]
     out: list[tuple[str, float]] = []
     for item in items:
         if ":" not in item:

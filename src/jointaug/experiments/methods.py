@@ -8,13 +8,14 @@ method                 training mix (augmentation sets : share)   notes
 ``mp-perlin``          ``mp-perlin:1.0``                          ... with Perlin masks
 ``11k``                ``11k:1.0``                                natural hands
 ``11k-perlin``         ``11k-perlin:1.0``                         ... with Perlin masks
-``mpX-11kpY``          ``mp-perlin:X/100,11k-perlin:Y/100``       Table 2, X + Y = 100
+``mpX-11kpY``          ``mp-perlin:X/100+11k-perlin:Y/100``       Table 2, X + Y = 100
 ``oracle``             ``oracle:1.0``                             the phantom's renderer
                                                                   (built-in phantom only)
 ``oversample``         ``oversample:1.0``: N duplicates of the    duplicate-real control
                        train part (no folder)
 ``forward[-perlin]``   ``forward[-perlin]:1.0``                   non-learned imaging model
-any ``set:share,...``  that spec (``data.parse_mix``)             a user's own sets
+``set:share+...``      that mix (``data.parse_mix``)              a user's own sets;
+                                                                  ``NAME:1.0``: one set
 ``bce_pos_weight``     baseline, loss ``bce_pos_weight``          imbalance baseline
 ``focal``              baseline, loss ``focal``                   imbalance baseline
 ``tuned_threshold``    none: the baseline models, threshold       imbalance baseline
@@ -25,6 +26,12 @@ An augmented method is trained at each size ``N`` (augmentation images added to 
 train part) and stored as ``classify/<method>_<N>``; baseline-like methods have size 0
 and are stored as ``classify/<method>``. Augmentation set ``s`` of fold ``k`` is the
 folder ``RUN/fold_k/augment/s`` (:meth:`RunDir.augment_dir`).
+
+A list of methods is separated by ``,``; the sets of one mix are joined by ``+``
+(``baseline,extra:1.0,shuf:1.0,mp-perlin:0.8+11k-perlin:0.2``). The older mix form
+with ``,`` (``mp-perlin:0.8,11k-perlin:0.2``) is still read where it is unambiguous:
+consecutive ``set:share`` items are one mix while their shares add up to less than 1,
+so ``NAME:1.0`` always ends a mix; anything else is an error that shows the ``+`` form.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from jointaug.sets.registry import registered_names
 
 IMBALANCE_BASELINES = ("bce_pos_weight", "focal", "tuned_threshold")
 MIXTURE = re.compile(r"^mp(\d{1,3})-11kp(\d{1,3})$")
+MIX_SEPARATOR = re.compile(r"\s*[+,]\s*")
 
 
 @dataclass(frozen=True)
@@ -86,29 +94,18 @@ def resolve_method(name: str) -> Method:
         if x + y != 100 or x == 0 or y == 0:
             raise ValueError(f"method {name!r}: mixture percentages must be > 0 and add up to 100")
         return Method(name, mix=(("mp-perlin", x / 100), ("11k-perlin", y / 100)))
-    if ":" in name:
-        return Method(name, mix=tuple(parse_mix(name)))
+    if ":" in name:  # a mix; its name is written with "+" (the older "," is read too)
+        return Method(MIX_SEPARATOR.sub("+", name.replace(" ", "")), mix=tuple(parse_mix(name)))
     raise ValueError(
         f"unknown method {name!r}; use baseline, {', '.join([*registered_names(), OVERSAMPLE])}, mpX-11kpY, "
-        f"{', '.join(IMBALANCE_BASELINES)} or a mix spec like mp-perlin:0.8,11k-perlin:0.2"
+        f"{', '.join(IMBALANCE_BASELINES)} or a mix like mp-perlin:0.8+11k-perlin:0.2"
     )
 
 
 def parse_methods(text: str | Iterable[str]) -> list[Method]:
-    """``"baseline,mp"`` or a list of names -> Methods (order kept, duplicates dropped).
-
-    Mix specs contain commas, so in a comma-separated string an item ``name:share`` is
-    joined to the previous item when that item is also ``name:share``.
-    """
-    if isinstance(text, str):
-        items: list[str] = []
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            if ":" in part and items and ":" in items[-1]:
-                items[-1] += "," + part
-            else:
-                items.append(part)
-    else:
-        items = [str(t) for t in text]
+    """``"baseline,mp,extra:1.0,mp-perlin:0.8+11k-perlin:0.2"`` or a list of names ->
+    Methods (order kept, duplicates dropped). See the module text for the older mix form."""
+    items = split_methods(text) if isinstance(text, str) else [str(t) for t in text]
     out, seen = [], set()
     for item in items:
         m = resolve_method(item)
@@ -116,6 +113,43 @@ def parse_methods(text: str | Iterable[str]) -> list[Method]:
             out.append(m)
             seen.add(m.name)
     return out
+
+
+def _share(item: str) -> float | None:
+    """The share of a ``set:share`` item (None: not one, or not a number)."""
+    name, sep, raw = item.partition(":")
+    if not sep or "+" in item:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def split_methods(text: str) -> list[str]:
+    """A comma-separated list of methods -> one string per method. Consecutive
+    ``set:share`` items of the older mix form are joined while their shares add up to
+    less than 1; a group that never reaches 1 is an error that shows the ``+`` form."""
+    items: list[str] = []
+    open_total = None  # shares of the older-form mix being read (None: none open)
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        share = _share(part)
+        if share is not None and open_total is not None:
+            items[-1] += "," + part
+            open_total += share
+        else:
+            items.append(part)
+            open_total = share
+        if open_total is not None and open_total >= 1 - 1e-6:
+            open_total = None
+    for item in items:
+        if "," in item and abs(sum(_share(x) or 0 for x in item.split(",")) - 1) > 1e-6:
+            raise ValueError(
+                f"methods {text!r}: {item!r} reads as one mix whose shares do not add up to 1; "
+                f"join the sets of a mix with '+' (e.g. {item.replace(',', '+')}) and list "
+                f"methods with ',' (e.g. extra:1.0,shuf:1.0)"
+            )
+    return items
 
 
 def required_sets(methods: Iterable[Method], sizes: Sequence[int]) -> dict[str, int]:
