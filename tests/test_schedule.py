@@ -1,0 +1,70 @@
+"""The task-graph schedule on N cards: toy graphs whose makespan is known by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from jointaug.experiments.schedule import simulate
+
+H = 3600.0
+
+
+@dataclass(frozen=True)
+class T:
+    id: str
+    est_s: float
+    num_gpus: float = 1.0
+    deps: tuple[str, ...] = ()
+    num_cpus: float = 1.0
+
+
+def test_a_chain_takes_the_sum_and_is_the_critical_path():
+    s = simulate([T("a", 1 * H), T("b", 2 * H, deps=("a",)), T("c", 0.5 * H, deps=("a",))], gpus=1)
+    assert s.makespan_s == pytest.approx(3.5 * H)  # one card: a, then b and c one after the other
+    s2 = simulate([T("a", 1 * H), T("b", 2 * H, deps=("a",)), T("c", 0.5 * H, deps=("a",))], gpus=2)
+    assert s2.makespan_s == pytest.approx(3 * H) and s2.critical_path == ["a", "b"]
+    assert "makespan: 3.0 h on 2 x H100" in s2.summary("H100")
+
+
+def test_independent_tasks_spread_over_cards():
+    tasks = [T(f"t{i}", 1 * H) for i in range(4)]
+    assert simulate(tasks, gpus=1).makespan_s == pytest.approx(4 * H)
+    s = simulate(tasks, gpus=2)
+    assert s.makespan_s == pytest.approx(2 * H) and s.busy_share == pytest.approx([1.0, 1.0])
+    s = simulate(tasks, gpus=8)
+    assert s.makespan_s == pytest.approx(1 * H) and sum(b == 0 for b in s.busy_share) == 4
+
+
+def test_fractional_tasks_share_a_card_at_the_packing_gain():
+    four = [T(f"c{i}", 1 * H, num_gpus=0.25) for i in range(4)]
+    # 4 on one card run together, 2x the throughput of one: each takes 4/2 = 2 h
+    assert simulate(four, gpus=1, packing_gain=2.0).makespan_s == pytest.approx(2 * H)
+    eight = [T(f"c{i}", 1 * H, num_gpus=0.25) for i in range(8)]
+    assert simulate(eight, gpus=1, packing_gain=2.0).makespan_s == pytest.approx(4 * H)
+    assert simulate(eight, gpus=2, packing_gain=2.0).makespan_s == pytest.approx(2 * H)
+    assert simulate(eight, gpus=1, packing_gain=4.0).makespan_s == pytest.approx(2 * H)
+
+
+def test_a_task_that_does_not_fit_lets_later_ones_start():
+    tasks = [T("big", 2 * H), T("half", 1 * H, num_gpus=0.5), T("half2", 1 * H, num_gpus=0.5)]
+    s = simulate(tasks, gpus=1, packing_gain=2.0)  # halves: k=2, gain 2 -> 1 h each, together
+    assert s.placements["big"].start_s == 0 and s.placements["half"].start_s == pytest.approx(2 * H)
+    assert s.makespan_s == pytest.approx(3 * H)
+    s = simulate([T("x", 1 * H, deps=("big",)), *tasks], gpus=2, packing_gain=2.0)
+    assert s.placements["half"].start_s == 0 and s.placements["x"].start_s == pytest.approx(2 * H)
+
+
+def test_cpu_tasks_use_the_cpu_pool_and_the_report_ends_last():
+    tasks = [T("m", 1 * H, num_gpus=0), T("g", 1 * H), T("report", 0.1 * H, num_gpus=0, deps=("m", "g"))]
+    s = simulate(tasks, gpus=1)
+    assert s.placements["m"].card is None and s.placements["m"].start_s == 0
+    assert s.makespan_s == pytest.approx(1.1 * H) and s.critical_path[-1] == "report"
+
+
+def test_impossible_requests_are_refused():
+    with pytest.raises(ValueError, match="asks for 1 GPU"):
+        simulate([T("a", 1.0)], gpus=0)
+    with pytest.raises(ValueError, match="unknown task"):
+        simulate([T("a", 1.0, deps=("nope",))], gpus=1)
