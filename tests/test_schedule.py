@@ -68,3 +68,28 @@ def test_impossible_requests_are_refused():
         simulate([T("a", 1.0)], gpus=0)
     with pytest.raises(ValueError, match="unknown task"):
         simulate([T("a", 1.0, deps=("nope",))], gpus=1)
+
+
+def test_flop_rates_and_calibration_files(tmp_path):
+    import json
+
+    from jointaug.config import load_config
+    from jointaug.experiments.cards import flop_rates, network_flops, read_calibration
+
+    cfg = load_config("demo")
+    f = network_flops(cfg, 30)
+    assert f["unet_fwd_bwd"] > 2 * f["unet_fwd"] > 0 and f["classifier_fwd_bwd"] > 2 * f["classifier_fwd"] > 0
+    h100, a100 = flop_rates(cfg, 30, "h100", f), flop_rates(cfg, 30, "A100", f)
+    assert a100.classifier_s_per_sample > h100.classifier_s_per_sample > 0
+    assert h100.diffusion_step_s == pytest.approx(f["unet_fwd_bwd"] * cfg.diffusion.batch_size / 150e12)
+    guided = cfg.model_copy(update={"diffusion": cfg.diffusion.model_copy(update={"guidance_scale": 2.0})})
+    assert flop_rates(guided, 30, "h100", f).sample_s_per_image == pytest.approx(2 * h100.sample_s_per_image)
+    with pytest.raises(ValueError, match="unknown card 'tpu'"):
+        flop_rates(cfg, 30, "tpu", f)
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps({"rates": h100.to_json(), "packing_gain": 2.2}))
+    rates, extra = read_calibration(path)
+    assert rates == h100 and extra["packing_gain"] == 2.2
+    path.write_text("{}")
+    with pytest.raises(ValueError, match="not a calibration file"):
+        read_calibration(path)
