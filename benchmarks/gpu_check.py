@@ -231,7 +231,7 @@ def main() -> int:
     dev = apply_runtime(cfg)
     rec = runtime_record(dev)
     print(f"device: {rec['device']}  torch {rec['torch']}  CUDA {rec['cuda']}  threads {rec['threads']}"
-          + (f"  bf16 {torch.cuda.is_bf16_supported()}" if has_cuda else ""))  # fmt: skip
+          + (f"  native bf16 {torch.cuda.is_bf16_supported(including_emulation=False)}" if has_cuda else ""))  # fmt: skip
     t_start = time.perf_counter()
     stages = {
         "diffusion training": lambda: stage_diffusion_train(cfg, dev, seconds),

@@ -92,3 +92,21 @@ def test_run_and_train_classifier_give_the_same_numbers(tmp_path, tiny_dataset):
         assert probs.size > 0 and np.isfinite(probs).all()
     finally:
         torch.set_num_threads(before)
+
+
+def test_emulated_bf16_is_not_used(monkeypatch):
+    """V100/T4: torch says bf16 is "supported" (emulated), which is slower than float32."""
+    import contextlib
+
+    import torch
+
+    from jointaug.runtime import autocast_for, native_bf16
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert not native_bf16(cuda) and isinstance(autocast_for(cuda, True), contextlib.nullcontext)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    with pytest.warns(UserWarning, match="CUDA is not available"):  # no card here: torch says so
+        assert native_bf16(cuda) and isinstance(autocast_for(cuda, True), torch.autocast)
+    assert isinstance(autocast_for(cuda, False), contextlib.nullcontext)
+    assert not native_bf16(torch.device("cpu"))

@@ -115,11 +115,21 @@ def runtime_record(device: torch.device | str) -> dict:
     }
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware (CUDA compute capability >= 8.0:
+    A100, H100, ...). ``torch.cuda.is_bf16_supported()`` also says yes where bf16 is only
+    emulated (V100, T4), which runs slower than float32."""
+    if device.type != "cuda":
+        return False
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def autocast_for(device: torch.device, amp: bool):
-    """bf16 autocast on a CUDA card that supports bf16 when ``amp``; else a no-op (fp16
-    would need loss scaling, and on the CPU autocast is slower than float32). Callers
-    cast the network's output to float32 before the loss or the sampler's arithmetic."""
-    if not amp or device.type != "cuda" or not torch.cuda.is_bf16_supported():
+    """bf16 autocast on a CUDA card with native bf16 when ``amp``; else a no-op (fp16
+    would need loss scaling, emulated bf16 is slower than float32, and on the CPU
+    autocast is slower than float32). Callers cast the network's output to float32
+    before the loss or the sampler's arithmetic."""
+    if not amp or not native_bf16(device):
         return nullcontext()
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
