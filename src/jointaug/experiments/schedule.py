@@ -70,73 +70,93 @@ def _duration(task: TaskLike, packing_gain: float) -> float:
     return est
 
 
-def simulate(tasks: Sequence[TaskLike], gpus: int, *, cpus: int | None = None,
-             packing_gain: float = 1.8) -> Schedule:  # fmt: skip
-    """Simulate ``tasks`` (in graph order; ``deps`` name earlier tasks) on ``gpus`` cards
-    and ``cpus`` CPU slots (default 8 per card, at least 1). A GPU request above 1 card
-    or any request on zero cards is an error (the run could never place it)."""
-    cpus = max(1, 8 * gpus) if cpus is None else cpus
-    order = {t.id: i for i, t in enumerate(tasks)}
-    by_id = {t.id: t for t in tasks}
+@dataclass
+class _State:
+    """The simulation's resources and clock."""
+
+    free: list[float]  # free GPU fraction per card
+    free_cpu: float
+    busy: list[float]  # occupied GPU-seconds per card
+    now: float = 0.0
+    placed: dict[str, Placement] = field(default_factory=dict)
+    running: list[tuple[float, int, str]] = field(default_factory=list)  # heap of (end, order, id)
+
+
+def _check(tasks: Sequence[TaskLike], gpus: int) -> None:
+    ids = {t.id for t in tasks}
     for t in tasks:
         if t.num_gpus > 1 or (t.num_gpus > 0 and gpus < 1):
             raise ValueError(f"task {t.id} asks for {t.num_gpus:g} GPU(s); {gpus} card(s) of 1 each")
-        missing = [d for d in t.deps if d not in by_id]
+        missing = [d for d in t.deps if d not in ids]
         if missing:
             raise ValueError(f"task {t.id} depends on unknown task(s) {missing}")
-    free = [1.0] * gpus
-    free_cpu = float(cpus)
+
+
+def _try_start(t: TaskLike, order: int, st: _State, packing_gain: float) -> bool:
+    """Start ``t`` now if a card (or the CPU pool) has room; True if started."""
+    if t.num_gpus > 0:
+        card = next((i for i, f in enumerate(st.free) if f >= t.num_gpus - 1e-9), None)
+        if card is None:
+            return False
+        st.free[card] -= t.num_gpus
+    else:
+        if st.free_cpu < t.num_cpus - 1e-9 and st.running:
+            return False
+        card = None
+        st.free_cpu -= t.num_cpus
+    dur = _duration(t, packing_gain)
+    st.placed[t.id] = Placement(t.id, st.now, st.now + dur, card)
+    if card is not None:
+        st.busy[card] += t.num_gpus * dur
+    heapq.heappush(st.running, (st.now + dur, order, t.id))
+    return True
+
+
+def _finish_next(st: _State, by_id: dict[str, TaskLike]) -> list[str]:
+    """Advance the clock to the next end of a task; free its resources; the ids ended."""
+    end, _, tid = heapq.heappop(st.running)
+    finished = [tid]
+    while st.running and st.running[0][0] <= end + 1e-12:
+        finished.append(heapq.heappop(st.running)[2])
+    st.now = end
+    for f in finished:
+        p = st.placed[f]
+        if p.card is not None:
+            st.free[p.card] += by_id[f].num_gpus
+        else:
+            st.free_cpu += by_id[f].num_cpus
+    return finished
+
+
+def simulate(tasks: Sequence[TaskLike], gpus: int, *, cpus: int | None = None,
+             packing_gain: float = 1.8) -> Schedule:  # fmt: skip
+    """Simulate ``tasks`` (in graph order; ``deps`` name other tasks) on ``gpus`` cards
+    and ``cpus`` CPU slots (default 8 per card, at least 1). A GPU request above 1 card
+    or any request on zero cards is an error (the run could never place it)."""
+    _check(tasks, gpus)
+    cpus = max(1, 8 * gpus) if cpus is None else cpus
+    order = {t.id: i for i, t in enumerate(tasks)}
+    by_id = {t.id: t for t in tasks}
     waiting = {t.id: len(set(t.deps)) for t in tasks}
     children: dict[str, list[str]] = {t.id: [] for t in tasks}
     for t in tasks:
         for d in set(t.deps):
             children[d].append(t.id)
+    st = _State(free=[1.0] * gpus, free_cpu=float(cpus), busy=[0.0] * gpus)
     ready = [t.id for t in tasks if waiting[t.id] == 0]
-    running: list[tuple[float, int, str]] = []  # (end, order, id)
-    placed: dict[str, Placement] = {}
-    busy = [0.0] * gpus
-    now = 0.0
-    while ready or running:
-        started = []
-        for tid in sorted(ready, key=order.__getitem__):
-            t = by_id[tid]
-            if t.num_gpus > 0:
-                card = next((i for i in range(gpus) if free[i] >= t.num_gpus - 1e-9), None)
-                if card is None:
-                    continue
-                free[card] -= t.num_gpus
-            else:
-                if free_cpu < t.num_cpus - 1e-9 and running:
-                    continue
-                card = None
-                free_cpu -= t.num_cpus
-            dur = _duration(t, packing_gain)
-            placed[tid] = Placement(tid, now, now + dur, card)
-            if card is not None:
-                busy[card] += t.num_gpus * dur
-            heapq.heappush(running, (now + dur, order[tid], tid))
-            started.append(tid)
-        ready = [r for r in ready if r not in set(started)]
-        if not running:
+    while ready or st.running:
+        ready = [r for r in sorted(ready, key=order.__getitem__)
+                 if not _try_start(by_id[r], order[r], st, packing_gain)]  # fmt: skip
+        if not st.running:
             raise ValueError(f"tasks {ready[:3]} can never start (resources)")
-        end, _, tid = heapq.heappop(running)
-        finished = [tid]
-        while running and running[0][0] <= end + 1e-12:
-            finished.append(heapq.heappop(running)[2])
-        now = end
-        for f in finished:
-            p = placed[f]
-            if p.card is not None:
-                free[p.card] += by_id[f].num_gpus
-            else:
-                free_cpu += by_id[f].num_cpus
+        for f in _finish_next(st, by_id):
             for c in children[f]:
                 waiting[c] -= 1
                 if waiting[c] == 0:
                     ready.append(c)
-    makespan = max((p.end_s for p in placed.values()), default=0.0)
-    share = [min(1.0, b / makespan) if makespan > 0 else 0.0 for b in busy]
-    return Schedule(makespan, gpus, placed, share, _critical_path(by_id, placed))
+    makespan = max((p.end_s for p in st.placed.values()), default=0.0)
+    share = [min(1.0, b / makespan) if makespan > 0 else 0.0 for b in st.busy]
+    return Schedule(makespan, gpus, st.placed, share, _critical_path(by_id, st.placed))
 
 
 def _critical_path(by_id: dict[str, TaskLike], placed: dict[str, Placement]) -> list[str]:
