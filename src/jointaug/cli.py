@@ -13,6 +13,7 @@ from jointaug.commands import (
     data,
     demo,
     experiment,
+    export,
     fidelity,
     generate,
     masks,
@@ -27,7 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _room in (demo, data, contract, masks, generate, natural, classify, experiment, fidelity):
+for _room in (demo, data, contract, masks, generate, natural, classify, experiment, export,
+              fidelity):
     _room.register(app)
 
 

@@ -84,6 +84,16 @@ def method_threshold(run: RunDir, method_dir: str) -> float:
     return float(np.mean(ts)) if ts else 0.5
 
 
+def ensemble_choice(run: RunDir, method: str | None = None) -> tuple[str, list[Path], float]:
+    """What ``predict`` uses: (method folder, its finished model files, decision threshold).
+
+    ``tuned_threshold`` is the baseline's models at the mean of their tuned thresholds.
+    """
+    method_dir = method or best_method(run)
+    files = model_files(run, "baseline" if method_dir == "tuned_threshold" else method_dir)
+    return method_dir, files, method_threshold(run, method_dir)
+
+
 def schematic_centres(labels: list[str], size: int = 256) -> tuple[dict[str, tuple[float, float]], np.ndarray]:
     """Joint centres (row, col) on a schematic two-hand layout (the phantom's anatomy),
     and that layout's region map. Labels outside the 30 hand labels get no centre."""
