@@ -15,7 +15,7 @@ interval widths, and the sd between seeds of one training's GMS on the same fold
 (training noise alone; the design notes measured ~0.05 on the real data) so the noise regime
 is visible.
 
-    python benchmarks/bench_coverage.py --reps 1000 --seed 0
+    python benchmarks/bench_coverage.py --reps 500 --seed 0   # ~1 min on 2 free cores
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def run(sim: Sim, reps: int, rng: np.random.Generator, n_boot: int = 2000) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--fold-method-sd", type=float, default=Sim.sd_fold_method,
