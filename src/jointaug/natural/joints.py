@@ -173,8 +173,24 @@ def data_key(x: np.ndarray, y: np.ndarray, cfg: NaturalConfig, seed: int) -> str
     return h.hexdigest()
 
 
-def save_segmenter(path: str | os.PathLike, result: TrainResult, key: str) -> None:
-    """Weights as safetensors with the cache key, losses and validation Dice in its metadata."""
+#: The settings a saved segmenter needs to be applied again (stored in its metadata).
+APPLY_SETTINGS = ("segmenter_channels", "segmenter_image_size", "photo_max_side")
+
+
+def apply_settings(cfg: NaturalConfig) -> dict:
+    """The settings of ``cfg`` that a trained segmenter is tied to (:data:`APPLY_SETTINGS`)."""
+    return {k: getattr(cfg, k) for k in APPLY_SETTINGS}
+
+
+def save_segmenter(
+    path: str | os.PathLike, result: TrainResult, key: str, settings: dict | None = None
+) -> None:
+    """Weights as safetensors with the cache key, losses and validation Dice in its metadata.
+
+    ``settings`` (:func:`apply_settings`) is stored too, so that
+    :func:`load_trained_segmenter` can apply the weights without the config they were
+    trained with.
+    """
     meta = {
         "key": key,
         "losses": json.dumps(result.losses),
@@ -182,6 +198,8 @@ def save_segmenter(path: str | os.PathLike, result: TrainResult, key: str) -> No
         "n_train": str(result.n_train),
         "n_val": str(result.n_val),
     }
+    if settings is not None:
+        meta["settings"] = json.dumps(settings, sort_keys=True)
     save_tensors(path, result.model.state_dict(), meta)
 
 
@@ -202,6 +220,56 @@ def load_segmenter(path: str | os.PathLike, cfg: NaturalConfig, key: str) -> Tra
     return TrainResult(
         model, json.loads(meta["losses"]), dice, int(meta["n_train"]), int(meta["n_val"])
     )
+
+
+class SegmenterFileError(ValueError):
+    """A segmenter weight file that cannot be loaded."""
+
+
+@dataclass
+class TrainedSegmenter:
+    """A saved segmenter ready to apply: the network, its settings and a version tag."""
+
+    model: UNet
+    settings: dict  # APPLY_SETTINGS -> value
+    version: str  # "jointaug-segmenter-<first 12 hex digits of the cache key>"
+    path: Path
+
+
+def load_trained_segmenter(path: str | os.PathLike, cfg: NaturalConfig) -> TrainedSegmenter:
+    """Load the segmenter a natural-source build saved (``OUT.work/segmenter.safetensors``).
+
+    Unlike :func:`load_segmenter` (the build's cache) it does not check which data the
+    weights were trained on. The channels, crop size and photo size come from the file's
+    metadata; files saved before that metadata existed take them from ``cfg`` (the
+    profile the build ran with). Errors name the file.
+    """
+    from jointaug.weights import WeightsError, load_tensors
+
+    path = Path(path)
+    if not path.is_file():
+        raise SegmenterFileError(f"{path}: segmenter weights missing (natural-source writes "
+                                 "OUT.work/segmenter.safetensors)")  # fmt: skip
+    try:
+        tensors, meta = load_tensors(path)
+    except WeightsError as exc:
+        raise SegmenterFileError(str(exc)) from None
+    settings = apply_settings(cfg)
+    try:
+        settings.update(json.loads(meta.get("settings", "{}")))
+    except json.JSONDecodeError:
+        raise SegmenterFileError(f"{path}: unreadable 'settings' metadata") from None
+    model = build_unet(list(settings["segmenter_channels"]))
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise SegmenterFileError(
+            f"{path}: not a joint segmenter with channels {settings['segmenter_channels']} "
+            f"({first[0] if first else exc}); pass the --profile/--set the build used"
+        ) from None
+    version = "jointaug-segmenter-" + (meta.get("key") or "unknown")[:12]
+    return TrainedSegmenter(model.eval(), settings, version, path)
 
 
 def dice_table(result: TrainResult) -> list[tuple[str, float]]:

@@ -102,6 +102,7 @@ def labelled_crops(
 def get_segmenter(x, y, cfg: NaturalConfig, seed: int, work_dir: Path, device: str, progress: bool):
     """Load the cached segmenter for this data, or train and cache it; writes the Dice CSV."""
     from jointaug.natural.joints import (
+        apply_settings,
         data_key,
         load_segmenter,
         save_segmenter,
@@ -114,7 +115,7 @@ def get_segmenter(x, y, cfg: NaturalConfig, seed: int, work_dir: Path, device: s
     result = load_segmenter(weights, cfg, key)
     if result is None:
         result = train_segmenter(x, y, cfg, seed, device=device, progress=progress)
-        save_segmenter(weights, result, key)
+        save_segmenter(weights, result, key, apply_settings(cfg))
     write_dice_csv(work_dir / "segmenter_dice.csv", result)
     if progress:
         print_dice(result)
