@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from classify_data import write_signal_dataset, write_signal_set
+from helpers import CLASSIFIER_LEARNS, overrides, write_signal_dataset, write_signal_set
 from typer.testing import CliRunner
 
 from jointaug.classify.data import MixError
@@ -19,10 +19,9 @@ from jointaug.experiments.classification import run_classification, train_single
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.tables import write_results
 
-TINY = ["classify.image_size=32", "classify.growth_rate=8", "classify.block_config=[2,2]",
-        "classify.init_features=16", "classify.batch_size=16", "classify.eval_every_epochs=1",
+TINY = overrides(CLASSIFIER_LEARNS, ["classify.batch_size=16", "classify.eval_every_epochs=1",
         "classify.patience_samples=48", "classify.max_samples=72", "classify.lr=0.01",
-        "classify.seeds=[0,1]", "experiment.sizes=[16]", "device=cpu"]  # fmt: skip
+        "classify.seeds=[0,1]", "experiment.sizes=[16]", "device=cpu"])  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import pytest
-from test_experiment_pipeline import TINY
+from helpers import PIPELINE_TINY as TINY
 from typer.testing import CliRunner
 
 from jointaug.cli import app
