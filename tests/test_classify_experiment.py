@@ -47,6 +47,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_every_training_writes_its_outputs(finished_run):
     run, summary = finished_run
     assert summary.jobs == 8 and summary.trained == 8 and summary.skipped == 0
@@ -69,6 +70,7 @@ def test_every_training_writes_its_outputs(finished_run):
     assert int(log[-1]["samples"]) == r["samples"] and len(log) >= 2
 
 
+@pytest.mark.slow
 def test_metrics_csv_has_seeds_ensembles_and_threshold_kinds(finished_run):
     run, _ = finished_run
     rows = read_csv(run.results_dir / "metrics.csv")
@@ -84,6 +86,7 @@ def test_metrics_csv_has_seeds_ensembles_and_threshold_kinds(finished_run):
         assert float(ens[0][k]) == pytest.approx(expect[k], rel=1e-5, nan_ok=True)
 
 
+@pytest.mark.slow
 def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
     run, summary = finished_run
     full = (run.results_dir / "table1.md").read_text()
@@ -110,6 +113,7 @@ def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
     assert len(per_label) == 3 * 2 * 4  # rows x folds x labels
 
 
+@pytest.mark.slow
 def test_finished_trainings_are_skipped(finished_run):
     run, _ = finished_run
     model = run.classify_dir(0, "baseline", 1) / "model.safetensors"

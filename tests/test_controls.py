@@ -123,6 +123,7 @@ def test_budget_grows_with_the_training_set():
     assert epochs_per_eval(ClassifyConfig(), 58) == 10  # the paper's cadence by default
 
 
+@pytest.mark.slow
 def test_pipeline_runs_the_controls_and_reports_verdicts(tmp_path):
     from jointaug.experiments.demo import demo_verdicts
     from jointaug.experiments.pipeline import make_plan, run_experiment

@@ -23,6 +23,8 @@ from jointaug.experiments.pipeline import make_plan, run_experiment
 from jointaug.experiments.predict import best_method, method_threshold, model_files
 from jointaug.experiments.rundir import RunDir
 
+pytestmark = pytest.mark.slow  # every test shares a ~10 s tiny grid run (tiny_run)
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):

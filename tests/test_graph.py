@@ -145,6 +145,7 @@ LOCAL_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_cli_changed_setting_stops_lists_keys_and_retrain_moves_the_old_output_aside(tmp_path):
     data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
     out = tmp_path / "run"

@@ -41,6 +41,7 @@ def test_masks_are_one_hand_sized_blob_leaving_through_the_bottom():
     assert bottom >= 0.9 * len(recs[::4])  # 11k hands enter from the bottom edge
 
 
+@pytest.mark.slow
 def test_filters_keep_open_accessory_free_photos():
     recs = read_hand_info(SAMPLE)
     kept, decisions = select_photos(SAMPLE, recs, 500, 4, np.random.default_rng(0))
@@ -49,6 +50,7 @@ def test_filters_keep_open_accessory_free_photos():
     assert any(d.reason.startswith("closed") for d in decisions)
 
 
+@pytest.mark.slow
 def test_check_montage_pages(tmp_path):
     pages, rows = hands11k_check(SAMPLE, tmp_path / "m.png", tile_px=48)
     assert len(rows) == 196 and len(pages) == 5

@@ -33,6 +33,7 @@ def phantom(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profile_runs_as_shipped_through_every_stage(profile, phantom, tmp_path, shrunk_config):
     shipped = profile_dict(profile)

@@ -12,6 +12,8 @@ from jointaug.cli import app
 from jointaug.dataset.phantom import write_phantom
 from jointaug.experiments.ray_executor import FAULT_ENV, GraphFailed
 
+pytestmark = pytest.mark.slow  # starts a local Ray instance and runs the grid (15-30 s a test)
+
 ray = pytest.importorskip("ray")
 
 GRID = [*TINY, "experiment.methods=[baseline, mp-perlin]", "experiment.mixtures=[]",

@@ -32,6 +32,7 @@ def test_auto_sample_batch_on_the_cpu_and_fixed_numbers():
     assert sample_batch_size(cfg.model_copy(update={"sample_batch_size": 5}), None, torch.device("cpu")) == 5
 
 
+@pytest.mark.slow
 def test_compiled_diffusion_training_gives_the_same_weights(tmp_path, monkeypatch):
     """diffusion.compile on the CPU with dynamo's eager backend (the graph capture; the
     inductor compiler takes minutes on a CPU): same EMA weights as uncompiled."""
