@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import SHRINK, write_tiny_dataset, write_two_hand_dataset
+from helpers import SHRINK, write_tiny_dataset
 
 from jointaug.config import Config, load_config
 
@@ -32,12 +32,6 @@ def one_torch_thread():
 def tiny_dataset(tmp_path: Path) -> Path:
     """:func:`helpers.write_tiny_dataset` with its defaults (6 patients, 32 px, 3 labels)."""
     return write_tiny_dataset(tmp_path / "tiny")
-
-
-@pytest.fixture
-def two_hand_dataset(tmp_path: Path) -> Path:
-    """:func:`helpers.write_two_hand_dataset` with its defaults (8 patients, 32 px)."""
-    return write_two_hand_dataset(tmp_path / "data")
 
 
 @pytest.fixture(scope="session")
