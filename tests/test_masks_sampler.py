@@ -80,7 +80,6 @@ def test_forcing_keeps_p_any_even_when_groups_rarely_fire():
         assert_close(on.mean(), expect, len(on))
 
 
-@pytest.mark.slow
 def test_small_groups_exact_conditional_marginals():
     groups = [[0, 1, 2], [3, 4], [5]]
     v = draw(15000, groups=groups, n_labels=6, seed=3)

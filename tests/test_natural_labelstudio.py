@@ -162,7 +162,6 @@ def test_region_png_folder(tmp_path):
         read_labels(tmp_path / "regions")
 
 
-@pytest.mark.slow
 def test_standin_export_uses_all_kinds_and_matches_truth(tmp_path: Path):
     folder = write_standin(tmp_path / "s", 14, 6, seed=1)
     truth = json.loads((folder / TRUTH_FILE).read_text())

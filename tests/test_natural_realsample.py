@@ -41,7 +41,6 @@ def test_masks_are_one_hand_sized_blob_leaving_through_the_bottom():
     assert bottom >= 0.9 * len(recs[::4])  # 11k hands enter from the bottom edge
 
 
-@pytest.mark.slow
 def test_filters_keep_open_accessory_free_photos():
     recs = read_hand_info(SAMPLE)
     kept, decisions = select_photos(SAMPLE, recs, 500, 4, np.random.default_rng(0))
