@@ -1,47 +1,19 @@
-"""Shared test fixtures: small contract-format datasets made on the fly."""
+"""Shared test fixtures: small contract-format datasets made on the fly, shrunk configs.
+
+The builders and override lists themselves live in ``helpers.py`` (importable by any test
+module); the fixtures here wrap them. ``pytest -m "not slow"`` skips the tests that train
+or run a pipeline for more than a few seconds (see the ``slow`` marker in pyproject.toml).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import SHRINK, write_tiny_dataset
 
-from jointaug.dataset.format import DatasetMeta
-from jointaug.dataset.writer import DatasetWriter
-
-
-def write_tiny_dataset(
-    root: Path,
-    n_patients: int = 6,
-    size: int = 32,
-    labels: tuple[str, ...] = ("A_x", "A_y", "B_x"),
-    groups: dict | None = None,
-    seed: int = 0,
-    views: tuple[str, ...] = ("palmar", "dorsal"),
-) -> Path:
-    """A small valid dataset: one square region per label, hot where the label is 1."""
-    rng = np.random.default_rng(seed)
-    groups = groups or {"A": [x for x in labels if x.startswith("A")], "B": [x for x in labels if not x.startswith("A")]}
-    meta = DatasetMeta(name="tiny", labels=list(labels), groups=groups)
-    cell = size // (len(labels) + 1)
-    with DatasetWriter(root, meta) as w:
-        for p in range(n_patients):
-            vec = (rng.random(len(labels)) < 0.4).astype(np.float32)
-            regions = np.zeros((size, size), np.uint8)
-            tissue = np.zeros((size, size), np.uint8)
-            tissue[2:-2, 2:-2] = 1
-            lam = np.full((size, size), 2.0)
-            for j in range(len(labels)):
-                sl = (slice(cell * j + 1, cell * j + cell), slice(size // 3, size // 3 + cell - 1))
-                regions[sl] = j + 1
-                if vec[j]:
-                    tissue[sl] = 3
-                    lam[sl] = 30.0
-            for view in views:
-                img = rng.poisson(lam).astype(np.float32)
-                w.add(f"p{p}_{view}", f"p{p}", view, img, labels=vec, tissue=tissue, regions=regions)
-    return root
+from jointaug.config import Config, load_config
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -58,4 +30,16 @@ def one_torch_thread():
 
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Path:
+    """:func:`helpers.write_tiny_dataset` with its defaults (6 patients, 32 px, 3 labels)."""
     return write_tiny_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def shrunk_config() -> Callable[..., Config]:
+    """``shrunk_config(profile, *extra)``: the profile with :data:`helpers.SHRINK` applied,
+    then any extra overrides (later wins)."""
+
+    def make(profile: str = "demo", *extra: str) -> Config:
+        return load_config(profile, [*SHRINK, *extra])
+
+    return make

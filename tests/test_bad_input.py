@@ -209,7 +209,7 @@ def test_a_decompression_bomb_png_is_refused_without_decoding(tiny_dataset, side
 
 @pytest.mark.parametrize("content", [b"garbage, not DICOM", "no-pixels"])
 def test_broken_dicom_is_one_unreadable_error(tiny_dataset, content):
-    from test_facts import write_dicom
+    from helpers import write_dicom
 
     header, rows = _table(tiny_dataset)
     path = tiny_dataset / "images" / "p0.dcm"

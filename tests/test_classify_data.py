@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from classify_data import LABELS, write_signal_dataset, write_signal_set
+from helpers import LABELS, write_signal_dataset, write_signal_set
 
 from jointaug.classify.data import (
     ImageCache,

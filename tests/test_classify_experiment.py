@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from classify_data import write_signal_dataset, write_signal_set
+from helpers import CLASSIFIER_LEARNS, overrides, write_signal_dataset, write_signal_set
 from typer.testing import CliRunner
 
 from jointaug.classify.data import MixError
@@ -19,10 +19,9 @@ from jointaug.experiments.classification import run_classification, train_single
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.tables import write_results
 
-TINY = ["classify.image_size=32", "classify.growth_rate=8", "classify.block_config=[2,2]",
-        "classify.init_features=16", "classify.batch_size=16", "classify.eval_every_epochs=1",
+TINY = overrides(CLASSIFIER_LEARNS, ["classify.batch_size=16", "classify.eval_every_epochs=1",
         "classify.patience_samples=48", "classify.max_samples=72", "classify.lr=0.01",
-        "classify.seeds=[0,1]", "experiment.sizes=[16]", "device=cpu"]  # fmt: skip
+        "classify.seeds=[0,1]", "experiment.sizes=[16]", "device=cpu"])  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +47,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_every_training_writes_its_outputs(finished_run):
     run, summary = finished_run
     assert summary.jobs == 8 and summary.trained == 8 and summary.skipped == 0
@@ -70,6 +70,7 @@ def test_every_training_writes_its_outputs(finished_run):
     assert int(log[-1]["samples"]) == r["samples"] and len(log) >= 2
 
 
+@pytest.mark.slow
 def test_metrics_csv_has_seeds_ensembles_and_threshold_kinds(finished_run):
     run, _ = finished_run
     rows = read_csv(run.results_dir / "metrics.csv")
@@ -85,6 +86,7 @@ def test_metrics_csv_has_seeds_ensembles_and_threshold_kinds(finished_run):
         assert float(ens[0][k]) == pytest.approx(expect[k], rel=1e-5, nan_ok=True)
 
 
+@pytest.mark.slow
 def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
     run, summary = finished_run
     full = (run.results_dir / "table1.md").read_text()
@@ -111,6 +113,7 @@ def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
     assert len(per_label) == 3 * 2 * 4  # rows x folds x labels
 
 
+@pytest.mark.slow
 def test_finished_trainings_are_skipped(finished_run):
     run, _ = finished_run
     model = run.classify_dir(0, "baseline", 1) / "model.safetensors"

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from classify_data import LABELS, signal_imageset, tiny_config
+from helpers import LABELS, signal_imageset, tiny_config
 
 from jointaug.classify.checkpoint import CheckpointError, load_tensors
 from jointaug.classify.data import ImageSet

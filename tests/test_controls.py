@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import CLASSIFIER_FEW_STEPS, CLASSIFIER_TINY, overrides
 
 from jointaug.classify.data import OVERSAMPLE, ImageSet, oversample_part
 from jointaug.classify.train import effective_budget, epoch_order, epochs_per_eval
@@ -122,19 +123,15 @@ def test_budget_grows_with_the_training_set():
     assert epochs_per_eval(ClassifyConfig(), 58) == 10  # the paper's cadence by default
 
 
+@pytest.mark.slow
 def test_pipeline_runs_the_controls_and_reports_verdicts(tmp_path):
     from jointaug.experiments.demo import demo_verdicts
     from jointaug.experiments.pipeline import make_plan, run_experiment
     from jointaug.experiments.rundir import RunDir
 
     write_phantom(tmp_path / "data", patients=6, size=64, seed=0, progress=False)
-    cfg = load_config("cpu", [
-        "split.folds=3", "classify.image_size=32", "classify.block_config=[1, 1]",
-        "classify.growth_rate=4", "classify.init_features=8", "classify.batch_size=8",
-        "classify.max_samples=32", "classify.patience_samples=16", "classify.max_epochs=2",
-        "classify.patience_epochs=1", "classify.eval_every_samples=16", "classify.seeds=[0, 1]",
-        "experiment.sizes=[6]",
-    ])  # fmt: skip
+    cfg = load_config("cpu", overrides(["split.folds=3"], CLASSIFIER_TINY, CLASSIFIER_FEW_STEPS,
+                                       ["classify.seeds=[0, 1]", "experiment.sizes=[6]"]))  # fmt: skip
     run = RunDir.create(tmp_path / "run", tmp_path / "data", cfg)
     plan = make_plan(run, ["baseline", "oversample", "oracle", "tuned_threshold"])
     assert plan.sets == {"oracle": 6} and not plan.needs_diffusion

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -9,6 +10,7 @@ from jointaug.dataset.show import CHART_IN, ROW_IN, montage_size
 from jointaug.dataset.validate import validate_dataset
 
 
+@pytest.mark.slow
 def test_demo_first_stages_and_rerun_skips(tmp_path):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--set", "phantom.patients=6", "--set", "phantom.size=64",

@@ -100,7 +100,7 @@ def test_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_classifier_training_stopped_by_a_full_disk_resumes_exactly(tmp_path, monkeypatch):
-    from classify_data import LABELS, signal_imageset, tiny_config
+    from helpers import LABELS, signal_imageset, tiny_config
 
     from jointaug.classify.train import CHECKPOINT, fit
 

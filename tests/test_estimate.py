@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import CLASSIFIER_TINY, DIFFUSION_TINY
 
 from jointaug.config import load_config
 from jointaug.dataset.phantom import write_phantom
@@ -9,10 +10,7 @@ from jointaug.experiments.estimate import Counts, Rates, calibrate, estimate, fo
 from jointaug.experiments.pipeline import make_plan, plan_counts
 from jointaug.experiments.rundir import RunDir
 
-TINY = ["classify.image_size=32", "classify.block_config=[1, 1]", "classify.growth_rate=4",
-        "classify.init_features=8", "diffusion.image_size=16", "diffusion.channels=[8, 16]",
-        "diffusion.attention_levels=[false, true]", "diffusion.num_res_blocks=1",
-        "diffusion.num_head_channels=8"]  # fmt: skip
+TINY = [*CLASSIFIER_TINY, *DIFFUSION_TINY]
 
 
 def test_estimate_multiplies_rates_by_counts_per_stage():

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import PIPELINE_TINY as TINY
+from helpers import write_dicom
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -21,20 +23,7 @@ from jointaug.experiments.pipeline import make_plan, run_experiment
 from jointaug.experiments.predict import best_method, method_threshold, model_files
 from jointaug.experiments.rundir import RunDir
 
-TINY = [
-    "split.folds=3",  # device: the profile's (auto -> cpu here), see test_profiles.py
-    "classify.image_size=32", "classify.block_config=[1, 1]", "classify.growth_rate=4",
-    "classify.init_features=8", "classify.batch_size=8", "classify.max_samples=48",
-    "classify.patience_samples=24", "classify.eval_every_epochs=1", "classify.seeds=[0, 1]",
-    "diffusion.image_size=16", "diffusion.channels=[8, 16]", "diffusion.attention_levels=[false, true]",
-    "diffusion.num_res_blocks=1", "diffusion.num_head_channels=8", "diffusion.batch_size=4",
-    "diffusion.train_steps=3", "diffusion.sample_every=3", "diffusion.checkpoint_every=2",
-    "diffusion.sampler=ddim", "diffusion.fast_steps=2", "diffusion.sample_batch_size=8",
-    "natural.max_images=4", "natural.n_labelled=4", "natural.stand_in_photos=8",
-    "natural.segmenter_image_size=32", "natural.segmenter_channels=[4, 8]", "natural.segmenter_epochs=2",
-    "experiment.methods=[baseline, mp-perlin, 11k-perlin]", "experiment.mixtures=[50]",
-    "experiment.sizes=[8]", "experiment.curve_sizes=[4]", "experiment.imbalance_baselines=[tuned_threshold]",
-]  # fmt: skip
+pytestmark = pytest.mark.slow  # every test shares a ~10 s tiny grid run (tiny_run)
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +172,6 @@ def test_predict_cli_writes_probabilities_and_overlays(tiny_run, tmp_path):
 
 
 def test_predict_warns_when_an_image_differs_from_the_training_data(tiny_run, tmp_path):
-    from test_facts import write_dicom
 
     run, _, _, _ = tiny_run
     ds = run.dataset

@@ -77,6 +77,7 @@ def _measure(run, folder):
     return measure_set(folder, run.dataset, run.splits.fold(0), judges, 32, 0.5)
 
 
+@pytest.mark.slow
 def test_oracle_like_set_scores_like_real_and_shuffled_labels_do_not(judged):
     base, run = judged
     fresh = _cases(120, 7)  # new images from the same generator, with their true labels
@@ -95,6 +96,7 @@ def test_oracle_like_set_scores_like_real_and_shuffled_labels_do_not(judged):
     assert rec["realism"]["synthetic"]["fid"] is not None
 
 
+@pytest.mark.slow
 def test_copies_of_train_images_count_as_memorised(judged):
     base, run = judged
     ds = run.dataset
@@ -106,6 +108,7 @@ def test_copies_of_train_images_count_as_memorised(judged):
     assert rec["memorisation"]["synthetic_median"] == 0.0
 
 
+@pytest.mark.slow
 def test_run_fidelity_writes_records_and_the_report_shows_them(judged):
     base, run = judged
     written = run_fidelity(run, [0], ["oracle-like", "copies"], strong=False, echo=lambda s: None)
@@ -130,6 +133,7 @@ def test_feature_distances_scale():
     assert near["mmd"] < off["mmd"]
 
 
+@pytest.mark.slow
 def test_matched_label_fidelity_perfect_vs_condition_blind_generator(judged):
     from jointaug.fidelity.measure import matched_label_fidelity
 
@@ -149,6 +153,7 @@ def test_matched_label_fidelity_perfect_vs_condition_blind_generator(judged):
     assert bad["ratio"] < 0.5
 
 
+@pytest.mark.slow
 def test_cli_fidelity_verb(judged):
     from typer.testing import CliRunner
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import DIFFUSION_TINY, overrides
 
 from jointaug.diffusion.guidance import (
     GuidedEpsilon,
@@ -93,18 +94,16 @@ def test_upsample_linear():
     assert np.all(np.diff(out[0]) >= 0)
 
 
-TINY = [
-    "split.folds=3", "diffusion.image_size=16", "diffusion.channels=[8,16]",
-    "diffusion.attention_levels=[false,true]", "diffusion.num_res_blocks=1", "diffusion.num_head_channels=8",
+TINY = overrides(["split.folds=3"], DIFFUSION_TINY, [
     "diffusion.batch_size=4", "diffusion.train_steps=4", "diffusion.sample_every=100", "diffusion.sampler=ddim",
     "diffusion.fast_steps=2", "diffusion.sample_batch_size=2", "diffusion.network_output=v", "device=cpu",
-]  # fmt: skip
+])  # fmt: skip
 OPTIONS = ["diffusion.cond_dropout=0.5", "diffusion.min_snr_gamma=5", "diffusion.lr_schedule=cosine",
            "diffusion.warmup_steps=2"]  # fmt: skip
 
 
 def test_options_train_guide_and_upsample(tmp_path):
-    from conftest import write_tiny_dataset
+    from helpers import write_tiny_dataset
 
     from jointaug.config import load_config
     from jointaug.diffusion.checkpoint import load_tensors

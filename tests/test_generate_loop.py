@@ -11,7 +11,8 @@ import signal
 import numpy as np
 import pytest
 import torch
-from test_generate_pipeline import OVERRIDES, _write_dataset
+from helpers import TWO_HAND_OVERRIDES as OVERRIDES
+from helpers import write_two_hand_dataset
 
 from jointaug import training
 from jointaug.config import load_config
@@ -67,7 +68,7 @@ def test_log_file_appends_and_keeps_only_given_rows(tmp_path):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     base = tmp_path_factory.mktemp("loop")
-    return base, _write_dataset(base / "data")
+    return base, write_two_hand_dataset(base / "data")
 
 
 def _run(data, name, *extra):

@@ -7,6 +7,16 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers import (
+    GROUPS,
+    LABELS,
+    TWO_HAND_SIZE,
+    two_hand_maps,
+    write_two_hand_dataset,
+)
+from helpers import (
+    TWO_HAND_OVERRIDES as OVERRIDES,
+)
 
 from jointaug.config import load_config
 from jointaug.dataset.format import DatasetMeta, is_complete, read_dataset
@@ -22,52 +32,15 @@ from jointaug.outputs import StaleOutputError
 from jointaug.sets import diffusion as augment_mod
 from jointaug.sets.sources import mp_source, natural_source, plan_case
 
-LABELS = ["R_a", "R_b", "L_a", "L_b"]
-GROUPS = {"right": ["R_a", "R_b"], "left": ["L_a", "L_b"]}
-SIZE = 32
+SIZE = TWO_HAND_SIZE
 
 
-def _maps():
-    """Two 'hands' (tissue 1) with two joints each (regions 1..4)."""
-    tissue = np.zeros((SIZE, SIZE), np.uint8)
-    tissue[6:28, 3:14] = 1
-    tissue[6:28, 18:29] = 1
-    regions = np.zeros_like(tissue)
-    for k, (r, c) in enumerate([(10, 6), (20, 8), (10, 21), (20, 23)], start=1):
-        regions[r : r + 4, c : c + 4] = k
-    return tissue, regions
-
-
-def _write_dataset(root, patients=8, seed=0):
-    rng = np.random.default_rng(seed)
-    meta = DatasetMeta(name="tiny", labels=LABELS, groups=GROUPS)
-    base_t, regions = _maps()
-    with DatasetWriter(root, meta) as w:
-        for p in range(patients):
-            vec = (rng.random(4) < 0.4).astype(np.float32)
-            tissue = base_t.copy()
-            for k in np.flatnonzero(vec):
-                tissue[regions == k + 1] = 2 + (rng.random() < 0.5)
-            rate = np.choose(tissue, [0.2, 6.0, 18.0, 40.0])
-            for view in ("palmar", "dorsal"):
-                w.add(f"p{p}_{view}", f"p{p}", view, rng.poisson(rate), labels=vec, tissue=tissue, regions=regions)
-            w.add(f"p{p}_oblique", f"p{p}", "oblique_left", rng.poisson(rate * 0.6), tissue=tissue)
-    return root
-
-
-OVERRIDES = [
-    "split.folds=4", "diffusion.image_size=16", "diffusion.channels=[8,16]",
-    "diffusion.attention_levels=[false,true]", "diffusion.num_res_blocks=1", "diffusion.num_head_channels=8",
-    "diffusion.dropout=0.1", "diffusion.batch_size=4", "diffusion.train_steps=6", "diffusion.checkpoint_every=2",
-    "diffusion.sample_every=3", "diffusion.sampler=ddim", "diffusion.fast_steps=3", "diffusion.sample_batch_size=3",
-    "diffusion.lr=1e-3", "diffusion.network_output=v", "perlin.max_tries=50", "device=cpu",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     base = tmp_path_factory.mktemp("gen")
-    data = _write_dataset(base / "data")
+    data = write_two_hand_dataset(base / "data")
     run = RunDir.create(base / "run", data, load_config("demo", OVERRIDES))
     train_diffusion(run, 0, progress=False)
     return base, data, run
@@ -199,7 +172,7 @@ def test_natural_source_never_inflames_excluded_labels(tiny):
     nat = base / "natural"
     meta = DatasetMeta(name="nat", labels=LABELS, groups=GROUPS, classification_views=["natural"],
                        extra={"never_inflame": ["R_a", "L_a"]})  # fmt: skip
-    tissue, regions = _maps()
+    tissue, regions = two_hand_maps()
     with DatasetWriter(nat, meta) as w:
         for k in range(3):
             w.add(f"h{k}", f"h{k}", "natural", np.zeros((SIZE, SIZE)), tissue=tissue, regions=regions)

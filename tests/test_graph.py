@@ -8,8 +8,14 @@ import sys
 import textwrap
 
 import pytest
-from classify_data import write_signal_dataset, write_signal_set
-from test_generate_pipeline import OVERRIDES, _write_dataset
+from helpers import (
+    CLASSIFIER_LEARNS,
+    overrides,
+    write_signal_dataset,
+    write_signal_set,
+    write_two_hand_dataset,
+)
+from helpers import TWO_HAND_OVERRIDES as OVERRIDES
 from typer.testing import CliRunner
 
 from jointaug.cli import app
@@ -36,7 +42,7 @@ def test_shard_ranges_are_batch_aligned_and_cover_the_set():
 
 
 def test_sharded_set_merges_byte_identical_to_an_unsharded_one(tmp_path):
-    data = _write_dataset(tmp_path / "data")
+    data = write_two_hand_dataset(tmp_path / "data")
     cfg = load_config("demo", [*OVERRIDES, "diffusion.train_steps=2"])
     whole = RunDir.create(tmp_path / "whole", data, cfg)
     train_fold_diffusion(whole, 0, progress=False)
@@ -56,7 +62,7 @@ def test_sharded_set_merges_byte_identical_to_an_unsharded_one(tmp_path):
 
 def test_merging_a_set_keeps_the_shards_of_a_larger_growth(tmp_path):
     """A shard beyond the merged size is finished work of a larger growth: never removed."""
-    data = _write_dataset(tmp_path / "data")
+    data = write_two_hand_dataset(tmp_path / "data")
     cfg = load_config("demo", [*OVERRIDES, "diffusion.train_steps=2"])
     run = RunDir.create(tmp_path / "run", data, cfg)
     train_fold_diffusion(run, 0, progress=False)
@@ -103,10 +109,9 @@ def test_second_writer_exits_at_once_naming_the_holder_and_a_dead_holder_never_b
             pass
 
 
-TINY_CLS = ["classify.image_size=32", "classify.growth_rate=8", "classify.block_config=[2,2]",
-            "classify.init_features=16", "classify.batch_size=16", "classify.eval_every_epochs=1",
+TINY_CLS = overrides(CLASSIFIER_LEARNS, ["classify.batch_size=16", "classify.eval_every_epochs=1",
             "classify.patience_samples=16", "classify.max_samples=32", "classify.seeds=[0]",
-            "experiment.curve_sizes=[]", "device=cpu"]  # fmt: skip
+            "experiment.curve_sizes=[]", "device=cpu"])  # fmt: skip
 
 
 def test_a_users_own_set_is_used_if_present_else_a_clear_message(tmp_path):
@@ -140,6 +145,7 @@ LOCAL_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_cli_changed_setting_stops_lists_keys_and_retrain_moves_the_old_output_aside(tmp_path):
     data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
     out = tmp_path / "run"

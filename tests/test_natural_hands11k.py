@@ -92,6 +92,7 @@ def test_name_list_ignores_comments_blank_lines_and_folders(tmp_path):
         read_name_list(tmp_path / "none.txt")
 
 
+@pytest.mark.slow
 def test_standin_folder_layout_and_flags(standin):
     recs = read_hand_info(standin)
     assert len(recs) == 24
@@ -107,6 +108,7 @@ def test_standin_folder_layout_and_flags(standin):
     assert (standin / "HandInfo.csv").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_selection_rejects_accessories_and_closed_hands(standin):
     recs = read_hand_info(standin)
     truth = json.loads((standin / TRUTH_FILE).read_text())
@@ -120,6 +122,7 @@ def test_selection_rejects_accessories_and_closed_hands(standin):
     assert closed and all(reasons[n].startswith("closed") for n in closed)
 
 
+@pytest.mark.slow
 def test_include_and_exclude_lists_override_and_cap_applies(standin):
     recs = read_hand_info(standin)
     truth = json.loads((standin / TRUTH_FILE).read_text())
@@ -138,6 +141,7 @@ def test_include_and_exclude_lists_override_and_cap_applies(standin):
         select_photos(standin, recs, 3, 4, np.random.default_rng(0), include={"Hand_nope.jpg"})
 
 
+@pytest.mark.slow
 def test_selection_order_is_seeded(standin):
     recs = read_hand_info(standin)
     a, _ = select_photos(standin, recs, 5, 4, np.random.default_rng(1))

@@ -49,6 +49,7 @@ def test_filters_keep_open_accessory_free_photos():
     assert any(d.reason.startswith("closed") for d in decisions)
 
 
+@pytest.mark.slow
 def test_check_montage_pages(tmp_path):
     pages, rows = hands11k_check(SAMPLE, tmp_path / "m.png", tile_px=48)
     assert len(rows) == 196 and len(pages) == 5

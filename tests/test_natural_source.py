@@ -26,6 +26,8 @@ TINY = [f"natural.{k}={v}" for k, v in (
     ("segmenter_channels", "[8,16]"), ("segmenter_epochs", 2), ("photo_max_side", 200),
 )]  # fmt: skip
 
+pytestmark = pytest.mark.slow  # builds a natural source, segmenter included (3-5 s a build)
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):

@@ -8,28 +8,15 @@ New profiles in ``config.PROFILES`` are covered automatically.
 """
 
 import pytest
+from helpers import SHRINK
 
-from jointaug.config import PROFILES, load_config, profile_dict
+from jointaug.config import PROFILES, profile_dict
 from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.experiments.pipeline import make_plan, run_experiment
 from jointaug.experiments.rundir import RunDir
 from jointaug.sets.registry import set_kind
 
-SHRINK = [
-    "split.folds=3",
-    "classify.image_size=32", "classify.block_config=[1, 1]", "classify.growth_rate=4",
-    "classify.init_features=8", "classify.batch_size=8", "classify.max_samples=32",
-    "classify.patience_samples=16", "classify.eval_every_epochs=1", "classify.seeds=[0]",
-    "classify.max_epochs=2", "classify.patience_epochs=1", "classify.eval_every_samples=16",
-    "diffusion.image_size=16", "diffusion.channels=[8, 16]", "diffusion.attention_levels=[false, true]",
-    "diffusion.num_res_blocks=1", "diffusion.num_head_channels=8", "diffusion.batch_size=4",
-    "diffusion.train_steps=3", "diffusion.sample_every=3", "diffusion.timesteps=12",
-    "diffusion.fast_steps=2",
-    "natural.max_images=4", "natural.n_labelled=4", "natural.stand_in_photos=8",
-    "natural.segmenter_image_size=32", "natural.segmenter_channels=[4, 8]", "natural.segmenter_epochs=2",
-    "experiment.sizes=[4]", "experiment.curve_sizes=[2]",
-]  # fmt: skip
 NOT_SHRUNK = {"device", "threads", "sampler", "amp", "channels_last", "compile", "network_output",
               "sample_batch_size", "methods", "mixtures", "imbalance_baselines", "loss"}  # fmt: skip
 
@@ -46,10 +33,11 @@ def phantom(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", PROFILES)
-def test_profile_runs_as_shipped_through_every_stage(profile, phantom, tmp_path):
+def test_profile_runs_as_shipped_through_every_stage(profile, phantom, tmp_path, shrunk_config):
     shipped = profile_dict(profile)
-    cfg = load_config(profile, SHRINK)
+    cfg = shrunk_config(profile)  # load_config(profile, SHRINK)
     assert cfg.device == shipped.get("device", "auto")  # left as shipped
     run = RunDir.create(tmp_path / "run", phantom, cfg)
     plan = make_plan(run, folds=[0])  # the profile's methods, mixtures and baselines

@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import pytest
-from test_experiment_pipeline import TINY
+from helpers import PIPELINE_TINY as TINY
 from typer.testing import CliRunner
 
 from jointaug.cli import app
 from jointaug.dataset.phantom import write_phantom
 from jointaug.experiments.ray_executor import FAULT_ENV, GraphFailed
+
+pytestmark = pytest.mark.slow  # starts a local Ray instance and runs the grid (15-30 s a test)
 
 ray = pytest.importorskip("ray")
 

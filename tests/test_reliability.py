@@ -21,7 +21,7 @@ def test_a_truncated_weights_file_is_named_not_a_traceback(tmp_path):
 
 
 def test_a_run_folder_is_never_reused_for_another_dataset(tmp_path):
-    from conftest import write_tiny_dataset
+    from helpers import write_tiny_dataset
 
     a = write_tiny_dataset(tmp_path / "a", n_patients=10)
     b = write_tiny_dataset(tmp_path / "b", n_patients=10, seed=1)
@@ -53,7 +53,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch):
 def test_a_run_folder_grown_by_calls_with_other_methods_keeps_them_all(tmp_path):
     """`run --methods a` then `run --methods b`: config.yaml lists a and b, so the tables
     keep the tuned rows and order of the first call."""
-    from conftest import write_tiny_dataset
+    from helpers import write_tiny_dataset
 
     from jointaug.config import load_config
     from jointaug.experiments.classification import config_with_methods

@@ -4,8 +4,8 @@ batch): on the CPU where the API allows it, else marked to run on CUDA."""
 import numpy as np
 import pytest
 import torch
-from classify_data import LABELS, signal_imageset, tiny_config
-from test_generate_pipeline import OVERRIDES, _write_dataset
+from helpers import LABELS, signal_imageset, tiny_config, write_two_hand_dataset
+from helpers import TWO_HAND_OVERRIDES as OVERRIDES
 
 from jointaug import runtime
 from jointaug.classify.train import fit
@@ -32,11 +32,12 @@ def test_auto_sample_batch_on_the_cpu_and_fixed_numbers():
     assert sample_batch_size(cfg.model_copy(update={"sample_batch_size": 5}), None, torch.device("cpu")) == 5
 
 
+@pytest.mark.slow
 def test_compiled_diffusion_training_gives_the_same_weights(tmp_path, monkeypatch):
     """diffusion.compile on the CPU with dynamo's eager backend (the graph capture; the
     inductor compiler takes minutes on a CPU): same EMA weights as uncompiled."""
     monkeypatch.setattr(runtime, "COMPILE_BACKEND", "eager")
-    data = _write_dataset(tmp_path / "data")
+    data = write_two_hand_dataset(tmp_path / "data")
     ov = [*OVERRIDES, "diffusion.train_steps=2", "diffusion.dropout=0"]
     plain = RunDir.create(tmp_path / "plain", data, load_config("demo", ov))
     compiled = RunDir.create(tmp_path / "compiled", data, load_config("demo", [*ov, "diffusion.compile=true"]))
@@ -50,7 +51,7 @@ def test_compiled_diffusion_training_gives_the_same_weights(tmp_path, monkeypatc
 
 @cuda
 def test_diffusion_step_bf16_fused_adam_on_cuda(tmp_path):
-    data = _write_dataset(tmp_path / "data")
+    data = write_two_hand_dataset(tmp_path / "data")
     run = RunDir.create(tmp_path / "run", data, load_config("demo", [*OVERRIDES, "device=cuda", "diffusion.amp=true"]))
     folder = train_diffusion(run, 0, progress=False)
     ema, _ = load_tensors(folder / "ema.safetensors")

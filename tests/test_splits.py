@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import write_tiny_dataset
+from helpers import write_tiny_dataset
 
 from jointaug.dataset.format import DatasetError, read_dataset
 from jointaug.dataset.splits import make_splits, read_splits, validate_splits, write_splits
