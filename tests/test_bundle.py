@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_tiny_dataset
+from helpers import write_tiny_dataset
 from typer.testing import CliRunner
 
 from jointaug.classify.checkpoint import save_tensors
