@@ -219,6 +219,8 @@ def overlay(image: np.ndarray, probs: np.ndarray, labels: list[str], threshold: 
     else:
         axes[0].imshow(draw_explanations(image, cams, probs, threshold, zoom))
         _name_peaks(axes[0], cams, probs, labels, threshold, zoom)
+        blank = [labels[j] for j, (x, _) in enumerate(map_peaks(cams)) if probs[j] >= threshold and np.isnan(x)]
+        note += f"\ncalled, but zero map (not drawn): {', '.join(blank)}" if blank else ""
     axes[0].set_title(f"{title}\n{note}" if note else title, fontsize=7)
     schematic_panel(axes[1], probs, labels, threshold)
     for ax in axes:
