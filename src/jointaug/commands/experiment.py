@@ -152,8 +152,14 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("predictions"), "--out", help="Folder for predictions.csv and overlays."),
         method: str = typer.Option(None, "--method",
                                    help="Method folder, e.g. mp-perlin_8192 or baseline [best ensemble GMS]."),
+        explain: str = typer.Option("gradcam", "--explain",
+                                    help="Where each joint's evidence lies, drawn on the scan and saved as "
+                                         "<stem>_cam.npy/.json: gradcam, occlusion (slower) or none."),
+        cam_layer: str = typer.Option(None, "--cam-layer",
+                                      help="Grad-CAM target layer, e.g. features.transition2.relu [class_layers.relu]."),
     ) -> None:
-        """Per-joint probabilities and decisions from a run's seed ensemble, with overlay pictures."""
+        """Per-joint probabilities and decisions from a run's seed ensemble, drawn on each scan
+        at the joint's class-activation-map peak (overlay PNG, maps as .npy, peaks as .json)."""
         from rich.markup import escape
 
         from jointaug.commands.common import err_console
@@ -164,5 +170,7 @@ def register(app: typer.Typer) -> None:
         csv_path = predict_images(rd, [str(p) for p in images], out, method,
                                   device=resolve_device(cfg.device),
                                   warn=lambda m: err_console.print(f"[yellow]warning[/] {escape(m)}",
-                                                                   highlight=False))  # fmt: skip
-        _echo(f"wrote {csv_path} and {len(images)} overlay pictures in {out}")
+                                                                   highlight=False),
+                                  explain=explain, cam_layer=cam_layer)  # fmt: skip
+        maps = "" if explain == "none" else " and maps (_cam.npy, _cam.json)"
+        _echo(f"wrote {csv_path} and {len(images)} overlay pictures{maps} in {out}")
