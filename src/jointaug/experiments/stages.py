@@ -1,7 +1,7 @@
 """The stages of a run folder: RunDir -> the explicit inputs of each stage function.
 
-The stage functions below ``experiments/`` (``generate.train.train_diffusion``,
-``generate.augment.make_augmentation_set``, set generators of other kinds,
+The stage functions below ``experiments/`` (``diffusion.train.train_diffusion``,
+``sets.diffusion.make_augmentation_set``, set generators of other kinds,
 ``experiments.classification.train_classifier``) take a dataset, cases, a config
 section and an output folder; this module reads those out of a run folder, so the
 CLI verbs, the task graph and the tests share one place that knows the run layout.
@@ -52,17 +52,15 @@ def make_fold_set(run: RunDir, fold: int, source: str, perlin: bool, n: int,
                   config: Config | None = None, shard: tuple[int, int] | None = None,
                   batch_size: int | None = None) -> Path:  # fmt: skip
     """A diffusion augmentation set of fold ``fold`` (``jointaug augment``)."""
-    from jointaug.sets.diffusion import make_augmentation_set
+    from jointaug.sets.diffusion import DiffusionSet, make_augmentation_set
 
     name = diffusion_set_name(source, perlin)
     config = config or run.config
     if n < 1:
         raise ValueError(f"augmentation set size must be >= 1, got {n}")
-    return make_augmentation_set(run.augment_dir(fold, name), n, dataset=run.dataset,
-                                 source=set_source(run, fold, source, natural_dir),
-                                 model_dir=run.diffusion_dir(fold), fold=fold, name=name,
-                                 perlin=perlin, config=config, progress=progress, shard=shard,
-                                 batch_size=batch_size)  # fmt: skip
+    which = DiffusionSet(name, fold, set_source(run, fold, source, natural_dir), perlin, run.diffusion_dir(fold))
+    return make_augmentation_set(run.augment_dir(fold, name), n, which, dataset=run.dataset, config=config,
+                                 progress=progress, shard=shard, batch_size=batch_size)  # fmt: skip
 
 
 def merge_fold_set(run: RunDir, fold: int, name: str, n: int, ranges: Sequence[tuple[int, int]],
