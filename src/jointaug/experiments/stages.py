@@ -31,12 +31,11 @@ def natural_dir(run: RunDir, given: str | Path | None = None) -> Path:
 def train_fold_diffusion(run: RunDir, fold: int, progress: bool = True, config: Config | None = None,
                          stop_after: int | None = None) -> Path:  # fmt: skip
     """Train fold ``fold``'s diffusion model of ``run`` (``jointaug train-diffusion``)."""
-    from jointaug.diffusion.train import train_diffusion
+    from jointaug.diffusion.train import TrainOptions, train_diffusion
 
     config = config or run.config
     return train_diffusion(run.diffusion_dir(fold), run.dataset, run.splits.fold(fold).train, fold,
-                           config.diffusion, device=config.device, progress=progress,
-                           stop_after=stop_after)  # fmt: skip
+                           config.diffusion, TrainOptions(config.device, progress, stop_after))  # fmt: skip
 
 
 def set_source(run: RunDir, fold: int, source: str, natural: str | Path | None = None) -> Source:
