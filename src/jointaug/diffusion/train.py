@@ -137,7 +137,8 @@ class TrainOptions:
 
 @dataclass
 class TrainState:
-    """Where one training stands; saved in the checkpoint's metadata (same keys as before)."""
+    """Where one training stands. A checkpoint records ``step``, ``wall_s`` and ``ema_loss``
+    in its metadata and the RNG states as tensors (``rng.global``, ``rng.cuda``)."""
 
     step: int = 0
     wall_s: float = 0.0
@@ -149,7 +150,7 @@ class TrainState:
 
 @dataclass
 class _Fold:
-    """One fold's training: inputs, the step's parts, the log and the output folder."""
+    """One fold's training: the output folder, inputs, and what a step works on."""
 
     folder: Path
     fold: int

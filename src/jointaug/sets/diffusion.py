@@ -70,10 +70,6 @@ class DiffusionSet:
     model_dir: Path  # the fold's trained diffusion model folder
 
 
-def case_id(name: str, index: int) -> str:
-    return writer.case_id(name, index)
-
-
 def model_record(model_dir: Path) -> dict:
     """What a set records of its diffusion model: steps, number of train cases, key."""
     done = read_done(model_dir) or {}

@@ -111,10 +111,6 @@ def _settings(dataset: Dataset, fold: int, config: Config, info: dict) -> dict:
     }  # fmt: skip
 
 
-def case_id(index: int) -> str:
-    return f"{NAME}_{index:06d}"
-
-
 def _renderer(info: dict):
     """The oracle kind's batch maker: each planned vector rendered by the phantom on the
     source case's patient at that visit (patient geometry cached)."""
