@@ -43,7 +43,7 @@ def _median_s(fn, device, repeats: int, warmup: int = 2) -> float:
 def loop_speed(cfg, device, steps: int) -> tuple[float, float, float]:
     """(one step of the real training loop, EMA update with _foreach_lerp_, EMA update
     with a per-parameter loop) in seconds (medians)."""
-    from jointaug.diffusion.loop import LossMeter, train_step
+    from jointaug.diffusion.loop import DiffusionStep, LossMeter, train_step
     from jointaug.diffusion.model import EMA, EpsilonView, build_unet
     from jointaug.diffusion.sample import NoiseSchedule
 
@@ -57,9 +57,10 @@ def loop_speed(cfg, device, steps: int) -> tuple[float, float, float]:
     cs = torch.rand(64, 3, s, s, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
     meter = LossMeter(device)
+    parts = DiffusionStep(net, eps, ema, opt, sched, gen, ys, cs, cfg, meter)
 
     def step():
-        train_step(net, eps, ema, opt, sched, gen, ys, cs, cfg, 0, meter)
+        train_step(parts, 0)
 
     loop_s = _median_s(step, device, steps)
     meter.read()

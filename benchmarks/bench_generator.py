@@ -56,9 +56,9 @@ def main() -> None:
     torch.set_num_threads(1)
     from jointaug.config import load_config
     from jointaug.dataset.format import is_complete
-    from jointaug.diffusion.train import train_diffusion
     from jointaug.experiments.classification import train_single
     from jointaug.experiments.rundir import RunDir
+    from jointaug.experiments.stages import make_fold_set, train_fold_diffusion
     from jointaug.fidelity.judge import load_judge, train_strong_judge
     from jointaug.fidelity.measure import (
         diffusion_renderer,
@@ -66,7 +66,6 @@ def main() -> None:
         measure_set,
         summary_line,
     )
-    from jointaug.sets.diffusion import make_augmentation_set
 
     base_path = Path(args.base)
     if not (base_path / "config.yaml").is_file():
@@ -88,7 +87,7 @@ def main() -> None:
         vdir = base_path.parent / name
         run = RunDir.create(vdir, base.config.dataset, cfg, splits_file=base.splits_path)
         t0 = time.perf_counter()
-        folder = train_diffusion(run, fold, progress=False)
+        folder = train_fold_diffusion(run, fold, progress=False)
         train_s = json.loads((folder / "model.json").read_text())["wall_s"]
         print(f"{name}: trained ({time.perf_counter() - t0:.0f} s this call, {train_s:.0f} s training)", flush=True)
         for up in args.upsample.split(","):
@@ -106,7 +105,7 @@ def main() -> None:
                     update={"guidance_scale": w, "upsample": up})})  # fmt: skip
                 t0 = time.perf_counter()
                 existed = is_complete(srun.augment_dir(fold, "mp-perlin"))
-                out = make_augmentation_set(srun, fold, "mp", True, args.n, progress=False, config=scfg)
+                out = make_fold_set(srun, fold, "mp", True, args.n, progress=False, config=scfg)
                 sample_s = None if existed else (time.perf_counter() - t0) / args.n
                 split, cls = base.splits.fold(fold), base.config.classify
                 rec = measure_set(out, base.dataset, split, judges, cls.image_size, cls.threshold)

@@ -92,7 +92,7 @@ def diffusion_parts(cfg, dev):
 
 
 def stage_diffusion_train(cfg, dev, seconds: float) -> dict:
-    from jointaug.diffusion.loop import LossMeter, train_step
+    from jointaug.diffusion.loop import DiffusionStep, LossMeter, train_step
 
     d, net, ema, sched, eps = diffusion_parts(cfg, dev)
     opt = torch.optim.Adam(net.parameters(), lr=d.lr, fused=dev.type == "cuda")
@@ -101,9 +101,10 @@ def stage_diffusion_train(cfg, dev, seconds: float) -> dict:
     cs = torch.rand(64, 3, s, s, device=dev)
     gen = torch.Generator(device=dev).manual_seed(0)
     meter = LossMeter(dev)
+    parts = DiffusionStep(net, eps, ema, opt, sched, gen, ys, cs, d, meter)
 
     def step():
-        train_step(net, eps, ema, opt, sched, gen, ys, cs, d, 0, meter)
+        train_step(parts, 0)
 
     n, secs = _timed_loop(step, dev, seconds)
     mean, _ = meter.read()

@@ -14,7 +14,7 @@ from jointaug.classify.data import ImageSet
 from jointaug.classify.losses import masked_bce
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, MODEL, _Step, fit
+from jointaug.classify.train import CHECKPOINT, MODEL, FitOptions, _Step, fit
 from jointaug.classify.transforms import PaperAugment
 
 
@@ -27,7 +27,7 @@ def data():
 def test_learns_the_signal(tmp_path, data):
     train, val = data
     cfg = tiny_config(flip_prob=0.0, lr=1e-2, max_samples=640, patience_samples=640)
-    res = fit(tmp_path, train, val, cfg, 0, LABELS, progress=False)
+    res = fit(tmp_path, train, val, cfg, 0, LABELS, FitOptions(progress=False))
     assert res.best_val_gms > 0.85  # chance level is ~0.5
     model = build_model(cfg, 4, seed=None)
     model.load_state_dict(load_tensors(tmp_path / MODEL)[0])
@@ -46,12 +46,12 @@ def test_early_stopping_counts_samples(tmp_path, data):
     # all validation labels unknown: GMS undefined, so only the first evaluation is "best"
     val = ImageSet(val.images, np.full_like(val.labels, np.nan), val.case_ids, val.sources)
     cfg = tiny_config(eval_every_epochs=2, patience_samples=300, max_samples=10_000)
-    res = fit(tmp_path, train, val, cfg, 0, LABELS, progress=False)
+    res = fit(tmp_path, train, val, cfg, 0, LABELS, FitOptions(progress=False))
     # evaluations every 2 epochs = 128 samples; best at 128; stop at the first eval >= 128 + 300
     assert res.best_samples == 128
     assert res.samples == 512 and res.stop_reason == "patience" and res.epochs == 8
     capped = fit(tmp_path / "cap", train, val, cfg.model_copy(update={"max_samples": 150}), 0,
-                 LABELS, progress=False)  # fmt: skip
+                 LABELS, FitOptions(progress=False))  # fmt: skip
     # stops at the first batch reaching the cap, mid-epoch (epochs are 64 images, batches 16)
     assert capped.samples == 160 and capped.stop_reason == "max_samples"
 
@@ -63,7 +63,7 @@ class Kill(Exception):
 def test_resume_after_kill_equals_uninterrupted(tmp_path, data):
     train, val = data
     cfg = tiny_config(max_samples=448, patience_samples=10_000, checkpoint_minutes=0)
-    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, progress=False)
+    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, FitOptions(progress=False))
 
     def kill_at(n):
         def hook(samples):
@@ -74,27 +74,27 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data):
 
     out = tmp_path / "killed"
     with pytest.raises(Kill):  # killed mid-epoch, after 3 evaluations
-        fit(out, train, val, cfg, 3, LABELS, progress=False, on_step=kill_at(224))
+        fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False, on_step=kill_at(224)))
     assert (out / CHECKPOINT).is_file() and not (out / MODEL).is_file()
     with pytest.raises(Kill):  # killed again, before the next evaluation
-        fit(out, train, val, cfg, 3, LABELS, progress=False, on_step=kill_at(240))
-    resumed = fit(out, train, val, cfg, 3, LABELS, progress=False)
+        fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False, on_step=kill_at(240)))
+    resumed = fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False))
     assert resumed.samples == full.samples and resumed.best_samples == full.best_samples
     assert resumed.best_val_gms == full.best_val_gms
     assert [r["train_loss"] for r in resumed.log] == [r["train_loss"] for r in full.log]
     for k, v in full.best_state.items():
         assert torch.equal(v, resumed.best_state[k]), k
     # a finished checkpoint returns at once, same result
-    again = fit(out, train, val, cfg, 3, LABELS, progress=False, on_step=kill_at(0))
+    again = fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False, on_step=kill_at(0)))
     assert again.samples == full.samples
 
 
 def test_checkpoint_of_another_config_is_refused(tmp_path, data):
     train, val = data
     cfg = tiny_config(max_samples=64)
-    fit(tmp_path, train, val, cfg, 0, LABELS, progress=False)
+    fit(tmp_path, train, val, cfg, 0, LABELS, FitOptions(progress=False))
     with pytest.raises(CheckpointError, match="another config"):
-        fit(tmp_path, train, val, cfg.model_copy(update={"lr": 0.5}), 0, LABELS, progress=False)
+        fit(tmp_path, train, val, cfg.model_copy(update={"lr": 0.5}), 0, LABELS, FitOptions(progress=False))
 
 
 def test_global_rng_untouched_and_seeds_differ(tmp_path, data):
@@ -102,9 +102,9 @@ def test_global_rng_untouched_and_seeds_differ(tmp_path, data):
     cfg = tiny_config(max_samples=64)
     torch.manual_seed(0)
     state = torch.get_rng_state()
-    a = fit(tmp_path / "a", train, val, cfg, 0, LABELS, progress=False)
+    a = fit(tmp_path / "a", train, val, cfg, 0, LABELS, FitOptions(progress=False))
     assert torch.equal(torch.get_rng_state(), state)
-    b = fit(tmp_path / "b", train, val, cfg, 1, LABELS, progress=False)
+    b = fit(tmp_path / "b", train, val, cfg, 1, LABELS, FitOptions(progress=False))
     assert a.log[0]["train_loss"] != b.log[0]["train_loss"]
 
 
@@ -137,16 +137,16 @@ def test_checkpoint_by_wall_time_log_appended_and_resume_exact(tmp_path, data, m
     train, val = data
     cfg = tiny_config(max_samples=320, patience_samples=10_000)
     assert cfg.checkpoint_minutes == 10
-    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, progress=False)
+    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, FitOptions(progress=False))
     writes = []
     orig = training.write_text_atomic
     monkeypatch.setattr(training, "write_text_atomic", lambda p, *a: (writes.append(p.name), orig(p, *a)))
     out = tmp_path / "killed"
     with pytest.raises(Kill):
-        fit(out, train, val, cfg, 3, LABELS, progress=False,
-            on_step=lambda s: (_ for _ in ()).throw(Kill) if s >= 200 else None)  # fmt: skip
+        fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False,
+            on_step=lambda s: (_ for _ in ()).throw(Kill) if s >= 200 else None))  # fmt: skip
     assert not (out / CHECKPOINT).exists() and len(list(csv.DictReader(open(out / "log.csv")))) == 3
-    resumed = fit(out, train, val, cfg, 3, LABELS, progress=False)
+    resumed = fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False))
     assert writes == ["log.csv", "log.csv"]  # once per call, at its start
     assert (out / CHECKPOINT).is_file()  # the finished state
     assert [r["train_loss"] for r in resumed.log] == [r["train_loss"] for r in full.log]
@@ -164,7 +164,7 @@ def test_ctrl_c_stops_at_the_next_evaluation_with_a_checkpoint(tmp_path, data):
 
     train, val = data
     cfg = tiny_config(max_samples=320, patience_samples=10_000)
-    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, progress=False)
+    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, FitOptions(progress=False))
     sent = []
 
     def ctrl_c(samples):
@@ -174,12 +174,12 @@ def test_ctrl_c_stops_at_the_next_evaluation_with_a_checkpoint(tmp_path, data):
 
     out = tmp_path / "int"
     with pytest.raises(KeyboardInterrupt):
-        fit(out, train, val, cfg, 3, LABELS, progress=False, on_step=ctrl_c)
+        fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False, on_step=ctrl_c))
     _, meta = load_tensors(out / CHECKPOINT)
     import json
 
     assert json.loads(meta["state"])["samples"] == 192  # the evaluation after sample 150
-    resumed = fit(out, train, val, cfg, 3, LABELS, progress=False)
+    resumed = fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False))
     assert [r["train_loss"] for r in resumed.log] == [r["train_loss"] for r in full.log]
     for k, v in full.best_state.items():
         assert torch.equal(v, resumed.best_state[k]), k

@@ -102,23 +102,23 @@ def test_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 def test_classifier_training_stopped_by_a_full_disk_resumes_exactly(tmp_path, monkeypatch):
     from helpers import LABELS, signal_imageset, tiny_config
 
-    from jointaug.classify.train import CHECKPOINT, fit
+    from jointaug.classify.train import CHECKPOINT, FitOptions, fit
 
     rng = np.random.default_rng(0)
     train, val = signal_imageset(rng, 64), signal_imageset(rng, 32)
     cfg = tiny_config(max_samples=320, patience_samples=10_000, checkpoint_minutes=0)  # one per evaluation
-    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, progress=False)
+    full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, FitOptions(progress=False))
     out = tmp_path / "run"
     one = (tmp_path / "one")
-    fit(one, train, val, cfg.model_copy(update={"max_samples": 64}), 3, LABELS, progress=False)
+    fit(one, train, val, cfg.model_copy(update={"max_samples": 64}), 3, LABELS, FitOptions(progress=False))
     size = (one / CHECKPOINT).stat().st_size  # one checkpoint's bytes
     disk = FullDisk(monkeypatch, out, budget=int(2.5 * size), match="checkpoint")
     with pytest.raises(DiskFullError):  # the third checkpoint does not fit
-        fit(out, train, val, cfg, 3, LABELS, progress=False)
+        fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False))
     assert disk.failures == 1
     monkeypatch.undo()  # space freed
     _no_temp_files(out)
-    resumed = fit(out, train, val, cfg, 3, LABELS, progress=False)
+    resumed = fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False))
     assert [r["train_loss"] for r in resumed.log] == [r["train_loss"] for r in full.log]
     for k, v in full.best_state.items():
         assert torch.equal(v, resumed.best_state[k]), k

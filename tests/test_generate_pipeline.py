@@ -29,7 +29,6 @@ from jointaug.experiments.stages import confirm_retrain, stale_fold_set
 from jointaug.experiments.stages import make_fold_set as make_augmentation_set
 from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
 from jointaug.outputs import StaleOutputError
-from jointaug.sets import diffusion as augment_mod
 from jointaug.sets.sources import mp_source, natural_source, plan_case
 
 SIZE = TWO_HAND_SIZE
@@ -133,7 +132,7 @@ def test_augmentation_set_grows_and_resumes(tiny, monkeypatch):
     # the same set written in one go, interrupted after two cases and resumed
     other = _fresh_run(base, data, "oneshot")
     shutil.copytree(run.diffusion_dir(0), other.diffusion_dir(0))
-    real_add = augment_mod.DatasetWriter.add
+    real_add = DatasetWriter.add
     calls = {"n": 0}
 
     def flaky_add(self, *a, **k):
@@ -142,12 +141,12 @@ def test_augmentation_set_grows_and_resumes(tiny, monkeypatch):
             raise KeyboardInterrupt
         return real_add(self, *a, **k)
 
-    monkeypatch.setattr(augment_mod.DatasetWriter, "add", flaky_add)
+    monkeypatch.setattr(DatasetWriter, "add", flaky_add)
     with pytest.raises(KeyboardInterrupt):
         make_augmentation_set(other, 0, "mp", perlin=False, n=8, progress=False)
     half = other.augment_dir(0, "mp")
     assert not is_complete(half)
-    monkeypatch.setattr(augment_mod.DatasetWriter, "add", real_add)
+    monkeypatch.setattr(DatasetWriter, "add", real_add)
     make_augmentation_set(other, 0, "mp", perlin=False, n=8, progress=False)
     oneshot = read_dataset(half)
     assert [c.case_id for c in oneshot.cases] == [c.case_id for c in grown.cases]

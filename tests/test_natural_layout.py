@@ -16,14 +16,14 @@ from jointaug.natural.layout import (
     thumb_side,
 )
 from jointaug.natural.regions import regions_from_labels
-from jointaug.natural.standin_folder import make_photo
+from jointaug.natural.standin_folder import PhotoStyle, make_photo
 
 ID = {name: i + 1 for i, name in enumerate(HAND_LABELS)}
 
 
 def photo(aspect: str, seed: int = 0):
     rng = np.random.default_rng(seed)
-    rgb, truth = make_photo("1", "Hand_1.jpg", aspect, rng, pose="open")
+    rgb, truth = make_photo("1", "Hand_1.jpg", aspect, rng, style=PhotoStyle(pose="open"))
     h, w = truth.hand.shape
     lab = PhotoLabels("Hand_1.jpg", keypoints={
         j: (x / w, y / h) for j, (x, y) in zip(

@@ -8,7 +8,7 @@ from helpers import LABELS, signal_imageset, tiny_config, write_two_hand_dataset
 from helpers import TWO_HAND_OVERRIDES as OVERRIDES
 
 from jointaug import runtime
-from jointaug.classify.train import fit
+from jointaug.classify.train import FitOptions, fit
 from jointaug.config import load_config
 from jointaug.diffusion.checkpoint import load_tensors
 from jointaug.diffusion.model import build_unet, network_config
@@ -75,5 +75,5 @@ def test_classifier_bf16_channels_last_on_cuda(tmp_path):
     rng = np.random.default_rng(0)
     train, val = signal_imageset(rng, 64), signal_imageset(rng, 32)
     cfg = tiny_config(amp=True, channels_last=True, max_samples=128)
-    res = fit(tmp_path, train, val, cfg, 0, LABELS, progress=False, device="cuda")
+    res = fit(tmp_path, train, val, cfg, 0, LABELS, FitOptions(progress=False, device="cuda"))
     assert res.samples == 128 and all(v.device.type == "cpu" for v in res.best_state.values())

@@ -274,20 +274,30 @@ def _make_step(train: ImageSet, cfg: ClassifyConfig, labels: list[str], loss_kin
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How one :func:`fit` call runs (the model depends on ``loss`` only)."""
+
+    loss: str | None = None  # overrides ``cfg.loss``
+    device: torch.device | str = "cpu"
+    progress: bool = True
+    desc: str = ""  # progress bar and interrupt message
+    on_step: Callable[[int], None] | None = None  # on_step(samples) after every optimiser step
+    # (tests use it to simulate a kill)
+
+
 def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig, seed: int,
-        labels: list[str], *, loss: str | None = None, device: torch.device | str = "cpu",
-        progress: bool = True, desc: str = "",
-        on_step: Callable[[int], None] | None = None) -> FitResult:  # fmt: skip
+        labels: list[str], options: FitOptions | None = None) -> FitResult:  # fmt: skip
     """Train one classifier in ``out_dir`` (module docstring); resumes a checkpoint there.
 
     train / val: prepared ImageSets (images (N, 1, S, S), labels (N, L) NaN = unknown).
-    loss: overrides ``cfg.loss``. on_step(samples) is called after every optimiser step
-    (tests use it to simulate a kill).
+    options: loss override, device, progress bar, ``on_step`` (:class:`FitOptions`).
     """
-    out_dir = Path(out_dir)
+    o = options or FitOptions()
+    out_dir, desc, on_step = Path(out_dir), o.desc, o.on_step
     out_dir.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
-    loss_kind = loss or cfg.loss
+    dev = resolve_device(o.device)
+    loss_kind = o.loss or cfg.loss
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"{out_dir}: need training and validation images ({len(train)}, {len(val)})")
     cfg = effective_budget(cfg, len(train))
@@ -310,7 +320,7 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
         log = LogFile(out_dir / "log.csv", LOG_COLUMNS, st.log)
         clock = CheckpointClock(cfg.checkpoint_minutes, 0, cfg.max_samples)
         t0 = time.perf_counter() - st.wall_s
-        bar = _progress(progress, st.horizon(cfg), st.samples, desc)
+        bar = _progress(o.progress, st.horizon(cfg), st.samples, desc)
         # Ctrl-C: train on to the next evaluation, checkpoint, then KeyboardInterrupt
         with GracefulInterrupt(desc or f"training in {out_dir}") as stop:
             try:

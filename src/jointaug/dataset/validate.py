@@ -222,7 +222,18 @@ def validate_dataset(
         return report
     if meta is None:
         return report
-    labels = meta.labels
+    _check_header(report, header, meta.labels)
+    if any(i.rule == "column-missing" and "required" in i.message for i in report.errors):
+        return report
+    tally = _Tally(meta.labels, Counter(r["case_id"].strip() for r in rows))
+    iterator = progress(rows) if progress is not None else rows
+    for line, row in enumerate(iterator, start=2):
+        _check_row(root, row, line, tally, report, check_files)
+    _report_totals(report, tally, meta, len(rows))
+    return report
+
+
+def _check_header(report: Report, header: list[str], labels: list[str]) -> None:
     missing, dupes = header_problems(header, labels)
     for message in missing:
         report.add("column-missing", message, file="cases.csv")
@@ -236,118 +247,138 @@ def validate_dataset(
                 f"column {col!r} looks like a label but is not in dataset.json 'labels'",
                 file="cases.csv",
             )
-    if any(i.rule == "column-missing" and "required" in i.message for i in report.errors):
-        return report
 
-    ids = Counter(r["case_id"].strip() for r in rows)
-    positives = np.zeros(len(labels), dtype=int)
-    known = np.zeros(len(labels), dtype=int)
-    views: Counter = Counter()
-    labelled_views: Counter = Counter()
-    patients = set()
-    bad_cells: dict[str, list[tuple[str, str]]] = {}  # bad label value -> (case, column)
-    mangled: dict[str, list[str]] = {"case_id": [], "patient_id": []}
-    blank = 0
-    iterator = progress(rows) if progress is not None else rows
-    for line, row in enumerate(iterator, start=2):
-        if is_blank_row(row):
-            blank += 1
+
+@dataclass
+class _Tally:
+    """What the row checks count for the totals and the summary."""
+
+    labels: list[str]
+    ids: Counter  # case_id -> occurrences (0 once a duplicate is reported)
+    positives: np.ndarray = field(init=False)
+    known: np.ndarray = field(init=False)
+    views: Counter = field(default_factory=Counter)
+    labelled_views: Counter = field(default_factory=Counter)
+    patients: set = field(default_factory=set)
+    bad_cells: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # bad value -> (case, column)
+    mangled: dict[str, list[str]] = field(default_factory=lambda: {"case_id": [], "patient_id": []})
+    blank: int = 0
+
+    def __post_init__(self) -> None:
+        self.positives = np.zeros(len(self.labels), dtype=int)
+        self.known = np.zeros(len(self.labels), dtype=int)
+
+
+def _check_row(root: Path, row: dict, line: int, t: _Tally, report: Report, check_files: bool) -> None:
+    """Ids, labels and (``check_files``) the files of one row of cases.csv."""
+    if is_blank_row(row):
+        t.blank += 1
+        return
+    labels = t.labels
+    cid = row["case_id"].strip()
+    name = cid or f"<line {line}>"
+    if not cid:
+        report.add("case-id", f"empty case_id on line {line}", file="cases.csv")
+    elif t.ids[cid] > 1:
+        report.add("case-id", f"duplicate case_id (appears {t.ids[cid]} times)", name, "cases.csv")
+        t.ids[cid] = 0  # report once
+    pid = row["patient_id"].strip()
+    if not pid:
+        report.add("patient-id", "empty patient_id", name, "cases.csv")
+    for column, value in (("case_id", cid), ("patient_id", pid)):
+        if SCIENTIFIC.match(value):
+            t.mangled[column].append(name)
+    t.patients.add(pid)
+    view = row["view"].strip()
+    t.views[view] += 1
+    vec = np.full(len(labels), np.nan)
+    for j, lab in enumerate(labels):
+        if lab not in row:
             continue
-        cid = row["case_id"].strip()
-        name = cid or f"<line {line}>"
-        if not cid:
-            report.add("case-id", f"empty case_id on line {line}", file="cases.csv")
-        elif ids[cid] > 1:
-            report.add("case-id", f"duplicate case_id (appears {ids[cid]} times)", name, "cases.csv")
-            ids[cid] = 0  # report once
-        pid = row["patient_id"].strip()
-        if not pid:
-            report.add("patient-id", "empty patient_id", name, "cases.csv")
-        for column, value in (("case_id", cid), ("patient_id", pid)):
-            if SCIENTIFIC.match(value):
-                mangled[column].append(name)
-        patients.add(pid)
-        view = row["view"].strip()
-        views[view] += 1
-        vec = np.full(len(labels), np.nan)
-        for j, lab in enumerate(labels):
-            if lab not in row:
-                continue
-            try:
-                vec[j] = parse_label_cell(row[lab])
-            except ValueError:
-                bad_cells.setdefault(row[lab].strip(), []).append((name, lab))
-        finite = np.isfinite(vec)
-        known += finite
-        positives += finite & (vec == 1)
-        if finite.any():
-            labelled_views[view] += 1
-        if not check_files:
+        try:
+            vec[j] = parse_label_cell(row[lab])
+        except ValueError:
+            t.bad_cells.setdefault(row[lab].strip(), []).append((name, lab))
+    finite = np.isfinite(vec)
+    t.known += finite
+    t.positives += finite & (vec == 1)
+    if finite.any():
+        t.labelled_views[view] += 1
+    if check_files:
+        _check_files(root, row, name, labels, finite & (vec == 1), report)
+
+
+def _check_files(root: Path, row: dict, name: str, labels: list[str], positive: np.ndarray,
+                 report: Report) -> None:  # fmt: skip
+    """The image and the maps of one case: readable, values, shapes, positive regions."""
+    image_rel = row["image"].strip()
+    image = None
+    if not image_rel:
+        report.add("path", "empty image path", name, "cases.csv")
+    else:
+        image = _read_checked(root, image_rel, name, "image", report, read_image)
+    if image is not None:
+        if not np.all(np.isfinite(image)):
+            report.add("image-values", "image has non-finite values (NaN or inf)", name, image_rel)
+        elif image.size and image.min() < 0:
+            report.add("image-values", f"image has negative values (min {image.min():g})", name, image_rel)
+    regions = None
+    for column, allowed in (("tissue", set(TISSUE_VALUES)), ("regions", set(range(len(labels) + 1)))):
+        rel = row[column].strip()
+        if not rel:
             continue
-        image_rel = row["image"].strip()
-        image = None
-        if not image_rel:
-            report.add("path", "empty image path", name, "cases.csv")
-        else:
-            image = _read_checked(root, image_rel, name, "image", report, read_image)
-        if image is not None:
-            if not np.all(np.isfinite(image)):
-                report.add("image-values", "image has non-finite values (NaN or inf)", name, image_rel)
-            elif image.size and image.min() < 0:
-                report.add("image-values", f"image has negative values (min {image.min():g})", name, image_rel)
-        regions = None
-        for column, allowed in (("tissue", set(TISSUE_VALUES)), ("regions", set(range(len(labels) + 1)))):
-            rel = row[column].strip()
-            if not rel:
-                continue
-            lm = _read_checked(root, rel, name, column, report, read_label_map)
-            if lm is None:
-                continue
-            if image is not None and lm.shape != image.shape:
-                report.add("shape", f"{column} map shape {lm.shape} differs from image shape {image.shape}", name, rel)
-            bad = sorted(set(np.unique(lm).tolist()) - allowed)
-            if bad:
+        lm = _read_checked(root, rel, name, column, report, read_label_map)
+        if lm is None:
+            continue
+        if image is not None and lm.shape != image.shape:
+            report.add("shape", f"{column} map shape {lm.shape} differs from image shape {image.shape}", name, rel)
+        bad = sorted(set(np.unique(lm).tolist()) - allowed)
+        if bad:
+            report.add(
+                "map-values",
+                f"{column} map has values {bad[:8]} outside the allowed {{0..{max(allowed)}}}",
+                name,
+                rel,
+            )
+        if column == "regions":
+            regions = lm
+    if regions is not None:
+        present = set(np.unique(regions).tolist())
+        for j in np.flatnonzero(positive):
+            if (j + 1) not in present:
                 report.add(
-                    "map-values",
-                    f"{column} map has values {bad[:8]} outside the allowed {{0..{max(allowed)}}}",
+                    "positive-region-empty",
+                    f"label {labels[j]!r} is 1 but its region (value {j + 1}) is empty",
                     name,
-                    rel,
+                    row["regions"].strip(),
+                    warning=True,
                 )
-            if column == "regions":
-                regions = lm
-        if regions is not None:
-            present = set(np.unique(regions).tolist())
-            for j in np.flatnonzero(finite & (vec == 1)):
-                if (j + 1) not in present:
-                    report.add(
-                        "positive-region-empty",
-                        f"label {labels[j]!r} is 1 but its region (value {j + 1}) is empty",
-                        name,
-                        row["regions"].strip(),
-                        warning=True,
-                    )
-    _report_bad_cells(report, bad_cells)
-    for column, names in mangled.items():
+
+
+def _report_totals(report: Report, t: _Tally, meta, n_rows: int) -> None:
+    """Issues over all rows (bad label values, mangled ids, blank rows, unlabelled views)
+    and the report's summary."""
+    _report_bad_cells(report, t.bad_cells)
+    for column, names in t.mangled.items():
         if names:
             report.add("id-mangled", f"{len(names)} {column} values look like numbers a spreadsheet "
                        "rewrote in scientific notation (e.g. 1.23457E+11): different ids may have "
                        "become one; format the column as text before saving", names[0], "cases.csv",
                        warning=True)  # fmt: skip
-    if blank:
-        report.add("blank-rows", f"{blank} rows with every cell empty were skipped",
+    if t.blank:
+        report.add("blank-rows", f"{t.blank} rows with every cell empty were skipped",
                    file="cases.csv", warning=True)  # fmt: skip
     for view in meta.classification_views:
-        if labelled_views[view] == 0:
+        if t.labelled_views[view] == 0:
             report.add("view-unlabelled", f"classification view {view!r} has no labelled case",
                        file="dataset.json", warning=True)  # fmt: skip
     report.summary = {
         "name": meta.name,
-        "cases": len(rows) - blank,
-        "patients": len(patients - {""}),
-        "views": dict(sorted(views.items())),
-        "classification_cases": sum(labelled_views[v] for v in meta.classification_views),
-        "labels": labels,
-        "positives": positives.tolist(),
-        "known": known.tolist(),
+        "cases": n_rows - t.blank,
+        "patients": len(t.patients - {""}),
+        "views": dict(sorted(t.views.items())),
+        "classification_cases": sum(t.labelled_views[v] for v in meta.classification_views),
+        "labels": t.labels,
+        "positives": t.positives.tolist(),
+        "known": t.known.tolist(),
     }
-    return report

@@ -6,8 +6,10 @@
 - :func:`diffusion_loss`: the network under bf16 autocast on CUDA (``diffusion.amp``),
   its epsilon cast to float32, the L2 loss and the noise schedule in float32.
 - :func:`train_step`: one optimisation step of the loop above (draws, the guidance and
-  min-SNR options, learning-rate schedule, loss, update, EMA); ``diffusion/train.py`` and
-  the benchmarks (``bench_diffusion.py``, ``gpu_check.py``) all time this one function.
+  min-SNR options, learning-rate schedule, loss, update, EMA) on a :class:`DiffusionStep`
+  (network, EMA, optimiser, schedule, generator, data, config, loss meter);
+  ``diffusion/train.py`` and the benchmarks (``bench_diffusion.py``, ``gpu_check.py``)
+  all time this one function.
 - :class:`LossMeter`: losses summed on the device in float64 and read once per log
   interval (one synchronisation per interval instead of one per step); the same sums
   and the same running ``ema_loss`` as the old per-step Python floats, bit for bit.
@@ -18,11 +20,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from monai.networks.schedulers import DDPMScheduler
 
+from jointaug.config import DiffusionConfig
 from jointaug.diffusion.guidance import drop_condition, lr_at, min_snr_weights, weighted_mse
+from jointaug.diffusion.model import EMA
 from jointaug.runtime import autocast_for
 
 
@@ -54,25 +60,41 @@ def diffusion_loss(eps_net: torch.nn.Module, sched, x0: torch.Tensor, cond: torc
     return F.mse_loss(eps.float(), noise)
 
 
-def train_step(net: torch.nn.Module, eps_net: torch.nn.Module, ema, opt: torch.optim.Optimizer, sched,
-               gen: torch.Generator, ys: torch.Tensor, cs: torch.Tensor, cfg, step: int,
-               meter: LossMeter) -> None:  # fmt: skip
-    """One training step at 0-based ``step`` of ``cfg`` (a ``DiffusionConfig``): batch,
-    condition dropout, min-SNR weights, learning rate, loss, update, EMA, loss to ``meter``.
-    Draws only from ``gen`` (the dropout/guidance options draw nothing when off)."""
-    net.train()
-    x0, cond, t, noise = draw_batch(gen, ys, cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
-    cond = drop_condition(cond, cfg.cond_dropout, gen)
-    weights = min_snr_weights(sched.alphas_cumprod, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else None
+@dataclass
+class DiffusionStep:
+    """What a diffusion training step works on (built once per training; ``train.py``,
+    ``bench_diffusion.py`` and ``gpu_check.py`` build one each)."""
+
+    net: torch.nn.Module  # the trained network (its parameters are ``opt``'s)
+    eps_net: torch.nn.Module  # the network as an epsilon predictor (maybe compiled)
+    ema: EMA
+    opt: torch.optim.Optimizer
+    sched: DDPMScheduler  # ``NoiseSchedule.ddpm()``
+    gen: torch.Generator  # every draw of a step; on the training device
+    ys: torch.Tensor  # (N, 1, H, W) training images in model range, on the device
+    cs: torch.Tensor  # (N, 3, H, W) condition channels, on the device
+    cfg: DiffusionConfig
+    meter: LossMeter
+
+
+def train_step(s: DiffusionStep, step: int) -> None:
+    """One training step at 0-based ``step`` of ``s.cfg``: batch, condition dropout,
+    min-SNR weights, learning rate, loss, update, EMA, loss to ``s.meter``.
+    Draws only from ``s.gen`` (the dropout/guidance options draw nothing when off)."""
+    cfg = s.cfg
+    s.net.train()
+    x0, cond, t, noise = draw_batch(s.gen, s.ys, s.cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
+    cond = drop_condition(cond, cfg.cond_dropout, s.gen)
+    weights = min_snr_weights(s.sched.alphas_cumprod, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else None
     if cfg.lr_schedule != "constant" or cfg.warmup_steps:
-        for g in opt.param_groups:
+        for g in s.opt.param_groups:
             g["lr"] = lr_at(step, cfg.lr, cfg.lr_schedule, cfg.train_steps, cfg.warmup_steps)
-    loss = diffusion_loss(eps_net, sched, x0, cond, t, noise, cfg.amp, weights)
-    opt.zero_grad(set_to_none=True)
+    loss = diffusion_loss(s.eps_net, s.sched, x0, cond, t, noise, cfg.amp, weights)
+    s.opt.zero_grad(set_to_none=True)
     loss.backward()
-    opt.step()
-    ema.update(net)
-    meter.add(loss)
+    s.opt.step()
+    s.ema.update(s.net)
+    s.meter.add(loss)
 
 
 class LossMeter:

@@ -12,7 +12,12 @@ Writes ``RUN/fold_K/diffusion/``::
 Rerunning is idempotent: a complete folder is returned at once; an interrupted one
 resumes from its checkpoint (same result as an uninterrupted run on the same device);
 a complete one whose ``train_steps`` was raised trains on. The loop: Adam, L2 loss on
-epsilon (whatever the head predicts, see ``model.EpsilonView``), t ~ U{0..T-1}, left-right flips of image and condition together.
+epsilon (whatever the head predicts, see ``model.EpsilonView``), t ~ U{0..T-1}, left-right
+flips of image and condition together; one step is :func:`jointaug.diffusion.loop.train_step`.
+
+Shaped like the classifier's loop (``classify/train.py``): how a call runs is a
+:class:`TrainOptions`, where the training stands a :class:`TrainState` (what the
+checkpoint records), and the loop itself is :func:`_train`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,7 +37,7 @@ from jointaug.dataset.format import Dataset
 from jointaug.diffusion import checkpoint as ck
 from jointaug.diffusion.grid import samples_grid, write_png_rgb
 from jointaug.diffusion.intensity import IntensityMap, fit_intensity
-from jointaug.diffusion.loop import LossMeter, train_step
+from jointaug.diffusion.loop import DiffusionStep, LossMeter, train_step
 from jointaug.diffusion.model import (
     EMA,
     NETWORK_FIELDS,
@@ -119,31 +125,62 @@ def write_samples(
     write_png_rgb(path, grid)
 
 
-def train_diffusion(
-    folder: Path,
-    dataset: Dataset,
-    train_patients: Sequence[str],
-    fold: int,
-    diffusion: DiffusionConfig,
-    *,
-    device: str = "auto",
-    progress: bool = True,
-    stop_after: int | None = None,
-) -> Path:
+@dataclass(frozen=True)
+class TrainOptions:
+    """How one training call runs (none of these changes the model)."""
+
+    device: str = "auto"  # auto, cpu, cuda
+    progress: bool = True  # a progress bar (plain lines when the output is not a terminal)
+    stop_after: int | None = None  # train at most this many steps in this call, then
+    # checkpoint and return without the ``done`` marker (time-sliced jobs; tests)
+
+
+@dataclass
+class TrainState:
+    """Where one training stands. A checkpoint records ``step``, ``wall_s`` and ``ema_loss``
+    in its metadata and the RNG states as tensors (``rng.global``, ``rng.cuda``)."""
+
+    step: int = 0
+    wall_s: float = 0.0
+    ema_loss: float = math.nan
+    global_rng: torch.Tensor | None = None  # torch's global generator (dropout) at ``step``
+    cuda_rng: torch.Tensor | None = None
+    first: int = 1  # the first step of the current log interval
+
+
+@dataclass
+class _Fold:
+    """One fold's training: the output folder, inputs, and what a step works on."""
+
+    folder: Path
+    fold: int
+    cfg: DiffusionConfig
+    device: torch.device
+    arrays: TrainArrays
+    intensity: IntensityMap
+    parts: DiffusionStep
+    eps_ema: torch.nn.Module
+    info: dict  # what a checkpoint must agree with (train cases, intensity map, network)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.safetensors"
+
+
+def train_diffusion(folder: Path, dataset: Dataset, train_patients: Sequence[str], fold: int,
+                    diffusion: DiffusionConfig, options: TrainOptions | None = None) -> Path:  # fmt: skip
     """Train (or resume, or skip) one fold's diffusion model in ``folder``; return it.
 
     Args:
         folder: the model folder (``RUN/fold_K/diffusion`` in a run).
         dataset: the dataset; trains on the cases of ``train_patients`` with a tissue map.
         fold: fold index (part of the seeds and the sample-grid title).
-        diffusion: the diffusion settings; device: ``auto``, ``cpu``, ``cuda``.
-        progress: show a progress bar (plain lines when the output is not a terminal).
-        stop_after: train at most this many steps in this call, then checkpoint and
-            return without the ``done`` marker (time-sliced jobs; tests).
+        diffusion: the diffusion settings; options: device, progress bar, ``stop_after``.
 
     Raises StaleOutputError (deleting nothing) when ``folder`` holds a finished model
     trained with other settings or cases; the caller moves it aside first to retrain.
     """
+    opt = options or TrainOptions()
     cfg = network_config(diffusion)
     folder = Path(folder)
     cases = fold_train_cases(dataset, tuple(train_patients))
@@ -154,12 +191,23 @@ def train_diffusion(
     if stale is not None:
         raise StaleOutputError([stale])
     folder.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(device)
-    arrays = load_train_arrays(dataset, cases, cfg.image_size)
+    run = _prepare(folder, fold, cfg, resolve_device(opt.device), load_train_arrays(dataset, cases, cfg.image_size))
+    st = _resume(run) if run.checkpoint.is_file() else TrainState()
+    run.parts.meter = LossMeter(run.device, st.ema_loss)
+    (folder / "done").unlink(missing_ok=True)
+    end = cfg.train_steps if opt.stop_after is None else min(cfg.train_steps, st.step + opt.stop_after)
+    _train(run, st, end, opt.progress)
+    if st.step < cfg.train_steps:
+        return folder
+    _finish(run, st, key, record)
+    return folder
+
+
+def _prepare(folder: Path, fold: int, cfg: DiffusionConfig, device: torch.device, arrays: TrainArrays) -> _Fold:
+    """The network, EMA, Adam, the one training generator and the data on ``device``."""
     intensity = fit_intensity(arrays.counts, mode=cfg.intensity)
     ys = torch.from_numpy(intensity.to_model(arrays.counts))[:, None]
     cs = torch.from_numpy(arrays.channels)
-
     net = build_unet(cfg, init_seed=derived_seed(cfg.seed, fold, "init")).to(device)
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, fused=device.type == "cuda")
@@ -168,108 +216,120 @@ def train_diffusion(
     sched = NoiseSchedule.from_config(cfg).ddpm()
     eps_net = EpsilonView(maybe_compile(net, cfg.compile), sched.alphas_cumprod, cfg.network_output)
     eps_ema = EpsilonView(ema.shadow, sched.alphas_cumprod, cfg.network_output)
-    step, wall, ema_loss = 0, 0.0, float("nan")
-    ckpt_path = folder / "checkpoint.safetensors"
+    parts = DiffusionStep(net, eps_net, ema, opt, sched, gen, ys.to(device), cs.to(device), cfg, LossMeter(device))
     info = {"train_cases": arrays.case_ids, "intensity": intensity.to_json(),
             "network": {k: getattr(cfg, k) for k in NETWORK_FIELDS}}  # fmt: skip
-    global_rng = cuda_rng = None
-    if ckpt_path.is_file():
-        tensors, meta = ck.load_tensors(ckpt_path)
-        changed = [k for k in info if meta.get(k) != info[k]]
-        if changed:
-            raise ValueError(
-                f"{ckpt_path}: was written with other {', '.join(changed)} (train cases, intensity "
-                f"map or network settings) than fold {fold} has now; restore them or delete {folder}"
-            )
-        try:
-            net.load_state_dict(ck.unprefixed("net", tensors))
-            ema.shadow.load_state_dict(ck.unprefixed("ema", tensors))
-            ck.load_optimizer(opt, tensors, meta["optim_groups"])
-            ck.set_generator_state(gen, tensors["rng.train"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise ValueError(
-                f"{ckpt_path}: does not fit the configured network or device ({exc}); the diffusion "
-                f"settings changed since it was written: restore them or delete {folder}"
-            ) from exc
-        global_rng = tensors["rng.global"]
-        cuda_rng = tensors.get("rng.cuda")
-        step, wall, ema_loss = int(meta["step"]), float(meta["wall_s"]), float(meta["ema_loss"])
-        ema.updates = int(meta["ema_updates"])
-    (folder / "done").unlink(missing_ok=True)
-    log = LogFile(folder / "log.csv", LOG_COLUMNS, _read_log(folder / "log.csv", step))
-    grid_idx = _grid_indices(arrays)
-    log_every = max(1, cfg.train_steps // 1000)
-    end = cfg.train_steps if stop_after is None else min(cfg.train_steps, step + stop_after)
-    meter = LossMeter(device, ema_loss)
-    clock = CheckpointClock(cfg.checkpoint_minutes, cfg.checkpoint_every, end)
+    return _Fold(folder, fold, cfg, device, arrays, intensity, parts, eps_ema, info)
 
-    def save_checkpoint() -> None:
-        opt_tensors, groups = ck.optimizer_tensors(opt)
-        tensors = {
-            **ck.prefixed("net", net.state_dict()), **ck.prefixed("ema", ema.shadow.state_dict()),
-            **opt_tensors, "rng.train": gen.get_state(), "rng.global": torch.get_rng_state(),
-        }  # fmt: skip
-        if device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
-        meta = {"step": step, "wall_s": wall, "ema_loss": meter.read()[1], "ema_updates": ema.updates,
-                "optim_groups": groups, **info}  # fmt: skip
-        ck.save_tensors(ckpt_path, tensors, meta)
-        clock.reset()
 
-    ys, cs = ys.to(device), cs.to(device)
-    bar = progress_bar(cfg.train_steps, step, f"diffusion fold {fold}", "step", enabled=progress)
-    # dropout draws from torch's global generator: fork it so training neither reads
-    # nor disturbs the caller's random state, and restore it on resume
-    cuda = device.type == "cuda"
-    with torch.random.fork_rng(devices=[device] if cuda else []):
-        torch.manual_seed(derived_seed(cfg.seed, fold, "dropout"))
-        if global_rng is not None:
-            torch.set_rng_state(global_rng)
-            if cuda and cuda_rng is not None:
-                torch.cuda.set_rng_state(cuda_rng, device)
-        first = step + 1  # first step of the current log interval
-        # Ctrl-C: finish the step, checkpoint, then KeyboardInterrupt (resume stays exact)
-        with GracefulInterrupt(f"diffusion fold {fold}") as stop:
-            try:
-                while step < end:
-                    t0 = time.perf_counter()
-                    train_step(net, eps_net, ema, opt, sched, gen, ys, cs, cfg, step, meter)
-                    step += 1
-                    wall += time.perf_counter() - t0
-                    bar.update(1)
-                    row_due = step % log_every == 0 or step == cfg.train_steps
-                    ckpt_due = clock.due(step) or stop.requested
-                    if not (row_due or ckpt_due):
-                        continue
-                    mean, ema_loss = meter.read()  # the one synchronisation of the interval
-                    if not math.isfinite(mean):
-                        raise FloatingPointError(
-                            f"diffusion fold {fold}: loss became {mean} in steps {first}-{step}; "
-                            f"lower diffusion.lr (now {cfg.lr})"
-                        )
-                    bar.set_postfix(loss=f"{ema_loss:.4f}")
-                    if row_due:
-                        log.append({"step": step, "loss": mean, "ema_loss": ema_loss,
-                                    "lr": float(opt.param_groups[0]["lr"]), "wall_s": wall})  # fmt: skip
-                        meter.reset_interval()
-                        first = step + 1
-                    if step % cfg.sample_every == 0 or step == cfg.train_steps:
-                        write_samples(folder / "samples.png", eps_ema, arrays, grid_idx, intensity, cfg,
-                                      device, f"fold {fold}, step {step}, EMA, {cfg.sampler}")  # fmt: skip
-                    if ckpt_due:
-                        save_checkpoint()
-                    if stop.requested:
-                        raise KeyboardInterrupt
-            finally:
-                bar.close()
-    if step < cfg.train_steps:
-        return folder
-    ck.save_tensors(folder / "model.safetensors", net.state_dict(), {"step": step})
-    ck.save_tensors(folder / "ema.safetensors", ema.shadow.state_dict(), {"step": step})
-    model_info = {
-        "fold": fold, "step": step, "wall_s": wall, **runtime_record(device),
-        "diffusion": cfg.model_dump(), **info,
+def _resume(run: _Fold) -> TrainState:
+    """Load the checkpoint into ``run``'s parts; the state it was written at."""
+    path, p = run.checkpoint, run.parts
+    tensors, meta = ck.load_tensors(path)
+    changed = [k for k in run.info if meta.get(k) != run.info[k]]
+    if changed:
+        raise ValueError(
+            f"{path}: was written with other {', '.join(changed)} (train cases, intensity "
+            f"map or network settings) than fold {run.fold} has now; restore them or delete {run.folder}"
+        )
+    try:
+        p.net.load_state_dict(ck.unprefixed("net", tensors))
+        p.ema.shadow.load_state_dict(ck.unprefixed("ema", tensors))
+        ck.load_optimizer(p.opt, tensors, meta["optim_groups"])
+        ck.set_generator_state(p.gen, tensors["rng.train"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"{path}: does not fit the configured network or device ({exc}); the diffusion "
+            f"settings changed since it was written: restore them or delete {run.folder}"
+        ) from exc
+    p.ema.updates = int(meta["ema_updates"])
+    return TrainState(int(meta["step"]), float(meta["wall_s"]), float(meta["ema_loss"]),
+                      tensors["rng.global"], tensors.get("rng.cuda"))  # fmt: skip
+
+
+def _save_checkpoint(run: _Fold, st: TrainState) -> None:
+    p = run.parts
+    opt_tensors, groups = ck.optimizer_tensors(p.opt)
+    tensors = {
+        **ck.prefixed("net", p.net.state_dict()), **ck.prefixed("ema", p.ema.shadow.state_dict()),
+        **opt_tensors, "rng.train": p.gen.get_state(), "rng.global": torch.get_rng_state(),
     }  # fmt: skip
-    write_text_atomic(folder / "model.json", json.dumps(model_info, indent=2) + "\n")
-    write_done(folder, key, record, step=step)
-    return folder
+    if run.device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(run.device)
+    meta = {"step": st.step, "wall_s": st.wall_s, "ema_loss": p.meter.read()[1], "ema_updates": p.ema.updates,
+            "optim_groups": groups, **run.info}  # fmt: skip
+    ck.save_tensors(run.checkpoint, tensors, meta)
+
+
+def _train(run: _Fold, st: TrainState, end: int, progress: bool) -> None:
+    """Steps ``st.step`` .. ``end``: log rows, sample grids and checkpoints when due.
+
+    Dropout draws from torch's global generator: it is forked, so training neither reads
+    nor disturbs the caller's random state, and restored on resume. Ctrl-C finishes the
+    step, checkpoints, then raises KeyboardInterrupt (resume stays exact)."""
+    cfg, p, device = run.cfg, run.parts, run.device
+    log = LogFile(run.folder / "log.csv", LOG_COLUMNS, _read_log(run.folder / "log.csv", st.step))
+    grid_idx = _grid_indices(run.arrays)
+    log_every = max(1, cfg.train_steps // 1000)
+    clock = CheckpointClock(cfg.checkpoint_minutes, cfg.checkpoint_every, end)
+    bar = progress_bar(cfg.train_steps, st.step, f"diffusion fold {run.fold}", "step", enabled=progress)
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []), GracefulInterrupt(f"diffusion fold {run.fold}") as stop:
+        torch.manual_seed(derived_seed(cfg.seed, run.fold, "dropout"))
+        if st.global_rng is not None:
+            torch.set_rng_state(st.global_rng)
+            if cuda and st.cuda_rng is not None:
+                torch.cuda.set_rng_state(st.cuda_rng, device)
+        st.first = st.step + 1
+        try:
+            while st.step < end:
+                t0 = time.perf_counter()
+                train_step(p, st.step)
+                st.step += 1
+                st.wall_s += time.perf_counter() - t0
+                bar.update(1)
+                row_due = st.step % log_every == 0 or st.step == cfg.train_steps
+                ckpt_due = clock.due(st.step) or stop.requested
+                if not (row_due or ckpt_due):
+                    continue
+                _interval_end(run, st, log if row_due else None, bar)
+                if st.step % cfg.sample_every == 0 or st.step == cfg.train_steps:
+                    write_samples(run.folder / "samples.png", run.eps_ema, run.arrays, grid_idx, run.intensity,
+                                  cfg, device, f"fold {run.fold}, step {st.step}, EMA, {cfg.sampler}")  # fmt: skip
+                if ckpt_due:
+                    _save_checkpoint(run, st)
+                    clock.reset()
+                if stop.requested:
+                    raise KeyboardInterrupt
+        finally:
+            bar.close()
+
+
+def _interval_end(run: _Fold, st: TrainState, log: LogFile | None, bar) -> None:
+    """Read the loss meter (the one synchronisation of a log interval); a log row if due."""
+    p = run.parts
+    mean, st.ema_loss = p.meter.read()
+    if not math.isfinite(mean):
+        raise FloatingPointError(
+            f"diffusion fold {run.fold}: loss became {mean} in steps {st.first}-{st.step}; "
+            f"lower diffusion.lr (now {run.cfg.lr})"
+        )
+    bar.set_postfix(loss=f"{st.ema_loss:.4f}")
+    if log is not None:
+        log.append({"step": st.step, "loss": mean, "ema_loss": st.ema_loss,
+                    "lr": float(p.opt.param_groups[0]["lr"]), "wall_s": st.wall_s})  # fmt: skip
+        p.meter.reset_interval()
+        st.first = st.step + 1
+
+
+def _finish(run: _Fold, st: TrainState, key: str, record: dict) -> None:
+    """The final weights, model.json, and the done marker last."""
+    p = run.parts
+    ck.save_tensors(run.folder / "model.safetensors", p.net.state_dict(), {"step": st.step})
+    ck.save_tensors(run.folder / "ema.safetensors", p.ema.shadow.state_dict(), {"step": st.step})
+    model_info = {
+        "fold": run.fold, "step": st.step, "wall_s": st.wall_s, **runtime_record(run.device),
+        "diffusion": run.cfg.model_dump(), **run.info,
+    }  # fmt: skip
+    write_text_atomic(run.folder / "model.json", json.dumps(model_info, indent=2) + "\n")
+    write_done(run.folder, key, record, step=st.step)

@@ -32,7 +32,7 @@ from jointaug.classify.data import ImageCache, MixError, fold_part, set_prefix, 
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, fit
+from jointaug.classify.train import CHECKPOINT, FitOptions, fit
 from jointaug.config import ClassifyConfig, Config
 from jointaug.dataset.format import Dataset
 from jointaug.dataset.splits import Fold
@@ -187,8 +187,8 @@ def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets
     loss = job.method.loss or cfg.loss
     dev = resolve_device(config.device)
     t0 = time.perf_counter()
-    res = fit(out, train, val, cfg, job_seed(job.seed, job.fold), dataset.labels, loss=loss,
-              device=dev, progress=progress, desc=job.label(), on_step=on_step)  # fmt: skip
+    res = fit(out, train, val, cfg, job_seed(job.seed, job.fold), dataset.labels,
+              FitOptions(loss=loss, device=dev, progress=progress, desc=job.label(), on_step=on_step))  # fmt: skip
     model = build_model(cfg, len(dataset.labels), seed=None)
     model.load_state_dict(res.best_state)
     kw = dict(batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp,

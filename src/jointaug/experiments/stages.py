@@ -1,7 +1,7 @@
 """The stages of a run folder: RunDir -> the explicit inputs of each stage function.
 
-The stage functions below ``experiments/`` (``generate.train.train_diffusion``,
-``generate.augment.make_augmentation_set``, set generators of other kinds,
+The stage functions below ``experiments/`` (``diffusion.train.train_diffusion``,
+``sets.diffusion.make_augmentation_set``, set generators of other kinds,
 ``experiments.classification.train_classifier``) take a dataset, cases, a config
 section and an output folder; this module reads those out of a run folder, so the
 CLI verbs, the task graph and the tests share one place that knows the run layout.
@@ -31,12 +31,11 @@ def natural_dir(run: RunDir, given: str | Path | None = None) -> Path:
 def train_fold_diffusion(run: RunDir, fold: int, progress: bool = True, config: Config | None = None,
                          stop_after: int | None = None) -> Path:  # fmt: skip
     """Train fold ``fold``'s diffusion model of ``run`` (``jointaug train-diffusion``)."""
-    from jointaug.diffusion.train import train_diffusion
+    from jointaug.diffusion.train import TrainOptions, train_diffusion
 
     config = config or run.config
     return train_diffusion(run.diffusion_dir(fold), run.dataset, run.splits.fold(fold).train, fold,
-                           config.diffusion, device=config.device, progress=progress,
-                           stop_after=stop_after)  # fmt: skip
+                           config.diffusion, TrainOptions(config.device, progress, stop_after))  # fmt: skip
 
 
 def set_source(run: RunDir, fold: int, source: str, natural: str | Path | None = None) -> Source:
@@ -52,17 +51,15 @@ def make_fold_set(run: RunDir, fold: int, source: str, perlin: bool, n: int,
                   config: Config | None = None, shard: tuple[int, int] | None = None,
                   batch_size: int | None = None) -> Path:  # fmt: skip
     """A diffusion augmentation set of fold ``fold`` (``jointaug augment``)."""
-    from jointaug.sets.diffusion import make_augmentation_set
+    from jointaug.sets.diffusion import DiffusionSet, make_augmentation_set
 
     name = diffusion_set_name(source, perlin)
     config = config or run.config
     if n < 1:
         raise ValueError(f"augmentation set size must be >= 1, got {n}")
-    return make_augmentation_set(run.augment_dir(fold, name), n, dataset=run.dataset,
-                                 source=set_source(run, fold, source, natural_dir),
-                                 model_dir=run.diffusion_dir(fold), fold=fold, name=name,
-                                 perlin=perlin, config=config, progress=progress, shard=shard,
-                                 batch_size=batch_size)  # fmt: skip
+    which = DiffusionSet(name, fold, set_source(run, fold, source, natural_dir), perlin, run.diffusion_dir(fold))
+    return make_augmentation_set(run.augment_dir(fold, name), n, which, dataset=run.dataset, config=config,
+                                 progress=progress, shard=shard, batch_size=batch_size)  # fmt: skip
 
 
 def merge_fold_set(run: RunDir, fold: int, name: str, n: int, ranges: Sequence[tuple[int, int]],

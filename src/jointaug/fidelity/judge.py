@@ -55,7 +55,7 @@ def train_strong_judge(out: Path, dataset: Dataset, cfg: ClassifyConfig, patient
     seed + 1000) and trains the run's classifier on 80 % of them (validation: the rest)
     with ``STRONG_BUDGET`` x the run's sample budget, seed 0.
     """
-    from jointaug.classify.train import fit
+    from jointaug.classify.train import FitOptions, fit
     from jointaug.dataset.phantom import write_phantom
 
     if not is_builtin_phantom(dataset):
@@ -77,7 +77,7 @@ def train_strong_judge(out: Path, dataset: Dataset, cfg: ClassifyConfig, patient
     val = load_images(extra, val_cases, s, "judge-val")
     big = cfg.model_copy(update={"max_samples": cfg.max_samples * STRONG_BUDGET,
                                  "patience_samples": cfg.patience_samples * STRONG_BUDGET})  # fmt: skip
-    fit(out, train, val, big, 0, list(extra.labels), progress=progress, desc="strong judge")
+    fit(out, train, val, big, 0, list(extra.labels), FitOptions(progress=progress, desc="strong judge"))
     (out / "done").write_text(f"{len(train_cases)} train, {len(val_cases)} val images\n", encoding="utf-8")
     return model_path
 

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from jointaug.config import PerlinConfig
-from jointaug.masks.perlin import check_variation_params, scaled_min_pixels, vary_in_box
+from jointaug.masks.perlin import Variation, check_variation_params, scaled_min_pixels, vary_in_box
 
 BACKGROUND, NORMAL, LOW, HIGH = 0, 1, 2, 3
 
@@ -119,6 +119,8 @@ def compose_condition(
             cfg.threshold_high,
         )  # fmt: skip
         min_px = scaled_min_pixels(cfg.min_pixels, tissue.shape)
+        variation = Variation(cfg.max_fraction, cfg.max_tries, cfg.batch, cfg.res, cfg.threshold_low,
+                              cfg.threshold_high)  # fmt: skip
 
     hand = tissue > 0
     condition = hand.astype(np.uint8)  # NORMAL where the hand is
@@ -136,10 +138,7 @@ def compose_condition(
             region = (regions[sl] == i + 1) & hand[sl]
             if cfg is not None:
                 box = (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
-                region, tries[i], fell_back[i] = vary_in_box(
-                    region, box, tissue.shape, rng, min_px, cfg.max_fraction, cfg.max_tries,
-                    cfg.batch, cfg.res, cfg.threshold_low, cfg.threshold_high,
-                )  # fmt: skip
+                region, tries[i], fell_back[i] = vary_in_box(region, box, tissue.shape, rng, min_px, variation)
             condition[sl][region] = paint
     return Composed(
         condition=condition,

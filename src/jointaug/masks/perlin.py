@@ -38,7 +38,7 @@ from jointaug.masks.noise import (
 )
 
 __all__ = [
-    "VariationResult", "bounding_box", "box_noise", "check_variation_params",
+    "Variation", "VariationResult", "bounding_box", "box_noise", "check_variation_params",
     "noise_from_gradients", "perlin_2d", "res_for_shape", "scaled_min_pixels", "vary_in_box",
     "vary_mask",
 ]  # fmt: skip
@@ -88,23 +88,27 @@ def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def vary_in_box(
-    mask_box: np.ndarray,
-    box: tuple[int, int, int, int],
-    shape: tuple[int, int],
-    rng: np.random.Generator,
-    min_pixels: int,
-    max_fraction: float = 0.9,
-    max_tries: int = 5000,
-    batch: int = 64,
-    res: Sequence[float] = (2, 4, 8),
-    threshold_low: float = 0.2,
-    threshold_high: float = 0.8,
-) -> tuple[np.ndarray, int, bool]:
+@dataclass(frozen=True)
+class Variation:
+    """The candidate settings of a Perlin variation (:func:`vary_mask`'s arguments)."""
+
+    max_fraction: float = 0.9
+    max_tries: int = 5000
+    batch: int = 64
+    res: Sequence[float] = (2, 4, 8)
+    threshold_low: float = 0.2
+    threshold_high: float = 0.8
+
+
+def vary_in_box(mask_box: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int],
+                rng: np.random.Generator, min_pixels: int,
+                v: Variation = Variation()) -> tuple[np.ndarray, int, bool]:  # fmt: skip
     """The variation on a mask already cropped to its box; ``min_pixels`` already scaled.
 
     Returns (varied box mask (h, w) bool, tries, fell_back). See :func:`vary_mask`.
     """
+    max_fraction, max_tries, batch, res = v.max_fraction, v.max_tries, v.batch, v.res
+    threshold_low, threshold_high = v.threshold_low, v.threshold_high
     area = int(np.count_nonzero(mask_box))
     max_pixels = math.floor(max_fraction * area)
     if area == 0 or max_pixels < min_pixels:
@@ -176,8 +180,8 @@ def vary_mask(
     y0, y1, x0, x1 = box
     varied, tries, fell_back = vary_in_box(
         mask[y0:y1, x0:x1], box, mask.shape, rng,
-        scaled_min_pixels(min_pixels, mask.shape), max_fraction, max_tries, batch, res,
-        threshold_low, threshold_high,
+        scaled_min_pixels(min_pixels, mask.shape),
+        Variation(max_fraction, max_tries, batch, res, threshold_low, threshold_high),
     )  # fmt: skip
     out = np.zeros_like(mask)
     out[y0:y1, x0:x1] = varied

@@ -239,19 +239,26 @@ def extend_down(mask: np.ndarray, *layers: np.ndarray, back: int = 2) -> None:
         layer[src + 1 :, lo:hi] = layer[src, lo:hi]
 
 
-def make_scene(
-    rgb: np.ndarray,
-    mask: np.ndarray,
-    regions: np.ndarray | None,
-    size: int,
-    rng: np.random.Generator,
-    aspect: str = "",
-    hand_length: tuple[float, float] = (0.52, 0.62),
-    top: tuple[float, float] = (0.04, 0.09),
-    forearm_keep: float = 0.2,
-    margin: float = 0.01,
-    gap: float = 0.02,
-) -> Scene:
+@dataclass(frozen=True)
+class Layout:
+    """Where and how large the two hands of a scene are.
+
+    hand_length: range of the wrist-to-finger-tip length, fraction of the scene side.
+    top: range of the finger tips' row, fraction of the side.
+    forearm_keep: forearm kept below the wrist, in hand lengths.
+    margin: least room between a hand and the image side, fraction of the side.
+    gap: least room between the two hands, fraction of the side.
+    """
+
+    hand_length: tuple[float, float] = (0.52, 0.62)
+    top: tuple[float, float] = (0.04, 0.09)
+    forearm_keep: float = 0.2
+    margin: float = 0.01
+    gap: float = 0.02
+
+
+def make_scene(rgb: np.ndarray, mask: np.ndarray, regions: np.ndarray | None, size: int,
+               rng: np.random.Generator, aspect: str = "", layout: Layout = Layout()) -> Scene:  # fmt: skip
     """Build the two-hand scene of one photo.
 
     Args:
@@ -259,12 +266,10 @@ def make_scene(
             joint map 0..15 (HAND_JOINTS order) or None.
         size: scene side in pixels.
         aspect: the 11k ``aspectOfHand`` (used when the joint map cannot tell the thumb side).
-        hand_length: range of the wrist-to-finger-tip length, fraction of ``size``.
-        top: range of the finger tips' row, fraction of ``size``.
-        forearm_keep: forearm kept below the wrist, in hand lengths.
-        margin: least room between a hand and the image side, fraction of ``size``.
-        gap: least room between the two hands, fraction of ``size``.
+        layout: hand size and placement ranges (:class:`Layout`).
     """
+    hand_length, top, forearm_keep = layout.hand_length, layout.top, layout.forearm_keep
+    margin, gap = layout.margin, layout.gap
     if not mask.any():
         raise ValueError("empty hand mask: nothing to lay out")
     rgb_u, mask_u, reg_u, angle = upright(rgb, mask, regions)

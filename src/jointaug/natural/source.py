@@ -20,6 +20,7 @@ Work folder (default ``OUT.work`` beside the output)::
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ from jointaug.natural.hands11k import (
     select_photos,
 )
 from jointaug.natural.labelstudio import PhotoLabels, match_labels, read_labels
-from jointaug.natural.layout import make_scene
+from jointaug.natural.layout import Layout, make_scene
 from jointaug.natural.regions import regions_from_labels
 from jointaug.natural.segdata import crop_input, crop_labels, uncrop_scores
 from jointaug.natural.standin_folder import LABELS_FILE, write_standin
@@ -186,6 +187,26 @@ def build_natural_source(
     photos = Path(photos)
     records = read_hand_info(photos)
     by_name = {r.image_name: r for r in records}
+    kept = _select(photos, records, cfg, seed, work_dir, progress)
+    labels = match_labels(read_labels(find_labels(photos, cfg.labels)), list(by_name))
+    labelled = sorted(labels)[: cfg.n_labelled]
+    if not labelled:
+        raise HandsDataError(f"{photos}: the joint labels name none of the photos in HandInfo.csv")
+    x, y = labelled_crops(photos, labels, labelled, cfg)
+    seg = get_segmenter(x, y, cfg, seed, work_dir, device, progress)
+    writer = DatasetWriter(out, _meta(photos, standin, seg), extra_columns=EXTRA_COLUMNS)
+    try:
+        todo = [r for r in kept if _case_id(r.image_name) not in writer.done_ids]
+        _write_cases(writer, todo, _Scenes(photos, labels, seg.model, device, size, cfg, seed), progress)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def _select(photos: Path, records: list[HandRecord], cfg: NaturalConfig, seed: int, work_dir: Path,
+            progress: bool) -> list[HandRecord]:  # fmt: skip
+    """The photos kept by the filters (and include/exclude lists); decisions to selection.csv."""
     include = _optional_list(photos, cfg.include_list, "include.txt")
     exclude = _optional_list(photos, cfg.exclude_list, "exclude.txt")
     kept, decisions = select_photos(
@@ -198,13 +219,10 @@ def build_natural_source(
             f"{photos}: no photo passed the filters (see {work_dir / 'selection.csv'}); "
             "list names in include.txt to keep them anyway"
         )
-    labels = match_labels(read_labels(find_labels(photos, cfg.labels)), list(by_name))
-    labelled = sorted(labels)[: cfg.n_labelled]
-    if not labelled:
-        raise HandsDataError(f"{photos}: the joint labels name none of the photos in HandInfo.csv")
-    x, y = labelled_crops(photos, labels, labelled, cfg)
-    seg = get_segmenter(x, y, cfg, seed, work_dir, device, progress)
+    return kept
 
+
+def _meta(photos: Path, standin: bool, seg) -> DatasetMeta:
     meta = DatasetMeta.hands(
         name=f"natural-{'standin' if standin else photos.name}",
         description=(
@@ -221,14 +239,7 @@ def build_natural_source(
         segmenter={"val_dice_mean": _nanmean(seg.val_dice[1:]), "n_train": seg.n_train,
                    "n_val": seg.n_val, "joints": list(HAND_JOINTS)},
     )  # fmt: skip
-    writer = DatasetWriter(out, meta, extra_columns=EXTRA_COLUMNS)
-    try:
-        todo = [r for r in kept if _case_id(r.image_name) not in writer.done_ids]
-        _write_cases(writer, todo, photos, labels, seg.model, size, cfg, seed, device, progress)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+    return meta
 
 
 def _nanmean(v: np.ndarray) -> float | None:
@@ -236,12 +247,24 @@ def _nanmean(v: np.ndarray) -> float | None:
     return float(v.mean()) if v.size else None
 
 
-def _write_cases(
-    writer: DatasetWriter, todo: list[HandRecord], photos: Path, labels: dict[str, PhotoLabels],
-    model, size: int, cfg: NaturalConfig, seed: int, device: str, progress: bool,
-) -> None:  # fmt: skip
+@dataclass
+class _Scenes:
+    """What writing the scenes needs: the photos, their joint labels, the segmenter for
+    the unlabelled ones, the scene size, the config and the seed."""
+
+    photos: Path
+    labels: dict[str, PhotoLabels]
+    model: object  # the joint segmenter
+    device: torch.device
+    size: int
+    cfg: NaturalConfig
+    seed: int
+
+
+def _write_cases(writer: DatasetWriter, todo: list[HandRecord], w: _Scenes, progress: bool) -> None:
     from jointaug.natural.joints import predict_scores
 
+    photos, labels, cfg, seed = w.photos, w.labels, w.cfg, w.seed
     bar = None
     if progress:
         from jointaug.progress import progress_bar
@@ -253,7 +276,7 @@ def _write_cases(
         loaded = [photo_and_mask(photos, r.image_name, cfg.photo_max_side) for r in batch]
         need = [i for i, r in enumerate(batch) if r.image_name not in labels]
         crops = [crop_input(loaded[i][0], loaded[i][1], cfg.segmenter_image_size) for i in need]
-        preds = predict_scores(model, np.stack([c[0] for c in crops]), device) if crops else []
+        preds = predict_scores(w.model, np.stack([c[0] for c in crops]), w.device) if crops else []
         predicted = {i: (p, c[1]) for i, p, c in zip(need, preds, crops, strict=True)}
         for i, rec in enumerate(batch):
             rgb, mask = loaded[i]
@@ -265,10 +288,8 @@ def _write_cases(
                 regions = regions_from_labels(labels[rec.image_name], mask.shape, mask)
                 source = "labels"
             rng = np.random.default_rng([seed, 2, zlib.crc32(rec.image_name.encode())])
-            scene = make_scene(
-                rgb, mask, regions, size, rng, aspect=rec.aspect,
-                hand_length=tuple(cfg.hand_length),
-            )  # fmt: skip
+            scene = make_scene(rgb, mask, regions, w.size, rng, aspect=rec.aspect,
+                               layout=Layout(hand_length=tuple(cfg.hand_length)))  # fmt: skip
             writer.add(
                 case_id=_case_id(rec.image_name), patient_id=rec.id, view=VIEW,
                 image=scene.image, tissue=scene.tissue, regions=scene.regions,

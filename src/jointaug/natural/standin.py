@@ -189,16 +189,7 @@ def render_photo(
     yy, xx = np.mgrid[:h, :w].astype(np.float32) + 0.5
     sdf = hand_sdf(geom, shape)
     alpha = np.clip(0.5 - sdf, 0, 1)
-    # paper: white to light grey, a gentle gradient, a soft neutral shadow
-    level = rng.uniform(228, 252)
-    grad = 1.0 - rng.uniform(0.0, 0.08) * (yy / h) - rng.uniform(-0.03, 0.03) * (xx / w)
-    paper = level * grad + _smooth_noise(shape, rng, 8, 1.5)
-    off = rng.uniform(0.01, 0.025) * h
-    shadow = ndimage.shift(np.clip(-sdf, 0, 1), (off, off * 0.6), order=1, mode="nearest")
-    shadow = ndimage.gaussian_filter(shadow, 0.012 * h + 1)
-    paper = paper * (1 - rng.uniform(0.12, 0.25) * shadow)
-    tint = rng.uniform(-3, 3, size=3)
-    bg = paper[..., None] + tint + rng.normal(0, 1.2, (h, w, 3))
+    bg = _paper(sdf, shape, rng, yy, xx)
     # skin: base tone, palms lighter, rim darkening, low-frequency mottling
     base = np.asarray(skin, np.float32)
     if face == "palmar":
@@ -207,7 +198,34 @@ def render_photo(
     shade = 0.84 + 0.16 * depth + _smooth_noise(shape, rng, 6, 0.03)
     img = base * shade[..., None] + rng.normal(0, 1.5, (h, w, 3))
     hand_alpha = alpha.copy()
-    # knuckle wrinkles / creases: thin darker arcs across the fingers at PIP and DIP
+    img = _skin_marks(img, geom, face, polish, xx, yy)
+    if accessory:
+        _paint_accessory(img, hand_alpha, geom, rng, accessory, xx, yy)
+    a = hand_alpha[..., None]
+    out = bg * (1 - a) + img * a
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _paper(sdf: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, yy: np.ndarray,
+           xx: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The background (H, W, 3): white to light grey paper, a gentle gradient, a soft
+    neutral shadow of the hand."""
+    h, w = shape
+    level = rng.uniform(228, 252)
+    grad = 1.0 - rng.uniform(0.0, 0.08) * (yy / h) - rng.uniform(-0.03, 0.03) * (xx / w)
+    paper = level * grad + _smooth_noise(shape, rng, 8, 1.5)
+    off = rng.uniform(0.01, 0.025) * h
+    shadow = ndimage.shift(np.clip(-sdf, 0, 1), (off, off * 0.6), order=1, mode="nearest")
+    shadow = ndimage.gaussian_filter(shadow, 0.012 * h + 1)
+    paper = paper * (1 - rng.uniform(0.12, 0.25) * shadow)
+    tint = rng.uniform(-3, 3, size=3)
+    return paper[..., None] + tint + rng.normal(0, 1.2, (h, w, 3))
+
+
+def _skin_marks(img: np.ndarray, geom: HandGeometry, face: str, polish: tuple[int, int, int] | None,
+                xx: np.ndarray, yy: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Knuckle wrinkles / creases (thin darker arcs at PIP and DIP), then palm creases
+    (palmar) or nails near the finger tips (dorsal). No random draws."""
     for k in "2345":
         for j in ("pip", "dip"):
             x, y = geom.joints[f"{j}{k}"]
@@ -238,25 +256,28 @@ def render_photo(
             nail = np.clip(0.5 - _capsule_sdf(xx, yy, *p0, *p1, r, r), 0, 1)[..., None]
             colour = np.asarray(polish if polish else (238, 205, 196), np.float32)
             img = img * (1 - nail) + colour * nail
-    if accessory:
-        colour = ACCESSORY_COLOURS[int(rng.integers(len(ACCESSORY_COLOURS)))]
-        if accessory == "ring":
-            k = "234"[int(rng.integers(3))]
-            mx, my = geom.joints[f"mcp{k}"]
-            px, py = geom.joints[f"pip{k}"]
-            c = (mx + 0.55 * (px - mx), my + 0.55 * (py - my))
-            d = np.array([px - mx, py - my]) / max(np.hypot(px - mx, py - my), 1e-6)
-            n = np.array([-d[1], d[0]]) * geom.finger_radius[k] * 1.05
-            _paint_band(img, hand_alpha, xx, yy, (c[0] - n[0], c[1] - n[1]),
-                        (c[0] + n[0], c[1] + n[1]), 0.02 * h, colour)  # fmt: skip
-        else:  # watch band across the forearm
-            wx, wy = geom.joints["wrist"]
-            half = geom.boxes[1][2] * 1.08
-            y0 = wy + 0.06 * h
-            _paint_band(img, hand_alpha, xx, yy, (wx - half, y0), (wx + half, y0), 0.035 * h, colour)
-    a = hand_alpha[..., None]
-    out = bg * (1 - a) + img * a
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return img
+
+
+def _paint_accessory(img: np.ndarray, hand_alpha: np.ndarray, geom: HandGeometry, rng: np.random.Generator,
+                     accessory: str, xx: np.ndarray, yy: np.ndarray) -> None:  # fmt: skip
+    """A ring on a finger or a watch band across the forearm (a saturated band), in place."""
+    h = img.shape[0]
+    colour = ACCESSORY_COLOURS[int(rng.integers(len(ACCESSORY_COLOURS)))]
+    if accessory == "ring":
+        k = "234"[int(rng.integers(3))]
+        mx, my = geom.joints[f"mcp{k}"]
+        px, py = geom.joints[f"pip{k}"]
+        c = (mx + 0.55 * (px - mx), my + 0.55 * (py - my))
+        d = np.array([px - mx, py - my]) / max(np.hypot(px - mx, py - my), 1e-6)
+        n = np.array([-d[1], d[0]]) * geom.finger_radius[k] * 1.05
+        _paint_band(img, hand_alpha, xx, yy, (c[0] - n[0], c[1] - n[1]),
+                    (c[0] + n[0], c[1] + n[1]), 0.02 * h, colour)  # fmt: skip
+    else:  # watch band across the forearm
+        wx, wy = geom.joints["wrist"]
+        half = geom.boxes[1][2] * 1.08
+        y0 = wy + 0.06 * h
+        _paint_band(img, hand_alpha, xx, yy, (wx - half, y0), (wx + half, y0), 0.035 * h, colour)
 
 
 def mirror_geometry(geom: HandGeometry, width: int) -> HandGeometry:

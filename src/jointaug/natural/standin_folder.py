@@ -57,19 +57,23 @@ class StandInPhoto:
     hand: np.ndarray  # (H, W) bool true silhouette
 
 
-def make_photo(
-    record_id: str,
-    image_name: str,
-    aspect: str,
-    rng: np.random.Generator,
-    size: tuple[int, int] = (400, 300),
-    skin: int = 0,
-    scale: float = 1.0,
-    pose: str = "open",
-    accessory: str = "",
-    polish: bool = False,
-) -> tuple[np.ndarray, StandInPhoto]:
+@dataclass(frozen=True)
+class PhotoStyle:
+    """How a stand-in photo looks besides its aspect: skin tone index, hand scale, pose
+    (open, together, fist), accessory ("", ring, watch), nail polish."""
+
+    skin: int = 0
+    scale: float = 1.0
+    pose: str = "open"
+    accessory: str = ""
+    polish: bool = False
+
+
+def make_photo(record_id: str, image_name: str, aspect: str, rng: np.random.Generator,
+               size: tuple[int, int] = (400, 300),
+               style: PhotoStyle = PhotoStyle()) -> tuple[np.ndarray, StandInPhoto]:  # fmt: skip
     """Render one photo; returns ((H, W, 3) uint8, its truth). ``size`` = (width, height)."""
+    skin, scale, pose, accessory, polish = style.skin, style.scale, style.pose, style.accessory, style.polish
     w, h = size
     geom = hand_geometry(w, h, rng, pose=pose, scale=scale)
     face = aspect.split()[0]
@@ -191,9 +195,8 @@ def write_standin(
         pose = ("together", "fist")[int(rng.integers(2))] if rng.random() < p_closed else "open"
         polish = aspect.startswith("dorsal") and rng.random() < 0.15
         name = f"Hand_{i + 1:07d}.jpg"
-        img, photo = make_photo(
-            f"{subject:07d}", name, aspect, rng, size, skin, scale, pose, accessory, polish
-        )
+        style = PhotoStyle(skin, scale, pose, accessory, polish)
+        img, photo = make_photo(f"{subject:07d}", name, aspect, rng, size, style)
         write_bytes_atomic(photo_path(folder, name), _jpeg(img))
         records.append(photo.record)
         truth[name] = {

@@ -31,42 +31,43 @@ is byte-identical to one written unsharded (tested).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from jointaug.config import Config
-from jointaug.dataset.format import (
-    Dataset,
-    DatasetError,
-    DatasetMeta,
-    cases_csv_text,
-    is_complete,
-    read_dataset,
-)
-from jointaug.dataset.writer import DatasetWriter
+from jointaug.dataset.format import Dataset, DatasetMeta
 from jointaug.diffusion.intensity import poisson_counts
 from jointaug.diffusion.sample import sample_batch_size, sampler_steps
-from jointaug.diffusion.trained import generate_rates, load_trained
-from jointaug.files import write_text_atomic
-from jointaug.keys import changed_settings
-from jointaug.outputs import StaleOutput, StaleOutputError, read_done
-from jointaug.progress import progress_bar
+from jointaug.diffusion.trained import TrainedModel, generate_rates, load_trained
+from jointaug.outputs import StaleOutput, read_done
 from jointaug.runtime import resolve_device
-from jointaug.sets.sources import Source, plan_case
+from jointaug.sets import writer
+from jointaug.sets.sources import CasePlanner, PlannedCase, Source
+from jointaug.sets.writer import (  # noqa: F401 - re-exported: the task graph and tests use them here
+    SETTINGS_FILE,
+    SetCase,
+    SetSpec,
+    recorded_batch,
+    shard_dir,
+    shard_ranges,
+)
 
 EXTRA_COLUMNS = ["source_case", "sample_seed", "perlin_tries", "perlin_fallbacks", "sampler", "steps"]
-SETTINGS_FILE = "augmentation.json"
 # settings keys added after sets were first written, with the value such sets were made with
 LATER_KEYS = {"guidance_scale": 1.0, "upsample": "nearest"}
-CASES_PER_SUBDIR = 1000
-SHARDS = ".shards"
-NOT_COMPARED = {"batch_size"}  # batches are aligned, so the batch size does not change a case
+NOT_COMPARED = frozenset({"batch_size"})  # batches are aligned, so the batch size does not change a case
 
 
-def case_id(name: str, index: int) -> str:
-    return f"{name}_{index:06d}"
+@dataclass(frozen=True)
+class DiffusionSet:
+    """Which diffusion set: its coordinates (they seed every case) and its inputs."""
+
+    name: str  # mp, mp-perlin, 11k, 11k-perlin (``sets/registry.py``)
+    fold: int
+    source: Source  # mp_source of the fold's train patients, or natural_source
+    perlin: bool  # vary the inflamed joint regions with Perlin noise (``config.perlin``)
+    model_dir: Path  # the fold's trained diffusion model folder
 
 
 def model_record(model_dir: Path) -> dict:
@@ -99,33 +100,7 @@ def set_settings(*, name: str, fold: int, source_kind: str, perlin: bool, source
 
 def stale_set(out: Path, settings: dict) -> StaleOutput | None:
     """The set in ``out`` (finished or partly written) if made with other settings."""
-    path = Path(out) / SETTINGS_FILE
-    if not path.is_file():
-        return None
-    old = json.loads(path.read_text(encoding="utf-8"))
-    old = {**LATER_KEYS, **old}  # a set written before a key existed used its default
-    changes = [c for c in changed_settings({k: v for k, v in old.items() if k not in NOT_COMPARED},
-                                           {k: v for k, v in settings.items() if k not in NOT_COMPARED})]  # fmt: skip
-    return StaleOutput(Path(out), "augmentation set", changes) if changes else None
-
-
-def _record_settings(out: Path, settings: dict) -> None:
-    """Write ``augmentation.json``; refuse (deleting nothing) a set made with other settings."""
-    stale = stale_set(out, settings)
-    if stale is not None:
-        raise StaleOutputError([stale])
-    if not (out / SETTINGS_FILE).is_file() and out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out}: exists but is not an augmentation set (no {SETTINGS_FILE}); move it away")
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
-
-
-def recorded_batch(out: Path) -> int | None:
-    """The batch size a set was started with (None: no set there yet)."""
-    try:
-        return int(json.loads((Path(out) / SETTINGS_FILE).read_text(encoding="utf-8"))["batch_size"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return writer.stale_set(out, settings, "augmentation set", LATER_KEYS, NOT_COMPARED)
 
 
 def _set_meta(name: str, fold: int, dataset: Dataset, source: Source, settings: dict) -> DatasetMeta:
@@ -143,164 +118,69 @@ def _set_meta(name: str, fold: int, dataset: Dataset, source: Source, settings: 
     )
 
 
-def shard_ranges(n: int, shards: int, batch_size: int) -> list[tuple[int, int]]:
-    """Split cases [0, n) into at most ``shards`` ranges aligned to ``batch_size``."""
-    batches = -(-n // batch_size)
-    per = -(-batches // max(1, shards))
-    return [(a * batch_size, min(n, (a + per) * batch_size)) for a in range(0, batches, per)]
+def _sampler(model: TrainedModel, source: Source, steps: int):
+    """The diffusion kind's batch maker: the model's rates for the batch's conditions, then
+    Poisson counts per case (drawn for every case of the batch: the rngs are per case)."""
+    cfg = model.cfg
+
+    def make_batch(plans: Sequence[PlannedCase]) -> list[SetCase]:
+        rates = generate_rates(model, [p.composed.condition for p in plans], [p.diffusion_seed for p in plans])
+        out = []
+        for p, rate in zip(plans, rates, strict=True):
+            src = p.source_case
+            out.append(SetCase(
+                patient_id=src.patient_id if source.kind == "mp" else f"natural-{src.patient_id}",
+                view=src.view, image=poisson_counts(rate, p.poisson_rng), labels=p.composed.labels,
+                tissue=p.composed.condition, regions=p.regions,
+                extra={"source_case": src.case_id, "sample_seed": str(p.diffusion_seed),
+                       "perlin_tries": str(p.composed.total_tries),
+                       "perlin_fallbacks": str(p.composed.n_fell_back), "sampler": cfg.sampler,
+                       "steps": str(steps)},
+            ))  # fmt: skip
+        return out
+
+    return make_batch
 
 
-def shard_dir(out: Path, start: int, stop: int) -> Path:
-    return Path(out) / SHARDS / f"{start:06d}-{stop:06d}"
-
-
-def make_augmentation_set(
-    out: Path,
-    n: int,
-    *,
-    dataset: Dataset,
-    source: Source,
-    model_dir: Path,
-    fold: int,
-    name: str,
-    perlin: bool,
-    config: Config,
-    progress: bool = True,
-    shard: tuple[int, int] | None = None,
-    batch_size: int | None = None,
-) -> Path:
+def make_augmentation_set(out: Path, n: int, which: DiffusionSet, *, dataset: Dataset, config: Config,
+                          progress: bool = True, shard: tuple[int, int] | None = None,
+                          batch_size: int | None = None) -> Path:  # fmt: skip
     """Write (or resume, or grow) an augmentation set of ``n`` synthetic images; return its folder.
 
     Args:
         out: the set folder (``RUN/fold_K/augment/<name>`` in a run).
+        which: the set's name, fold, condition source, Perlin switch and model folder.
         dataset: the run dataset (labels, groups, modality of the set).
-        source: the condition source (:func:`~jointaug.sets.sources.mp_source` of the
-            fold's train patients, or :func:`~jointaug.sets.sources.natural_source`).
-        model_dir: the fold's trained diffusion model folder.
-        fold, name: the set's coordinates (they seed every case).
-        perlin: vary the inflamed joint regions with Perlin noise (``config.perlin``).
         config: diffusion sampler, inflammation sampler, perlin settings; device.
         shard: write only cases ``[start, stop)`` into a shard folder (module docstring).
         batch_size: the sampling batch of a new set (the shards of one set must agree;
             default ``diffusion.sample_batch_size``, sized to the GPU when ``auto``); a set
             keeps the batch it was started with.
     """
-    if n < 1:
-        raise ValueError(f"augmentation set size must be >= 1, got {n}")
+    writer.check_size(n)
     out = Path(out)
-    model = load_trained(model_dir, resolve_device(config.device), config.diffusion)
+    model = load_trained(which.model_dir, resolve_device(config.device), config.diffusion)
     cfg = model.cfg
     # a set keeps the batch it was started with (contents differ across batch sizes only
     # by float rounding, but a set should not mix); else the given / configured / auto one
     b = recorded_batch(out) or batch_size or sample_batch_size(cfg, model.net, model.device)
-    settings = set_settings(name=name, fold=fold, source_kind=source.kind, perlin=perlin,
-                            source_root=source.dataset.root, model=model_record(model_dir),
-                            config=config, batch_size=b)  # fmt: skip
-    _record_settings(out, settings)
-    complete = read_dataset(out).cases if is_complete(out) else []
-    if len(complete) >= n:
-        return out
-    lo, hi = 0, n
-    target = out
-    if shard is not None:
-        lo, hi = int(shard[0]), min(int(shard[1]), n)
-        if lo % b:
-            raise ValueError(f"shard start {lo} is not a multiple of the set's batch size {b}")
-        target = shard_dir(out, lo, hi)
-        if is_complete(target):
-            return target
-    meta = _set_meta(name, fold, dataset, source, settings)
-    writer = DatasetWriter(target, meta, EXTRA_COLUMNS, append=True)
-    done = writer.done_ids | ({c.case_id for c in complete} if shard is not None else set())
-    perlin_cfg = config.perlin if perlin else None
-    steps = settings["steps"]
-    bar = progress_bar(hi - lo, sum(case_id(name, i) in done for i in range(lo, hi)),
-                       f"augment {name} fold {fold}", "img", enabled=progress)
-    try:
-        for start in range(lo, hi, b):
-            idx = range(start, min(start + b, hi))
-            if all(case_id(name, i) in done for i in idx):
-                continue
-            plans = [plan_case(i, source, cfg.seed, fold, name, config.sampler, perlin_cfg) for i in idx]
-            rates = generate_rates(model, [p.composed.condition for p in plans], [p.diffusion_seed for p in plans])
-            for p, rate in zip(plans, rates, strict=True):
-                cid = case_id(name, p.index)
-                counts = poisson_counts(rate, p.poisson_rng)  # drawn even when done: keeps rngs aligned
-                if cid in done:
-                    continue
-                src_case = p.source_case
-                pid = src_case.patient_id if source.kind == "mp" else f"natural-{src_case.patient_id}"
-                writer.add(
-                    case_id=cid, patient_id=pid, view=src_case.view, image=counts,
-                    labels=p.composed.labels, tissue=p.composed.condition, regions=p.regions,
-                    extra={
-                        "source_case": src_case.case_id, "sample_seed": str(p.diffusion_seed),
-                        "perlin_tries": str(p.composed.total_tries),
-                        "perlin_fallbacks": str(p.composed.n_fell_back), "sampler": cfg.sampler,
-                        "steps": str(steps),
-                    },
-                    subdir=f"{p.index // CASES_PER_SUBDIR:03d}",
-                )  # fmt: skip
-                bar.update(1)
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        bar.close()
-    ds = writer.close()
-    if shard is None and len(ds.cases) < n:  # pragma: no cover - defensive
-        raise DatasetError(f"{out}: wrote {len(ds.cases)} of {n} cases")
-    return target
+    settings = set_settings(name=which.name, fold=which.fold, source_kind=which.source.kind,
+                            perlin=which.perlin, source_root=which.source.dataset.root,
+                            model=model_record(which.model_dir), config=config, batch_size=b)  # fmt: skip
+    spec = SetSpec(
+        name=which.name, settings=settings, extra_columns=EXTRA_COLUMNS, batch_size=b,
+        meta=_set_meta(which.name, which.fold, dataset, which.source, settings),
+        planner=CasePlanner(which.source, cfg.seed, which.fold, which.name, config.sampler,
+                            config.perlin if which.perlin else None),
+        later_keys=LATER_KEYS, not_compared=NOT_COMPARED, desc=f"augment {which.name} fold {which.fold}",
+    )  # fmt: skip
+    make_batch = _sampler(model, which.source, settings["steps"])
+    return writer.write_set(out, n, spec, make_batch, progress=progress, shard=shard)
 
 
 def merge_shards(out: Path, n: int, ranges: Sequence[tuple[int, int]], *, dataset: Dataset,
                  source: Source, fold: int, name: str) -> Path:  # fmt: skip
     """Move the finished shards' files into the set ``out``, then write its cases.csv and
     dataset.json (the completeness marker) last; remove the shard folders."""
-    out = Path(out)
-    complete = read_dataset(out).cases if is_complete(out) else []
-    if len(complete) >= n:
-        _remove_shards(out, len(complete))
-        return out
-    settings = json.loads((out / SETTINGS_FILE).read_text(encoding="utf-8"))
-    cases = {c.case_id: c for c in complete}
-    for lo, hi in ranges:
-        if all(case_id(name, i) in cases for i in range(lo, min(hi, n))):
-            continue  # already in the set (merged before)
-        part = shard_dir(out, lo, min(hi, n))
-        if not is_complete(part):
-            raise DatasetError(f"{part}: shard [{lo}, {hi}) of {out} is not finished; run its task first")
-        for c in read_dataset(part).cases:
-            if c.case_id in cases:
-                continue
-            for rel in (c.image, c.tissue, c.regions):
-                if rel:
-                    (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(part / rel, out / rel)
-            cases[c.case_id] = c
-    want = [case_id(name, i) for i in range(n)]
-    missing = [c for c in want if c not in cases]
-    if missing:
-        raise DatasetError(f"{out}: shards do not cover {len(missing)} cases, e.g. {missing[0]}")
-    ordered = [cases[c] for c in sorted(cases)]
-    meta = _set_meta(name, fold, dataset, source, settings)
-    write_text_atomic(out / "cases.csv", cases_csv_text(ordered, meta.labels, EXTRA_COLUMNS))
-    write_text_atomic(out / "dataset.json", json.dumps(meta.to_json(), indent=2) + "\n")
-    (out / DatasetWriter.JOURNAL).unlink(missing_ok=True)
-    _remove_shards(out, n)  # the merged (now emptied) shards; a larger growth's shards stay
-    return out
-
-
-def _remove_shards(out: Path, covered: int) -> None:
-    """Remove the shard folders ``[lo, hi)`` with ``hi <= covered`` (their cases are in the
-    set); shards of cases beyond it (a larger growth, interrupted) are finished work: kept."""
-    root = Path(out) / SHARDS
-    for part in sorted(root.glob("*-*")) if root.is_dir() else []:
-        try:
-            hi = int(part.name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if hi <= covered:
-            shutil.rmtree(part, ignore_errors=True)
-    if root.is_dir() and not any(root.iterdir()):
-        root.rmdir()
+    return writer.merge_shards(out, n, ranges, name=name, extra_columns=EXTRA_COLUMNS,
+                               meta_of=lambda settings: _set_meta(name, fold, dataset, source, settings))  # fmt: skip

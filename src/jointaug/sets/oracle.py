@@ -25,14 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from jointaug.config import Config
-from jointaug.dataset.format import (
-    HAND_LABELS,
-    Case,
-    Dataset,
-    DatasetError,
-    DatasetMeta,
-    is_complete,
-)
+from jointaug.dataset.format import HAND_LABELS, Case, Dataset, DatasetError, DatasetMeta
 from jointaug.dataset.phantom import (
     VERSION,
     PatientParams,
@@ -41,14 +34,11 @@ from jointaug.dataset.phantom import (
     render_view,
 )
 from jointaug.dataset.phantom_disease import sample_blobs, sample_disease, sample_state
-from jointaug.dataset.writer import DatasetWriter
-from jointaug.outputs import record_set_settings
-from jointaug.sets.sources import mp_source, plan_case
+from jointaug.sets.sources import CasePlanner, PlannedCase, mp_source
+from jointaug.sets.writer import SetCase, SetSpec, check_size, write_set
 
 NAME = "oracle"
-SETTINGS_FILE = "augmentation.json"
 EXTRA_COLUMNS = ["source_case", "render_seed"]
-CASES_PER_SUBDIR = 1000
 _CASE = re.compile(r"^p(\d{3,})(?:_v(\d+))?_(palmar|dorsal)$")
 
 
@@ -121,8 +111,29 @@ def _settings(dataset: Dataset, fold: int, config: Config, info: dict) -> dict:
     }  # fmt: skip
 
 
-def case_id(index: int) -> str:
-    return f"{NAME}_{index:06d}"
+def _renderer(info: dict):
+    """The oracle kind's batch maker: each planned vector rendered by the phantom on the
+    source case's patient at that visit (patient geometry cached)."""
+    seed, size = int(info["seed"]), int(info["size"])
+    params_cache: dict[tuple[int, int], PatientParams] = {}
+
+    def make_batch(plans: Sequence[PlannedCase]) -> list[SetCase]:
+        out = []
+        for p in plans:
+            index, visit, view = case_visit(p.source_case)
+            if (index, visit) not in params_cache:
+                params_cache[(index, visit)] = visit_params(seed, index, size, visit)
+            rng = np.random.default_rng(p.diffusion_seed)
+            mean, tissue = render_case(params_cache[(index, visit)], view, p.composed.vector, rng)
+            out.append(SetCase(
+                patient_id=p.source_case.patient_id, view=view,
+                image=p.poisson_rng.poisson(mean).astype(np.int32), labels=p.composed.labels,
+                tissue=tissue, regions=p.regions,
+                extra={"source_case": p.source_case.case_id, "render_seed": str(p.diffusion_seed)},
+            ))  # fmt: skip
+        return out
+
+    return make_batch
 
 
 def make_oracle_set(out: str | Path, n: int, *, dataset: Dataset, train_patients: Sequence[str],
@@ -133,20 +144,10 @@ def make_oracle_set(out: str | Path, n: int, *, dataset: Dataset, train_patients
     from 256 to 512 images holds the same first 256. A set made with other settings is
     never extended or removed (StaleOutputError; ``--retrain`` moves it aside).
     """
-    from tqdm.auto import tqdm
-
-    if n < 1:
-        raise ValueError(f"oracle set size must be >= 1, got {n}")
-    out = Path(out)
+    check_size(n, "oracle set")
     info = phantom_params(dataset)
     src = mp_source(dataset, tuple(train_patients))
     settings = _settings(dataset, fold, config, info)
-    record_set_settings(out, settings, "oracle set", SETTINGS_FILE)  # other settings: StaleOutputError
-    if is_complete(out):
-        from jointaug.dataset.format import read_dataset
-
-        if len(read_dataset(out).cases) >= n:
-            return out
     meta = DatasetMeta(
         name=f"{NAME}-fold{fold}", labels=list(dataset.labels),
         groups={k: list(v) for k, v in dataset.meta.groups.items()},
@@ -155,34 +156,7 @@ def make_oracle_set(out: str | Path, n: int, *, dataset: Dataset, train_patients
         "built-in phantom's own imaging model on the fold's train patients' anatomy",
         modality=dataset.meta.modality, extra={"augmentation": settings},
     )  # fmt: skip
-    writer = DatasetWriter(out, meta, EXTRA_COLUMNS, append=True)
-    done = writer.done_ids
-    seed, size = int(info["seed"]), int(info["size"])
-    params_cache: dict[tuple[int, int], PatientParams] = {}
-    bar = tqdm(total=n, initial=sum(case_id(i) in done for i in range(n)), disable=not progress,
-               desc=f"oracle set fold {fold}", unit="img", dynamic_ncols=True)  # fmt: skip
-    try:
-        for i in range(n):
-            if case_id(i) in done:
-                continue
-            p = plan_case(i, src, config.diffusion.seed, fold, NAME, config.sampler, None)
-            index, visit, view = case_visit(p.source_case)
-            if (index, visit) not in params_cache:
-                params_cache[(index, visit)] = visit_params(seed, index, size, visit)
-            rng = np.random.default_rng(p.diffusion_seed)
-            mean, tissue = render_case(params_cache[(index, visit)], view, p.composed.vector, rng)
-            counts = p.poisson_rng.poisson(mean).astype(np.int32)
-            writer.add(
-                case_id=case_id(i), patient_id=p.source_case.patient_id, view=view, image=counts,
-                labels=p.composed.labels, tissue=tissue, regions=p.regions,
-                extra={"source_case": p.source_case.case_id, "render_seed": str(p.diffusion_seed)},
-                subdir=f"{i // CASES_PER_SUBDIR:03d}",
-            )  # fmt: skip
-            bar.update(1)
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        bar.close()
-    writer.close()
-    return out
+    spec = SetSpec(name=NAME, settings=settings, meta=meta, extra_columns=EXTRA_COLUMNS,
+                   planner=CasePlanner(src, config.diffusion.seed, fold, NAME, config.sampler, None),
+                   what="oracle set", desc=f"oracle set fold {fold}")  # fmt: skip
+    return write_set(Path(out), n, spec, _renderer(info), progress=progress)

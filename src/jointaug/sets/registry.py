@@ -16,17 +16,21 @@ set name      generator  source    perlin  made by
 ``forward-perlin`` forward mp      yes     ... on Perlin-varied regions
 ============  =========  ========  ======  =====================================
 
-A generator other than diffusion is registered with :func:`register_set` (``oracle``
-the same way as ``forward``): ``factory`` is ``"module:function"``, imported when a set
-is made (the registry stays import-light; a missing module is reported before a run
-starts), with the signature shared by all set generators (``options`` are passed as
-its kind-specific keywords)::
+A kind is one module plus one :func:`register_set` line. Every kind writes its set
+through the one set writer (:mod:`jointaug.sets.writer`): the module supplies only
+its settings, metadata, case plan and a batch maker (planned cases -> images and
+rows); recording the settings, resume, growth, batching, shards and the done marker
+are the writer's. A generator other than diffusion is registered with ``factory``
+``"module:function"``, imported when a set is made (the registry stays import-light; a
+missing module is reported before a run starts), with the signature shared by all set
+generators (``options`` are passed as its kind-specific keywords)::
 
     make_<kind>_set(out: Path, n: int, *, dataset: Dataset, train_patients: Sequence[str],
                     fold: int, config: Config, progress: bool = True, **kind_specific) -> Path
 
 The diffusion generator (``sets/diffusion.py``) takes more inputs (a trained model,
-a source); the task graph calls it with those.
+a source); the task graph calls it with those. ``tests/test_set_writer.py`` registers a
+toy kind in a few lines.
 """
 
 from __future__ import annotations
@@ -88,6 +92,11 @@ register_set("oracle", "oracle", "mp", False, "jointaug.sets.oracle:make_oracle_
 for _name, _perlin in (("forward", False), ("forward-perlin", True)):
     register_set(_name, "forward", "mp", _perlin, "jointaug.sets.forward:make_forward_set",
                  {"perlin": _perlin})
+
+
+def unregister_set(name: str) -> None:
+    """Remove set kind ``name`` (tests that register a kind of their own)."""
+    SETS.pop(name, None)
 
 
 def set_kind(name: str) -> SetKind | None:

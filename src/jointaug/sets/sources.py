@@ -127,3 +127,18 @@ def plan_case(
     composed = compose_condition(tissue, regions, vector, rng, perlin)
     diffusion_seed = int(diffusion_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
     return PlannedCase(index, case, composed, regions, diffusion_seed, np.random.default_rng(poisson_ss))
+
+
+@dataclass(frozen=True)
+class CasePlanner:
+    """:func:`plan_case` with everything but the index fixed: the plan of a set's case ``i``."""
+
+    source: Source
+    seed: int
+    fold: int
+    name: str  # the plan name (``forward`` reuses the ``mp`` / ``mp-perlin`` plans)
+    sampler: SamplerConfig
+    perlin: PerlinConfig | None = None
+
+    def __call__(self, index: int) -> PlannedCase:
+        return plan_case(index, self.source, self.seed, self.fold, self.name, self.sampler, self.perlin)
