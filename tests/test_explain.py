@@ -116,7 +116,7 @@ def test_known_network_peaks_fall_in_each_joints_region(phantom, method):
 
 
 def test_trained_network_points_at_the_right_square(tmp_path):
-    from classify_data import LABELS, signal_images, signal_imageset, tiny_config
+    from helpers import LABELS, signal_images, signal_imageset, tiny_config
 
     from jointaug.classify.explain import EnsembleExplainer
     from jointaug.classify.model import build_model
