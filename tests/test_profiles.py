@@ -12,7 +12,7 @@ import pytest
 from jointaug.config import PROFILES, load_config, profile_dict
 from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
-from jointaug.experiments.pipeline import make_plan, run_experiment
+from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
 from jointaug.experiments.rundir import RunDir
 from jointaug.sets.registry import set_kind
 
@@ -54,7 +54,7 @@ def test_profile_runs_as_shipped_through_every_stage(profile, phantom, tmp_path)
     run = RunDir.create(tmp_path / "run", phantom, cfg)
     plan = make_plan(run, folds=[0])  # the profile's methods, mixtures and baselines
     log: list[str] = []
-    result = run_experiment(run, plan, progress=False, echo=log.append)
+    result = run_experiment(run, plan, RunOptions(progress=False), echo=log.append)
     assert "estimate on this machine" in log[0]
     if plan.needs_natural:
         assert read_dataset(run.path / "natural_source").cases
