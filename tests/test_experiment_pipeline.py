@@ -132,7 +132,7 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_run, monkeypatch, tmp_pat
     calls = []
     from jointaug.experiments import stages
 
-    orig = stages.make_fold_set
+    orig = stages.make_named_set
 
     def flaky(run_, fold, *a, **k):
         calls.append(fold)
@@ -140,14 +140,14 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_run, monkeypatch, tmp_pat
             raise KeyboardInterrupt
         return orig(run_, fold, *a, **k)
 
-    monkeypatch.setattr(stages, "make_fold_set", flaky)
+    monkeypatch.setattr(stages, "make_named_set", flaky)
     plan = make_plan(run, ["baseline", "mp-perlin"], sizes=[4], curve_sizes=[])
     with pytest.raises(KeyboardInterrupt):
         run_experiment(run, plan, RunOptions(progress=False, estimate=False), echo=lambda m: None)
     assert calls == [0, 1]  # fold 0's set was made, then the run was killed in fold 1
     stamp = os.stat(run.diffusion_dir(0) / "model.safetensors").st_mtime_ns
     set0 = os.stat(run.augment_dir(0, "mp-perlin") / "cases.csv").st_mtime_ns
-    monkeypatch.setattr(stages, "make_fold_set", orig)
+    monkeypatch.setattr(stages, "make_named_set", orig)
     run_experiment(run, plan, RunOptions(progress=False, estimate=False), echo=lambda m: None)
     assert os.stat(run.diffusion_dir(0) / "model.safetensors").st_mtime_ns == stamp
     assert os.stat(run.augment_dir(0, "mp-perlin") / "cases.csv").st_mtime_ns == set0

@@ -59,8 +59,6 @@ from jointaug.outputs import (
 )
 from jointaug.runtime import resolve_device, runtime_record
 
-Echo = Callable[[str], None]
-
 
 @dataclass(frozen=True)
 class Job:
@@ -173,15 +171,7 @@ def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets
     t0 = time.perf_counter()
     res = fit(out, train, val, cfg, job_seed(job.seed, job.fold), dataset.labels, loss=loss,
               device=dev, progress=progress, desc=job.label(), on_step=on_step)  # fmt: skip
-    model = build_model(cfg, len(dataset.labels), seed=None)
-    model.load_state_dict(res.best_state)
-    kw = dict(batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp,
-              channels_last=cfg.channels_last)  # fmt: skip
-    val_p, test_p = predict_probs(model, val.images, **kw), predict_probs(model, test.images, **kw)
-    for part, probs, data in (("val", val_p, val), ("test", test_p, test)):
-        _save_npy(out / f"{part}_probs.npy", probs)
-        _save_npy(out / f"{part}_labels.npy", data.labels)
-        write_text_atomic(out / f"{part}_case_ids.json", json.dumps(data.case_ids) + "\n")
+    val_p, test_p = _save_predictions(out, res.best_state, val, test, cfg, len(dataset.labels), dev)
     tuned = tune_threshold(val.labels, val_p)
     result = {
         "fold": job.fold, "method": job.method.name, "size": job.size, "seed": job.seed,
@@ -199,6 +189,22 @@ def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets
     write_done(out, declared.key, declared.settings, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     (out / CHECKPOINT).unlink(missing_ok=True)
     return result
+
+
+def _save_predictions(out: Path, best_state: dict, val, test, cfg: ClassifyConfig, n_labels: int,
+                      dev) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The best weights' probabilities on the validation and test parts, saved with their
+    labels and case ids; returns (val probs, test probs)."""
+    model = build_model(cfg, n_labels, seed=None)
+    model.load_state_dict(best_state)
+    kw = dict(batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp,
+              channels_last=cfg.channels_last)  # fmt: skip
+    val_p, test_p = predict_probs(model, val.images, **kw), predict_probs(model, test.images, **kw)
+    for part, probs, data in (("val", val_p, val), ("test", test_p, test)):
+        _save_npy(out / f"{part}_probs.npy", probs)
+        _save_npy(out / f"{part}_labels.npy", data.labels)
+        write_text_atomic(out / f"{part}_case_ids.json", json.dumps(data.case_ids) + "\n")
+    return val_p, test_p
 
 
 def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = True,

@@ -16,6 +16,12 @@ on another node) can run it. Every task is idempotent: the stage functions skip
 finished work and resume interrupted work, which is what makes an executor's retries
 and a rerun after a crash safe. The results are written once, by ``report``.
 
+Each kind of task is one entry of :data:`KINDS` (a :class:`TaskKind`): how it adds its
+tasks to the graph, whether its output is current (``experiments/outputs.py`` declares
+it, :func:`jointaug.outputs.check` decides), how it runs, its time estimate and the
+lines it prints. Building, estimating, :func:`task_done`, :func:`run_task` and both
+executors iterate that table; a new kind is one entry plus its functions.
+
 The local executor (:func:`run_local`) runs the tasks in order in this process; the
 Ray executor (``experiments/ray_executor.py``) schedules them on a Ray cluster.
 """

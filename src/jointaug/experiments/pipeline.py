@@ -14,8 +14,9 @@ stage resumes):
 The stages are the tasks of ``experiments/graph.py``, run in order here (``local``) or
 on a Ray cluster (``ray``). Every output records the settings it was made with; when
 the current config asks for other settings the run stops before any work and lists
-every stale output and the changed keys; ``retrain=True`` (``--retrain``) moves them to
-``RUN/stale/<timestamp>/`` and makes them afresh. Nothing finished is deleted.
+every stale output and the changed keys; ``RunOptions(retrain=True)`` (``--retrain``)
+moves them to ``RUN/stale/<timestamp>/`` and makes them afresh. Nothing finished is
+deleted.
 """
 
 from __future__ import annotations
