@@ -29,7 +29,7 @@ from jointaug.config import load_config
 from jointaug.dataset.format import is_complete
 from jointaug.dataset.phantom import write_phantom
 from jointaug.experiments.classification import config_with_methods, configured_methods
-from jointaug.experiments.pipeline import make_plan, run_experiment
+from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stats import read_stats, verdict_lines
 
@@ -57,9 +57,9 @@ def main() -> None:
     run = RunDir.create(args.run or args.out / "run", data, cfg)
     plan = make_plan(run, methods)
     t0 = time.perf_counter()
-    result = run_experiment(run, plan, progress=False, executor=args.executor, shards=args.shards,
-                            ray_address=args.address, retrain=args.retrain,
-                            echo=lambda m: print(m, flush=True))  # fmt: skip
+    opts = RunOptions(progress=False, executor=args.executor, shards=args.shards, ray_address=args.address,
+                      retrain=args.retrain)  # fmt: skip
+    result = run_experiment(run, plan, opts, echo=lambda m: print(m, flush=True))
     print(f"\nwall time {time.perf_counter() - t0:.0f} s (this call; finished stages are skipped)")
     print("stage wall times (s):", json.dumps(result.get("stage_times", {})))
     print(result["tables"])

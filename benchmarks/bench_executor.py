@@ -54,7 +54,7 @@ def overrides(scale: str) -> list[str]:
 
 def one_run(executor: str, data: Path, out: Path, scale: str, workers: int) -> dict:
     from jointaug.config import load_config
-    from jointaug.experiments.pipeline import make_plan, run_experiment
+    from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
     from jointaug.experiments.rundir import RunDir
 
     shutil.rmtree(out, ignore_errors=True)
@@ -62,8 +62,9 @@ def one_run(executor: str, data: Path, out: Path, scale: str, workers: int) -> d
     run = RunDir.create(out, data, cfg)
     plan = make_plan(run, folds=[0, 1], sizes=[SCALES[scale][4]])
     t0 = time.perf_counter()
-    res = run_experiment(run, plan, progress=False, echo=lambda m: None, estimate=False, executor=executor,
-                         ray_init={"num_cpus": workers} if executor == "ray" else None)  # fmt: skip
+    opts = RunOptions(progress=False, estimate=False, executor=executor,
+                      ray_init={"num_cpus": workers} if executor == "ray" else None)  # fmt: skip
+    res = run_experiment(run, plan, opts, echo=lambda m: None)
     wall = time.perf_counter() - t0
     tables = {k: (run.results_dir / k).read_bytes() for k in ("table1.md", "table2.md", "metrics.csv")}
     return {"wall_s": wall, "tasks": res["task_wall_s"], "tables": tables}

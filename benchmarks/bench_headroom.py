@@ -39,7 +39,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from jointaug.config import load_config
-    from jointaug.experiments.classification import run_classification
+    from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
     from jointaug.experiments.rundir import RunDir
     from jointaug.sets.oracle import make_oracle_set
 
@@ -62,8 +62,9 @@ def main() -> None:
             if not link.exists():
                 link.symlink_to(src.resolve(), target_is_directory=True)
         t0 = time.perf_counter()
-        run_classification(run, args.methods, folds=folds, sizes=[args.n], seeds=seeds,
-                           progress=False, echo=lambda m, name=name: print(f"  [{name}] {m}", flush=True))  # fmt: skip
+        plan = make_plan(run, args.methods, sizes=[args.n], folds=folds, curve_sizes=[])
+        run_experiment(run, plan, RunOptions(progress=False, estimate=False),
+                       echo=lambda m, name=name: print(f"  [{name}] {m}", flush=True))  # fmt: skip
         wall = time.perf_counter() - t0
         res = {}
         for p in sorted(run.path.glob("fold_*/classify/*/seed_*/result.json")):

@@ -15,13 +15,29 @@ from jointaug.classify.data import MixError
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.cli import app
 from jointaug.config import load_config
-from jointaug.experiments.classification import run_classification, train_single
+from jointaug.experiments.classification import train_single
+from jointaug.experiments.graph import build_graph, run_local
+from jointaug.experiments.pipeline import make_plan
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.tables import write_results
 
 TINY = overrides(CLASSIFIER_LEARNS, ["classify.batch_size=16", "classify.eval_every_epochs=1",
         "classify.patience_samples=48", "classify.max_samples=72", "classify.lr=0.01",
         "classify.seeds=[0,1]", "experiment.sizes=[16]", "device=cpu"])  # fmt: skip
+
+
+def classify(run, methods, folds):
+    """The trainings of ``methods`` and the results, through the graph's local executor
+    (the sets are made by hand here); returns (trainings, lines printed, report summary)."""
+    plan = make_plan(run, methods, folds=folds, curve_sizes=[])
+    tasks = [t for t in build_graph(run, plan) if t.kind in ("classify", "report")]
+    log: list[str] = []
+    summary = run_local(run, tasks, progress=False, echo=log.append)
+    return sum(t.kind == "classify" for t in tasks), log, summary
+
+
+def trained(log):
+    return sum(m.startswith("[") for m in log)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +53,7 @@ def finished_run(tmp_path_factory, dataset):
     run = RunDir.create(tmp_path_factory.mktemp("run") / "r", dataset, cfg)
     for fold in (0, 1):
         write_signal_set(run.augment_dir(fold, "mp-perlin"), 20, size=64, seed=10 + fold)
-    summary = run_classification(run, ["baseline", "tuned_threshold", "mp-perlin"], folds=[0, 1],
-                                 progress=False, echo=lambda m: None)  # fmt: skip
-    return run, summary
+    return run, classify(run, ["baseline", "tuned_threshold", "mp-perlin"], folds=[0, 1])
 
 
 def read_csv(path):
@@ -49,8 +63,8 @@ def read_csv(path):
 
 @pytest.mark.slow
 def test_every_training_writes_its_outputs(finished_run):
-    run, summary = finished_run
-    assert summary.jobs == 8 and summary.trained == 8 and summary.skipped == 0
+    run, (jobs, log, _) = finished_run
+    assert jobs == 8 and trained(log) == 8
     d = run.classify_dir(1, "mp-perlin_16", 0)
     r = json.loads((d / "result.json").read_text())
     assert (r["fold"], r["method"], r["size"], r["seed"]) == (1, "mp-perlin", 16, 0)
@@ -88,7 +102,7 @@ def test_metrics_csv_has_seeds_ensembles_and_threshold_kinds(finished_run):
 
 @pytest.mark.slow
 def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
-    run, summary = finished_run
+    run, (_, _, summary) = finished_run
     full = (run.results_dir / "table1.md").read_text()
     t1, _, st = full.partition("Paired differences")
     assert "| Method | Accuracy | TPR | TNR | F1 | GMS |" in t1
@@ -107,7 +121,7 @@ def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
     for line in [x for x in t1.splitlines()[4:] if x.startswith("|")]:
         cells = [c.strip() for c in line.strip("|").split("|")[1:]]
         assert len(cells) == 5 and all(cell.match(c) for c in cells), line
-    assert "Table 2" in summary.tables and "2 folds, 2 seeds per fold" in t1
+    assert "Table 2" in summary["tables"] and "2 folds, 2 seeds per fold" in t1
     per_label = read_csv(run.results_dir / "per_label.csv")
     assert {r["method"] for r in per_label} == {"baseline", "tuned_threshold", "mp-perlin"}
     assert len(per_label) == 3 * 2 * 4  # rows x folds x labels
@@ -118,9 +132,8 @@ def test_finished_trainings_are_skipped(finished_run):
     run, _ = finished_run
     model = run.classify_dir(0, "baseline", 1) / "model.safetensors"
     stamp = model.stat().st_mtime_ns
-    again = run_classification(run, ["baseline", "mp-perlin"], folds=[0, 1], progress=False,
-                               echo=lambda m: None)  # fmt: skip
-    assert again.trained == 0 and again.skipped == 8
+    jobs, log, _ = classify(run, ["baseline", "mp-perlin"], folds=[0, 1])
+    assert jobs == 8 and trained(log) == 0
     assert model.stat().st_mtime_ns == stamp
     # unless forced (one training, through the train-classifier library call)
     r = train_single(run, 0, "baseline", 1, force=True, progress=False)
@@ -157,8 +170,7 @@ def test_tables_from_a_hand_made_results_folder(tmp_path, dataset):
 def test_missing_augmentation_set_stops_before_training(tmp_path, dataset):
     run = RunDir.create(tmp_path / "run", dataset, load_config("demo", TINY))
     with pytest.raises(MixError, match=r"fold_0/augment/11k-perlin is missing.*jointaug augment"):
-        run_classification(run, ["baseline", "11k-perlin"], folds=[0], progress=False,
-                           echo=lambda m: None)  # fmt: skip
+        train_single(run, 0, "11k-perlin", 0, progress=False)
     assert not (run.path / "fold_0" / "classify").exists()
 
 

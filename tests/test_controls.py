@@ -126,7 +126,7 @@ def test_budget_grows_with_the_training_set():
 @pytest.mark.slow
 def test_pipeline_runs_the_controls_and_reports_verdicts(tmp_path):
     from jointaug.experiments.demo import demo_verdicts
-    from jointaug.experiments.pipeline import make_plan, run_experiment
+    from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
     from jointaug.experiments.rundir import RunDir
 
     write_phantom(tmp_path / "data", patients=6, size=64, seed=0, progress=False)
@@ -135,7 +135,7 @@ def test_pipeline_runs_the_controls_and_reports_verdicts(tmp_path):
     run = RunDir.create(tmp_path / "run", tmp_path / "data", cfg)
     plan = make_plan(run, ["baseline", "oversample", "oracle", "tuned_threshold"])
     assert plan.sets == {"oracle": 6} and not plan.needs_diffusion
-    result = run_experiment(run, plan, progress=False, echo=lambda m: None, estimate=False)
+    result = run_experiment(run, plan, RunOptions(progress=False, estimate=False), echo=lambda m: None)
     assert len(read_dataset(run.augment_dir(2, "oracle")).cases) == 6
     assert not run.augment_dir(0, "oversample").exists()  # drawn from the train part
     import json

@@ -19,7 +19,7 @@ from jointaug.config import load_config
 from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.dataset.validate import validate_dataset
-from jointaug.experiments.pipeline import make_plan, run_experiment
+from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
 from jointaug.experiments.predict import best_method, method_threshold, model_files
 from jointaug.experiments.rundir import RunDir
 
@@ -34,7 +34,7 @@ def tiny_run(tmp_path_factory):
     run = RunDir.create(root / "run", root / "data", cfg)
     plan = make_plan(run)
     log: list[str] = []
-    result = run_experiment(run, plan, progress=False, echo=log.append)
+    result = run_experiment(run, plan, RunOptions(progress=False), echo=log.append)
     yield run, plan, result, log
 
 
@@ -105,7 +105,7 @@ def test_rerun_computes_nothing_and_a_lost_model_is_retrained_alone(tiny_run):
     (victim / "done").unlink()
     (victim / "model.safetensors").unlink()
     log: list[str] = []
-    run_experiment(run, make_plan(run), progress=False, echo=log.append, estimate=False)
+    run_experiment(run, make_plan(run), RunOptions(progress=False, estimate=False), echo=log.append)
     after = {f: os.stat(f).st_mtime_ns for f in files if f.exists()}
     changed = [f for f in files if f.exists() and before[f] != after[f] and victim not in f.parents]
     assert changed == [] and model.exists()
@@ -121,7 +121,7 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_run, monkeypatch, tmp_pat
     calls = []
     from jointaug.experiments import stages
 
-    orig = stages.make_fold_set
+    orig = stages.make_named_set
 
     def flaky(run_, fold, *a, **k):
         calls.append(fold)
@@ -129,15 +129,15 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_run, monkeypatch, tmp_pat
             raise KeyboardInterrupt
         return orig(run_, fold, *a, **k)
 
-    monkeypatch.setattr(stages, "make_fold_set", flaky)
+    monkeypatch.setattr(stages, "make_named_set", flaky)
     plan = make_plan(run, ["baseline", "mp-perlin"], sizes=[4], curve_sizes=[])
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(run, plan, progress=False, echo=lambda m: None, estimate=False)
+        run_experiment(run, plan, RunOptions(progress=False, estimate=False), echo=lambda m: None)
     assert calls == [0, 1]  # fold 0's set was made, then the run was killed in fold 1
     stamp = os.stat(run.diffusion_dir(0) / "model.safetensors").st_mtime_ns
     set0 = os.stat(run.augment_dir(0, "mp-perlin") / "cases.csv").st_mtime_ns
-    monkeypatch.setattr(stages, "make_fold_set", orig)
-    run_experiment(run, plan, progress=False, echo=lambda m: None, estimate=False)
+    monkeypatch.setattr(stages, "make_named_set", orig)
+    run_experiment(run, plan, RunOptions(progress=False, estimate=False), echo=lambda m: None)
     assert os.stat(run.diffusion_dir(0) / "model.safetensors").st_mtime_ns == stamp
     assert os.stat(run.augment_dir(0, "mp-perlin") / "cases.csv").st_mtime_ns == set0
     assert (run.results_dir / "table1.md").is_file()
@@ -201,7 +201,6 @@ def test_predict_warns_when_an_image_differs_from_the_training_data(tiny_run, tm
 def test_changed_setting_stops_until_confirmed_and_keeps_the_old_model(tiny_run, tmp_path):
     import shutil
 
-    from jointaug.experiments.classification import run_classification
     from jointaug.outputs import StaleOutputError
 
     run0, _, _, _ = tiny_run
@@ -213,16 +212,19 @@ def test_changed_setting_stops_until_confirmed_and_keeps_the_old_model(tiny_run,
     model = run.classify_dir(0, "baseline", 0) / "model.safetensors"
     before = model.read_bytes()
     log: list[str] = []
+    plan = make_plan(run, ["baseline"], folds=[0], curve_sizes=[])
+    plan.seeds = [0]
+    opts = RunOptions(progress=False, estimate=False)
     with pytest.raises(StaleOutputError) as err:
-        run_classification(run, ["baseline"], folds=[0], seeds=[0], progress=False, echo=log.append)
+        run_experiment(run, plan, opts, echo=log.append)
     assert f"classify.lr: {old_lr} -> {old_lr * 3}" in str(err.value) and "--retrain" in str(err.value)
     assert model.read_bytes() == before and not log  # stopped before any work
-    run_classification(run, ["baseline"], folds=[0], seeds=[0], retrain=True, progress=False, echo=log.append)
+    run_experiment(run, plan, RunOptions(progress=False, estimate=False, retrain=True), echo=log.append)
     assert sum(m.startswith("[") for m in log) == 1  # the stale baseline was retrained
     kept = list(run.path.glob("stale/*/fold_0/classify/baseline/seed_0/model.safetensors"))
     assert len(kept) == 1 and kept[0].read_bytes() == before  # moved aside, not deleted
     log.clear()
-    run_classification(run, ["baseline"], folds=[0], seeds=[0], progress=False, echo=log.append)
+    run_experiment(run, plan, opts, echo=log.append)
     assert not any(m.startswith("[") for m in log)  # and is now up to date
 
 
@@ -246,7 +248,7 @@ def test_changed_diffusion_setting_lists_everything_it_would_replace(tiny_run, t
         train_fold_diffusion(run, 0, progress=False)
     plan = make_plan(run, ["baseline", "mp-perlin"], sizes=[8], curve_sizes=[], folds=[0])
     with pytest.raises(StaleOutputError) as err:
-        run_experiment(run, plan, progress=False, echo=lambda m: None, estimate=False)
+        run_experiment(run, plan, RunOptions(progress=False, estimate=False), echo=lambda m: None)
     msg = str(err.value)
     # the model, the set made with it and the classifiers trained on that set; not the baseline
     assert "diffusion model" in msg and "augmentation set" in msg and "model_key" in msg

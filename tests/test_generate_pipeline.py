@@ -24,11 +24,11 @@ from jointaug.dataset.validate import validate_dataset
 from jointaug.dataset.writer import DatasetWriter
 from jointaug.diffusion.checkpoint import load_tensors
 from jointaug.diffusion.intensity import downsample_counts
+from jointaug.experiments.outputs import set_from_model_on_disk
 from jointaug.experiments.rundir import RunDir
-from jointaug.experiments.stages import confirm_retrain, stale_fold_set
 from jointaug.experiments.stages import make_fold_set as make_augmentation_set
 from jointaug.experiments.stages import train_fold_diffusion as train_diffusion
-from jointaug.outputs import StaleOutputError
+from jointaug.outputs import StaleOutputError, check, handle_stale
 from jointaug.sets.sources import mp_source, natural_source, plan_case
 
 SIZE = TWO_HAND_SIZE
@@ -160,7 +160,8 @@ def test_augmentation_set_grows_and_resumes(tiny, monkeypatch):
         make_augmentation_set(run, 0, "mp", perlin=False, n=3, progress=False, config=changed)
     assert "fast_steps" not in str(err.value) and "--retrain" in str(err.value)
     assert len(read_dataset(out).cases) == 8  # still there
-    confirm_retrain(run, [stale_fold_set(run, 0, "mp", changed)], retrain=True, echo=lambda m: None)
+    stale = check(set_from_model_on_disk(run, 0, "mp", changed)).stale
+    handle_stale([stale], run.path, retrain=True, echo=lambda m: None)
     assert len(read_dataset(next(run.path.glob("stale/*/fold_0/augment/mp"))).cases) == 8  # moved aside
     remade = read_dataset(make_augmentation_set(run, 0, "mp", perlin=False, n=3, progress=False, config=changed))
     assert len(remade.cases) == 3 and remade.meta.extra["augmentation"]["steps"] == 2

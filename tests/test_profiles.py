@@ -13,7 +13,7 @@ from helpers import SHRINK
 from jointaug.config import PROFILES, profile_dict
 from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
-from jointaug.experiments.pipeline import make_plan, run_experiment
+from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
 from jointaug.experiments.rundir import RunDir
 from jointaug.sets.registry import set_kind
 
@@ -42,7 +42,7 @@ def test_profile_runs_as_shipped_through_every_stage(profile, phantom, tmp_path,
     run = RunDir.create(tmp_path / "run", phantom, cfg)
     plan = make_plan(run, folds=[0])  # the profile's methods, mixtures and baselines
     log: list[str] = []
-    result = run_experiment(run, plan, progress=False, echo=log.append)
+    result = run_experiment(run, plan, RunOptions(progress=False), echo=log.append)
     assert "estimate on this machine" in log[0]
     if plan.needs_natural:
         assert read_dataset(run.path / "natural_source").cases

@@ -60,7 +60,7 @@ def test_ray_gives_the_local_tables_even_when_a_worker_dies_mid_task(grid):
 
 def test_a_failed_task_is_reported_with_its_log_and_a_rerun_completes(grid, tmp_path):
     from jointaug.config import load_config
-    from jointaug.experiments.pipeline import make_plan, run_experiment
+    from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
     from jointaug.experiments.rundir import RunDir
 
     root, fault, local = grid
@@ -69,10 +69,10 @@ def test_a_failed_task_is_reported_with_its_log_and_a_rerun_completes(grid, tmp_
     fault.write_text("set/0/mp-perlin")
     log: list[str] = []
     with pytest.raises(GraphFailed, match=r"set/0/mp-perlin: .*\n    log: .*set__0__mp-perlin\.log") as err:
-        run_experiment(run, plan, progress=False, echo=log.append, estimate=False, executor="ray",
-                       ray_retries=0)  # fmt: skip
+        run_experiment(run, plan, RunOptions(progress=False, estimate=False, executor="ray", ray_retries=0),
+                       echo=log.append)  # fmt: skip
     assert "not started because a task they need failed: 1 task(s)" in str(err.value)
     assert not (run.results_dir / "table1.md").exists()  # no report from a partial grid
     assert (run.diffusion_dir(1) / "done").is_file()  # the rest ran on
-    run_experiment(run, plan, progress=False, echo=log.append, estimate=False, executor="ray")
+    run_experiment(run, plan, RunOptions(progress=False, estimate=False, executor="ray"), echo=log.append)
     assert _tables(run.path) == local

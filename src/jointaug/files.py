@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+STALE = "stale"  # the folder (in a run folder) that outputs are moved aside to
 
 
 class DiskFullError(OSError):
@@ -114,7 +115,7 @@ def move_aside(paths: Sequence[Path], run_root: Path, stamp: str | None = None) 
     """Move ``paths`` (inside ``run_root``) to ``run_root/stale/<stamp>/<relative path>``."""
     run_root = Path(run_root).resolve()
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
-    dest_root = run_root / "stale" / stamp
+    dest_root = run_root / STALE / stamp
     for p in paths:
         p = Path(p).resolve()
         if not p.exists():

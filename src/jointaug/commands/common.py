@@ -9,8 +9,11 @@ once, so ``jointaug run`` and ``jointaug train-classifier`` train identically.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import sys
+import typing
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -45,6 +48,28 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def options_command(options: type) -> Callable[[Callable], Callable]:
+    """Decorate a command body that takes one dataclass of CLI options: typer sees the
+    dataclass's fields (each default a ``typer.Option``) as the command's parameters, in
+    order, so the flags stay where one reads them and the body takes one argument."""
+    hints = typing.get_type_hints(options)
+    fields = dataclasses.fields(options)
+    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                annotation=hints[f.name]) for f in fields]  # fmt: skip
+
+    def wrap(body: Callable) -> Callable:
+        @functools.wraps(body)
+        def command(**kwargs):
+            return body(options(**kwargs))
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {f.name: hints[f.name] for f in fields}
+        del command.__wrapped__  # typer reads the signature above, not the body's
+        return command
+
+    return wrap
 
 
 def handle_errors(func: F) -> F:

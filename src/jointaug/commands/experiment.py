@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -13,6 +14,7 @@ from jointaug.commands.common import (
     fail,
     handle_errors,
     open_run,
+    options_command,
     resolve_config,
 )
 
@@ -31,104 +33,124 @@ def _echo(msg: str) -> None:
     console.print(msg, markup=False, highlight=False)
 
 
+@dataclass
+class RunArgs:
+    """The options of ``jointaug run`` (the flags, exactly as typer shows them)."""
+
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (the contract format).")
+    out: Path = typer.Option(..., "--out", help="Run folder (created, or reopened to resume).")
+    methods: str = typer.Option(
+        None, "--methods",
+        help="Comma-separated methods, e.g. baseline,mp-perlin,11k-perlin,mp80-11kp20,tuned_threshold "
+        "[profile: experiment.methods + mixtures + experiment.imbalance_baselines].",
+    )  # fmt: skip
+    sizes: str = typer.Option(None, "--sizes", help="Augmentation sizes, e.g. 8192 [experiment.sizes].")
+    curve_sizes: str = typer.Option(None, "--curve-sizes",
+                                    help="Extra sizes for the Fig. 6 curves, one seed [experiment.curve_sizes].")  # fmt: skip
+    folds: str = typer.Option(None, "--folds", help="Only these folds, e.g. 0,1 [all].")
+    splits: Path = typer.Option(None, "--splits", help="Use this splits.json instead of making one.")
+    photos: Path = typer.Option(None, "--photos", help="An 11k Hands folder [built-in stand-in photos].")
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars.")
+    plan_only: bool = typer.Option(False, "--plan", help="Print the plan, its task graph and the time estimate, then stop.")
+    retrain: bool = typer.Option(False, "--retrain", help="Replace outputs finished with other settings "
+                                 "(they are moved to RUN/stale/<time>/, not deleted).")  # fmt: skip
+    executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster).")
+    address: str = typer.Option(None, "--address", help="Ray cluster: auto, HOST:PORT [a local Ray instance].")
+    gpus_per_classifier: float = typer.Option(0.25, "--gpus-per-classifier",
+                                              help="Ray: GPU share of one classifier training.")  # fmt: skip
+    shards: int = typer.Option(1, "--shards", help="Split each augmentation set into this many parallel tasks.")
+    profile: str = ProfileOpt
+    overrides: list[str] = SetOpt
+
+    def options(self):
+        from jointaug.experiments.pipeline import RunOptions
+
+        return RunOptions(photos=self.photos, progress=not self.no_progress, executor=self.executor,
+                          retrain=self.retrain, shards=self.shards, gpus_per_classifier=self.gpus_per_classifier,
+                          ray_address=self.address)  # fmt: skip
+
+    def plan(self, rd):
+        from jointaug.experiments.pipeline import make_plan
+
+        return make_plan(rd, self.methods, parse_int_list(self.sizes, "sizes"), parse_int_list(self.folds, "folds"),
+                         parse_int_list(self.curve_sizes, "curve-sizes"))  # fmt: skip
+
+
+def _run_config(args: RunArgs):
+    from jointaug.experiments.classification import config_with_methods
+
+    if args.executor == "ray":  # the driver neither resolves nor sets up a device: the tasks do
+        from jointaug.config import load_config
+
+        cfg = load_config(args.profile, args.overrides)
+    else:
+        cfg = resolve_config(args.profile, args.overrides)
+    return config_with_methods(cfg, args.methods) if args.methods is not None else cfg
+
+
+def _show_plan(args: RunArgs, cfg) -> None:
+    """``--plan``: the plan, its task graph, the estimate and what a run would replace."""
+    from jointaug.experiments.graph import describe_graph, task_done
+    from jointaug.experiments.lock import run_lock
+    from jointaug.experiments.outputs import stale_outputs
+    from jointaug.experiments.pipeline import build_tasks, calibrate, describe
+    from jointaug.experiments.rundir import RunDir
+
+    if (Path(args.out) / "config.yaml").is_file():
+        # a reader of an existing run: no lock, nothing written; the config of this
+        # command (not saved), so the plan shows what a run would replace
+        rd = RunDir(args.out)
+        rd.__dict__["config"] = cfg.model_copy(update={"dataset": rd.config.dataset})
+    else:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        with run_lock(args.out):
+            rd = RunDir.create(args.out, args.dataset, cfg, splits_file=args.splits)
+    plan = args.plan(rd)
+    rates = calibrate(rd, plan)
+    tasks = build_tasks(rd, plan, args.options(), rates=rates)
+    _echo(describe(rd, plan, rates))
+    _echo(describe_graph(rd, tasks, {t.id for t in tasks if task_done(rd, t)}))
+    main, curve = plan.jobs()
+    stale = stale_outputs(rd, plan.folds, plan.sets, [*main, *curve])
+    if stale:
+        _echo(f"{len(stale)} finished output(s) would be replaced (run with --retrain to confirm):")
+        _echo("\n".join(s.describe() for s in stale))
+
+
+def run(args: RunArgs) -> None:
+    """The paper's grid on a dataset: diffusion, augmentation sets, classifiers, tables, report.
+
+    Rerun the same command to resume: finished stages are skipped. A changed setting
+    stops the run before any work and lists what it would replace; --retrain confirms.
+    """
+    from jointaug.experiments.lock import run_lock
+    from jointaug.experiments.pipeline import run_experiment
+    from jointaug.experiments.rundir import RunDir
+
+    cfg = _run_config(args)
+    if args.plan_only:
+        _show_plan(args, cfg)
+        return
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    with run_lock(args.out):
+        rd = RunDir.create(args.out, args.dataset, cfg, splits_file=args.splits)
+        plan = args.plan(rd)
+        try:
+            result = run_experiment(rd, plan, args.options(), echo=_echo)
+        except RuntimeError as exc:
+            from jointaug.experiments.ray_executor import GraphFailed
+
+            if isinstance(exc, GraphFailed):
+                fail(str(exc), code=1)
+            raise
+    _echo("\n" + result["tables"])
+    _echo(f"done in {result['wall_s']:.0f} s; report: {result['report']}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this room's commands to the app."""
 
-    @app.command("run")
-    @handle_errors
-    def run(
-        dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (the contract format)."),
-        out: Path = typer.Option(..., "--out", help="Run folder (created, or reopened to resume)."),
-        methods: str = typer.Option(
-            None, "--methods",
-            help="Comma-separated methods, e.g. baseline,mp-perlin,11k-perlin,mp80-11kp20,tuned_threshold "
-            "[profile: experiment.methods + mixtures + experiment.imbalance_baselines].",
-        ),
-        sizes: str = typer.Option(None, "--sizes", help="Augmentation sizes, e.g. 8192 [experiment.sizes]."),
-        curve_sizes: str = typer.Option(None, "--curve-sizes",
-                                        help="Extra sizes for the Fig. 6 curves, one seed [experiment.curve_sizes]."),
-        folds: str = typer.Option(None, "--folds", help="Only these folds, e.g. 0,1 [all]."),
-        splits: Path = typer.Option(None, "--splits", help="Use this splits.json instead of making one."),
-        photos: Path = typer.Option(None, "--photos", help="An 11k Hands folder [built-in stand-in photos]."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
-        plan_only: bool = typer.Option(False, "--plan", help="Print the plan, its task graph and the time estimate, then stop."),
-        retrain: bool = typer.Option(False, "--retrain", help="Replace outputs finished with other settings "
-                                     "(they are moved to RUN/stale/<time>/, not deleted)."),
-        executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster)."),
-        address: str = typer.Option(None, "--address", help="Ray cluster: auto, HOST:PORT [a local Ray instance]."),
-        gpus_per_classifier: float = typer.Option(0.25, "--gpus-per-classifier",
-                                                  help="Ray: GPU share of one classifier training."),
-        shards: int = typer.Option(1, "--shards", help="Split each augmentation set into this many parallel tasks."),
-        profile: str = ProfileOpt,
-        overrides: list[str] = SetOpt,
-    ) -> None:
-        """The paper's grid on a dataset: diffusion, augmentation sets, classifiers, tables, report.
-
-        Rerun the same command to resume: finished stages are skipped. A changed setting
-        stops the run before any work and lists what it would replace; --retrain confirms.
-        """
-        from jointaug.experiments.classification import config_with_methods
-        from jointaug.experiments.graph import describe_graph, task_done
-        from jointaug.experiments.lock import run_lock
-        from jointaug.experiments.pipeline import (
-            build_tasks,
-            calibrate,
-            describe,
-            make_plan,
-            run_experiment,
-        )
-        from jointaug.experiments.rundir import RunDir
-
-        if executor == "ray":  # the driver neither resolves nor sets up a device: the tasks do
-            from jointaug.config import load_config
-
-            cfg = load_config(profile, overrides)
-        else:
-            cfg = resolve_config(profile, overrides)
-        if methods is not None:
-            cfg = config_with_methods(cfg, methods)
-        if plan_only and (Path(out) / "config.yaml").is_file():
-            # a reader of an existing run: no lock, nothing written; the config of this
-            # command (not saved), so the plan shows what a run would replace
-            rd = RunDir(out)
-            rd.__dict__["config"] = cfg.model_copy(update={"dataset": rd.config.dataset})
-        elif plan_only:
-            Path(out).mkdir(parents=True, exist_ok=True)
-            with run_lock(out):
-                rd = RunDir.create(out, dataset, cfg, splits_file=splits)
-        if plan_only:
-            from jointaug.experiments.stages import stale_outputs
-
-            plan = make_plan(rd, methods, parse_int_list(sizes, "sizes"), parse_int_list(folds, "folds"),
-                             parse_int_list(curve_sizes, "curve-sizes"))  # fmt: skip
-            rates = calibrate(rd, plan)
-            tasks = build_tasks(rd, plan, photos=photos, shards=shards,
-                                gpus_per_classifier=gpus_per_classifier, rates=rates)  # fmt: skip
-            _echo(describe(rd, plan, rates))
-            _echo(describe_graph(rd, tasks, {t.id for t in tasks if task_done(rd, t)}))
-            main, curve = plan.jobs()
-            stale = stale_outputs(rd, plan.folds, plan.sets, [*main, *curve])
-            if stale:
-                _echo(f"{len(stale)} finished output(s) would be replaced (run with --retrain to confirm):")
-                _echo("\n".join(s.describe() for s in stale))
-            return
-        Path(out).mkdir(parents=True, exist_ok=True)
-        with run_lock(out):
-            rd = RunDir.create(out, dataset, cfg, splits_file=splits)
-            plan = make_plan(rd, methods, parse_int_list(sizes, "sizes"), parse_int_list(folds, "folds"),
-                             parse_int_list(curve_sizes, "curve-sizes"))  # fmt: skip
-            try:
-                result = run_experiment(rd, plan, photos=photos, progress=not no_progress, echo=_echo,
-                                        executor=executor, retrain=retrain, shards=shards,
-                                        gpus_per_classifier=gpus_per_classifier, ray_address=address)  # fmt: skip
-            except RuntimeError as exc:
-                from jointaug.experiments.ray_executor import GraphFailed
-
-                if isinstance(exc, GraphFailed):
-                    fail(str(exc), code=1)
-                raise
-        _echo("\n" + result["tables"])
-        _echo(f"done in {result['wall_s']:.0f} s; report: {result['report']}")
+    app.command("run")(handle_errors(options_command(RunArgs)(run)))
 
     @app.command("report")
     @handle_errors

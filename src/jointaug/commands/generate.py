@@ -26,18 +26,17 @@ def register(app: typer.Typer) -> None:
         overrides: list[str] = SetOpt,
     ) -> None:
         """Train fold K's conditional diffusion model on its train part (resumes if interrupted)."""
-        from jointaug.diffusion.train import stale_model
-        from jointaug.diffusion.trainset import fold_train_cases
         from jointaug.experiments.lock import run_lock
+        from jointaug.experiments.outputs import model_output
         from jointaug.experiments.rundir import RunDir
-        from jointaug.experiments.stages import confirm_retrain, train_fold_diffusion
+        from jointaug.experiments.stages import train_fold_diffusion
+        from jointaug.outputs import check, handle_stale
 
         rd = RunDir(run)
         config = run_config(rd, overrides)
         with run_lock(rd.path):
-            cases = fold_train_cases(rd.dataset, rd.splits.fold(fold).train)
-            confirm_retrain(rd, [stale_model(rd.diffusion_dir(fold), config.diffusion,
-                                             [c.case_id for c in cases])], retrain, console.print)  # fmt: skip
+            stale = check(model_output(rd, fold, config)).stale
+            handle_stale([stale], rd.path, retrain=retrain, echo=console.print)
             folder = train_fold_diffusion(rd, fold, progress=True, config=config)
         console.print(f"diffusion model: {folder}  (samples: {folder / 'samples.png'})")
         console.print(f"next: jointaug augment --run {run} --fold {fold} --source mp --perlin --n 8192")
@@ -56,15 +55,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write an augmentation set of N synthetic labelled images (resumable, grows by appending)."""
         from jointaug.experiments.lock import run_lock
+        from jointaug.experiments.outputs import set_from_model_on_disk
         from jointaug.experiments.rundir import RunDir
-        from jointaug.experiments.stages import confirm_retrain, make_fold_set, stale_fold_set
+        from jointaug.experiments.stages import make_fold_set
+        from jointaug.outputs import check, handle_stale
         from jointaug.sets.registry import diffusion_set_name
 
         rd = RunDir(run)
         config = run_config(rd, overrides)
         name = diffusion_set_name(source, perlin)
         with run_lock(rd.path):
-            confirm_retrain(rd, [stale_fold_set(rd, fold, name, config, natural)], retrain, console.print)
+            stale = check(set_from_model_on_disk(rd, fold, name, config, natural)).stale
+            handle_stale([stale], rd.path, retrain=retrain, echo=console.print)
             folder = make_fold_set(rd, fold, source, perlin, n, natural_dir=natural, config=config)
         console.print(f"augmentation set: {folder}")
         console.print(f"next: jointaug validate {folder}")

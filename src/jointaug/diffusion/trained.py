@@ -33,6 +33,7 @@ from jointaug.diffusion.intensity import (
 from jointaug.diffusion.model import EpsilonView, build_unet
 from jointaug.diffusion.sample import NoiseSchedule, sample
 from jointaug.masks.compose import condition_channels
+from jointaug.outputs import DONE
 
 SAMPLER_FIELDS = ("sampler", "fast_steps", "sample_batch_size", "guidance_scale", "upsample")
 
@@ -56,7 +57,7 @@ def load_trained(folder: str | Path, device: torch.device, sampler: DiffusionCon
     Raises FileNotFoundError (with the command to run) when the folder is not complete.
     """
     folder = Path(folder)
-    if not (folder / "done").is_file():
+    if not (folder / DONE).is_file():
         raise FileNotFoundError(
             f"{folder}: no trained diffusion model here (no 'done' marker); run "
             f"`jointaug train-diffusion --run RUN --fold K` first"

@@ -12,10 +12,12 @@ Per training (``RUN/fold_K/classify/<method dir>/seed_S/``):
 ``done``               written last: a folder with it is never recomputed (unless force)
 ==================  ===========================================================
 
-Where earlier stages plug in: :func:`run_classification` only needs the augmentation
-sets its methods name to exist as ``RUN/fold_K/augment/<set>`` with at least
-:func:`jointaug.experiments.methods.required_sets` images; it checks that first and
-says what is missing. The diffusion and augmentation stages run before it.
+Where earlier stages plug in: a training only needs the augmentation sets its method
+names to exist as ``RUN/fold_K/augment/<set>`` with at least
+:func:`jointaug.experiments.methods.required_sets` images (:func:`check_sets` says what
+is missing). The task graph (``experiments/graph.py``) runs the diffusion and
+augmentation stages before the trainings, and the trainings in the order of
+:func:`plan_jobs`.
 """
 
 from __future__ import annotations
@@ -47,15 +49,15 @@ from jointaug.experiments.rundir import RunDir
 from jointaug.files import atomic_path, move_aside, write_text_atomic
 from jointaug.keys import classify_settings, job_seed, settings_key
 from jointaug.outputs import (
-    StaleOutput,
+    SET_SETTINGS,
+    Output,
     StaleOutputError,
-    read_done,
-    stale_vs,
+    Status,
+    check,
+    handle_stale,
     write_done,
 )
 from jointaug.runtime import resolve_device, runtime_record
-
-Echo = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -89,34 +91,12 @@ def job_record(classify: ClassifyConfig, job: Job, split: Fold, sets: dict[str, 
     return key, record
 
 
-def recorded_sets(run: RunDir, job: Job) -> dict[str, dict | None]:
-    """The augmentation.json of every set the job reads (None where there is none yet)."""
-    sets = {}
-    for name, _ in job.method.mix:
-        settings = run.augment_dir(job.fold, name) / "augmentation.json"
-        sets[name] = json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else None
-    return sets
-
-
-def job_key(run: RunDir, job: Job) -> str:
-    """The key of ``job`` against the sets on disk now (:func:`job_record`)."""
-    return job_record(run.config.classify, job, run.splits.fold(job.fold), recorded_sets(run, job))[0]
-
-
-def stale_job(run: RunDir, job: Job, sets: dict[str, dict | None] | None = None) -> StaleOutput | None:
-    """The finished training of ``job`` if it was made with other settings (``sets``:
-    the set settings it should have read, default the ones on disk)."""
-    sets = recorded_sets(run, job) if sets is None else sets
-    key, record = job_record(run.config.classify, job, run.splits.fold(job.fold), sets)
-    return stale_vs(job.dir(run), "classifier", key, record)
-
-
-def is_done(path: Path, key: str | None = None) -> bool:
-    """A finished training folder (and, given ``key``, one made with the same settings)."""
-    done = read_done(path)
-    if done is None:
-        return (Path(path) / "done").is_file() and key is None
-    return key is None or done.get("key") == key
+def classifier_output(out: Path, classify: ClassifyConfig, job: Job, split: Fold,
+                      sets: dict[str, dict | None]) -> Output:  # fmt: skip
+    """The training folder ``out`` of ``job``: its ``done`` marker records the key of
+    :func:`job_record` (``sets``: name -> the augmentation.json of each set it reads)."""
+    key, record = job_record(classify, job, split, sets)
+    return Output("classifier", Path(out), key, record)
 
 
 def plan_jobs(methods: Sequence[Method], folds: Sequence[int], sizes: Sequence[int],
@@ -133,8 +113,10 @@ def plan_jobs(methods: Sequence[Method], folds: Sequence[int], sizes: Sequence[i
 def check_sets(run: RunDir, jobs: Sequence[Job], include_done: bool = False) -> None:
     """Raise MixError listing every augmentation set that is missing or too small
     for the jobs still to train (all jobs with ``include_done``)."""
+    from jointaug.experiments.outputs import job_done
+
     problems = []
-    todo = [j for j in jobs if include_done or not is_done(j.dir(run), job_key(run, j))]
+    todo = [j for j in jobs if include_done or not job_done(run, j)]
     for fold in sorted({j.fold for j in todo}):
         methods = {j.method.name: j.method for j in todo if j.fold == fold}
         sizes = sorted({j.size for j in todo if j.fold == fold})
@@ -171,14 +153,14 @@ def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets
     cfg = config.classify
     set_settings = {}
     for name, folder in sets.items():
-        f = Path(folder) / "augmentation.json"
+        f = Path(folder) / SET_SETTINGS
         set_settings[name] = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
-    key, record = job_record(cfg, job, split, set_settings)
-    if is_done(out, key):
+    declared = classifier_output(out, cfg, job, split, set_settings)
+    state = check(declared)
+    if state.status is Status.CURRENT:
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
-    stale = stale_vs(out, "classifier", key, record)
-    if stale is not None or (out / "done").is_file():
-        raise StaleOutputError([stale or StaleOutput(out, "classifier")])
+    if state.stale is not None:
+        raise StaleOutputError([state.stale])
     cache = cache or ImageCache()
     workers = max(1, cfg.num_workers)
     train = training_mix(dataset, split, job.method.mix, job.size, dict(sets), cfg.image_size, cache, workers)
@@ -189,15 +171,7 @@ def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets
     t0 = time.perf_counter()
     res = fit(out, train, val, cfg, job_seed(job.seed, job.fold), dataset.labels,
               FitOptions(loss=loss, device=dev, progress=progress, desc=job.label(), on_step=on_step))  # fmt: skip
-    model = build_model(cfg, len(dataset.labels), seed=None)
-    model.load_state_dict(res.best_state)
-    kw = dict(batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp,
-              channels_last=cfg.channels_last)  # fmt: skip
-    val_p, test_p = predict_probs(model, val.images, **kw), predict_probs(model, test.images, **kw)
-    for part, probs, data in (("val", val_p, val), ("test", test_p, test)):
-        _save_npy(out / f"{part}_probs.npy", probs)
-        _save_npy(out / f"{part}_labels.npy", data.labels)
-        write_text_atomic(out / f"{part}_case_ids.json", json.dumps(data.case_ids) + "\n")
+    val_p, test_p = _save_predictions(out, res.best_state, val, test, cfg, len(dataset.labels), dev)
     tuned = tune_threshold(val.labels, val_p)
     result = {
         "fold": job.fold, "method": job.method.name, "size": job.size, "seed": job.seed,
@@ -212,9 +186,25 @@ def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets
         "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
     }  # fmt: skip
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
-    write_done(out, key, record, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    write_done(out, declared.key, declared.settings, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     (out / CHECKPOINT).unlink(missing_ok=True)
     return result
+
+
+def _save_predictions(out: Path, best_state: dict, val, test, cfg: ClassifyConfig, n_labels: int,
+                      dev) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The best weights' probabilities on the validation and test parts, saved with their
+    labels and case ids; returns (val probs, test probs)."""
+    model = build_model(cfg, n_labels, seed=None)
+    model.load_state_dict(best_state)
+    kw = dict(batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp,
+              channels_last=cfg.channels_last)  # fmt: skip
+    val_p, test_p = predict_probs(model, val.images, **kw), predict_probs(model, test.images, **kw)
+    for part, probs, data in (("val", val_p, val), ("test", test_p, test)):
+        _save_npy(out / f"{part}_probs.npy", probs)
+        _save_npy(out / f"{part}_labels.npy", data.labels)
+        write_text_atomic(out / f"{part}_case_ids.json", json.dumps(data.case_ids) + "\n")
+    return val_p, test_p
 
 
 def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = True,
@@ -231,22 +221,14 @@ def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = Tr
                             on_step=on_step)  # fmt: skip
 
 
-@dataclass
-class ClassificationSummary:
-    jobs: int
-    trained: int  # jobs trained (or resumed) by this call
-    skipped: int  # jobs already done
-    wall_s: float
-    tables: str  # table1 + table2 markdown
-    results_dir: Path
-
-
 def describe_plan(run: RunDir, jobs: Sequence[Job]) -> str:
     """A few lines: folds x methods x seeds, images per training, what is done already."""
     folds = sorted({j.fold for j in jobs})
     methods = list(dict.fromkeys(j.method.dir_name(j.size) for j in jobs))
     seeds = sorted({j.seed for j in jobs})
-    done = sum(is_done(j.dir(run), job_key(run, j)) for j in jobs)
+    from jointaug.experiments.outputs import job_done
+
+    done = sum(job_done(run, j) for j in jobs)
     cfg, ds = run.config.classify, run.dataset
     n_train = [len(ds.classification_cases(run.splits.fold(f).train)) for f in folds]
     lines = [
@@ -263,69 +245,6 @@ def describe_plan(run: RunDir, jobs: Sequence[Job]) -> str:
            else f", evaluated every {cfg.eval_every_epochs} epochs"),
     ]
     return "\n".join(lines)
-
-
-def run_classification(run: RunDir, methods: Sequence[str] | str, *,
-                       folds: Sequence[int] | None = None, sizes: Sequence[int] | None = None,
-                       seeds: Sequence[int] | None = None, force: bool = False,
-                       retrain: bool = False, progress: bool = True,
-                       echo: Echo | None = None, write: bool = True) -> ClassificationSummary:  # fmt: skip
-    """Train and evaluate ``methods`` on every fold, then write ``RUN/results``.
-
-    folds: default all; sizes: augmentation sizes (default ``experiment.sizes``); seeds:
-    default ``classify.seeds``. Finished trainings are skipped (``force`` retrains them);
-    an interrupted one resumes from its checkpoint. Trainings finished with other
-    settings stop the call before any work (StaleOutputError lists them) unless
-    ``retrain``, which moves them to ``RUN/stale/`` first. ``write``: write results/.
-    """
-    from jointaug.experiments.tables import write_results
-
-    echo = echo or _tqdm_echo
-    cfg = run.config
-    ms = parse_methods(methods)
-    folds = list(range(len(run.splits.folds))) if folds is None else [int(f) for f in folds]
-    for f in folds:
-        run.splits.fold(f)  # raises for a fold that does not exist
-    jobs = plan_jobs(ms, folds, cfg.experiment.sizes if sizes is None else sizes,
-                     cfg.classify.seeds if seeds is None else seeds)  # fmt: skip
-    if not jobs:
-        raise ValueError("nothing to run: no methods, folds or seeds")
-    stale = [st for j in jobs if (st := stale_job(run, j)) is not None]
-    if stale and not retrain:
-        raise StaleOutputError(stale)
-    if stale:
-        echo(f"moved {len(stale)} stale output(s) to {move_aside([s.path for s in stale], run.path)}")
-    check_sets(run, jobs, include_done=force)
-    echo(describe_plan(run, jobs))
-    t0, trained, skipped = time.perf_counter(), 0, 0
-    cache, cache_fold = ImageCache(), None
-    for i, job in enumerate(jobs, 1):
-        if cache_fold != job.fold:
-            cache.clear()
-            cache_fold = job.fold
-        if is_done(job.dir(run), job_key(run, job)) and not force:
-            skipped += 1
-            continue
-        r = train_job(run, job, force=force, progress=progress, cache=cache)
-        trained += 1
-        echo(
-            f"[{i}/{len(jobs)}] {job.label()}: val GMS {r['best_val_gms']:.3f}, "
-            f"test GMS {r['test']['gms']:.3f} ({r['samples']:,} samples, {r['stop_reason']}, "
-            f"{r['wall_s']:.0f} s)"
-        )
-    if not write:
-        return ClassificationSummary(len(jobs), trained, skipped, time.perf_counter() - t0, "",
-                                     run.results_dir)  # fmt: skip
-    paths = write_results(run, show_tuned=True if any(not m.trains for m in ms) else None)
-    tables = "\n".join(paths[k].read_text(encoding="utf-8") for k in ("table1", "table2"))
-    return ClassificationSummary(len(jobs), trained, skipped, time.perf_counter() - t0, tables,
-                                 run.results_dir)  # fmt: skip
-
-
-def _tqdm_echo(msg: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(msg)
 
 
 def config_with_methods(config: Config, methods: Sequence[str] | str) -> Config:
@@ -356,8 +275,10 @@ def train_single(run: RunDir, fold: int, method: str, seed: int, size: int | Non
     if size is None:
         size = run.config.experiment.sizes[0] if m.augmented else 0
     job = Job(fold, m, int(size) if m.augmented else 0, seed)
-    stale = stale_job(run, job)
-    if stale is not None and not (retrain or force):
-        raise StaleOutputError([stale])
+    from jointaug.experiments.outputs import job_output
+
+    stale = check(job_output(run, job)).stale
+    if not (retrain or force):
+        handle_stale([stale], run.path, retrain=False)  # stale: StaleOutputError, nothing moved
     check_sets(run, [job], include_done=force)
     return train_job(run, job, force=force or stale is not None, progress=progress)

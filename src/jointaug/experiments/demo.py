@@ -17,7 +17,7 @@ from rich.console import Console
 from jointaug.config import Config, load_config
 from jointaug.dataset.format import DatasetError, is_complete, read_dataset
 from jointaug.dataset.validate import validate_dataset
-from jointaug.experiments.pipeline import make_plan, run_experiment
+from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
 from jointaug.experiments.rundir import RunDir
 
 
@@ -79,7 +79,7 @@ def run_demo(out: str | Path = "runs/demo", config: Config | None = None,
         return result
     console.rule("5. the paper's grid: diffusion, augmentation sets, classifiers, report")
     plan = make_plan(run)
-    summary = run_experiment(run, plan, progress=progress,
+    summary = run_experiment(run, plan, RunOptions(progress=progress),
                              echo=lambda m: console.print(m, markup=False, highlight=False))  # fmt: skip
     result.tables = summary["tables"]
     result.report = summary["report"]

@@ -114,99 +114,115 @@ def calibrate(config: Config, n_labels: int, device: torch.device | str, *,
               stages: tuple[str, ...] = ("diffusion", "sampling", "classifier", "evaluation"),
               min_run_time: float = 0.5, cpu_batch: int = 2) -> Rates:  # fmt: skip
     """Measure :class:`Rates` for ``config`` on ``device`` (module docstring)."""
-    from jointaug.classify.model import build_model
-    from jointaug.diffusion.model import EpsilonView, build_unet, network_config
-    from jointaug.diffusion.sample import NoiseSchedule, sample_batch_size, sampler_steps
     from jointaug.runtime import resolve_device
 
     dev = resolve_device(device)
     out: dict[str, float] = {}
     batches: list[tuple[str, int]] = []
-    d = network_config(config.diffusion)
+    timing = (dev, min_run_time, cpu_batch)
     if {"diffusion", "sampling"} & set(stages):
-        unet = build_unet(d, init_seed=0).to(dev)
-        eps = EpsilonView(unet, NoiseSchedule.from_config(d).ddpm().alphas_cumprod, d.network_output)
-        s = d.image_size
-        if "diffusion" in stages:
-            opt = torch.optim.Adam(unet.parameters(), lr=d.lr, fused=dev.type == "cuda")
-
-            def diff_step(b: int) -> Callable[[], None]:
-                xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
-                noise = torch.randn(b, 1, s, s, device=dev)
-
-                def call() -> None:
-                    unet.train()
-                    with autocast_for(dev, d.amp):
-                        e = eps(xi, t)
-                    loss = torch.nn.functional.mse_loss(e.float(), noise)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-
-                return call
-
-            per, b = _per_item(diff_step, d.batch_size, dev, min_run_time, cpu_batch)
-            out["diffusion_step_s"] = per * d.batch_size
-            batches.append(("diffusion", b))
-        if "sampling" in stages:
-            unet.eval()
-
-            def denoise(b: int) -> Callable[[], None]:
-                xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
-
-                @torch.no_grad()
-                def call() -> None:
-                    with autocast_for(dev, d.amp):
-                        eps(xi, t).float()
-
-                return call
-
-            per, b = _per_item(denoise, sample_batch_size(d, eps, dev), dev, min_run_time, cpu_batch)
-            out["sample_s_per_image"] = per * sampler_steps(d)
-            batches.append(("sampling", b))
-        del unet, eps
-    c = config.classify
+        _diffusion_rates(config, stages, timing, out, batches)
     if {"classifier", "evaluation"} & set(stages):
-        net = build_model(c, n_labels, seed=0).to(dev)
-        if c.channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        fmt = torch.channels_last if c.channels_last else torch.contiguous_format
-        if "classifier" in stages:
-            opt = torch.optim.Adam(net.parameters(), lr=c.lr, fused=dev.type == "cuda")
-
-            def cls_step(b: int) -> Callable[[], None]:
-                x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
-                y = (torch.rand(b, n_labels, device=dev) < 0.3).float()
-
-                def call() -> None:
-                    net.train()
-                    with autocast_for(dev, c.amp):
-                        logits = net(x)
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-
-                return call
-
-            out["classifier_s_per_sample"], b = _per_item(cls_step, c.batch_size, dev, min_run_time, cpu_batch)
-            batches.append(("classifier", b))
-        if "evaluation" in stages:
-
-            def evaluate(b: int) -> Callable[[], None]:
-                x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
-
-                @torch.no_grad()
-                def call() -> None:
-                    net.eval()
-                    with autocast_for(dev, c.amp):
-                        net(x).float()
-
-                return call
-
-            out["eval_s_per_image"], b = _per_item(evaluate, 2 * c.batch_size, dev, min_run_time, cpu_batch)
-            batches.append(("evaluation", b))
+        _classifier_rates(config, n_labels, stages, timing, out, batches)
     return Rates(device=device_name(dev), batches=tuple(batches), **out)
+
+
+def _diffusion_rates(config: Config, stages: tuple[str, ...], timing: tuple, out: dict,
+                     batches: list) -> None:  # fmt: skip
+    """Time one diffusion training step and one denoiser call (into ``out``, ``batches``)."""
+    from jointaug.diffusion.model import EpsilonView, build_unet, network_config
+    from jointaug.diffusion.sample import NoiseSchedule, sample_batch_size, sampler_steps
+
+    dev = timing[0]
+    d = network_config(config.diffusion)
+    unet = build_unet(d, init_seed=0).to(dev)
+    eps = EpsilonView(unet, NoiseSchedule.from_config(d).ddpm().alphas_cumprod, d.network_output)
+    s = d.image_size
+    if "diffusion" in stages:
+        opt = torch.optim.Adam(unet.parameters(), lr=d.lr, fused=dev.type == "cuda")
+
+        def diff_step(b: int) -> Callable[[], None]:
+            xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
+            noise = torch.randn(b, 1, s, s, device=dev)
+
+            def call() -> None:
+                unet.train()
+                with autocast_for(dev, d.amp):
+                    e = eps(xi, t)
+                loss = torch.nn.functional.mse_loss(e.float(), noise)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            return call
+
+        per, b = _per_item(diff_step, d.batch_size, *timing)
+        out["diffusion_step_s"] = per * d.batch_size
+        batches.append(("diffusion", b))
+    if "sampling" in stages:
+        unet.eval()
+
+        def denoise(b: int) -> Callable[[], None]:
+            xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
+
+            @torch.no_grad()
+            def call() -> None:
+                with autocast_for(dev, d.amp):
+                    eps(xi, t).float()
+
+            return call
+
+        per, b = _per_item(denoise, sample_batch_size(d, eps, dev), *timing)
+        out["sample_s_per_image"] = per * sampler_steps(d)
+        batches.append(("sampling", b))
+
+
+def _classifier_rates(config: Config, n_labels: int, stages: tuple[str, ...], timing: tuple, out: dict,
+                      batches: list) -> None:  # fmt: skip
+    """Time one classifier training image and one inference (into ``out``, ``batches``)."""
+    from jointaug.classify.model import build_model
+
+    dev = timing[0]
+    c = config.classify
+    net = build_model(c, n_labels, seed=0).to(dev)
+    if c.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if c.channels_last else torch.contiguous_format
+    if "classifier" in stages:
+        opt = torch.optim.Adam(net.parameters(), lr=c.lr, fused=dev.type == "cuda")
+
+        def cls_step(b: int) -> Callable[[], None]:
+            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
+            y = (torch.rand(b, n_labels, device=dev) < 0.3).float()
+
+            def call() -> None:
+                net.train()
+                with autocast_for(dev, c.amp):
+                    logits = net(x)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            return call
+
+        out["classifier_s_per_sample"], b = _per_item(cls_step, c.batch_size, *timing)
+        batches.append(("classifier", b))
+    if "evaluation" in stages:
+
+        def evaluate(b: int) -> Callable[[], None]:
+            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
+
+            @torch.no_grad()
+            def call() -> None:
+                net.eval()
+                with autocast_for(dev, c.amp):
+                    net(x).float()
+
+            return call
+
+        out["eval_s_per_image"], b = _per_item(evaluate, 2 * c.batch_size, *timing)
+        batches.append(("evaluation", b))
 
 
 def estimate(rates: Rates, counts: Counts) -> list[StageEstimate]:

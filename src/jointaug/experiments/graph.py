@@ -16,6 +16,12 @@ on another node) can run it. Every task is idempotent: the stage functions skip
 finished work and resume interrupted work, which is what makes an executor's retries
 and a rerun after a crash safe. The results are written once, by ``report``.
 
+Each kind of task is one entry of :data:`KINDS` (a :class:`TaskKind`): how it adds its
+tasks to the graph, whether its output is current (``experiments/outputs.py`` declares
+it, :func:`jointaug.outputs.check` decides), how it runs, its time estimate and the
+lines it prints. Building, estimating, :func:`task_done`, :func:`run_task` and both
+executors iterate that table; a new kind is one entry plus its functions.
+
 The local executor (:func:`run_local`) runs the tasks in order in this process; the
 Ray executor (``experiments/ray_executor.py``) schedules them on a Ray cluster.
 """
@@ -26,11 +32,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from jointaug.dataset.format import is_complete
 from jointaug.experiments.rundir import RunDir
+from jointaug.outputs import Status, check
 
 if TYPE_CHECKING:
+    from jointaug.config import Config
     from jointaug.experiments.estimate import Rates
 
 Echo = Callable[[str], None]
@@ -39,7 +48,7 @@ Echo = Callable[[str], None]
 @dataclass(frozen=True)
 class Task:
     id: str
-    kind: str  # natural | diffusion | set | merge | classify | report
+    kind: str  # a key of KINDS: natural | diffusion | set | merge | classify | report
     params: dict = field(default_factory=dict, compare=False, hash=False)
     deps: tuple[str, ...] = ()
     num_cpus: float = 1.0
@@ -59,10 +68,6 @@ class GraphOptions:
     natural_dir: str | None = None
 
 
-def _job_params(job) -> dict:
-    return {"fold": job.fold, "method": job.method.name, "size": job.size, "seed": job.seed}
-
-
 def shard_batch(set_dir: Path, configured: int | str) -> int:
     """The sampling batch all shards of a set use."""
     from jointaug.diffusion.sample import CPU_SAMPLE_BATCH
@@ -71,55 +76,276 @@ def shard_batch(set_dir: Path, configured: int | str) -> int:
     return recorded_batch(set_dir) or (CPU_SAMPLE_BATCH if configured == "auto" else int(configured))
 
 
-def build_graph(run: RunDir, plan, options: GraphOptions | None = None) -> list[Task]:
-    """The tasks of ``plan`` in an order the local executor runs them (today's order)."""
+# ---- the kinds of task ------------------------------------------------------------------
+
+
+@dataclass
+class _Building:
+    """The graph while :func:`build_graph` adds tasks to it."""
+
+    run: RunDir
+    plan: Any
+    opt: GraphOptions
+    tasks: list[Task] = field(default_factory=list)
+    set_task: dict[tuple[int, str], str] = field(default_factory=dict)  # the task that finishes a set
+
+    def add(self, task: Task) -> None:
+        self.tasks.append(task)
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """Everything the graph and its executors know of one kind of task.
+
+    ``build(graph, fold)`` adds its tasks (ids, params, dependencies, resources): once
+    before the folds (``scope="start"``), once per fold (``"fold"``) or once after them
+    (``"end"``), in the order of :data:`KINDS`. ``done(run, task)``: its output is
+    current (reads files only). ``run(run, task, progress, cache)``: does the work and
+    returns what it adds to the task's summary. ``estimate(config, task, rates)``:
+    seconds, or None. ``stage_line(task)``: the line printed before it runs; ``header``:
+    a line printed once before the first task of the kind; ``result_line(task, summary,
+    i, n)``: the line printed after each one computed. ``stage``: the stage its wall
+    time counts to (``results/stage_times.json``). ``final``: run once, last, by the
+    driver. ``fold_cache``: its tasks share an image cache within a fold."""
+
+    name: str
+    stage: str
+    done: Callable[[RunDir, Task], bool]
+    run: Callable[[RunDir, Task, bool, Any], dict]
+    build: Callable[[_Building, int | None], None] | None = None
+    scope: str = "start"
+    estimate: Callable[[Config, Task, Rates], float | None] | None = None
+    stage_line: Callable[[Task], str | None] = lambda task: None
+    header: str | None = None
+    result_line: Callable[[Task, dict, int, int], str] | None = None
+    final: bool = False
+    fold_cache: bool = False
+
+
+# natural: the natural source (two-hand masks), for the sets on natural hands
+
+
+def _build_natural(g: _Building, fold: int | None) -> None:
+    if g.plan.needs_natural:
+        g.add(Task("natural", "natural", {"photos": g.opt.photos, "natural_dir": g.opt.natural_dir}))
+
+
+def _natural_done(run: RunDir, task: Task) -> bool:
+    from jointaug.experiments.outputs import natural_output
+
+    return check(natural_output(run, task.params.get("natural_dir"))).current
+
+
+def _run_natural(run: RunDir, task: Task, progress: bool, cache) -> dict:
+    from jointaug.natural.source import build_natural_source
+    from jointaug.runtime import resolve_device
+
+    cfg, p = run.config, task.params
+    photos = p.get("photos") or cfg.natural.source or None
+    size = int(run.dataset.image(run.dataset.cases[0]).shape[0])
+    build_natural_source(run.natural_dir(p.get("natural_dir")), Path(photos) if photos else None,
+                         size, cfg.natural, seed=cfg.phantom.seed, progress=progress,
+                         device=resolve_device(cfg.device))  # fmt: skip
+    return {}
+
+
+# diffusion: one fold's diffusion model
+
+
+def _build_diffusion(g: _Building, fold: int | None) -> None:
+    if g.plan.needs_diffusion:
+        g.add(Task(f"diffusion/{fold}", "diffusion", {"fold": fold}, num_gpus=1.0))
+
+
+def _diffusion_done(run: RunDir, task: Task) -> bool:
+    from jointaug.experiments.outputs import model_output
+
+    return check(model_output(run, task.params["fold"])).current
+
+
+def _run_diffusion(run: RunDir, task: Task, progress: bool, cache) -> dict:
+    from jointaug.experiments.stages import train_fold_diffusion
+
+    train_fold_diffusion(run, task.params["fold"], progress=progress)
+    return {}
+
+
+def _estimate_diffusion(cfg: Config, task: Task, rates: Rates) -> float | None:
+    return cfg.diffusion.train_steps * rates.diffusion_step_s if rates.diffusion_step_s else None
+
+
+# set: an augmentation set of one fold (or one shard of it); merge: a sharded set's shards
+
+
+def _build_sets(g: _Building, fold: int | None) -> None:
     from jointaug.sets.diffusion import shard_ranges
     from jointaug.sets.registry import set_kind
 
-    opt = options or GraphOptions()
-    cfg = run.config
-    tasks: list[Task] = []
-    nat = ("natural",) if plan.needs_natural else ()
-    if plan.needs_natural:
-        tasks.append(Task("natural", "natural", {"photos": opt.photos, "natural_dir": opt.natural_dir}))
-    set_done: dict[tuple[int, str], str] = {}
-    for fold in plan.folds:
-        if plan.needs_diffusion:
-            tasks.append(Task(f"diffusion/{fold}", "diffusion", {"fold": fold}, num_gpus=1.0))
-        for name, n in plan.sets.items():
-            kind = set_kind(name)
-            if kind is None:
-                continue  # a user's own set: checked before the run, nothing to make
-            deps = (*(nat if kind.needs_natural else ()),
-                    *((f"diffusion/{fold}",) if kind.needs_diffusion else ()))  # fmt: skip
-            base = {"fold": fold, "name": name, "n": n, "natural_dir": opt.natural_dir}
-            gpus = opt.gpus_per_set if kind.needs_diffusion else 0.0
-            if kind.needs_diffusion and opt.shards > 1:
-                # the shards of one set must agree on its batch: the one it was started
-                # with, else the configured one (a fixed default instead of ``auto``)
-                b = shard_batch(run.augment_dir(fold, name), cfg.diffusion.sample_batch_size)
-                ranges = shard_ranges(n, opt.shards, b)
-                ids = []
-                for lo, hi in ranges:
-                    tid = f"set/{fold}/{name}/{lo}-{hi}"
-                    params = {**base, "shard": [lo, hi], "batch_size": b}
-                    tasks.append(Task(tid, "set", params, deps, num_gpus=gpus))
-                    ids.append(tid)
-                merge = f"merge/{fold}/{name}"
-                tasks.append(Task(merge, "merge", {**base, "ranges": [list(r) for r in ranges]}, tuple(ids)))
-                set_done[(fold, name)] = merge
-            else:
-                tid = f"set/{fold}/{name}"
-                tasks.append(Task(tid, "set", base, deps, num_gpus=gpus))
-                set_done[(fold, name)] = tid
-    main, curve = plan.jobs()
+    nat = ("natural",) if g.plan.needs_natural else ()
+    for name, n in g.plan.sets.items():
+        kind = set_kind(name)
+        if kind is None:
+            continue  # a user's own set: checked before the run, nothing to make
+        deps = (*(nat if kind.needs_natural else ()),
+                *((f"diffusion/{fold}",) if kind.needs_diffusion else ()))  # fmt: skip
+        base = {"fold": fold, "name": name, "n": n, "natural_dir": g.opt.natural_dir}
+        gpus = g.opt.gpus_per_set if kind.needs_diffusion else 0.0
+        if not (kind.needs_diffusion and g.opt.shards > 1):
+            g.add(Task(f"set/{fold}/{name}", "set", base, deps, num_gpus=gpus))
+            g.set_task[(fold, name)] = f"set/{fold}/{name}"
+            continue
+        # the shards of one set must agree on its batch: the one it was started
+        # with, else the configured one (a fixed default instead of ``auto``)
+        b = shard_batch(g.run.augment_dir(fold, name), g.run.config.diffusion.sample_batch_size)
+        ranges = shard_ranges(n, g.opt.shards, b)
+        ids = [f"set/{fold}/{name}/{lo}-{hi}" for lo, hi in ranges]
+        for tid, (lo, hi) in zip(ids, ranges, strict=True):
+            g.add(Task(tid, "set", {**base, "shard": [lo, hi], "batch_size": b}, deps, num_gpus=gpus))
+        merge = f"merge/{fold}/{name}"
+        g.add(Task(merge, "merge", {**base, "ranges": [list(r) for r in ranges]}, tuple(ids)))
+        g.set_task[(fold, name)] = merge
+
+
+def _set_done(run: RunDir, task: Task) -> bool:
+    from jointaug.experiments.outputs import set_output
+    from jointaug.sets.diffusion import shard_dir
+
+    p = task.params
+    state = check(set_output(run, p["fold"], p["name"], p["n"], natural=p.get("natural_dir")))
+    if state.current:
+        return True
+    if task.kind == "set" and p.get("shard") and state.status is not Status.STALE:
+        lo, hi = p["shard"]
+        return is_complete(shard_dir(run.augment_dir(p["fold"], p["name"]), lo, min(hi, p["n"])))
+    return False
+
+
+def _run_set(run: RunDir, task: Task, progress: bool, cache) -> dict:
+    from jointaug.experiments.stages import make_named_set
+
+    p = task.params
+    shard = tuple(p["shard"]) if p.get("shard") else None
+    make_named_set(run, p["fold"], p["name"], p["n"], natural=p.get("natural_dir"), progress=progress,
+                   shard=shard, batch_size=p.get("batch_size"))  # fmt: skip
+    return {}
+
+
+def _estimate_set(cfg: Config, task: Task, rates: Rates) -> float | None:
+    if not rates.sample_s_per_image:
+        return None
+    lo, hi = task.params.get("shard") or (0, task.params["n"])
+    return (hi - lo) * rates.sample_s_per_image
+
+
+def _set_line(task: Task) -> str:
+    p = task.params
+    shard = f" shard {p['shard'][0]}-{p['shard'][1]}" if p.get("shard") else ""
+    return f"stage: augmentation set {p['name']} ({p['n']} images){shard}, fold {p['fold']}"
+
+
+def _run_merge(run: RunDir, task: Task, progress: bool, cache) -> dict:
+    from jointaug.experiments.stages import merge_fold_set
+
+    p = task.params
+    merge_fold_set(run, p["fold"], p["name"], p["n"], [tuple(r) for r in p["ranges"]], p.get("natural_dir"))
+    return {}
+
+
+# classify: one classifier training
+
+
+def _job_params(job) -> dict:
+    return {"fold": job.fold, "method": job.method.name, "size": job.size, "seed": job.seed}
+
+
+def _job(params: dict):
+    from jointaug.experiments.classification import Job
+    from jointaug.experiments.methods import resolve_method
+
+    return Job(int(params["fold"]), resolve_method(params["method"]), int(params["size"]), int(params["seed"]))
+
+
+def _build_classify(g: _Building, fold: int | None) -> None:
+    main, curve = g.plan.jobs()
     for job in [*main, *curve]:
-        deps = tuple(set_done[(job.fold, s)] for s, _ in job.method.mix if (job.fold, s) in set_done)
+        deps = tuple(g.set_task[(job.fold, s)] for s, _ in job.method.mix if (job.fold, s) in g.set_task)
         tid = f"classify/{job.fold}/{job.method.dir_name(job.size)}/seed_{job.seed}"
-        tasks.append(Task(tid, "classify", _job_params(job), deps, num_gpus=opt.gpus_per_classifier))
-    show_tuned = True if any(not m.trains for m in plan.methods) else None
-    tasks.append(Task("report", "report", {"show_tuned": show_tuned}, tuple(t.id for t in tasks), num_cpus=1.0))
-    return tasks
+        g.add(Task(tid, "classify", _job_params(job), deps, num_gpus=g.opt.gpus_per_classifier))
+
+
+def _classify_done(run: RunDir, task: Task) -> bool:
+    from jointaug.experiments.outputs import job_done
+
+    return job_done(run, _job(task.params))
+
+
+def _run_classify(run: RunDir, task: Task, progress: bool, cache) -> dict:
+    from jointaug.experiments.classification import train_job
+
+    r = train_job(run, _job(task.params), progress=progress, cache=cache)
+    result = {k: r[k] for k in ("best_val_gms", "samples", "stop_reason", "wall_s")}
+    result["test_gms"] = r["test"]["gms"]
+    return {"result": result}
+
+
+def _estimate_classify(cfg: Config, task: Task, rates: Rates) -> float | None:
+    return cfg.classify.max_samples * rates.classifier_s_per_sample if rates.classifier_s_per_sample else None
+
+
+def classify_line(task: Task, summary: dict, i: int, n: int) -> str:
+    """The one line a finished classifier training prints (as the sequential loop did)."""
+    job, r = _job(task.params), summary["result"]
+    return (f"[{i}/{n}] {job.label()}: val GMS {r['best_val_gms']:.3f}, test GMS {r['test_gms']:.3f} "
+            f"({r['samples']:,} samples, {r['stop_reason']}, {r['wall_s']:.0f} s)")  # fmt: skip
+
+
+# report: metrics.csv, the tables, figures and report.html, written once at the end
+
+
+def _build_report(g: _Building, fold: int | None) -> None:
+    show_tuned = True if any(not m.trains for m in g.plan.methods) else None
+    g.add(Task("report", "report", {"show_tuned": show_tuned}, tuple(t.id for t in g.tasks), num_cpus=1.0))
+
+
+def _run_report(run: RunDir, task: Task, progress: bool, cache) -> dict:
+    from jointaug.experiments.report import write_report
+    from jointaug.experiments.tables import write_results
+
+    paths = write_results(run, show_tuned=task.params.get("show_tuned"))
+    tables = "\n".join(paths[k].read_text(encoding="utf-8") for k in ("table1", "table2"))
+    return {"tables": tables, "report": str(write_report(run))}
+
+
+KINDS: dict[str, TaskKind] = {k.name: k for k in (
+    TaskKind("natural", "natural source", _natural_done, _run_natural, _build_natural, "start",
+             stage_line=lambda t: "stage: natural source"),
+    TaskKind("diffusion", "diffusion", _diffusion_done, _run_diffusion, _build_diffusion, "fold",
+             _estimate_diffusion, lambda t: f"stage: diffusion model, fold {t.params['fold']}"),
+    TaskKind("set", "sets", _set_done, _run_set, _build_sets, "fold", _estimate_set, _set_line),
+    TaskKind("merge", "sets", _set_done, _run_merge,  # built with the shards of its set
+             stage_line=lambda t: f"stage: merge the shards of {t.params['name']}, fold {t.params['fold']}"),
+    TaskKind("classify", "classifiers", _classify_done, _run_classify, _build_classify, "end",
+             _estimate_classify, header="stage: classifiers", result_line=classify_line, fold_cache=True),
+    TaskKind("report", "report", lambda run, task: False, _run_report, _build_report, "end",
+             stage_line=lambda t: "stage: report", final=True),
+)}  # fmt: skip
+
+
+def build_graph(run: RunDir, plan, options: GraphOptions | None = None) -> list[Task]:
+    """The tasks of ``plan`` in an order the local executor runs them: each kind's
+    ``start`` tasks, then per fold its ``fold`` tasks, then the ``end`` tasks."""
+    g = _Building(run, plan, options or GraphOptions())
+    for kind in KINDS.values():
+        if kind.build is not None and kind.scope == "start":
+            kind.build(g, None)
+    for fold in plan.folds:
+        for kind in KINDS.values():
+            if kind.build is not None and kind.scope == "fold":
+                kind.build(g, fold)
+    for kind in KINDS.values():
+        if kind.build is not None and kind.scope == "end":
+            kind.build(g, None)
+    return g.tasks
 
 
 # ---- estimates -------------------------------------------------------------------------
@@ -133,15 +359,8 @@ def estimate_tasks(run: RunDir, tasks: Sequence[Task], rates: Rates | None) -> l
     cfg = run.config
     out = []
     for t in tasks:
-        est = None
-        if t.kind == "diffusion" and rates.diffusion_step_s:
-            est = cfg.diffusion.train_steps * rates.diffusion_step_s
-        elif t.kind == "set" and rates.sample_s_per_image:
-            lo, hi = t.params.get("shard") or (0, t.params["n"])
-            est = (hi - lo) * rates.sample_s_per_image
-        elif t.kind == "classify" and rates.classifier_s_per_sample:
-            est = cfg.classify.max_samples * rates.classifier_s_per_sample
-        out.append(t.with_estimate(est))
+        est = KINDS[t.kind].estimate
+        out.append(t.with_estimate(est(cfg, t, rates) if est is not None else None))
     return out
 
 
@@ -166,146 +385,69 @@ def describe_graph(run: RunDir, tasks: Sequence[Task], done: set[str] | None = N
 # ---- running one task -------------------------------------------------------------------
 
 
-def _job(params: dict):
-    from jointaug.experiments.classification import Job
-    from jointaug.experiments.methods import resolve_method
-
-    return Job(int(params["fold"]), resolve_method(params["method"]), int(params["size"]), int(params["seed"]))
-
-
 def task_done(run: RunDir, task: Task) -> bool:
     """Whether ``task``'s output is finished with the current settings (reads files only)."""
-    from jointaug.dataset.format import is_complete, read_dataset
-
-    p = task.params
-    if task.kind == "natural":
-        from jointaug.experiments.stages import natural_dir
-
-        return is_complete(natural_dir(run, p.get("natural_dir")))
-    if task.kind == "diffusion":
-        from jointaug.diffusion.train import is_trained
-        from jointaug.experiments.stages import expected_model
-
-        key, _ = expected_model(run, p["fold"], run.config)
-        return is_trained(run.diffusion_dir(p["fold"]), run.config.diffusion.train_steps, key)
-    if task.kind in ("set", "merge"):
-        out = run.augment_dir(p["fold"], p["name"])
-        if is_complete(out) and len(read_dataset(out).cases) >= p["n"]:
-            return True
-        if task.kind == "set" and p.get("shard"):
-            from jointaug.sets.diffusion import shard_dir
-
-            return is_complete(shard_dir(out, p["shard"][0], min(p["shard"][1], p["n"])))
-        return False
-    if task.kind == "classify":
-        from jointaug.experiments.classification import is_done, job_key
-
-        job = _job(p)
-        return is_done(job.dir(run), job_key(run, job))
-    return False
+    kind = KINDS.get(task.kind)
+    return kind is not None and kind.done(run, task)
 
 
 def run_task(run_path: str | Path | RunDir, task: Task, *, progress: bool = True, cache=None) -> dict:
     """Execute one task in the run folder ``run_path``; returns a small JSON-able summary.
 
     Idempotent: a finished task returns at once (``{"skipped": True}``)."""
-    from jointaug.runtime import apply_runtime, resolve_device
+    from jointaug.runtime import apply_runtime
 
     run = run_path if isinstance(run_path, RunDir) else RunDir(Path(run_path))
-    cfg = run.config
-    apply_runtime(cfg)  # threads, device set-up: the same in every executor
-    p = task.params
+    apply_runtime(run.config)  # threads, device set-up: the same in every executor
     t0 = time.perf_counter()
-    if task.kind != "report" and task_done(run, task):
+    if task_done(run, task):
         return {"id": task.id, "skipped": True, "wall_s": 0.0}
-    out: dict = {"id": task.id, "skipped": False}
-    if task.kind == "natural":
-        from jointaug.experiments.stages import natural_dir
-        from jointaug.natural.source import build_natural_source
-
-        photos = p.get("photos") or cfg.natural.source or None
-        size = int(run.dataset.image(run.dataset.cases[0]).shape[0])
-        build_natural_source(natural_dir(run, p.get("natural_dir")), Path(photos) if photos else None,
-                             size, cfg.natural, seed=cfg.phantom.seed, progress=progress,
-                             device=resolve_device(cfg.device))  # fmt: skip
-    elif task.kind == "diffusion":
-        from jointaug.experiments.stages import train_fold_diffusion
-
-        train_fold_diffusion(run, p["fold"], progress=progress)
-    elif task.kind == "set":
-        from jointaug.experiments.stages import make_named_set
-
-        shard = tuple(p["shard"]) if p.get("shard") else None
-        make_named_set(run, p["fold"], p["name"], p["n"], natural=p.get("natural_dir"), progress=progress,
-                       shard=shard, batch_size=p.get("batch_size"))  # fmt: skip
-    elif task.kind == "merge":
-        from jointaug.experiments.stages import merge_fold_set
-
-        merge_fold_set(run, p["fold"], p["name"], p["n"], [tuple(r) for r in p["ranges"]], p.get("natural_dir"))
-    elif task.kind == "classify":
-        from jointaug.experiments.classification import train_job
-
-        r = train_job(run, _job(p), progress=progress, cache=cache)
-        out["result"] = {k: r[k] for k in ("best_val_gms", "samples", "stop_reason", "wall_s")}
-        out["result"]["test_gms"] = r["test"]["gms"]
-    elif task.kind == "report":
-        from jointaug.experiments.report import write_report
-        from jointaug.experiments.tables import write_results
-
-        paths = write_results(run, show_tuned=p.get("show_tuned"))
-        out["tables"] = "\n".join(paths[k].read_text(encoding="utf-8") for k in ("table1", "table2"))
-        out["report"] = str(write_report(run))
-    else:
+    kind = KINDS.get(task.kind)
+    if kind is None:
         raise ValueError(f"unknown task kind {task.kind!r}")
+    out: dict = {"id": task.id, "skipped": False, **kind.run(run, task, progress, cache)}
     out["wall_s"] = time.perf_counter() - t0
     return out
 
 
-def classify_line(task: Task, summary: dict, i: int, n: int) -> str:
-    """The one line a finished classifier training prints (as the sequential loop did)."""
-    job, r = _job(task.params), summary["result"]
-    return (f"[{i}/{n}] {job.label()}: val GMS {r['best_val_gms']:.3f}, test GMS {r['test_gms']:.3f} "
-            f"({r['samples']:,} samples, {r['stop_reason']}, {r['wall_s']:.0f} s)")  # fmt: skip
+def stage_line(task: Task) -> str | None:
+    """The line printed before ``task`` runs (None: none)."""
+    return KINDS[task.kind].stage_line(task)
 
 
-def stage_line(task: Task, n_sets: dict[str, int] | None = None) -> str | None:
-    p = task.params
-    if task.kind == "natural":
-        return "stage: natural source"
-    if task.kind == "diffusion":
-        return f"stage: diffusion model, fold {p['fold']}"
-    if task.kind == "set":
-        shard = f" shard {p['shard'][0]}-{p['shard'][1]}" if p.get("shard") else ""
-        return f"stage: augmentation set {p['name']} ({p['n']} images){shard}, fold {p['fold']}"
-    if task.kind == "merge":
-        return f"stage: merge the shards of {p['name']}, fold {p['fold']}"
-    if task.kind == "report":
-        return "stage: report"
-    return None
+def stage_totals(task_wall_s: dict[str, float]) -> dict[str, float]:
+    """Task wall times (ids ``kind/...``) summed per stage (``diffusion``, ``sets``,
+    ``classifiers``, ...): work done, which on several workers exceeds the wall time."""
+    out: dict[str, float] = {}
+    for tid, s in task_wall_s.items():
+        kind = KINDS.get(tid.split("/")[0])
+        stage = kind.stage if kind is not None else tid.split("/")[0]
+        out[stage] = out.get(stage, 0.0) + float(s)
+    return out
 
 
 def run_local(run: RunDir, tasks: Sequence[Task], *, progress: bool = True, echo: Echo = print) -> dict:
     """Run ``tasks`` in order in this process (the default executor); returns report's summary."""
     from jointaug.classify.data import ImageCache
 
-    n_cls = sum(t.kind == "classify" for t in tasks)
-    i_cls = 0
+    counts = {k: sum(t.kind == k for t in tasks) for k in KINDS}
+    seen = dict.fromkeys(KINDS, 0)
     cache, cache_fold = ImageCache(), None
     last: dict = {}
     walls: dict[str, float] = {}
     for task in tasks:
-        if task.kind == "classify":
-            i_cls += 1
-            if i_cls == 1:
-                echo("stage: classifiers")
-            if cache_fold != task.params["fold"]:
-                cache.clear()
-                cache_fold = task.params["fold"]
-        elif (line := stage_line(task)) is not None:
+        kind = KINDS[task.kind]
+        seen[kind.name] += 1
+        if kind.header is not None and seen[kind.name] == 1:
+            echo(kind.header)
+        if (line := kind.stage_line(task)) is not None:
             echo(line)
+        if kind.fold_cache and cache_fold != task.params["fold"]:
+            cache.clear()
+            cache_fold = task.params["fold"]
         summary = run_task(run, task, progress=progress, cache=cache)
-        if task.kind == "classify" and not summary["skipped"]:
-            echo(classify_line(task, summary, i_cls, n_cls))
+        if kind.result_line is not None and not summary["skipped"]:
+            echo(kind.result_line(task, summary, seen[kind.name], counts[kind.name]))
         walls[task.id] = summary.get("wall_s", 0.0)
         last = summary
     return {**last, "task_wall_s": walls}

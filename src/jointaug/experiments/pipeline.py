@@ -14,8 +14,9 @@ stage resumes):
 The stages are the tasks of ``experiments/graph.py``, run in order here (``local``) or
 on a Ray cluster (``ray``). Every output records the settings it was made with; when
 the current config asks for other settings the run stops before any work and lists
-every stale output and the changed keys; ``retrain=True`` (``--retrain``) moves them to
-``RUN/stale/<timestamp>/`` and makes them afresh. Nothing finished is deleted.
+every stale output and the changed keys; ``RunOptions(retrain=True)`` (``--retrain``)
+moves them to ``RUN/stale/<timestamp>/`` and makes them afresh. Nothing finished is
+deleted.
 """
 
 from __future__ import annotations
@@ -179,9 +180,9 @@ def preflight(run: RunDir, plan: Plan, *, retrain: bool = False, natural: str | 
               echo: Echo = print) -> None:  # fmt: skip
     """Before any work: every user set must be usable, and every stale output is listed
     (StaleOutputError) unless ``retrain``, which moves them all to ``RUN/stale/<time>/``."""
-    from jointaug.experiments.stages import stale_outputs, user_set_problem
-    from jointaug.files import move_aside
-    from jointaug.outputs import StaleOutputError
+    from jointaug.experiments.outputs import stale_outputs
+    from jointaug.experiments.stages import user_set_problem
+    from jointaug.outputs import handle_stale
 
     problems = [pr for f in plan.folds for s in plan.user_sets
                 if (pr := user_set_problem(run, f, s, plan.sets[s]))]  # fmt: skip
@@ -195,54 +196,50 @@ def preflight(run: RunDir, plan: Plan, *, retrain: bool = False, natural: str | 
         raise FileNotFoundError("augmentation sets the methods need are not usable:\n  " + "\n  ".join(problems))
     main, curve = plan.jobs()
     stale = stale_outputs(run, plan.folds, plan.sets, [*main, *curve], natural=natural)
-    if stale and not retrain:
-        raise StaleOutputError(stale, hint="rerun the same command with --retrain")
-    if stale:
-        dest = move_aside([s.path for s in stale], run.path)
-        echo(f"moved {len(stale)} stale output(s) to {dest} (delete it when you no longer need them)")
+    handle_stale(stale, run.path, retrain=retrain, echo=echo, hint="rerun the same command with --retrain",
+                 note=" (delete it when you no longer need them)")  # fmt: skip
 
 
-def build_tasks(run: RunDir, plan: Plan, *, photos: str | Path | None = None, shards: int = 1,
-                gpus_per_classifier: float = 0.25, rates: Rates | None = None) -> list:  # fmt: skip
+@dataclass(frozen=True)
+class RunOptions:
+    """How :func:`run_experiment` runs a plan (``jointaug run``'s flags)."""
+
+    photos: str | Path | None = None  # an 11k Hands folder (default: the built-in stand-in)
+    progress: bool = True
+    estimate: bool = True  # calibrate and print the time estimate (local executor)
+    executor: str = "local"  # local (in this process, in order) or ray
+    retrain: bool = False  # move stale outputs aside instead of stopping
+    shards: int = 1  # tasks per diffusion augmentation set
+    gpus_per_classifier: float = 0.25  # Ray: the GPU share of one classifier training
+    ray_address: str | None = None
+    ray_init: dict | None = None
+    ray_retries: int = 2
+
+
+def build_tasks(run: RunDir, plan: Plan, options: RunOptions | None = None, rates: Rates | None = None) -> list:
+    """The task graph of ``plan`` (with time estimates when ``rates`` are given)."""
     from jointaug.experiments.graph import GraphOptions, build_graph, estimate_tasks
 
-    opts = GraphOptions(shards=shards, gpus_per_classifier=gpus_per_classifier,
-                        photos=str(Path(photos).resolve()) if photos else None)  # fmt: skip
-    return estimate_tasks(run, build_graph(run, plan, opts), rates)
+    opt = options or RunOptions()
+    graph = GraphOptions(shards=opt.shards, gpus_per_classifier=opt.gpus_per_classifier,
+                         photos=str(Path(opt.photos).resolve()) if opt.photos else None)  # fmt: skip
+    return estimate_tasks(run, build_graph(run, plan, graph), rates)
 
 
-def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None, progress: bool = True,
-                   echo: Echo = print, estimate: bool = True, executor: str = "local",
-                   retrain: bool = False, shards: int = 1, gpus_per_classifier: float = 0.25,
-                   ray_address: str | None = None, ray_init: dict | None = None,
-                   ray_retries: int = 2) -> dict:  # fmt: skip
+def run_experiment(run: RunDir, plan: Plan, options: RunOptions | None = None, *, echo: Echo = print) -> dict:
     """Run every task of ``plan`` in ``run`` (holding the run folder's lock); return a
-    summary with the results paths. ``executor``: ``local`` (in this process, in order)
-    or ``ray`` (``experiments/ray_executor.py``)."""
+    summary with the results paths. ``options.executor``: ``local`` (in this process, in
+    order) or ``ray`` (``experiments/ray_executor.py``)."""
+    from jointaug.experiments.graph import stage_totals
     from jointaug.experiments.lock import run_lock
 
-    if executor not in ("local", "ray"):
-        raise ValueError(f"unknown executor {executor!r} (local or ray)")
-    cfg = run.config
+    opt = options or RunOptions()
+    if opt.executor not in ("local", "ray"):
+        raise ValueError(f"unknown executor {opt.executor!r} (local or ray)")
     t0 = time.perf_counter()
     with run_lock(run.path):
-        preflight(run, plan, retrain=retrain, echo=echo)
-        if executor == "local":  # the Ray driver sets up nothing: its tasks do, on their devices
-            apply_runtime(cfg)
-        # the Ray driver calibrates nothing: no torch.cuda call in the driver before tasks start
-        rates = calibrate(run, plan) if estimate and executor == "local" else None
-        echo(describe(run, plan, rates))
-        tasks = build_tasks(run, plan, photos=photos, shards=shards, gpus_per_classifier=gpus_per_classifier)
-        main, curve = plan.jobs()
-        echo(describe_plan(run, [*main, *curve]))
-        if executor == "local":
-            from jointaug.experiments.graph import run_local
-
-            last = run_local(run, tasks, progress=progress, echo=echo)
-        else:
-            from jointaug.experiments.ray_executor import run_ray
-
-            last = run_ray(run, tasks, echo=echo, address=ray_address, init_kwargs=ray_init, retries=ray_retries)
+        preflight(run, plan, retrain=opt.retrain, echo=echo)
+        last = _execute(run, plan, opt, echo)
     task_wall_s = last.get("task_wall_s", {})
     wall = time.perf_counter() - t0
     stage_times = {**stage_totals(task_wall_s), "total": wall}
@@ -251,18 +248,25 @@ def run_experiment(run: RunDir, plan: Plan, *, photos: str | Path | None = None,
             "wall_s": wall, "task_wall_s": task_wall_s, "stage_times": stage_times}  # fmt: skip
 
 
-STAGES = {"natural": "natural source", "diffusion": "diffusion", "set": "sets", "merge": "sets",
-          "classify": "classifiers", "report": "report"}  # fmt: skip
+def _execute(run: RunDir, plan: Plan, opt: RunOptions, echo: Echo) -> dict:
+    """Describe the plan, then run its tasks with the chosen executor (lock held)."""
+    local = opt.executor == "local"
+    if local:  # the Ray driver sets up nothing: its tasks do, on their devices
+        apply_runtime(run.config)
+    # the Ray driver calibrates nothing: no torch.cuda call in the driver before tasks start
+    rates = calibrate(run, plan) if opt.estimate and local else None
+    echo(describe(run, plan, rates))
+    tasks = build_tasks(run, plan, opt)
+    main, curve = plan.jobs()
+    echo(describe_plan(run, [*main, *curve]))
+    if local:
+        from jointaug.experiments.graph import run_local
 
+        return run_local(run, tasks, progress=opt.progress, echo=echo)
+    from jointaug.experiments.ray_executor import run_ray
 
-def stage_totals(task_wall_s: dict[str, float]) -> dict[str, float]:
-    """Task wall times (ids ``kind/...``) summed per stage (``diffusion``, ``sets``,
-    ``classifiers``, ...): work done, which on several workers exceeds the wall time."""
-    out: dict[str, float] = {}
-    for tid, s in task_wall_s.items():
-        stage = STAGES.get(tid.split("/")[0], tid.split("/")[0])
-        out[stage] = out.get(stage, 0.0) + float(s)
-    return out
+    return run_ray(run, tasks, echo=echo, address=opt.ray_address, init_kwargs=opt.ray_init,
+                   retries=opt.ray_retries)  # fmt: skip
 
 
 def _record_times(run: RunDir, times: dict[str, float]) -> None:
@@ -272,7 +276,7 @@ def _record_times(run: RunDir, times: dict[str, float]) -> None:
 
     from jointaug.files import write_text_atomic
 
-    path = run.results_dir / "stage_times.json"
+    path = run.stage_times_path
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
     old.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **{k: round(v, 1) for k, v in times.items()}})
     write_text_atomic(path, json.dumps(old, indent=1) + "\n")

@@ -49,6 +49,7 @@ from jointaug.dataset.io import ImageReadError, read_image
 from jointaug.experiments.report import read_rows
 from jointaug.experiments.rundir import RunDir
 from jointaug.files import atomic_path, write_text_atomic
+from jointaug.outputs import DONE
 
 EXPLAIN_METHODS = ("gradcam", "occlusion", "none")
 PEAK_LEVEL = 0.5  # the top region of a map: >= this fraction of its peak
@@ -81,10 +82,10 @@ def _dir_name(row: dict) -> str:
 
 def model_files(run: RunDir, method_dir: str) -> list[Path]:
     """Every finished ``model.safetensors`` of a method folder, over folds and seeds."""
-    files = sorted(run.path.glob(f"fold_*/classify/{method_dir}/seed_*/model.safetensors"))
-    files = [f for f in files if (f.parent / "done").is_file()]
+    files = [d / "model.safetensors" for d in run.classify_dirs(method_dir)
+             if (d / "model.safetensors").is_file() and (d / DONE).is_file()]  # fmt: skip
     if not files:
-        known = sorted({p.name for p in run.path.glob("fold_*/classify/*")})
+        known = run.method_dirs()
         raise FileNotFoundError(
             f"{run.path}: no finished models for method {method_dir!r} (trained: {', '.join(known) or 'none'})"
         )
@@ -95,8 +96,10 @@ def method_threshold(run: RunDir, method_dir: str) -> float:
     if method_dir != "tuned_threshold":
         return float(run.config.classify.threshold)
     ts = []
-    for f in run.path.glob("fold_*/classify/baseline/seed_*/result.json"):
-        r = json.loads(f.read_text(encoding="utf-8"))
+    for f in run.classify_dirs("baseline", ordered=False):
+        if not (f / "result.json").is_file():
+            continue
+        r = json.loads((f / "result.json").read_text(encoding="utf-8"))
         t = r.get("threshold_tuned")
         if t is not None:
             ts.append(float(t))

@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jointaug.experiments.graph import Task, classify_line, run_task, task_done
+from jointaug.experiments.graph import KINDS, Task, run_task, task_done
 from jointaug.experiments.rundir import RunDir
 
 Echo = Callable[[str], None]
@@ -38,13 +38,9 @@ class GraphFailed(RuntimeError):
     """Some tasks failed; the message holds each one's error and log path."""
 
 
-def log_path(run_path: str | Path, task_id: str) -> Path:
-    return Path(run_path) / "logs" / (task_id.replace("/", "__") + ".log")
-
-
 def execute(run_path: str, task: Task) -> dict:
     """What a Ray worker runs: one task, its output to its log; errors returned, not raised."""
-    log = log_path(run_path, task.id)
+    log = RunDir(Path(run_path)).log_path(task.id)
     log.parent.mkdir(parents=True, exist_ok=True)
     fault = Path(os.environ[FAULT_ENV]) if os.environ.get(FAULT_ENV) else None
     with open(log, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
@@ -89,79 +85,103 @@ def run_ray(run: RunDir, tasks: Sequence[Task], *, echo: Echo = print, address: 
             ray.shutdown()
 
 
-def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int, heartbeat_s: float) -> dict:
-    gpus = ray.cluster_resources().get("GPU", 0) > 0
-    remote = ray.remote(execute)
-    final = [t for t in tasks if t.kind == "report"]
-    todo = {t.id: t for t in tasks if t.kind != "report"}
-    finished: set[str] = set()
-    failed: dict[str, str] = {}
-    running: dict = {}
-    n_cls = sum(t.kind == "classify" for t in todo.values())
-    i_cls = 0
-    total = len(todo)
-    echo(f"ray: {total} tasks on {ray.cluster_resources().get('CPU', 0):g} CPUs"
-         + (f", {ray.cluster_resources()['GPU']:g} GPUs" if gpus else ", no GPU"))  # fmt: skip
-    last_beat = time.monotonic()
+class _Schedule:
+    """The driver's bookkeeping: submit tasks whose dependencies finished, collect results."""
 
-    def blocked(t: Task) -> bool:
-        return any(d in failed or d in blocked_ids for d in t.deps)
+    def __init__(self, ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int):
+        self.ray, self.run, self.echo, self.retries = ray, run, echo, retries
+        self.gpus = ray.cluster_resources().get("GPU", 0) > 0
+        self.remote = ray.remote(execute)
+        self.todo = {t.id: t for t in tasks if not KINDS[t.kind].final}
+        self.total = len(self.todo)
+        self.counts = {k: sum(t.kind == k for t in self.todo.values()) for k in KINDS}
+        self.seen = dict.fromkeys(KINDS, 0)
+        self.finished: set[str] = set()
+        self.failed: dict[str, str] = {}
+        self.blocked_ids: set[str] = set()
+        self.running: dict = {}
+        self.walls: dict[str, float] = {}
 
-    blocked_ids: set[str] = set()
-    walls: dict[str, float] = {}
-    while todo or running:
-        before = (len(todo), len(running))
-        for tid, t in list(todo.items()):
-            if blocked(t):
-                blocked_ids.add(tid)
-                del todo[tid]
-            elif all(d in finished for d in t.deps):
-                del todo[tid]
-                if task_done(run, t):
-                    finished.add(tid)
+    def blocked(self, t: Task) -> bool:
+        return any(d in self.failed or d in self.blocked_ids for d in t.deps)
+
+    def submit_ready(self) -> None:
+        for tid, t in list(self.todo.items()):
+            if self.blocked(t):
+                self.blocked_ids.add(tid)
+                del self.todo[tid]
+            elif all(d in self.finished for d in t.deps):
+                del self.todo[tid]
+                if task_done(self.run, t):
+                    self.finished.add(tid)
                     continue
-                opts = {"num_cpus": t.num_cpus, "num_gpus": t.num_gpus if gpus else 0,
-                        "max_retries": retries, "retry_exceptions": False, "name": tid}  # fmt: skip
+                opts = {"num_cpus": t.num_cpus, "num_gpus": t.num_gpus if self.gpus else 0,
+                        "max_retries": self.retries, "retry_exceptions": False, "name": tid}  # fmt: skip
                 # an absolute path: workers on other nodes see the run folder at the same place
-                running[remote.options(**opts).remote(str(run.path.resolve()), t)] = t
-        if not running:
-            if todo and (len(todo), len(running)) != before:
-                continue  # tasks whose deps were just found finished: submit them
-            if todo:
-                raise GraphFailed(f"tasks wait on tasks that are not in the graph: {', '.join(todo)}")
-            break
-        ready, _ = ray.wait(list(running), num_returns=1, timeout=heartbeat_s)
-        for ref in ready:
-            t = running.pop(ref)
-            try:
-                out = ray.get(ref)
-            except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than retries
-                out = {"id": t.id, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
-                       "log": str(log_path(run.path, t.id))}  # fmt: skip
-            if "error" in out:
-                failed[t.id] = f"{out['error']}\n    log: {out['log']}"
-                echo(f"ray: FAILED {t.id}: {out['error']} (log: {out['log']})")
-                continue
-            finished.add(t.id)
-            walls[t.id] = out.get("wall_s", 0.0)
-            if t.kind == "classify":
-                i_cls += 1
-                if not out.get("skipped"):
-                    echo("ray: " + classify_line(t, out, i_cls, n_cls))
-            echo(f"ray: done {len(finished)}/{total}, running or queued {len(running)}, "
-                 f"waiting {len(todo)}: {t.id} ({out.get('wall_s', 0):.0f} s)")  # fmt: skip
-        if not ready or time.monotonic() - last_beat >= heartbeat_s:
-            names = ", ".join(t.id for t in list(running.values())[:4])
-            echo(f"ray: done {len(finished)}/{total}, running or queued {len(running)} ({names}), "
-                 f"waiting {len(todo)}")  # fmt: skip
-            last_beat = time.monotonic()
-    if failed or blocked_ids:
-        lines = [f"  {tid}: {msg}" for tid, msg in failed.items()]
-        if blocked_ids:
-            lines.append(f"  not started because a task they need failed: {len(blocked_ids)} task(s)")
-        raise GraphFailed(f"{len(failed)} task(s) failed; fix the cause and rerun the same command "
+                self.running[self.remote.options(**opts).remote(str(self.run.path.resolve()), t)] = t
+
+    def collect(self, ref) -> None:
+        t = self.running.pop(ref)
+        try:
+            out = self.ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than retries
+            out = {"id": t.id, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                   "log": str(self.run.log_path(t.id))}  # fmt: skip
+        if "error" in out:
+            self.failed[t.id] = f"{out['error']}\n    log: {out['log']}"
+            self.echo(f"ray: FAILED {t.id}: {out['error']} (log: {out['log']})")
+            return
+        self.finished.add(t.id)
+        self.walls[t.id] = out.get("wall_s", 0.0)
+        kind = KINDS[t.kind]
+        if kind.result_line is not None:
+            self.seen[kind.name] += 1
+            if not out.get("skipped"):
+                self.echo("ray: " + kind.result_line(t, out, self.seen[kind.name], self.counts[kind.name]))
+        self.echo(f"ray: done {len(self.finished)}/{self.total}, running or queued {len(self.running)}, "
+                  f"waiting {len(self.todo)}: {t.id} ({out.get('wall_s', 0):.0f} s)")  # fmt: skip
+
+    def heartbeat(self) -> None:
+        names = ", ".join(t.id for t in list(self.running.values())[:4])
+        self.echo(f"ray: done {len(self.finished)}/{self.total}, running or queued {len(self.running)} "
+                  f"({names}), waiting {len(self.todo)}")  # fmt: skip
+
+    def raise_failures(self) -> None:
+        if not (self.failed or self.blocked_ids):
+            return
+        lines = [f"  {tid}: {msg}" for tid, msg in self.failed.items()]
+        if self.blocked_ids:
+            lines.append(f"  not started because a task they need failed: {len(self.blocked_ids)} task(s)")
+        raise GraphFailed(f"{len(self.failed)} task(s) failed; fix the cause and rerun the same command "
                           f"(finished tasks are kept):\n" + "\n".join(lines))  # fmt: skip
-    echo("stage: report")
+
+
+def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int, heartbeat_s: float) -> dict:
+    s = _Schedule(ray, run, tasks, echo, retries)
+    res = ray.cluster_resources()
+    echo(f"ray: {s.total} tasks on {res.get('CPU', 0):g} CPUs" + (f", {res['GPU']:g} GPUs" if s.gpus else ", no GPU"))
+    last_beat = time.monotonic()
+    while s.todo or s.running:
+        before = (len(s.todo), len(s.running))
+        s.submit_ready()
+        if not s.running:
+            if s.todo and (len(s.todo), len(s.running)) != before:
+                continue  # tasks whose deps were just found finished: submit them
+            if s.todo:
+                raise GraphFailed(f"tasks wait on tasks that are not in the graph: {', '.join(s.todo)}")
+            break
+        ready, _ = ray.wait(list(s.running), num_returns=1, timeout=heartbeat_s)
+        for ref in ready:
+            s.collect(ref)
+        if not ready or time.monotonic() - last_beat >= heartbeat_s:
+            s.heartbeat()
+            last_beat = time.monotonic()
+    s.raise_failures()
+    final = [t for t in tasks if KINDS[t.kind].final]
+    walls = s.walls
+    for t in final:  # the report: once, by the driver, when every task has finished
+        if (line := KINDS[t.kind].stage_line(t)) is not None:
+            echo(line)
     last = run_task(run, final[0]) if final else {}
     if final:
         walls[final[0].id] = last.get("wall_s", 0.0)

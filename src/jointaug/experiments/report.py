@@ -75,7 +75,7 @@ figcaption{color:#666;font-size:13px} code{background:#f5f5f5;padding:1px 4px}
 
 
 def synthetic_sets(run: RunDir, fold: int) -> dict:
-    root = run.fold_dir(fold) / "augment"
+    root = run.augment_root(fold)
     if not root.is_dir():
         return {}
     return {p.name: read_dataset(p) for p in sorted(root.iterdir()) if is_complete(p)}
@@ -87,7 +87,7 @@ def fidelity_rows(run: RunDir) -> list[dict]:
 
     rows = []
     for fold in range(len(run.splits.folds)):
-        root = run.fold_dir(fold) / "augment"
+        root = run.augment_root(fold)
         if not root.is_dir():
             continue
         for p in sorted(root.iterdir()):

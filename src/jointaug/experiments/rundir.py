@@ -1,13 +1,24 @@
 """The run folder: where every stage reads and writes (nnU-Net-like, all plain files).
 
-::
+:class:`RunDir` owns every path of a run folder; nothing else in the package spells a
+name of it (names a stage below ``experiments/`` also needs live in the lowest module
+that owns them, e.g. ``outputs.DONE``, and are used from there)::
 
     RUN/config.yaml            the resolved config (its ``dataset`` is the dataset folder)
     RUN/splits.json            patient-level folds
-    RUN/fold_K/diffusion/      model.safetensors, ema.safetensors, log.csv, samples.png
-    RUN/fold_K/augment/NAME/   an augmentation set, a dataset folder in the contract format
-    RUN/fold_K/classify/METHOD/seed_S/   model.safetensors, log.csv, test_probs.npy
-    RUN/results/               metrics.csv, table1.md, table2.md, fig6.png, report.html
+    RUN/.lock                  the one-writer lock (experiments/lock.py)
+    RUN/natural_source/        two-hand masks from hand photos (for the 11k sets)
+    RUN/fold_K/diffusion/      model.safetensors, ema.safetensors, model.json, log.csv,
+                               samples.png, done
+    RUN/fold_K/augment/NAME/   an augmentation set, a dataset folder in the contract format,
+                               with augmentation.json (its settings) and fidelity.json
+    RUN/fold_K/classify/METHOD/seed_S/   model.safetensors, log.csv, *_probs.npy,
+                               result.json, done
+    RUN/judge/                 the strong label-fidelity judge (built-in phantom only)
+    RUN/logs/TASK.log          each Ray task's output
+    RUN/results/               metrics.csv, table1.md, table2.md, figures, report.html,
+                               stage_times.json
+    RUN/stale/TIME/...         outputs moved aside by --retrain (same relative paths)
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from pathlib import Path
 from jointaug.config import Config, ConfigError, read_config, save_config
 from jointaug.dataset.format import Dataset, DatasetError, read_dataset
 from jointaug.dataset.splits import Splits, make_splits, read_splits, write_splits
+from jointaug.experiments.lock import LOCK
+from jointaug.files import STALE
 
 
 @dataclass
@@ -84,15 +97,57 @@ class RunDir:
     def diffusion_dir(self, fold: int) -> Path:
         return self.fold_dir(fold) / "diffusion"
 
+    def augment_root(self, fold: int) -> Path:
+        """The folder of fold ``fold``'s augmentation sets."""
+        return self.fold_dir(fold) / "augment"
+
     def augment_dir(self, fold: int, name: str) -> Path:
-        return self.fold_dir(fold) / "augment" / name
+        return self.augment_root(fold) / name
 
     def classify_dir(self, fold: int, method: str, seed: int) -> Path:
         return self.fold_dir(fold) / "classify" / method / f"seed_{seed}"
 
+    def classify_dirs(self, method: str = "*", ordered: bool = True) -> list[Path]:
+        """Every training folder of method folder ``method`` (a glob), over folds and seeds
+        (sorted, or with ``ordered=False`` in the file system's order)."""
+        found = self.path.glob(f"fold_*/classify/{method}/seed_*")
+        return sorted(found) if ordered else list(found)
+
+    def method_dirs(self) -> list[str]:
+        """The method folder names with trainings in any fold."""
+        return sorted({p.name for p in self.path.glob("fold_*/classify/*")})
+
+    def natural_dir(self, given: str | os.PathLike | None = None) -> Path:
+        """The natural source (``given``: a folder elsewhere, used instead)."""
+        return Path(given) if given else self.path / "natural_source"
+
+    @property
+    def judge_dir(self) -> Path:
+        return self.path / "judge"
+
     @property
     def results_dir(self) -> Path:
         return self.path / "results"
+
+    @property
+    def stage_times_path(self) -> Path:
+        return self.results_dir / "stage_times.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    def log_path(self, task_id: str) -> Path:
+        return self.logs_dir / (task_id.replace("/", "__") + ".log")
+
+    @property
+    def stale_dir(self) -> Path:
+        """Where ``--retrain`` moves outputs aside (:func:`jointaug.files.move_aside`)."""
+        return self.path / STALE
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK
 
 
 def _keep_methods(old: Config, new: Config) -> Config:

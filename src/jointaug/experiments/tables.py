@@ -48,6 +48,7 @@ from jointaug.classify.predict import ensemble_probs
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stats import markdown_stats, stats_rows
 from jointaug.files import write_text_atomic
+from jointaug.outputs import DONE
 
 STATS_TITLE = ("Paired differences ({what}, paired over {pairs}): mean Δ against the reference, "
                "95% bootstrap CI of ΔGMS, Wilcoxon signed-rank p; verdict helps / hurts when the "
@@ -79,8 +80,9 @@ def _load(path: Path) -> np.ndarray:
 def finished_trainings(run: RunDir) -> list[Trained]:
     """Every ``classify/*/seed_*`` folder with a ``done`` marker."""
     out = []
-    for done in sorted(run.path.glob("fold_*/classify/*/seed_*/done")):
-        d = done.parent
+    for d in run.classify_dirs():
+        if not (d / DONE).is_file():
+            continue
         r = json.loads((d / "result.json").read_text(encoding="utf-8"))
         out.append(Trained(
             int(r["fold"]), str(r["method"]), int(r["size"]), int(r["seed"]), float(r["threshold"]),

@@ -21,6 +21,7 @@ from jointaug.classify.data import load_images
 from jointaug.classify.predict import load_classifier
 from jointaug.config import ClassifyConfig
 from jointaug.dataset.format import Dataset
+from jointaug.outputs import DONE
 
 STRONG_PATIENTS = 240
 STRONG_BUDGET = 5  # x the run's max_samples / patience_samples
@@ -61,7 +62,7 @@ def train_strong_judge(out: Path, dataset: Dataset, cfg: ClassifyConfig, patient
     if not is_builtin_phantom(dataset):
         raise ValueError(f"{dataset.root}: a strong judge needs the built-in phantom (extra patients)")
     model_path = out / "model.safetensors"
-    if (out / "done").is_file() and model_path.is_file():
+    if (out / DONE).is_file() and model_path.is_file():
         return model_path
     info = dataset.meta.extra["phantom"]
     size = int(info.get("size", 256))
@@ -78,7 +79,7 @@ def train_strong_judge(out: Path, dataset: Dataset, cfg: ClassifyConfig, patient
     big = cfg.model_copy(update={"max_samples": cfg.max_samples * STRONG_BUDGET,
                                  "patience_samples": cfg.patience_samples * STRONG_BUDGET})  # fmt: skip
     fit(out, train, val, big, 0, list(extra.labels), FitOptions(progress=progress, desc="strong judge"))
-    (out / "done").write_text(f"{len(train_cases)} train, {len(val_cases)} val images\n", encoding="utf-8")
+    (out / DONE).write_text(f"{len(train_cases)} train, {len(val_cases)} val images\n", encoding="utf-8")
     return model_path
 
 

@@ -48,6 +48,7 @@ from jointaug.fidelity.stats import (
     memorisation,
 )
 from jointaug.files import write_text_atomic
+from jointaug.outputs import DONE, SET_SETTINGS
 
 FIDELITY_FILE = "fidelity.json"
 MAX_IMAGES = 1024  # the first N images of a set are measured (sets grow by appending)
@@ -72,7 +73,7 @@ def _set_cases(ds: Dataset, max_images: int) -> list:
 
 def _settings_of(set_dir: Path) -> dict:
     try:
-        return json.loads((set_dir / "augmentation.json").read_text(encoding="utf-8"))
+        return json.loads((set_dir / SET_SETTINGS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 
@@ -241,7 +242,7 @@ def run_judges(run, fold: int, strong: bool = True, progress: bool = False) -> l
     if base.is_file():
         judges.append(load_judge("baseline", base))
     if strong and is_builtin_phantom(run.dataset):
-        path = train_strong_judge(run.path / "judge", run.dataset, run.config.classify, progress=progress)
+        path = train_strong_judge(run.judge_dir, run.dataset, run.config.classify, progress=progress)
         judges.append(load_judge("strong", path))
     return judges
 
@@ -258,7 +259,7 @@ def run_fidelity(run, folds: Sequence[int] | None = None, names: Sequence[str] |
     folds = range(len(run.splits.folds)) if folds is None else folds
     written = []
     for fold in folds:
-        root = run.fold_dir(fold) / "augment"
+        root = run.augment_root(fold)
         if not root.is_dir():
             continue
         sets = [p for p in sorted(root.iterdir()) if is_complete(p) and (names is None or p.name in names)]
@@ -291,7 +292,7 @@ def _renderer_of(run, fold: int, settings: dict) -> tuple[str, Renderer | None]:
     forward model), to draw the real test maps with; (key, None) for other kinds."""
     if settings.get("kind") == "forward":
         return "forward", forward_renderer(run.dataset, run.splits.fold(fold).train)
-    if settings.get("model_key") and (run.diffusion_dir(fold) / "done").is_file():
+    if settings.get("model_key") and (run.diffusion_dir(fold) / DONE).is_file():
         d = run.config.diffusion
         upd = {k: settings[k] for k in ("guidance_scale", "upsample", "sampler") if k in settings}
         if settings.get("sampler") == "ddim" and "steps" in settings:
