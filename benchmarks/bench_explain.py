@@ -42,7 +42,7 @@ from jointaug.classify.data import load_images
 from jointaug.classify.explain import EnsembleExplainer
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import MODEL, fit
+from jointaug.classify.train import MODEL, FitOptions, fit
 from jointaug.classify.transforms import prepare_image
 from jointaug.config import load_config
 from jointaug.dataset.io import read_image
@@ -61,7 +61,7 @@ def train(ds, tmp: Path, args) -> tuple[torch.nn.Module, list, object]:
                                f"classify.patience_samples={args.samples}"]).classify  # fmt: skip
     t0 = time.perf_counter()
     tr, va = (load_images(ds, cases[k], cfg.image_size, k) for k in ("train", "val"))
-    res = fit(tmp / "clf", tr, va, cfg, 0, list(ds.labels), progress=False)
+    res = fit(tmp / "clf", tr, va, cfg, 0, list(ds.labels), FitOptions(progress=False))
     print(f"classifier: {args.size} px, blocks [{args.blocks}], {res.samples} samples, "
           f"best val GMS {res.best_val_gms:.3f}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
     model = build_model(cfg, len(ds.labels), seed=None)

@@ -120,12 +120,12 @@ def test_trained_network_points_at_the_right_square(tmp_path):
 
     from jointaug.classify.explain import EnsembleExplainer
     from jointaug.classify.model import build_model
-    from jointaug.classify.train import MODEL, fit
+    from jointaug.classify.train import MODEL, FitOptions, fit
     from jointaug.weights import load_tensors
 
     rng = np.random.default_rng(0)
     cfg = tiny_config(flip_prob=0.0, rotate_deg=0.0, lr=1e-2, max_samples=640, patience_samples=640)
-    fit(tmp_path, signal_imageset(rng, 64), signal_imageset(rng, 32), cfg, 0, LABELS, progress=False)
+    fit(tmp_path, signal_imageset(rng, 64), signal_imageset(rng, 32), cfg, 0, LABELS, FitOptions(progress=False))
     model = build_model(cfg, 4, seed=None)
     model.load_state_dict(load_tensors(tmp_path / MODEL)[0])
     ex = EnsembleExplainer([model.eval()], "gradcam")
@@ -145,7 +145,7 @@ def test_trained_network_points_at_the_right_square(tmp_path):
 def tiny_run(phantom, tmp_path_factory):
     """A run folder with one trained baseline classifier (32 px, tiny DenseNet)."""
     from jointaug.classify.data import load_images
-    from jointaug.classify.train import fit
+    from jointaug.classify.train import FitOptions, fit
     from jointaug.config import load_config
     from jointaug.experiments.rundir import RunDir
 
@@ -158,7 +158,7 @@ def tiny_run(phantom, tmp_path_factory):
     cases = phantom.classification_cases()
     data = load_images(phantom, cases, 32, "train")
     d = run.classify_dir(0, "baseline", 0)
-    fit(d, data, data, cfg.classify, 0, list(phantom.labels), progress=False)
+    fit(d, data, data, cfg.classify, 0, list(phantom.labels), FitOptions(progress=False))
     (d / "done").write_text("")
     return run, [phantom.path(c.image) for c in cases[:2]]
 

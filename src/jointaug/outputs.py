@@ -118,8 +118,9 @@ def _changes(out: Output, recorded: dict) -> list[str] | None:
         old = recorded.get("settings")
         return changed_settings(old, out.settings) if isinstance(old, dict) and out.settings is not None else []
     old = {**out.defaults, **recorded}
+    new = json.loads(json.dumps(out.settings))  # as it will read back from its file
     changes = changed_settings({k: v for k, v in old.items() if k not in out.ignore},
-                               {k: v for k, v in out.settings.items() if k not in out.ignore})  # fmt: skip
+                               {k: v for k, v in new.items() if k not in out.ignore})  # fmt: skip
     return changes or None
 
 
@@ -166,19 +167,3 @@ def stale_vs(folder: Path, what: str, key: str, settings: dict) -> StaleOutput |
         return None
     return check(Output(what, Path(folder), key, settings)).stale
 
-
-def record_set_settings(out: Path, settings: dict, what: str = "augmentation set",
-                        filename: str = SET_SETTINGS) -> None:  # fmt: skip
-    """Record ``settings`` in ``out/filename`` before a set generator writes ``out``; a set
-    already there with other settings is never extended or removed: StaleOutputError
-    (names the changed keys; ``--retrain`` moves it aside). A non-set folder: ValueError."""
-    out = Path(out)
-    path = out / filename
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if old != settings:
-            raise StaleOutputError([StaleOutput(out, what, changed_settings(old, settings))])
-    elif out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out}: exists but is not an augmentation set (no {filename}); move it away")
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(settings, indent=2) + "\n")

@@ -49,7 +49,7 @@ from jointaug.diffusion.sample import NoiseSchedule, sample
 from jointaug.diffusion.trainset import TrainArrays, fold_train_cases, load_train_arrays
 from jointaug.files import write_text_atomic
 from jointaug.keys import derived_seed, diffusion_settings, settings_key
-from jointaug.outputs import StaleOutput, StaleOutputError, read_done, stale_vs, write_done
+from jointaug.outputs import DONE, StaleOutputError, read_done, stale_vs, write_done
 from jointaug.progress import progress_bar
 from jointaug.runtime import maybe_compile, resolve_device, runtime_record
 from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
@@ -77,11 +77,6 @@ def is_trained(folder: Path, train_steps: int | None = None, key: str | None = N
         return False
     return steps_ok and (key is None or done.get("key") == key)
 
-
-def stale_model(folder: Path, cfg: DiffusionConfig, case_ids: Sequence[str]) -> StaleOutput | None:
-    """The finished model in ``folder`` if it was trained with other settings or cases."""
-    key, settings = diffusion_record(network_config(cfg), case_ids)
-    return stale_vs(folder, "diffusion model", key, settings)
 
 def _grid_indices(arrays: TrainArrays, k: int = GRID_CASES) -> list[int]:
     """Up to k fixed cases for the sample grid: one per patient, inflamed cases first."""
@@ -194,7 +189,7 @@ def train_diffusion(folder: Path, dataset: Dataset, train_patients: Sequence[str
     run = _prepare(folder, fold, cfg, resolve_device(opt.device), load_train_arrays(dataset, cases, cfg.image_size))
     st = _resume(run) if run.checkpoint.is_file() else TrainState()
     run.parts.meter = LossMeter(run.device, st.ema_loss)
-    (folder / "done").unlink(missing_ok=True)
+    (folder / DONE).unlink(missing_ok=True)
     end = cfg.train_steps if opt.stop_after is None else min(cfg.train_steps, st.step + opt.stop_after)
     _train(run, st, end, opt.progress)
     if st.step < cfg.train_steps:

@@ -44,12 +44,11 @@ from jointaug.dataset.format import (
 )
 from jointaug.dataset.writer import DatasetWriter
 from jointaug.files import write_text_atomic
-from jointaug.keys import changed_settings
-from jointaug.outputs import StaleOutput, StaleOutputError
+from jointaug.outputs import SET_SETTINGS, Output, StaleOutput, StaleOutputError, check
 from jointaug.progress import progress_bar
 from jointaug.sets.sources import CasePlanner, PlannedCase
 
-SETTINGS_FILE = "augmentation.json"
+SETTINGS_FILE = SET_SETTINGS  # augmentation.json, written first
 CASES_PER_SUBDIR = 1000
 SHARDS = ".shards"
 
@@ -101,20 +100,12 @@ def check_size(n: int, what: str = "augmentation set") -> None:
         raise ValueError(f"{what} size must be >= 1, got {n}")
 
 
-def _compared(settings: dict, not_compared: frozenset[str]) -> dict:
-    plain = json.loads(json.dumps(settings))  # as read back from augmentation.json
-    return {k: v for k, v in plain.items() if k not in not_compared}
-
-
 def stale_set(out: Path, settings: dict, what: str = "augmentation set", later_keys: dict | None = None,
               not_compared: frozenset[str] = frozenset()) -> StaleOutput | None:  # fmt: skip
-    """The set in ``out`` (finished or partly written) if made with other settings."""
-    path = Path(out) / SETTINGS_FILE
-    if not path.is_file():
-        return None
-    old = {**(later_keys or {}), **json.loads(path.read_text(encoding="utf-8"))}
-    old, new = _compared(old, not_compared), _compared(settings, not_compared)
-    return StaleOutput(Path(out), what, changed_settings(old, new)) if old != new else None
+    """The set in ``out`` (finished or partly written) if made with other settings
+    (:func:`jointaug.outputs.check` decides)."""
+    return check(Output(what, Path(out), settings=settings, record=SETTINGS_FILE, ignore=not_compared,
+                        defaults=later_keys or {})).stale  # fmt: skip
 
 
 def record_settings(out: Path, spec: SetSpec) -> None:
