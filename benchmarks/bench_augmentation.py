@@ -35,30 +35,45 @@ from jointaug.experiments.stats import read_stats, verdict_lines
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/bench_aug"))
-    ap.add_argument("--dataset", type=Path, default=None, help="dataset (default OUT/phantom, written)")
+    ap.add_argument(
+        "--dataset", type=Path, default=None, help="dataset (default OUT/phantom, written)"
+    )
     ap.add_argument("--run", type=Path, default=None, help="run folder (default OUT/run)")
     ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--methods", default="", help="comma-separated methods (default: the profile's)")
+    ap.add_argument(
+        "--methods", default="", help="comma-separated methods (default: the profile's)"
+    )
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
     ap.add_argument("--no-fidelity", action="store_true", help="skip the sets' fidelity records")
     ap.add_argument("--executor", default="local", choices=["local", "ray"])
     ap.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     ap.add_argument("--shards", type=int, default=1, help="Ray: split each set into N tasks")
-    ap.add_argument("--retrain", action="store_true", help="replace outputs made with other settings")
+    ap.add_argument(
+        "--retrain", action="store_true", help="replace outputs made with other settings"
+    )
     args = ap.parse_args()
     cfg = load_config(args.profile, args.set)
     methods = args.methods or ",".join(configured_methods(cfg))
     cfg = config_with_methods(cfg, methods)
     data = args.dataset or args.out / "phantom"
     if not is_complete(data):
-        write_phantom(data, cfg.phantom.patients, cfg.phantom.size, cfg.phantom.seed, progress=False)
+        write_phantom(
+            data, cfg.phantom.patients, cfg.phantom.size, cfg.phantom.seed, progress=False
+        )
     run = RunDir.create(args.run or args.out / "run", data, cfg)
     plan = make_plan(run, methods)
     t0 = time.perf_counter()
-    opts = RunOptions(progress=False, executor=args.executor, shards=args.shards, ray_address=args.address,
-                      retrain=args.retrain)  # fmt: skip
+    opts = RunOptions(
+        progress=False,
+        executor=args.executor,
+        shards=args.shards,
+        ray_address=args.address,
+        retrain=args.retrain,
+    )
     result = run_experiment(run, plan, opts, echo=lambda m: print(m, flush=True))
     print(f"\nwall time {time.perf_counter() - t0:.0f} s (this call; finished stages are skipped)")
     print("stage wall times (s):", json.dumps(result.get("stage_times", {})))

@@ -48,11 +48,19 @@ def make_step(cfg, n_labels: int, n_images: int, dev: torch.device) -> _Step:
     model = build_model(cfg, n_labels, seed=0).to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return _Step(model, torch.optim.Adam(model.parameters(), lr=cfg.lr), masked_bce,
-                 PaperAugment(cfg.rotate_deg, cfg.flip_prob, cfg.crop_prob,
-                              crop_pad_px(cfg.crop_pad, cfg.image_size)),
-                 torch.Generator().manual_seed(0), torch.from_numpy(x).to(dev),
-                 torch.from_numpy(y).to(dev), cfg, dev)  # fmt: skip
+    return _Step(
+        model,
+        torch.optim.Adam(model.parameters(), lr=cfg.lr),
+        masked_bce,
+        PaperAugment(
+            cfg.rotate_deg, cfg.flip_prob, cfg.crop_prob, crop_pad_px(cfg.crop_pad, cfg.image_size)
+        ),
+        torch.Generator().manual_seed(0),
+        torch.from_numpy(x).to(dev),
+        torch.from_numpy(y).to(dev),
+        cfg,
+        dev,
+    )
 
 
 def pure_step(step: _Step, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -105,12 +113,20 @@ def measure(name: str, cfg, steps: int, repeats: int, dev: torch.device) -> dict
             sync(dev)
             times[key].append(time.perf_counter() - t0)
     t = {k: statistics.median(v) for k, v in times.items()}
-    out = {"name": name, "pipeline": steps * b / t["pipeline"], "pure": steps * b / t["pure"],
-           "ratio": t["pure"] / t["pipeline"], "ratio_from_parts": t["pure"] / (t["pure"] + t["data"]),
-           "data_ms_per_image": t["data"] / (steps * b) * 1e3}  # fmt: skip
-    print(f"{name}\n  pipeline {out['pipeline']:8.1f} img/s   pure {out['pure']:8.1f} img/s   "
-          f"ratio {out['ratio']:.2f}   data pipeline alone {out['data_ms_per_image']:.3f} ms/img "
-          f"-> ratio from parts {out['ratio_from_parts']:.2f}", flush=True)  # fmt: skip
+    out = {
+        "name": name,
+        "pipeline": steps * b / t["pipeline"],
+        "pure": steps * b / t["pure"],
+        "ratio": t["pure"] / t["pipeline"],
+        "ratio_from_parts": t["pure"] / (t["pure"] + t["data"]),
+        "data_ms_per_image": t["data"] / (steps * b) * 1e3,
+    }
+    print(
+        f"{name}\n  pipeline {out['pipeline']:8.1f} img/s   pure {out['pure']:8.1f} img/s   "
+        f"ratio {out['ratio']:.2f}   data pipeline alone {out['data_ms_per_image']:.3f} ms/img "
+        f"-> ratio from parts {out['ratio_from_parts']:.2f}",
+        flush=True,
+    )
     return out
 
 
@@ -132,8 +148,13 @@ def prepare_cost(size: int, n: int = 40) -> float:
 def monai_per_image_ms(size: int, n: int = 50) -> float:
     from monai.transforms import Compose, RandFlip, RandRotate
 
-    t = Compose([RandRotate(range_x=math.radians(30), prob=1.0, padding_mode="zeros"),
-                 RandFlip(prob=0.5, spatial_axis=0), RandFlip(prob=0.5, spatial_axis=1)])  # fmt: skip
+    t = Compose(
+        [
+            RandRotate(range_x=math.radians(30), prob=1.0, padding_mode="zeros"),
+            RandFlip(prob=0.5, spatial_axis=0),
+            RandFlip(prob=0.5, spatial_axis=1),
+        ]
+    )
     t.set_random_state(seed=0)
     x = torch.rand(1, size, size)
     t(x)
@@ -146,8 +167,12 @@ def monai_per_image_ms(size: int, n: int = 50) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo-steps", type=int, default=10, help="steps per timed repeat (demo)")
-    ap.add_argument("--paper-steps", type=int, default=1, help="steps per timed repeat (paper, CPU)")
-    ap.add_argument("--repeats", type=int, default=7, help="timed repeats (median); 2 for paper on CPU")
+    ap.add_argument(
+        "--paper-steps", type=int, default=1, help="steps per timed repeat (paper, CPU)"
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=7, help="timed repeats (median); 2 for paper on CPU"
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--skip-paper", action="store_true")
     args = ap.parse_args()
@@ -158,15 +183,25 @@ def main() -> None:
     print(f"device {card}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     demo = load_config("demo").classify
     paper = load_config("paper").classify
-    print(f"prepare one 256x256 PNG -> 64: {prepare_cost(64):.2f} ms, -> 256: {prepare_cost(256):.2f} ms "
-          "(once per run)")
-    print(f"MONAI per-image RandRotate+RandFlip x2: {monai_per_image_ms(64):.2f} ms at 64, "
-          f"{monai_per_image_ms(256):.2f} ms at 256 (not used; for comparison)")
+    print(
+        f"prepare one 256x256 PNG -> 64: {prepare_cost(64):.2f} ms, -> 256: {prepare_cost(256):.2f} ms "
+        "(once per run)"
+    )
+    print(
+        f"MONAI per-image RandRotate+RandFlip x2: {monai_per_image_ms(64):.2f} ms at 64, "
+        f"{monai_per_image_ms(256):.2f} ms at 256 (not used; for comparison)"
+    )
     measure("demo: 64x64 DenseNet[2,2,2,2] g16, batch 32", demo, args.demo_steps, args.repeats, dev)
     if args.skip_paper:
         return
     steps = args.paper_steps if dev.type == "cpu" else max(args.paper_steps, 20)
-    measure("paper: 256x256 DenseNet121, batch 32", paper, steps, args.repeats if dev.type == "cuda" else 2, dev)
+    measure(
+        "paper: 256x256 DenseNet121, batch 32",
+        paper,
+        steps,
+        args.repeats if dev.type == "cuda" else 2,
+        dev,
+    )
     if dev.type == "cuda":
         fast = paper.model_copy(update={"amp": True, "channels_last": True})
         measure("paper: 256x256 DenseNet121, bf16 + channels-last", fast, steps, args.repeats, dev)

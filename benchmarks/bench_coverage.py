@@ -56,8 +56,9 @@ def _cuts(sim: Sim) -> np.ndarray:
     return norm.ppf(1 - sim.prevalence) * sd + np.linspace(-0.4, 0.4, sim.n_labels)
 
 
-def simulate(sim: Sim, rng: np.random.Generator, n_patients: int | None = None,
-             n_folds: int | None = None) -> dict:  # fmt: skip
+def simulate(
+    sim: Sim, rng: np.random.Generator, n_patients: int | None = None, n_folds: int | None = None
+) -> dict:
     """One study: y (N, L), patient (N,), fold (N,), probs_a / probs_b (S, N, L)."""
     n_pat = n_patients or sim.n_patients
     n_folds = n_folds or sim.n_folds
@@ -94,16 +95,25 @@ def true_delta(sim: Sim, rng: np.random.Generator, n_patients: int = 20_000) -> 
     vals = []
     for _ in range(2):
         d = simulate(sim, rng, n_patients=n_patients, n_folds=n_patients // 10)
-        vals.append(np.mean([_gms(d["y"], d["probs_a"][s]) - _gms(d["y"], d["probs_b"][s])
-                             for s in range(sim.n_seeds)]))  # fmt: skip
+        vals.append(
+            np.mean(
+                [
+                    _gms(d["y"], d["probs_a"][s]) - _gms(d["y"], d["probs_b"][s])
+                    for s in range(sim.n_seeds)
+                ]
+            )
+        )
     return float(np.mean(vals)), float(abs(vals[0] - vals[1]) / 2)
 
 
 def naive(d: dict, sim: Sim, rng: np.random.Generator) -> tuple[float, float]:
     """The old method: bootstrap the mean of the 15 per-(fold, seed) ΔGMS as if independent."""
-    diffs = [_gms(d["y"][m], d["probs_a"][s][m]) - _gms(d["y"][m], d["probs_b"][s][m])
-             for k in range(sim.n_folds) for s in range(sim.n_seeds)
-             for m in [d["fold"] == k]]  # fmt: skip
+    diffs = [
+        _gms(d["y"][m], d["probs_a"][s][m]) - _gms(d["y"][m], d["probs_b"][s][m])
+        for k in range(sim.n_folds)
+        for s in range(sim.n_seeds)
+        for m in [d["fold"] == k]
+    ]
     return bootstrap_ci(diffs, rng, n_boot=2000)
 
 
@@ -121,9 +131,20 @@ def run(sim: Sim, reps: int, rng: np.random.Generator, n_boot: int = 2000) -> di
             d = simulate(s, rng)
             a, b = OOF(d["probs_a"]), OOF(d["probs_b"])
             for mode in MODES:
-                c = finalize([compare(a, b, d["y"], d["patient"], rng, n_boot=n_boot,
-                                      seeds="fixed" if mode == "fixed" else "resample",
-                                      fold=d["fold"] if mode == "fold" else None)])[0]  # fmt: skip
+                c = finalize(
+                    [
+                        compare(
+                            a,
+                            b,
+                            d["y"],
+                            d["patient"],
+                            rng,
+                            n_boot=n_boot,
+                            seeds="fixed" if mode == "fixed" else "resample",
+                            fold=d["fold"] if mode == "fold" else None,
+                        )
+                    ]
+                )[0]
                 if scenario == "effect":
                     res[mode]["cover"] += c.ci_low <= truth <= c.ci_high
                     res[mode]["width"] += c.ci_high - c.ci_low
@@ -139,31 +160,51 @@ def run(sim: Sim, reps: int, rng: np.random.Generator, n_boot: int = 2000) -> di
             else:
                 res["naive"]["helps_null"] += lo > 0
     for r in res.values():
-        r.update(cover=r["cover"] / reps, width=r["width"] / reps, helps_null=r["helps_null"] / reps)
-    return {"truth": truth, "truth_se": truth_se, "seed_gms_sd": float(np.sqrt(np.mean(fold_sd))),
-            "methods": res}  # fmt: skip
+        r.update(
+            cover=r["cover"] / reps, width=r["width"] / reps, helps_null=r["helps_null"] / reps
+        )
+    return {
+        "truth": truth,
+        "truth_se": truth_se,
+        "seed_gms_sd": float(np.sqrt(np.mean(fold_sd))),
+        "methods": res,
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--reps", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=2000)
-    ap.add_argument("--fold-method-sd", type=float, default=Sim.sd_fold_method,
-                    help="method x fold noise shared by a fold's seeds (sensitivity)")  # fmt: skip
-    ap.add_argument("--seed-sd", type=float, default=Sim.sd_seed, help="one training's intercept sd")
+    ap.add_argument(
+        "--fold-method-sd",
+        type=float,
+        default=Sim.sd_fold_method,
+        help="method x fold noise shared by a fold's seeds (sensitivity)",
+    )
+    ap.add_argument(
+        "--seed-sd", type=float, default=Sim.sd_seed, help="one training's intercept sd"
+    )
     args = ap.parse_args()
     sim = Sim(sd_fold_method=args.fold_method_sd, sd_seed=args.seed_sd)
     t0 = time.perf_counter()
     r = run(sim, args.reps, np.random.default_rng(args.seed), args.n_boot)
     wall = time.perf_counter() - t0
     print(f"reps {args.reps}, seed {args.seed}, n_boot {args.n_boot}, {wall:.1f} s; {sim}")
-    print(f"true ΔGMS {r['truth']:+.4f} (MC se {r['truth_se']:.4f}); sd between seeds of one "
-          f"training's GMS on the same fold test set {r['seed_gms_sd']:.3f}")
+    print(
+        f"true ΔGMS {r['truth']:+.4f} (MC se {r['truth_se']:.4f}); sd between seeds of one "
+        f"training's GMS on the same fold test set {r['seed_gms_sd']:.3f}"
+    )
     se = np.sqrt(0.95 * 0.05 / args.reps)
     print(f"{'method':<34} {'coverage 95% CI':>16} {'mean width':>11} {'false helps (null)':>19}")
-    names = {"fixed": "patients; seeds fixed", "resample": "patients x seed pools",
-             "fold": "patients x seeds per fold", "naive": "old: 15 fold-seed pairs iid"}  # fmt: skip
+    names = {
+        "fixed": "patients; seeds fixed",
+        "resample": "patients x seed pools",
+        "fold": "patients x seeds per fold",
+        "naive": "old: 15 fold-seed pairs iid",
+    }
     for k, m in r["methods"].items():
         print(f"{names[k]:<34} {m['cover']:>16.3f} {m['width']:>11.4f} {m['helps_null']:>19.3f}")
     print(f"(binomial se of a coverage near 0.95 at {args.reps} reps: {se:.3f})")

@@ -103,13 +103,19 @@ def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     step_s = statistics.median(times[2:])
-    print(f"train step (batch {cfg.batch_size}, {s}x{s}): {step_s * 1000:.1f} ms median "
-          f"-> {cfg.train_steps} steps ~ {step_s * cfg.train_steps:.0f} s")  # fmt: skip
+    print(
+        f"train step (batch {cfg.batch_size}, {s}x{s}): {step_s * 1000:.1f} ms median "
+        f"-> {cfg.train_steps} steps ~ {step_s * cfg.train_steps:.0f} s"
+    )
     loop_s, ema_foreach, ema_loop = loop_speed(cfg, device, train_steps)
-    print(f"train loop step (draw on device, loss, Adam, EMA, device-side loss meter): "
-          f"{loop_s * 1000:.1f} ms median ({step_s / loop_s:.2f} of the bare step's speed)")  # fmt: skip
-    print(f"EMA update: _foreach_lerp_ {ema_foreach * 1000:.2f} ms, per-parameter lerp_ loop "
-          f"{ema_loop * 1000:.2f} ms ({ema_loop / ema_foreach:.1f}x)")  # fmt: skip
+    print(
+        f"train loop step (draw on device, loss, Adam, EMA, device-side loss meter): "
+        f"{loop_s * 1000:.1f} ms median ({step_s / loop_s:.2f} of the bare step's speed)"
+    )
+    print(
+        f"EMA update: _foreach_lerp_ {ema_foreach * 1000:.2f} ms, per-parameter lerp_ loop "
+        f"{ema_loop * 1000:.2f} ms ({ema_loop / ema_foreach:.1f}x)"
+    )
 
     def rate(fn, b, repeats):
         """Images/s, best of ``repeats`` runs (a shared machine only ever slows a run down)."""
@@ -126,7 +132,9 @@ def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
     fast = rate(lambda c, sd: sample_fast(eps, c, sd, sched, cfg.fast_steps), batch, 5)
     full = rate(lambda c, sd: sample_ddpm(eps, c, sd, sched), ddpm_batch, 1)
     print(f"DDPM  {cfg.timesteps} steps: {full:8.2f} img/s (batch {ddpm_batch})")
-    print(f"DDIM  {cfg.fast_steps} steps: {fast:8.2f} img/s (batch {batch})  -> {fast / full:.1f}x faster")
+    print(
+        f"DDIM  {cfg.fast_steps} steps: {fast:8.2f} img/s (batch {batch})  -> {fast / full:.1f}x faster"
+    )
     print(f"8,192 images: DDPM ~ {8192 / full / 60:.1f} min, DDIM ~ {8192 / fast / 60:.1f} min")
 
 
@@ -154,12 +162,17 @@ def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
     labels = np.stack([p.composed.labels for p in plans])
     real_total = total_counts(reals).mean()
     rm = region_means(reals, conds)
-    print(f"real train images ({len(cases)}): normal {rm['normal']:.2f}, low {rm['low']:.2f}, "
-          f"high {rm['high']:.2f} counts/px; total {real_total:,.0f} counts")  # fmt: skip
+    print(
+        f"real train images ({len(cases)}): normal {rm['normal']:.2f}, low {rm['low']:.2f}, "
+        f"high {rm['high']:.2f} counts/px; total {real_total:,.0f} counts"
+    )
     synthetic = {}
     for sampler in ("ddim", "ddpm"):
-        model = load_trained(folder, resolve_device(config.device),
-                             config.diffusion.model_copy(update={"sampler": sampler}))  # fmt: skip
+        model = load_trained(
+            folder,
+            resolve_device(config.device),
+            config.diffusion.model_copy(update={"sampler": sampler}),
+        )
         for name, cc in (("clinician maps", conds), ("composed", composed)):
             rng = np.random.default_rng(0)
             t0 = time.perf_counter()
@@ -169,9 +182,11 @@ def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
             dt = time.perf_counter() - t0
             imgs = [poisson_counts(r, rng) for r in rates]
             g = region_means(imgs, cc)
-            print(f"{sampler} on {name}: normal {g['normal']:.2f}, low {g['low']:.2f}, high {g['high']:.2f} "
-                  f"counts/px (ordering {'ok' if ordering_ok(g) else 'WRONG'}); total / real "
-                  f"{total_counts(imgs).mean() / real_total:.3f}; {len(cc) / dt:.2f} img/s")  # fmt: skip
+            print(
+                f"{sampler} on {name}: normal {g['normal']:.2f}, low {g['low']:.2f}, high {g['high']:.2f} "
+                f"counts/px (ordering {'ok' if ordering_ok(g) else 'WRONG'}); total / real "
+                f"{total_counts(imgs).mean() / real_total:.3f}; {len(cc) / dt:.2f} img/s"
+            )
             if name == "composed":
                 synthetic[sampler] = imgs
     if classifier:
@@ -193,18 +208,28 @@ def fidelity(run, fold: int, synthetic: dict, labels: np.ndarray) -> None:
     size = run.config.classify.image_size
     thr = run.config.classify.threshold
     test = fold_part(run.dataset, run.splits.fold(fold), "test", size)
-    test_m = pooled_metrics(test.labels, binarize(predict_probs(model, test.images.astype(np.float32)), thr))
-    print(f"baseline classifier on the real test part: GMS {test_m['gms']:.3f} "
-          f"(TPR {test_m['tpr']:.3f}, TNR {test_m['tnr']:.3f})")  # fmt: skip
+    test_m = pooled_metrics(
+        test.labels, binarize(predict_probs(model, test.images.astype(np.float32)), thr)
+    )
+    print(
+        f"baseline classifier on the real test part: GMS {test_m['gms']:.3f} "
+        f"(TPR {test_m['tpr']:.3f}, TNR {test_m['tnr']:.3f})"
+    )
     for sampler, imgs in synthetic.items():
-        x = np.stack([prepare_image(im.astype(np.float32), size) for im in imgs])[:, None].astype(np.float32)
+        x = np.stack([prepare_image(im.astype(np.float32), size) for im in imgs])[:, None].astype(
+            np.float32
+        )
         m = pooled_metrics(labels, binarize(predict_probs(model, x), thr))
-        print(f"label fidelity, {sampler}: GMS {m['gms']:.3f} (TPR {m['tpr']:.3f}, TNR {m['tnr']:.3f}) "
-              f"on {len(imgs)} synthetic images vs their sampled labels")  # fmt: skip
+        print(
+            f"label fidelity, {sampler}: GMS {m['gms']:.3f} (TPR {m['tpr']:.3f}, TNR {m['tnr']:.3f}) "
+            f"on {len(imgs)} synthetic images vs their sampled labels"
+        )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--profile", default="demo")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--batch", type=int, default=32, help="DDIM batch")
@@ -214,7 +239,9 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="run folder for the quality figures")
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--n", type=int, default=64, help="images per quality check")
-    ap.add_argument("--classifier", action="store_true", help="label fidelity (trains a baseline if needed)")
+    ap.add_argument(
+        "--classifier", action="store_true", help="label fidelity (trains a baseline if needed)"
+    )
     args = ap.parse_args()
 
     from jointaug.config import load_config
@@ -224,9 +251,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     config = load_config(args.profile, args.overrides)
     device = resolve_device(config.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"profile {args.profile}: {config.diffusion.image_size}px, channels {config.diffusion.channels}, "
-          f"head {config.diffusion.network_output}; device {name}")  # fmt: skip
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"profile {args.profile}: {config.diffusion.image_size}px, channels {config.diffusion.channels}, "
+        f"head {config.diffusion.network_output}; device {name}"
+    )
     speed(config.diffusion, device, args.batch, args.ddpm_batch, args.train_steps)
     if args.run:
         quality(args.run, args.fold, args.n, args.classifier)

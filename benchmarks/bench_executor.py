@@ -39,17 +39,35 @@ SCALES = {
 def overrides(scale: str) -> list[str]:
     _, max_samples, patience, steps, _ = SCALES[scale]
     return [
-        "device=cpu", "threads=1", "split.folds=4",
-        "classify.image_size=64", "classify.block_config=[2, 2]", "classify.growth_rate=8",
-        "classify.init_features=16", "classify.batch_size=16", f"classify.max_samples={max_samples}",
-        f"classify.patience_samples={patience}", "classify.eval_every_epochs=2", "classify.seeds=[0, 1, 2]",
-        "diffusion.image_size=32", "diffusion.channels=[16, 32]", "diffusion.attention_levels=[false, true]",
-        "diffusion.num_res_blocks=1", "diffusion.num_head_channels=16", "diffusion.batch_size=8",
-        f"diffusion.train_steps={steps}", f"diffusion.sample_every={steps}", f"diffusion.checkpoint_every={steps}",
-        "diffusion.sampler=ddim", "diffusion.fast_steps=10", "diffusion.sample_batch_size=16",
-        "experiment.methods=[baseline, mp-perlin]", "experiment.mixtures=[]",
-        "experiment.imbalance_baselines=[]", "experiment.curve_sizes=[]",
-    ]  # fmt: skip
+        "device=cpu",
+        "threads=1",
+        "split.folds=4",
+        "classify.image_size=64",
+        "classify.block_config=[2, 2]",
+        "classify.growth_rate=8",
+        "classify.init_features=16",
+        "classify.batch_size=16",
+        f"classify.max_samples={max_samples}",
+        f"classify.patience_samples={patience}",
+        "classify.eval_every_epochs=2",
+        "classify.seeds=[0, 1, 2]",
+        "diffusion.image_size=32",
+        "diffusion.channels=[16, 32]",
+        "diffusion.attention_levels=[false, true]",
+        "diffusion.num_res_blocks=1",
+        "diffusion.num_head_channels=16",
+        "diffusion.batch_size=8",
+        f"diffusion.train_steps={steps}",
+        f"diffusion.sample_every={steps}",
+        f"diffusion.checkpoint_every={steps}",
+        "diffusion.sampler=ddim",
+        "diffusion.fast_steps=10",
+        "diffusion.sample_batch_size=16",
+        "experiment.methods=[baseline, mp-perlin]",
+        "experiment.mixtures=[]",
+        "experiment.imbalance_baselines=[]",
+        "experiment.curve_sizes=[]",
+    ]
 
 
 def one_run(executor: str, data: Path, out: Path, scale: str, workers: int) -> dict:
@@ -62,19 +80,29 @@ def one_run(executor: str, data: Path, out: Path, scale: str, workers: int) -> d
     run = RunDir.create(out, data, cfg)
     plan = make_plan(run, folds=[0, 1], sizes=[SCALES[scale][4]])
     t0 = time.perf_counter()
-    opts = RunOptions(progress=False, estimate=False, executor=executor,
-                      ray_init={"num_cpus": workers} if executor == "ray" else None)  # fmt: skip
+    opts = RunOptions(
+        progress=False,
+        estimate=False,
+        executor=executor,
+        ray_init={"num_cpus": workers} if executor == "ray" else None,
+    )
     res = run_experiment(run, plan, opts, echo=lambda m: None)
     wall = time.perf_counter() - t0
-    tables = {k: (run.results_dir / k).read_bytes() for k in ("table1.md", "table2.md", "metrics.csv")}
+    tables = {
+        k: (run.results_dir / k).read_bytes() for k in ("table1.md", "table2.md", "metrics.csv")
+    }
     return {"wall_s": wall, "tasks": res["task_wall_s"], "tables": tables}
 
 
 def round_trip_s(workers: int, n: int = 50) -> float:
     import ray
 
-    ray.init(num_cpus=workers, include_dashboard=False, object_store_memory=200 * 1024**2,
-             log_to_driver=False)  # fmt: skip
+    ray.init(
+        num_cpus=workers,
+        include_dashboard=False,
+        object_store_memory=200 * 1024**2,
+        log_to_driver=False,
+    )
     try:
         f = ray.remote(lambda x: x)
         ray.get([f.remote(i) for i in range(2 * workers)])  # warm the workers
@@ -87,7 +115,9 @@ def round_trip_s(workers: int, n: int = 50) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_executor"))
     ap.add_argument("--scale", choices=sorted(SCALES), default="full")
     ap.add_argument("--workers", type=int, default=2)
@@ -104,20 +134,32 @@ def main() -> None:
     n = len(ray_["tasks"])
     busy = sum(ray_["tasks"].values())
     slack = (args.workers * ray_["wall_s"] - busy) / n
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     summary = {
-        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.node()} {platform.processor()}",
-        "commit": commit, "scale": args.scale, "workers": args.workers, "tasks": n,
-        "local_wall_s": round(local["wall_s"], 1), "ray_wall_s": round(ray_["wall_s"], 1),
-        "ratio": round(local["wall_s"] / ray_["wall_s"], 2), "tables_identical": local["tables"] == ray_["tables"],
-        "task_sum_s_local": round(sum(local["tasks"].values()), 1), "task_sum_s_ray": round(busy, 1),
-        "ray_round_trip_ms": round(rt * 1000, 2), "ray_slack_per_task_s": round(slack, 2),
-    }  # fmt: skip
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.node()} {platform.processor()}",
+        "commit": commit,
+        "scale": args.scale,
+        "workers": args.workers,
+        "tasks": n,
+        "local_wall_s": round(local["wall_s"], 1),
+        "ray_wall_s": round(ray_["wall_s"], 1),
+        "ratio": round(local["wall_s"] / ray_["wall_s"], 2),
+        "tables_identical": local["tables"] == ray_["tables"],
+        "task_sum_s_local": round(sum(local["tasks"].values()), 1),
+        "task_sum_s_ray": round(busy, 1),
+        "ray_round_trip_ms": round(rt * 1000, 2),
+        "ray_slack_per_task_s": round(slack, 2),
+    }
     print(json.dumps(summary, indent=1))
-    print(f"local {local['wall_s']:.0f} s, ray ({args.workers} workers) {ray_['wall_s']:.0f} s: "
-          f"{summary['ratio']:.2f}x (goal >= 1.6x); tables identical: {summary['tables_identical']}; "
-          f"Ray overhead: {rt * 1000:.1f} ms per trivial task round trip, {slack:.1f} s of worker "
-          f"time per grid task outside the task ({n} tasks)")  # fmt: skip
+    print(
+        f"local {local['wall_s']:.0f} s, ray ({args.workers} workers) {ray_['wall_s']:.0f} s: "
+        f"{summary['ratio']:.2f}x (goal >= 1.6x); tables identical: {summary['tables_identical']}; "
+        f"Ray overhead: {rt * 1000:.1f} ms per trivial task round trip, {slack:.1f} s of worker "
+        f"time per grid task outside the task ({n} tasks)"
+    )
 
 
 if __name__ == "__main__":

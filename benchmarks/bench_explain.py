@@ -55,15 +55,26 @@ def train(ds, tmp: Path, args) -> tuple[torch.nn.Module, list, object]:
     """Train on patients 1-30 (validate on 31-36); return the model, test cases, config."""
     pids = sorted({c.patient_id for c in ds.classification_cases()})
     part = {p: ("train" if i < 30 else "val" if i < 36 else "test") for i, p in enumerate(pids)}
-    cases = {k: [c for c in ds.classification_cases() if part[c.patient_id] == k] for k in ("train", "val", "test")}
-    cfg = load_config("demo", [f"classify.image_size={args.size}", f"classify.block_config=[{args.blocks}]",
-                               f"classify.max_samples={args.samples}",
-                               f"classify.patience_samples={args.samples}"]).classify  # fmt: skip
+    cases = {
+        k: [c for c in ds.classification_cases() if part[c.patient_id] == k]
+        for k in ("train", "val", "test")
+    }
+    cfg = load_config(
+        "demo",
+        [
+            f"classify.image_size={args.size}",
+            f"classify.block_config=[{args.blocks}]",
+            f"classify.max_samples={args.samples}",
+            f"classify.patience_samples={args.samples}",
+        ],
+    ).classify
     t0 = time.perf_counter()
     tr, va = (load_images(ds, cases[k], cfg.image_size, k) for k in ("train", "val"))
     res = fit(tmp / "clf", tr, va, cfg, 0, list(ds.labels), FitOptions(progress=False))
-    print(f"classifier: {args.size} px, blocks [{args.blocks}], {res.samples} samples, "
-          f"best val GMS {res.best_val_gms:.3f}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    print(
+        f"classifier: {args.size} px, blocks [{args.blocks}], {res.samples} samples, "
+        f"best val GMS {res.best_val_gms:.3f}, {time.perf_counter() - t0:.0f} s"
+    )
     model = build_model(cfg, len(ds.labels), seed=None)
     model.load_state_dict(load_tensors(tmp / "clf" / MODEL)[0])
     return model.eval(), cases["test"], cfg
@@ -89,11 +100,16 @@ def score(ds, model, cases, cfg, method: str, layer: str | None, limit: int | No
             anyinf.append(hit > 0 and truth[hit - 1] == 1)
             chance.append((regions == j + 1).sum() / hand)
     n_img = len(cases[:limit])
-    return {"method": method, "layer": layer or ex.layer or "-", "n_tp": n_tp, "images": n_img,
-            "in_joint": float(np.mean(own)) if own else float("nan"),
-            "in_any_inflamed": float(np.mean(anyinf)) if anyinf else float("nan"),
-            "chance": float(np.mean(chance)) if chance else float("nan"),
-            "s_per_image": (time.perf_counter() - t0) / max(n_img, 1)}  # fmt: skip
+    return {
+        "method": method,
+        "layer": layer or ex.layer or "-",
+        "n_tp": n_tp,
+        "images": n_img,
+        "in_joint": float(np.mean(own)) if own else float("nan"),
+        "in_any_inflamed": float(np.mean(anyinf)) if anyinf else float("nan"),
+        "chance": float(np.mean(chance)) if chance else float("nan"),
+        "s_per_image": (time.perf_counter() - t0) / max(n_img, 1),
+    }
 
 
 def pictures(ds, model, cases, cfg, out: Path, n: int = 3) -> None:
@@ -105,8 +121,16 @@ def pictures(ds, model, cases, cfg, out: Path, n: int = 3) -> None:
         probs = predict_probs(model, x[None, None])[0]
         cams = to_image_grid(ex(x), img.shape)
         truth = ", ".join(lab for lab, v in zip(ds.labels, case.labels, strict=True) if v == 1)
-        overlay(img, probs, list(ds.labels), 0.5, out / f"{case.case_id}_overlay.png",
-                f"{case.case_id} (truth: {truth or 'none'})", cams, explain_note(info))  # fmt: skip
+        overlay(
+            img,
+            probs,
+            list(ds.labels),
+            0.5,
+            out / f"{case.case_id}_overlay.png",
+            f"{case.case_id} (truth: {truth or 'none'})",
+            cams,
+            explain_note(info),
+        )
 
 
 def main() -> None:
@@ -122,19 +146,29 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        ds = write_phantom(Path(tmp) / "data", patients=48, size=args.phantom_size, seed=0, progress=False)
+        ds = write_phantom(
+            Path(tmp) / "data", patients=48, size=args.phantom_size, seed=0, progress=False
+        )
         model, test, cfg = train(ds, Path(tmp), args)
-        finest = sorted(n for n, _ in model.named_modules() if n.endswith(".relu") and "transition" in n)[0]
-        rows = [score(ds, model, test, cfg, "gradcam", None),
-                score(ds, model, test, cfg, "gradcam", finest),
-                score(ds, model, test, cfg, "occlusion", None, args.occlusion_images)]  # fmt: skip
+        finest = sorted(
+            n for n, _ in model.named_modules() if n.endswith(".relu") and "transition" in n
+        )[0]
+        rows = [
+            score(ds, model, test, cfg, "gradcam", None),
+            score(ds, model, test, cfg, "gradcam", finest),
+            score(ds, model, test, cfg, "occlusion", None, args.occlusion_images),
+        ]
         args.out.mkdir(parents=True, exist_ok=True)
         pictures(ds, model, [c for c in test if c.labels.sum() >= 3], cfg, args.out)
-    print(f"{'method':10} {'layer':27} {'images':>6} {'TP':>4} {'in joint':>9} {'in any infl.':>12} "
-          f"{'chance':>7} {'s/image':>8}")  # fmt: skip
+    print(
+        f"{'method':10} {'layer':27} {'images':>6} {'TP':>4} {'in joint':>9} {'in any infl.':>12} "
+        f"{'chance':>7} {'s/image':>8}"
+    )
     for r in rows:
-        print(f"{r['method']:10} {str(r['layer']):27} {r['images']:6d} {r['n_tp']:4d} {r['in_joint']:9.3f} "
-              f"{r['in_any_inflamed']:12.3f} {r['chance']:7.3f} {r['s_per_image']:8.2f}")  # fmt: skip
+        print(
+            f"{r['method']:10} {str(r['layer']):27} {r['images']:6d} {r['n_tp']:4d} {r['in_joint']:9.3f} "
+            f"{r['in_any_inflamed']:12.3f} {r['chance']:7.3f} {r['s_per_image']:8.2f}"
+        )
     print(f"overlays in {args.out}; wall time {time.perf_counter() - t_all:.0f} s")
 
 

@@ -22,28 +22,65 @@ from pathlib import Path
 
 VARIANTS: dict[str, list[str]] = {
     "demo": [],
-    "long": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50"],
-    "long-snr": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50",
-                 "diffusion.min_snr_gamma=5"],  # fmt: skip
-    "long-cfg": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50",
-                 "diffusion.cond_dropout=0.15"],  # fmt: skip
-    "long-snr-cfg": ["diffusion.train_steps=1500", "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50",
-                     "diffusion.min_snr_gamma=5", "diffusion.cond_dropout=0.15"],  # fmt: skip
-    "48px-cfg": ["diffusion.image_size=48", "diffusion.train_steps=700", "diffusion.lr_schedule=cosine",
-                 "diffusion.warmup_steps=50", "diffusion.min_snr_gamma=5", "diffusion.cond_dropout=0.15"],  # fmt: skip
-    "wide-cfg": ["diffusion.channels=[32,64,64]", "diffusion.num_head_channels=32", "diffusion.train_steps=900",
-                 "diffusion.lr_schedule=cosine", "diffusion.warmup_steps=50", "diffusion.min_snr_gamma=5",
-                 "diffusion.cond_dropout=0.15"],  # fmt: skip
+    "long": [
+        "diffusion.train_steps=1500",
+        "diffusion.lr_schedule=cosine",
+        "diffusion.warmup_steps=50",
+    ],
+    "long-snr": [
+        "diffusion.train_steps=1500",
+        "diffusion.lr_schedule=cosine",
+        "diffusion.warmup_steps=50",
+        "diffusion.min_snr_gamma=5",
+    ],
+    "long-cfg": [
+        "diffusion.train_steps=1500",
+        "diffusion.lr_schedule=cosine",
+        "diffusion.warmup_steps=50",
+        "diffusion.cond_dropout=0.15",
+    ],
+    "long-snr-cfg": [
+        "diffusion.train_steps=1500",
+        "diffusion.lr_schedule=cosine",
+        "diffusion.warmup_steps=50",
+        "diffusion.min_snr_gamma=5",
+        "diffusion.cond_dropout=0.15",
+    ],
+    "48px-cfg": [
+        "diffusion.image_size=48",
+        "diffusion.train_steps=700",
+        "diffusion.lr_schedule=cosine",
+        "diffusion.warmup_steps=50",
+        "diffusion.min_snr_gamma=5",
+        "diffusion.cond_dropout=0.15",
+    ],
+    "wide-cfg": [
+        "diffusion.channels=[32,64,64]",
+        "diffusion.num_head_channels=32",
+        "diffusion.train_steps=900",
+        "diffusion.lr_schedule=cosine",
+        "diffusion.warmup_steps=50",
+        "diffusion.min_snr_gamma=5",
+        "diffusion.cond_dropout=0.15",
+    ],
 }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--base", required=True)
     ap.add_argument("--dataset", default=None, help="dataset (only to create the base run)")
     ap.add_argument("--profile", default="demo")
     ap.add_argument("--variants", default="demo")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra overrides (all variants)")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="extra overrides (all variants)",
+    )
     ap.add_argument("--guidance", default="1", help="guidance scales to sample, e.g. 1,2,3")
     ap.add_argument("--upsample", default="nearest", help="nearest,bilinear")
     ap.add_argument("--fold", type=int, default=0)
@@ -78,7 +115,12 @@ def main() -> None:
     judges = [load_judge("baseline", judge_path)]
     if not args.no_strong:
         t0 = time.perf_counter()
-        judges.append(load_judge("strong", train_strong_judge(base.path / "judge", base.dataset, base.config.classify)))
+        judges.append(
+            load_judge(
+                "strong",
+                train_strong_judge(base.path / "judge", base.dataset, base.config.classify),
+            )
+        )
         print(f"strong judge ready ({time.perf_counter() - t0:.0f} s)", flush=True)
     log = base_path.parent / "ablation.jsonl"
     for name in args.variants.split(","):
@@ -89,20 +131,32 @@ def main() -> None:
         t0 = time.perf_counter()
         folder = train_fold_diffusion(run, fold, progress=False)
         train_s = json.loads((folder / "model.json").read_text())["wall_s"]
-        print(f"{name}: trained ({time.perf_counter() - t0:.0f} s this call, {train_s:.0f} s training)", flush=True)
+        print(
+            f"{name}: trained ({time.perf_counter() - t0:.0f} s this call, {train_s:.0f} s training)",
+            flush=True,
+        )
         for up in args.upsample.split(","):
             for w in (float(x) for x in args.guidance.split(",")):
                 if w != 1 and cfg.diffusion.cond_dropout == 0:
                     continue
                 tag = f"{name}-w{w:g}-{up}"
-                srun = RunDir.create(base_path.parent / "sets" / tag, base.config.dataset, cfg,
-                                     splits_file=base.splits_path)  # fmt: skip
+                srun = RunDir.create(
+                    base_path.parent / "sets" / tag,
+                    base.config.dataset,
+                    cfg,
+                    splits_file=base.splits_path,
+                )
                 link = srun.diffusion_dir(fold)
                 if not link.exists():
                     link.parent.mkdir(parents=True, exist_ok=True)
                     os.symlink(folder.resolve(), link)
-                scfg = cfg.model_copy(update={"diffusion": cfg.diffusion.model_copy(
-                    update={"guidance_scale": w, "upsample": up})})  # fmt: skip
+                scfg = cfg.model_copy(
+                    update={
+                        "diffusion": cfg.diffusion.model_copy(
+                            update={"guidance_scale": w, "upsample": up}
+                        )
+                    }
+                )
                 t0 = time.perf_counter()
                 existed = is_complete(srun.augment_dir(fold, "mp-perlin"))
                 out = make_fold_set(srun, fold, "mp", True, args.n, progress=False, config=scfg)
@@ -110,9 +164,21 @@ def main() -> None:
                 split, cls = base.splits.fold(fold), base.config.classify
                 rec = measure_set(out, base.dataset, split, judges, cls.image_size, cls.threshold)
                 rec["matched_label_fidelity"] = matched_label_fidelity(
-                    diffusion_renderer(folder, scfg), base.dataset, split, judges, cls.image_size, cls.threshold)
-                rec.update(variant=name, overrides=overrides, guidance_scale=w, upsample=up,
-                           train_s=train_s, sample_s_per_img=sample_s)  # fmt: skip
+                    diffusion_renderer(folder, scfg),
+                    base.dataset,
+                    split,
+                    judges,
+                    cls.image_size,
+                    cls.threshold,
+                )
+                rec.update(
+                    variant=name,
+                    overrides=overrides,
+                    guidance_scale=w,
+                    upsample=up,
+                    train_s=train_s,
+                    sample_s_per_img=sample_s,
+                )
                 for lf in rec["label_fidelity"].values():
                     lf.pop("per_joint", None)
                 with open(log, "a", encoding="utf-8") as f:

@@ -23,7 +23,9 @@ import numpy as np
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--profile", default="demo")
@@ -31,8 +33,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--n", type=int, default=512, help="oracle images per fold")
     ap.add_argument("--methods", default="baseline,oracle")
-    ap.add_argument("--lever", action="append", default=[],
-                    help="NAME=override;override;... (classify.* keys)")  # fmt: skip
+    ap.add_argument(
+        "--lever", action="append", default=[], help="NAME=override;override;... (classify.* keys)"
+    )
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
@@ -55,16 +58,27 @@ def main() -> None:
         sets = out / "_sets"
         for f in folds:
             src = sets / f"fold_{f}" / "oracle"
-            make_oracle_set(src, args.n, dataset=run.dataset, train_patients=run.splits.fold(f).train,
-                            fold=f, config=cfg, progress=False)  # fmt: skip
+            make_oracle_set(
+                src,
+                args.n,
+                dataset=run.dataset,
+                train_patients=run.splits.fold(f).train,
+                fold=f,
+                config=cfg,
+                progress=False,
+            )
             link = run.augment_dir(f, "oracle")
             link.parent.mkdir(parents=True, exist_ok=True)
             if not link.exists():
                 link.symlink_to(src.resolve(), target_is_directory=True)
         t0 = time.perf_counter()
         plan = make_plan(run, args.methods, sizes=[args.n], folds=folds, curve_sizes=[])
-        run_experiment(run, plan, RunOptions(progress=False, estimate=False),
-                       echo=lambda m, name=name: print(f"  [{name}] {m}", flush=True))  # fmt: skip
+        run_experiment(
+            run,
+            plan,
+            RunOptions(progress=False, estimate=False),
+            echo=lambda m, name=name: print(f"  [{name}] {m}", flush=True),
+        )
         wall = time.perf_counter() - t0
         res = {}
         for p in sorted(run.path.glob("fold_*/classify/*/seed_*/result.json")):
@@ -79,8 +93,11 @@ def main() -> None:
             sm = np.mean([r["samples"] for r in rs])
             line.append(f"{m} {g:.3f} (tuned {gt:.3f}, {ws:.0f} s, {sm:,.0f} samples)")
             if m != "baseline" and b:
-                d = [r["test"]["gms"] - b[(r["fold"], r["seed"])]["test"]["gms"] for r in rs
-                     if (r["fold"], r["seed"]) in b]  # fmt: skip
+                d = [
+                    r["test"]["gms"] - b[(r["fold"], r["seed"])]["test"]["gms"]
+                    for r in rs
+                    if (r["fold"], r["seed"]) in b
+                ]
                 line.append(f"d={np.mean(d):+.3f}")
         line.append(f"wall {wall:.0f} s")
         print(" | ".join(line), flush=True)

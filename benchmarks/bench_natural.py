@@ -63,7 +63,9 @@ def main() -> None:
         _, t = timed(brush_to_mask, rle, 400, 300, repeat=20)
         print(f"brush RLE decode (400x300 RGBA): {t * 1000:.1f} ms")
 
-        labels = match_labels(read_labels(tmp / "s" / "labelstudio.json"), [r.image_name for r in recs])
+        labels = match_labels(
+            read_labels(tmp / "s" / "labelstudio.json"), [r.image_name for r in recs]
+        )
         names = sorted(labels)
         x, y = labelled_crops(tmp / "s", labels, names, cfg)
         res, t = timed(train_segmenter, x, y, cfg, 0)
@@ -78,8 +80,12 @@ def main() -> None:
         _, t = timed(predict_scores, res.model, xs)
         print(f"segmenter prediction: {t / len(xs) * 1000:.1f} ms/photo")
         rng = np.random.default_rng(0)
-        _, t = timed(lambda: [make_scene(p, m, None, 256, rng, r.aspect)
-                              for p, m, r in zip(photos[:10], masks[:10], recs[:10], strict=True)])  # fmt: skip
+        _, t = timed(
+            lambda: [
+                make_scene(p, m, None, 256, rng, r.aspect)
+                for p, m, r in zip(photos[:10], masks[:10], recs[:10], strict=True)
+            ]
+        )
         print(f"two-hand scene at 256: {t / 10 * 1000:.0f} ms/photo")
 
         ds, t = timed(build_natural_source, tmp / "out", None, 256, cfg, 0, progress=False)

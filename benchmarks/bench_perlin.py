@@ -68,7 +68,11 @@ def toy_hands(size: int = 256) -> tuple[np.ndarray, np.ndarray]:
             x = cx + sign * (-21 + 14 * j) * s
             top = (10 + 8 * abs(j - 1.2)) * s
             tissue[(_segment_distance(yy, xx, (115 * s, x), (top, x)) <= 5.5 * s)] = 1
-            for k, y in ((3 + j, 112 * s), (8 + j, 75 * s + top * 0.3), (12 + j, 40 * s + top * 0.6)):
+            for k, y in (
+                (3 + j, 112 * s),
+                (8 + j, 75 * s + top * 0.3),
+                (12 + j, 40 * s + top * 0.6),
+            ):
                 regions[((yy - y) / (7 * s)) ** 2 + ((xx - x) / (6 * s)) ** 2 <= 1] = base + k
     return tissue, regions
 
@@ -101,10 +105,18 @@ def main() -> None:
         source = "built-in toy hands"
     vector = np.where(np.arange(30) % 2 == 0, 1, 2).astype(np.int8)  # all 30 inflamed
     areas = [int(((regions == i + 1) & (tissue > 0)).sum()) for i in range(30)]
-    print(f"{source}: map {tissue.shape[0]}x{tissue.shape[1]}, 30 regions, areas px: "
-          f"min {min(areas)} median {int(np.median(areas))} max {max(areas)}")
-    kw = dict(min_pixels=cfg.min_pixels, max_fraction=cfg.max_fraction, max_tries=cfg.max_tries,
-              res=cfg.res, threshold_low=cfg.threshold_low, threshold_high=cfg.threshold_high)
+    print(
+        f"{source}: map {tissue.shape[0]}x{tissue.shape[1]}, 30 regions, areas px: "
+        f"min {min(areas)} median {int(np.median(areas))} max {max(areas)}"
+    )
+    kw = dict(
+        min_pixels=cfg.min_pixels,
+        max_fraction=cfg.max_fraction,
+        max_tries=cfg.max_tries,
+        res=cfg.res,
+        threshold_low=cfg.threshold_low,
+        threshold_high=cfg.threshold_high,
+    )
     masks = [(regions == i + 1) & (tissue > 0) for i in range(30)]
 
     rng = np.random.default_rng(0)
@@ -136,21 +148,32 @@ def main() -> None:
     for name, m in (("finger joint", one), ("wrist", wrist)):
         fast = _median_ms(lambda m=m: vary_mask(m, rng, batch=cfg.batch, **kw), args.repeats * 10)
         slow = _median_ms(lambda m=m: vary_mask_reference(m, rng, **kw), args.repeats * 2)
-        per_label.append(f"one {name} ({int(m.sum())} px): {fast:.2f} ms vs {slow:.2f} ms "
-                         f"-> {slow / fast:.1f}x")
+        per_label.append(
+            f"one {name} ({int(m.sum())} px): {fast:.2f} ms vs {slow:.2f} ms -> {slow / fast:.1f}x"
+        )
 
-    print(f"30-label sample, compose_condition + Perlin: median {full_ms:.1f} ms "
-          f"(target < 50 ms) over {args.repeats} samples")
-    print(f"30-label sample, reference one-at-a-time:     median {ref_ms:.1f} ms "
-          f"over {ref_repeats} samples -> speedup {ref_ms / full_ms:.1f}x (target >= 20x)")
-    print(f"30-label sample, one-at-a-time, fast maps:    median {loop_fast_ms:.1f} ms "
-          f"-> speedup {loop_fast_ms / full_ms:.1f}x (batching + boxes alone)")
+    print(
+        f"30-label sample, compose_condition + Perlin: median {full_ms:.1f} ms "
+        f"(target < 50 ms) over {args.repeats} samples"
+    )
+    print(
+        f"30-label sample, reference one-at-a-time:     median {ref_ms:.1f} ms "
+        f"over {ref_repeats} samples -> speedup {ref_ms / full_ms:.1f}x (target >= 20x)"
+    )
+    print(
+        f"30-label sample, one-at-a-time, fast maps:    median {loop_fast_ms:.1f} ms "
+        f"-> speedup {loop_fast_ms / full_ms:.1f}x (batching + boxes alone)"
+    )
     for line in per_label:
         print(line)
-    print(f"batched:   mean tries per label {np.mean(stats['tries']):.2f}, "
-          f"fallback rate {np.mean(stats['fell_back']):.4f}")
-    print(f"reference: mean tries per label {np.mean(ref_stats['tries']):.2f}, "
-          f"fallback rate {np.mean(ref_stats['fell_back']):.4f}")
+    print(
+        f"batched:   mean tries per label {np.mean(stats['tries']):.2f}, "
+        f"fallback rate {np.mean(stats['fell_back']):.4f}"
+    )
+    print(
+        f"reference: mean tries per label {np.mean(ref_stats['tries']):.2f}, "
+        f"fallback rate {np.mean(ref_stats['fell_back']):.4f}"
+    )
     try:
         load = " ".join(open("/proc/loadavg").read().split()[:3])
         print(f"load average during run: {load} (machine shared; figures are noisy)")

@@ -36,13 +36,19 @@ def main() -> None:
         totals = [int(c.extra["total_counts"]) for c in ds.cases]
         peaks = [float(ds.image(c).max()) for c in ds.cases]
         info = ds.meta.extra["phantom"]
-    print(f"phantom write: {args.patients} patients at {args.size}: {t_write:.2f} s "
-          f"({len(ds.cases)} cases, {t_write / args.patients * 1000:.0f} ms/patient)")
+    print(
+        f"phantom write: {args.patients} patients at {args.size}: {t_write:.2f} s "
+        f"({len(ds.cases)} cases, {t_write / args.patients * 1000:.0f} ms/patient)"
+    )
     print(f"patient truth (noise-free, 4 views): {t_truth * 1000:.0f} ms/patient")
     print(f"montage (8 cases): {t_montage:.2f} s")
-    print(f"counts per image: median {np.median(totals):.3g}, range {min(totals):.3g}-{max(totals):.3g}; "
-          f"peak pixel median {np.median(peaks):.0f}, range {min(peaks):.0f}-{max(peaks):.0f}")
-    print(f"overall positive rate {info['positive_rate']:.3f} over {info['classification_images']} images")
+    print(
+        f"counts per image: median {np.median(totals):.3g}, range {min(totals):.3g}-{max(totals):.3g}; "
+        f"peak pixel median {np.median(peaks):.0f}, range {min(peaks):.0f}-{max(peaks):.0f}"
+    )
+    print(
+        f"overall positive rate {info['positive_rate']:.3f} over {info['classification_images']} images"
+    )
 
 
 if __name__ == "__main__":

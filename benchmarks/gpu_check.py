@@ -37,12 +37,21 @@ import numpy as np
 import torch
 
 CPU_SMOKE = [
-    "classify.image_size=32", "classify.block_config=[1, 1]", "classify.growth_rate=4",
-    "classify.init_features=8", "classify.batch_size=4",
-    "diffusion.image_size=16", "diffusion.channels=[8, 16]", "diffusion.attention_levels=[false, true]",
-    "diffusion.num_res_blocks=1", "diffusion.num_head_channels=8", "diffusion.batch_size=2",
-    "diffusion.timesteps=20", "diffusion.fast_steps=4", "diffusion.sample_batch_size=2",
-]  # fmt: skip
+    "classify.image_size=32",
+    "classify.block_config=[1, 1]",
+    "classify.growth_rate=4",
+    "classify.init_features=8",
+    "classify.batch_size=4",
+    "diffusion.image_size=16",
+    "diffusion.channels=[8, 16]",
+    "diffusion.attention_levels=[false, true]",
+    "diffusion.num_res_blocks=1",
+    "diffusion.num_head_channels=8",
+    "diffusion.batch_size=2",
+    "diffusion.timesteps=20",
+    "diffusion.fast_steps=4",
+    "diffusion.sample_batch_size=2",
+]
 
 
 class Budget(Exception):
@@ -88,7 +97,13 @@ def diffusion_parts(cfg, dev):
     d = network_config(cfg.diffusion)
     net = build_unet(d, init_seed=0).to(dev)
     sched = NoiseSchedule.from_config(d).ddpm()
-    return d, net, EMA(net, d.ema_decay), sched, EpsilonView(net, sched.alphas_cumprod, d.network_output)
+    return (
+        d,
+        net,
+        EMA(net, d.ema_decay),
+        sched,
+        EpsilonView(net, sched.alphas_cumprod, d.network_output),
+    )
 
 
 def stage_diffusion_train(cfg, dev, seconds: float) -> dict:
@@ -110,8 +125,14 @@ def stage_diffusion_train(cfg, dev, seconds: float) -> dict:
     mean, _ = meter.read()
     if not np.isfinite(mean):
         raise FloatingPointError(f"diffusion loss {mean}")
-    return {"unit": "step", "per_s": n / secs, "s_per_unit": secs / n, "batch": d.batch_size,
-            "images_per_s": n * d.batch_size / secs, "loss": mean}  # fmt: skip
+    return {
+        "unit": "step",
+        "per_s": n / secs,
+        "s_per_unit": secs / n,
+        "batch": d.batch_size,
+        "images_per_s": n * d.batch_size / secs,
+        "loss": mean,
+    }
 
 
 def stage_sampling(cfg, dev, seconds: float, sampler: str) -> dict:
@@ -120,7 +141,9 @@ def stage_sampling(cfg, dev, seconds: float, sampler: str) -> dict:
     d, net, ema, _, _ = diffusion_parts(cfg, dev)
     from jointaug.diffusion.model import EpsilonView
 
-    eps = EpsilonView(ema.shadow, NoiseSchedule.from_config(d).ddpm().alphas_cumprod, d.network_output)
+    eps = EpsilonView(
+        ema.shadow, NoiseSchedule.from_config(d).ddpm().alphas_cumprod, d.network_output
+    )
     b = sample_batch_size(d, eps, dev)
     s = d.image_size
     cond = torch.rand(b, 3, s, s, device=dev)
@@ -143,7 +166,9 @@ def stage_sampling(cfg, dev, seconds: float, sampler: str) -> dict:
         if sampler == "ddpm":
             out = sample_ddpm(eps, cond, list(range(b)), schedule, progress, amp=d.amp)
         else:
-            out = sample_fast(eps, cond, list(range(b)), schedule, d.fast_steps, progress, amp=d.amp)
+            out = sample_fast(
+                eps, cond, list(range(b)), schedule, d.fast_steps, progress, amp=d.amp
+            )
         if not torch.isfinite(out).all():
             raise FloatingPointError("non-finite samples")
     except Budget:
@@ -151,8 +176,14 @@ def stage_sampling(cfg, dev, seconds: float, sampler: str) -> dict:
     _sync(dev)
     secs = time.perf_counter() - t0
     per_image = secs / max(1, done[0]) * total / b
-    return {"unit": "image", "per_s": 1 / per_image, "s_per_unit": per_image, "batch": b,
-            "steps_run": done[0], "steps_per_image": total}  # fmt: skip
+    return {
+        "unit": "image",
+        "per_s": 1 / per_image,
+        "s_per_unit": per_image,
+        "batch": b,
+        "steps_run": done[0],
+        "steps_per_image": total,
+    }
 
 
 def classifier_parts(cfg, dev, n_labels: int = 30, n_images: int = 256):
@@ -177,8 +208,14 @@ def stage_classifier_train(cfg, dev, seconds: float) -> dict:
         step(torch.randperm(n, generator=gen)[: c.batch_size].to(dev))
 
     calls, secs = _timed_loop(one, dev, seconds)
-    return {"unit": "sample", "per_s": calls * c.batch_size / secs, "s_per_unit": secs / (calls * c.batch_size),
-            "batch": c.batch_size, "amp": c.amp, "channels_last": c.channels_last}  # fmt: skip
+    return {
+        "unit": "sample",
+        "per_s": calls * c.batch_size / secs,
+        "s_per_unit": secs / (calls * c.batch_size),
+        "batch": c.batch_size,
+        "amp": c.amp,
+        "channels_last": c.channels_last,
+    }
 
 
 def stage_evaluation(cfg, dev, seconds: float) -> dict:
@@ -192,8 +229,12 @@ def stage_evaluation(cfg, dev, seconds: float) -> dict:
         predict_logits(step.model, images, b, dev, c.amp, c.channels_last)
 
     calls, secs = _timed_loop(one, dev, seconds, warmup=1)
-    return {"unit": "image", "per_s": calls * len(images) / secs, "s_per_unit": secs / (calls * len(images)),
-            "batch": b}  # fmt: skip
+    return {
+        "unit": "image",
+        "per_s": calls * len(images) / secs,
+        "s_per_unit": secs / (calls * len(images)),
+        "batch": b,
+    }
 
 
 def paper_counts(cfg):
@@ -203,8 +244,13 @@ def paper_counts(cfg):
     from jointaug.experiments.rundir import RunDir
 
     with tempfile.TemporaryDirectory() as tmp:
-        write_phantom(Path(tmp) / "data", patients=cfg.phantom.patients, size=cfg.phantom.size,
-                      seed=cfg.phantom.seed, progress=False)  # fmt: skip
+        write_phantom(
+            Path(tmp) / "data",
+            patients=cfg.phantom.patients,
+            size=cfg.phantom.size,
+            seed=cfg.phantom.seed,
+            progress=False,
+        )
         run = RunDir.create(Path(tmp) / "run", Path(tmp) / "data", cfg)
         plan = make_plan(run)
         return plan_counts(run, plan), len(run.dataset.labels)
@@ -212,8 +258,12 @@ def paper_counts(cfg):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=20.0, help="time budget per stage on CUDA [20]")
-    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    ap.add_argument(
+        "--seconds", type=float, default=20.0, help="time budget per stage on CUDA [20]"
+    )
+    ap.add_argument(
+        "--json", type=Path, default=None, help="also write the figures to this JSON file"
+    )
     args = ap.parse_args()
 
     from jointaug.config import load_config
@@ -225,14 +275,22 @@ def main() -> int:
         cfg = load_config("paper", ["device=cuda"])
         seconds = args.seconds
     else:
-        print("gpu_check: no CUDA device (torch sees none): running a tiny CPU smoke version "
-              "of every stage instead; the figures below are NOT the paper profile's.")  # fmt: skip
+        print(
+            "gpu_check: no CUDA device (torch sees none): running a tiny CPU smoke version "
+            "of every stage instead; the figures below are NOT the paper profile's."
+        )
         cfg = load_config("paper", ["device=cpu", "threads=1", *CPU_SMOKE])
         seconds = 1.0
     dev = apply_runtime(cfg)
     rec = runtime_record(dev)
-    print(f"device: {rec['device']}  torch {rec['torch']}  CUDA {rec['cuda']}  threads {rec['threads']}"
-          + (f"  native bf16 {torch.cuda.is_bf16_supported(including_emulation=False)}" if has_cuda else ""))  # fmt: skip
+    print(
+        f"device: {rec['device']}  torch {rec['torch']}  CUDA {rec['cuda']}  threads {rec['threads']}"
+        + (
+            f"  native bf16 {torch.cuda.is_bf16_supported(including_emulation=False)}"
+            if has_cuda
+            else ""
+        )
+    )
     t_start = time.perf_counter()
     stages = {
         "diffusion training": lambda: stage_diffusion_train(cfg, dev, seconds),
@@ -251,8 +309,10 @@ def main() -> int:
             r["peak_gib"] = _peak_gib(dev)
             r["wall_s"] = time.perf_counter() - t0
             results[name] = r
-            print(f"  {name:<20} {r['per_s']:10.2f} {r['unit']}s/s  ({r['s_per_unit'] * 1e3:9.3f} ms per {r['unit']}, "
-                  f"batch {r['batch']}, peak {r['peak_gib']:.1f} GiB, {r['wall_s']:.0f} s)")  # fmt: skip
+            print(
+                f"  {name:<20} {r['per_s']:10.2f} {r['unit']}s/s  ({r['s_per_unit'] * 1e3:9.3f} ms per {r['unit']}, "
+                f"batch {r['batch']}, peak {r['peak_gib']:.1f} GiB, {r['wall_s']:.0f} s)"
+            )
         except Exception as exc:  # noqa: BLE001 - report every stage, fail at the end
             failed.append(name)
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -266,14 +326,22 @@ def main() -> int:
         measured = Rates(
             device=rec["device"],
             diffusion_step_s=results.get("diffusion training", {}).get("s_per_unit", 0.0),
-            sample_s_per_image=results.get(f"{cfg.diffusion.sampler.upper()} sampling", {}).get("s_per_unit", 0.0),
+            sample_s_per_image=results.get(f"{cfg.diffusion.sampler.upper()} sampling", {}).get(
+                "s_per_unit", 0.0
+            ),
             classifier_s_per_sample=results.get("classifier training", {}).get("s_per_unit", 0.0),
             eval_s_per_image=results.get("evaluation", {}).get("s_per_unit", 0.0),
             batches=tuple((k, v["batch"]) for k, v in results.items() if "batch" in v),
-        )  # fmt: skip
+        )
         rows = estimate(measured, counts)
-        print(("projected paper grid on this card" if has_cuda else "projected (tiny CPU smoke, meaningless)")
-              + f" from the measured rates ({counts.trainings} classifier trainings):")  # fmt: skip
+        print(
+            (
+                "projected paper grid on this card"
+                if has_cuda
+                else "projected (tiny CPU smoke, meaningless)"
+            )
+            + f" from the measured rates ({counts.trainings} classifier trainings):"
+        )
         print(format_estimates(rows, measured))
         cal = calibrate(cfg, n_labels, dev)
         print("  jointaug run --plan's own calibration (experiments/estimate.calibrate):")
@@ -284,11 +352,18 @@ def main() -> int:
         print(f"  projection FAILED: {type(exc).__name__}: {exc}")
         traceback.print_exc()
     total = time.perf_counter() - t_start
-    print(f"gpu_check: {len(stages) - len([f for f in failed if f in stages])}/{len(stages)} stages ok "
-          f"in {total:.0f} s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))  # fmt: skip
+    print(
+        f"gpu_check: {len(stages) - len([f for f in failed if f in stages])}/{len(stages)} stages ok "
+        f"in {total:.0f} s" + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    )
     if args.json:
-        args.json.write_text(json.dumps({"runtime": rec, "results": results, "failed": failed,
-                                         "wall_s": total}, indent=1, default=str))  # fmt: skip
+        args.json.write_text(
+            json.dumps(
+                {"runtime": rec, "results": results, "failed": failed, "wall_s": total},
+                indent=1,
+                default=str,
+            )
+        )
     return 1 if failed else 0
 
 

@@ -104,7 +104,9 @@ def main() -> None:
         sizes[name] = text.count("\n")
         skips += text.count("# fmt: skip")
         tree = ast.parse(text)
-        graph[name] = {m for m in imports_of(tree, src.name) if m in mods and m not in (name, src.name)}
+        graph[name] = {
+            m for m in imports_of(tree, src.name) if m in mods and m not in (name, src.name)
+        }
         for n in ast.walk(tree):
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 a = n.args

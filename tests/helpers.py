@@ -39,45 +39,87 @@ GROUPS = {"right": ["R_a", "R_b"], "left": ["L_a", "L_b"]}
 # --- shrunk configs (override lists for ``load_config``) -------------------------------
 
 # the classifier network of the whole-pipeline tests (trains nothing worth learning)
-CLASSIFIER_TINY = ["classify.image_size=32", "classify.block_config=[1, 1]", "classify.growth_rate=4",
-                   "classify.init_features=8"]  # fmt: skip
+CLASSIFIER_TINY = [
+    "classify.image_size=32",
+    "classify.block_config=[1, 1]",
+    "classify.growth_rate=4",
+    "classify.init_features=8",
+]
 # the classifier network of the tests that need it to learn (see :func:`tiny_config`)
-CLASSIFIER_LEARNS = ["classify.image_size=32", "classify.growth_rate=8", "classify.block_config=[2,2]",
-                     "classify.init_features=16"]  # fmt: skip
+CLASSIFIER_LEARNS = [
+    "classify.image_size=32",
+    "classify.growth_rate=8",
+    "classify.block_config=[2,2]",
+    "classify.init_features=16",
+]
 # a classifier schedule of a few batches, by samples and by epochs
-CLASSIFIER_FEW_STEPS = ["classify.batch_size=8", "classify.max_samples=32", "classify.patience_samples=16",
-                        "classify.max_epochs=2", "classify.patience_epochs=1",
-                        "classify.eval_every_samples=16"]  # fmt: skip
-DIFFUSION_TINY = ["diffusion.image_size=16", "diffusion.channels=[8, 16]",
-                  "diffusion.attention_levels=[false, true]", "diffusion.num_res_blocks=1",
-                  "diffusion.num_head_channels=8"]  # fmt: skip
-NATURAL_TINY = ["natural.max_images=4", "natural.n_labelled=4", "natural.stand_in_photos=8",
-                "natural.segmenter_image_size=32", "natural.segmenter_channels=[4, 8]",
-                "natural.segmenter_epochs=2"]  # fmt: skip
+CLASSIFIER_FEW_STEPS = [
+    "classify.batch_size=8",
+    "classify.max_samples=32",
+    "classify.patience_samples=16",
+    "classify.max_epochs=2",
+    "classify.patience_epochs=1",
+    "classify.eval_every_samples=16",
+]
+DIFFUSION_TINY = [
+    "diffusion.image_size=16",
+    "diffusion.channels=[8, 16]",
+    "diffusion.attention_levels=[false, true]",
+    "diffusion.num_res_blocks=1",
+    "diffusion.num_head_channels=8",
+]
+NATURAL_TINY = [
+    "natural.max_images=4",
+    "natural.n_labelled=4",
+    "natural.stand_in_photos=8",
+    "natural.segmenter_image_size=32",
+    "natural.segmenter_channels=[4, 8]",
+    "natural.segmenter_epochs=2",
+]
 
 # every shipped profile, shrunk to seconds: only sizes, steps and image counts; never a
 # device, sampler, precision or method key (test_profiles.py checks it)
 SHRINK = [
     "split.folds=3",
-    *CLASSIFIER_TINY, *CLASSIFIER_FEW_STEPS, "classify.eval_every_epochs=1", "classify.seeds=[0]",
-    *DIFFUSION_TINY, "diffusion.batch_size=4", "diffusion.train_steps=3", "diffusion.sample_every=3",
-    "diffusion.timesteps=12", "diffusion.fast_steps=2",
+    *CLASSIFIER_TINY,
+    *CLASSIFIER_FEW_STEPS,
+    "classify.eval_every_epochs=1",
+    "classify.seeds=[0]",
+    *DIFFUSION_TINY,
+    "diffusion.batch_size=4",
+    "diffusion.train_steps=3",
+    "diffusion.sample_every=3",
+    "diffusion.timesteps=12",
+    "diffusion.fast_steps=2",
     *NATURAL_TINY,
-    "experiment.sizes=[4]", "experiment.curve_sizes=[2]",
-]  # fmt: skip
+    "experiment.sizes=[4]",
+    "experiment.curve_sizes=[2]",
+]
 
 # the whole grid on the paper profile, every size tiny (test_experiment_pipeline, test_ray_executor)
 PIPELINE_TINY = [
     "split.folds=3",  # device: the profile's (auto -> cpu here), see test_profiles.py
-    *CLASSIFIER_TINY, "classify.batch_size=8", "classify.max_samples=48",
-    "classify.patience_samples=24", "classify.eval_every_epochs=1", "classify.seeds=[0, 1]",
-    *DIFFUSION_TINY, "diffusion.batch_size=4",
-    "diffusion.train_steps=3", "diffusion.sample_every=3", "diffusion.checkpoint_every=2",
-    "diffusion.sampler=ddim", "diffusion.fast_steps=2", "diffusion.sample_batch_size=8",
+    *CLASSIFIER_TINY,
+    "classify.batch_size=8",
+    "classify.max_samples=48",
+    "classify.patience_samples=24",
+    "classify.eval_every_epochs=1",
+    "classify.seeds=[0, 1]",
+    *DIFFUSION_TINY,
+    "diffusion.batch_size=4",
+    "diffusion.train_steps=3",
+    "diffusion.sample_every=3",
+    "diffusion.checkpoint_every=2",
+    "diffusion.sampler=ddim",
+    "diffusion.fast_steps=2",
+    "diffusion.sample_batch_size=8",
     *NATURAL_TINY,
-    "experiment.methods=[baseline, mp-perlin, 11k-perlin]", "experiment.mixtures=[50]",
-    "experiment.sizes=[8]", "experiment.curve_sizes=[4]", "experiment.imbalance_baselines=[tuned_threshold]",
-]  # fmt: skip
+    "experiment.methods=[baseline, mp-perlin, 11k-perlin]",
+    "experiment.mixtures=[50]",
+    "experiment.sizes=[8]",
+    "experiment.curve_sizes=[4]",
+    "experiment.imbalance_baselines=[tuned_threshold]",
+]
 
 
 def overrides(*parts: Iterable[str]) -> list[str]:
@@ -92,17 +134,35 @@ def overrides(*parts: Iterable[str]) -> list[str]:
 
 # what the diffusion tests train the two-hand dataset with (test_generate_pipeline, _loop,
 # test_graph, test_speed_paths)
-TWO_HAND_OVERRIDES = overrides(["split.folds=4"], DIFFUSION_TINY, [
-    "diffusion.dropout=0.1", "diffusion.batch_size=4", "diffusion.train_steps=6", "diffusion.checkpoint_every=2",
-    "diffusion.sample_every=3", "diffusion.sampler=ddim", "diffusion.fast_steps=3", "diffusion.sample_batch_size=3",
-    "diffusion.lr=1e-3", "diffusion.network_output=v", "perlin.max_tries=50", "device=cpu",
-])  # fmt: skip
+TWO_HAND_OVERRIDES = overrides(
+    ["split.folds=4"],
+    DIFFUSION_TINY,
+    [
+        "diffusion.dropout=0.1",
+        "diffusion.batch_size=4",
+        "diffusion.train_steps=6",
+        "diffusion.checkpoint_every=2",
+        "diffusion.sample_every=3",
+        "diffusion.sampler=ddim",
+        "diffusion.fast_steps=3",
+        "diffusion.sample_batch_size=3",
+        "diffusion.lr=1e-3",
+        "diffusion.network_output=v",
+        "perlin.max_tries=50",
+        "device=cpu",
+    ],
+)
 
 # --- datasets --------------------------------------------------------------------------
 
 
-def signal_images(rng: np.random.Generator, n: int, size: int = 64, hot: float = 25.0,
-                  labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def signal_images(
+    rng: np.random.Generator,
+    n: int,
+    size: int = 64,
+    hot: float = 25.0,
+    labels: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(n, size, size) count images and their (n, 4) labels."""
     y = (rng.random((n, 4)) < 0.4).astype(np.float32) if labels is None else labels
     cell = size // 4
@@ -125,22 +185,37 @@ def signal_imageset(rng: np.random.Generator, n: int, image_size: int = 32) -> I
 
 def tiny_config(**over) -> ClassifyConfig:
     """A network and schedule that train in about a second on a CPU."""
-    base = dict(image_size=32, growth_rate=8, block_config=[2, 2], init_features=16, lr=3e-3,
-                batch_size=16, eval_every_epochs=1, patience_samples=400, max_samples=800,
-                seeds=[0], crop_pad=32)  # fmt: skip
+    base = dict(
+        image_size=32,
+        growth_rate=8,
+        block_config=[2, 2],
+        init_features=16,
+        lr=3e-3,
+        batch_size=16,
+        eval_every_epochs=1,
+        patience_samples=400,
+        max_samples=800,
+        seeds=[0],
+        crop_pad=32,
+    )
     base.update(over)
     return ClassifyConfig(**base)
 
 
-def write_signal_dataset(root: Path, n_patients: int = 20, size: int = 64, seed: int = 0,
-                         unknown_fraction: float = 0.0) -> Path:  # fmt: skip
+def write_signal_dataset(
+    root: Path, n_patients: int = 20, size: int = 64, seed: int = 0, unknown_fraction: float = 0.0
+) -> Path:
     """A contract dataset: palmar + dorsal per patient (same labels), plus one oblique."""
     rng = np.random.default_rng(seed)
     meta = DatasetMeta(name="signal", labels=list(LABELS), groups=GROUPS)
     with DatasetWriter(root, meta) as w:
         for p in range(n_patients):
-            imgs, y = signal_images(rng, 3, size, labels=np.repeat(
-                (rng.random((1, 4)) < 0.4).astype(np.float32), 3, axis=0))  # fmt: skip
+            imgs, y = signal_images(
+                rng,
+                3,
+                size,
+                labels=np.repeat((rng.random((1, 4)) < 0.4).astype(np.float32), 3, axis=0),
+            )
             vec = y[0].copy()
             vec[rng.random(4) < unknown_fraction] = np.nan
             for view, img in zip(("palmar", "dorsal"), imgs, strict=False):
@@ -171,7 +246,10 @@ def write_tiny_dataset(
 ) -> Path:
     """A small valid dataset: one square region per label, hot where the label is 1."""
     rng = np.random.default_rng(seed)
-    groups = groups or {"A": [x for x in labels if x.startswith("A")], "B": [x for x in labels if not x.startswith("A")]}
+    groups = groups or {
+        "A": [x for x in labels if x.startswith("A")],
+        "B": [x for x in labels if not x.startswith("A")],
+    }
     meta = DatasetMeta(name="tiny", labels=list(labels), groups=groups)
     cell = size // (len(labels) + 1)
     with DatasetWriter(root, meta) as w:
@@ -189,7 +267,9 @@ def write_tiny_dataset(
                     lam[sl] = 30.0
             for view in views:
                 img = rng.poisson(lam).astype(np.float32)
-                w.add(f"p{p}_{view}", f"p{p}", view, img, labels=vec, tissue=tissue, regions=regions)
+                w.add(
+                    f"p{p}_{view}", f"p{p}", view, img, labels=vec, tissue=tissue, regions=regions
+                )
     return root
 
 
@@ -220,7 +300,15 @@ def write_two_hand_dataset(root: Path, patients: int = 8, seed: int = 0) -> Path
                 tissue[regions == k + 1] = 2 + (rng.random() < 0.5)
             rate = np.choose(tissue, [0.2, 6.0, 18.0, 40.0])
             for view in ("palmar", "dorsal"):
-                w.add(f"p{p}_{view}", f"p{p}", view, rng.poisson(rate), labels=vec, tissue=tissue, regions=regions)
+                w.add(
+                    f"p{p}_{view}",
+                    f"p{p}",
+                    view,
+                    rng.poisson(rate),
+                    labels=vec,
+                    tissue=tissue,
+                    regions=regions,
+                )
             w.add(f"p{p}_oblique", f"p{p}", "oblique_left", rng.poisson(rate * 0.6), tissue=tissue)
     return root
 

@@ -56,7 +56,9 @@ def test_semicolon_csv_through_the_cli(tiny_dataset):
     assert res.exit_code == 1
     assert res.output.count("[csv-format]") == 1 and "column-missing" not in res.output
     assert "semicolons" in res.output and "1 errors" in res.output
-    split = CliRunner().invoke(app, ["split", str(tiny_dataset), "--out", str(tiny_dataset / "s.json")])
+    split = CliRunner().invoke(
+        app, ["split", str(tiny_dataset), "--out", str(tiny_dataset / "s.json")]
+    )
     assert split.exit_code == 2 and "semicolons" in split.output and "Traceback" not in split.output
 
 
@@ -71,7 +73,9 @@ def test_utf16_and_legacy_encodings_say_how_to_save(tiny_dataset):
     header, rows = _table(tiny_dataset)
     _write(tiny_dataset, header, rows, delimiter="\t", encoding="utf-16")  # 'Unicode Text'
     report = validate_dataset(tiny_dataset)
-    assert [e.rule for e in report.errors] == ["csv-format"] and "UTF-16" in report.errors[0].message
+    assert [e.rule for e in report.errors] == ["csv-format"] and "UTF-16" in report.errors[
+        0
+    ].message
     rows[3][1] = "Müller"  # a patient id with an umlaut, saved as Windows-1252
     _write(tiny_dataset, header, rows, encoding="cp1252")
     with pytest.raises(CsvFormatError, match=r"line 5: not UTF-8 .*Windows-1252.*CSV UTF-8"):
@@ -95,7 +99,10 @@ def test_a_column_of_true_false_is_one_message_with_the_fix(tiny_dataset):
     assert "write 1 for inflamed" in by_value["'TRUE'"].message
     assert "write 0 for not inflamed" in by_value["'FALSE'"].message
     n_true = sum(c == "TRUE" for r in rows for c in r)
-    assert f"{n_true} cells" in by_value["'TRUE'"].message and "3 columns" in by_value["'TRUE'"].message
+    assert (
+        f"{n_true} cells" in by_value["'TRUE'"].message
+        and "3 columns" in by_value["'TRUE'"].message
+    )
     with pytest.raises(DatasetError, match=r"line 2 .*write (1|0) for"):
         read_dataset(tiny_dataset)
 
@@ -116,7 +123,9 @@ def test_blank_trailing_rows_are_skipped_with_a_warning(tiny_dataset):
     _write(tiny_dataset, header, rows + [[""] * len(header)] * 3)
     report = validate_dataset(tiny_dataset)
     assert report.ok and report.summary["cases"] == len(rows)
-    assert [w.rule for w in report.warnings] == ["blank-rows"] and "3 rows" in report.warnings[0].message
+    assert [w.rule for w in report.warnings] == ["blank-rows"] and "3 rows" in report.warnings[
+        0
+    ].message
     assert len(read_dataset(tiny_dataset).cases) == len(rows)
 
 
@@ -163,7 +172,9 @@ def test_backslash_paths_from_windows_are_read(tiny_dataset):
 
 def test_a_file_name_in_another_letter_case_is_pointed_out(tiny_dataset):
     header, rows = _table(tiny_dataset)
-    (tiny_dataset / rows[0][header.index("image")]).rename(tiny_dataset / "images" / "P0_Palmar.png")
+    (tiny_dataset / rows[0][header.index("image")]).rename(
+        tiny_dataset / "images" / "P0_Palmar.png"
+    )
     report = validate_dataset(tiny_dataset)
     assert report.rules() == {"file-missing"}
     assert "found images/P0_Palmar.png" in report.errors[0].message
@@ -193,12 +204,21 @@ def _png_header_only(path, width, height):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))  # fmt: skip
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize(("side", "says"), [(40_000, "DecompressionBombError"),  # Pillow's limit
-                                            (10_000, "refused before decoding")])  # ours: 64 Mpx
+@pytest.mark.parametrize(
+    ("side", "says"),
+    [
+        (40_000, "DecompressionBombError"),  # Pillow's limit
+        (10_000, "refused before decoding"),
+    ],
+)  # ours: 64 Mpx
 def test_a_decompression_bomb_png_is_refused_without_decoding(tiny_dataset, side, says):
     header, rows = _table(tiny_dataset)
     _png_header_only(tiny_dataset / rows[0][header.index("image")], side, side)

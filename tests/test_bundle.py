@@ -32,18 +32,50 @@ from jointaug.dataset.format import HAND_LABELS
 from jointaug.experiments.predict import model_files
 from jointaug.experiments.rundir import RunDir
 
-TINY = ["classify.image_size=32", "classify.block_config=[1, 1]", "classify.growth_rate=4",
-        "classify.init_features=8", "split.folds=3", "device=cpu"]  # fmt: skip
+TINY = [
+    "classify.image_size=32",
+    "classify.block_config=[1, 1]",
+    "classify.growth_rate=4",
+    "classify.init_features=8",
+    "split.folds=3",
+    "device=cpu",
+]
 # MONAI's bundle spec (docs "MONAI Bundle Specification", monai.bundle.utils.DEFAULT_METADATA
 # and monai.bundle.properties.MetaProperties): keys metadata.json must have
-REQUIRED_META = ("version", "changelog", "monai_version", "pytorch_version", "numpy_version",
-                 "optional_packages_version", "required_packages_version", "task", "description",
-                 "authors", "copyright", "network_data_format")  # fmt: skip
-REQUIRED_TENSOR = ("type", "format", "num_channels", "spatial_shape", "dtype", "value_range",
-                   "is_patch_data", "channel_def")  # fmt: skip
+REQUIRED_META = (
+    "version",
+    "changelog",
+    "monai_version",
+    "pytorch_version",
+    "numpy_version",
+    "optional_packages_version",
+    "required_packages_version",
+    "task",
+    "description",
+    "authors",
+    "copyright",
+    "network_data_format",
+)
+REQUIRED_TENSOR = (
+    "type",
+    "format",
+    "num_channels",
+    "spatial_shape",
+    "dtype",
+    "value_range",
+    "is_patch_data",
+    "channel_def",
+)
 # MONAI's InferProperties: ids an inference config must define
-REQUIRED_INFER = ("bundle_root", "device", "dataset_dir", "dataset", "evaluator", "network_def",
-                  "inferer")  # fmt: skip
+REQUIRED_INFER = (
+    "bundle_root",
+    "device",
+    "dataset_dir",
+    "dataset",
+    "evaluator",
+    "network_def",
+    "inferer",
+)
 
 
 def _fake_model(path: Path, cfg, labels: list[str], seed: int, tuned: float) -> None:
@@ -54,7 +86,9 @@ def _fake_model(path: Path, cfg, labels: list[str], seed: int, tuned: float) -> 
             buf.copy_(0.2 * torch.randn(buf.shape, generator=g))
         elif name.endswith("running_var"):
             buf.copy_(0.5 + torch.rand(buf.shape, generator=g))
-    save_tensors(path / "model.safetensors", model.state_dict(), model_metadata(cfg.classify, labels))
+    save_tensors(
+        path / "model.safetensors", model.state_dict(), model_metadata(cfg.classify, labels)
+    )
     (path / "done").write_text("")
     (path / "result.json").write_text(json.dumps({"threshold_tuned": tuned}))
 
@@ -64,8 +98,9 @@ def run(tmp_path_factory):
     """Two folds x two seeds of ``baseline`` and of ``mp-perlin_8`` (the best by metrics.csv)."""
     root = tmp_path_factory.mktemp("bundle")
     labels = list(HAND_LABELS)
-    ds = write_tiny_dataset(root / "data", n_patients=6, size=96, labels=tuple(labels),
-                            groups={"all": labels})  # fmt: skip
+    ds = write_tiny_dataset(
+        root / "data", n_patients=6, size=96, labels=tuple(labels), groups={"all": labels}
+    )
     cfg = load_config("demo", TINY)
     rd = RunDir.create(root / "run", ds, cfg)
     for i, (fold, method, seed) in enumerate(
@@ -99,8 +134,12 @@ def _bundle_run(bundle: Path, images: list[Path], out: Path) -> list[dict]:
     inputs.mkdir()
     for p in images:  # one folder of images: the bundle's dataset_dir
         (inputs / p.name).symlink_to(p)
-    args = {"config_file": str(bundle / "configs" / "inference.json"), "bundle_root": str(bundle),
-            "dataset_dir": str(inputs), "output_dir": str(out)}  # fmt: skip
+    args = {
+        "config_file": str(bundle / "configs" / "inference.json"),
+        "bundle_root": str(bundle),
+        "dataset_dir": str(inputs),
+        "output_dir": str(out),
+    }
     if importlib.util.find_spec("fire"):  # MONAI's command line needs python-fire
         cmd = [sys.executable, "-m", "monai.bundle", "run"]
         cmd += [a for k, v in args.items() for a in (f"--{k}", v)]
@@ -133,8 +172,9 @@ def test_bundle_reproduces_predict(run, images, tmp_path):
         assert [int(row[lab]) for lab in labels] == [int(v >= 0.5) for v in e]
     assert np.ptp(expect) > 0.05  # the members do say different things for different joints
     # and predict's own CSV (4 decimals) agrees
-    pres = CliRunner().invoke(app, ["predict", str(run.path), *map(str, images), "--out",
-                                    str(tmp_path / "p")])  # fmt: skip
+    pres = CliRunner().invoke(
+        app, ["predict", str(run.path), *map(str, images), "--out", str(tmp_path / "p")]
+    )
     assert pres.exit_code == 0, pres.output
     with open(tmp_path / "p" / "predictions.csv", newline="") as f:
         for prow in csv.DictReader(f):
@@ -145,13 +185,17 @@ def test_bundle_reproduces_predict(run, images, tmp_path):
 def test_bundle_has_monai_required_keys(run, tmp_path):
     from monai.bundle import ConfigParser
 
-    res = CliRunner().invoke(app, ["export", str(run.path), "--bundle", str(tmp_path / "b"),
-                                   "--method", "tuned_threshold"])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        ["export", str(run.path), "--bundle", str(tmp_path / "b"), "--method", "tuned_threshold"],
+    )
     assert res.exit_code == 0, res.output
     meta = json.loads((tmp_path / "b" / "configs" / "metadata.json").read_text())
     assert [k for k in REQUIRED_META if k not in meta] == []
-    for spec in (meta["network_data_format"]["inputs"]["image"],
-                 meta["network_data_format"]["outputs"]["pred"]):  # fmt: skip
+    for spec in (
+        meta["network_data_format"]["inputs"]["image"],
+        meta["network_data_format"]["outputs"]["pred"],
+    ):
         assert [k for k in REQUIRED_TENSOR if k not in spec] == []
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [32, 32]
     assert meta["network_data_format"]["outputs"]["pred"]["channel_def"]["0"] == HAND_LABELS[0]

@@ -30,10 +30,17 @@ def test_parse_mix_accepts_specs():
 
 @pytest.mark.parametrize(
     "spec,message",
-    [("mp:0.8,11k:0.1", "add up to 1"), ("mp:abc", "not a number"), ("mp:0", "must be in"),
-     ("mp:1.5", "must be in"), ("mp:0.5,mp:0.5", "named twice"), ("mp,11k", "name:share"),
-     ("../x:1", "folder name"), ("mp:nan", "must be in")],
-)  # fmt: skip
+    [
+        ("mp:0.8,11k:0.1", "add up to 1"),
+        ("mp:abc", "not a number"),
+        ("mp:0", "must be in"),
+        ("mp:1.5", "must be in"),
+        ("mp:0.5,mp:0.5", "named twice"),
+        ("mp,11k", "name:share"),
+        ("../x:1", "folder name"),
+        ("mp:nan", "must be in"),
+    ],
+)
 def test_parse_mix_errors_are_clear(spec, message):
     with pytest.raises(MixError, match=message):
         parse_mix(spec)
@@ -71,7 +78,9 @@ def test_training_mix_adds_set_prefixes_with_labels_in_dataset_order(tmp_path):
         for i in range(5):
             w.add(f"b{i}", f"b{i}", "palmar", rng.poisson(5, (32, 32)), labels=b_labels[i])
     cache = ImageCache()
-    mix = training_mix(ds, fold, [("a", 0.5), ("b", 0.5)], 8, {"a": a, "b": tmp_path / "b"}, 16, cache)
+    mix = training_mix(
+        ds, fold, [("a", 0.5), ("b", 0.5)], 8, {"a": a, "b": tmp_path / "b"}, 16, cache
+    )
     train = fold_part(ds, fold, "train", 16, cache)
     assert len(mix) == len(train) + 8
     assert mix.images.shape == (len(mix), 1, 16, 16) and mix.images.dtype == np.float16
@@ -89,7 +98,10 @@ def test_methods_map_to_mixes():
     assert resolve_method("11k-perlin").mix == (("11k-perlin", 1.0),)
     m = resolve_method(mixture_name(80))
     assert m.name == "mp80-11kp20" and m.mix == (("mp-perlin", 0.8), ("11k-perlin", 0.2))
-    assert m.dir_name(8192) == "mp80-11kp20_8192" and resolve_method("baseline").dir_name(0) == "baseline"
+    assert (
+        m.dir_name(8192) == "mp80-11kp20_8192"
+        and resolve_method("baseline").dir_name(0) == "baseline"
+    )
     assert resolve_method("focal").loss == "focal" and not resolve_method("tuned_threshold").trains
     assert resolve_method("x:0.5,y:0.5").mix == (("x", 0.5), ("y", 0.5))
     with pytest.raises(ValueError, match="unknown method"):

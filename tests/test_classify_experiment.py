@@ -21,9 +21,19 @@ from jointaug.experiments.pipeline import make_plan
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.tables import write_results
 
-TINY = overrides(CLASSIFIER_LEARNS, ["classify.batch_size=16", "classify.eval_every_epochs=1",
-        "classify.patience_samples=48", "classify.max_samples=72", "classify.lr=0.01",
-        "classify.seeds=[0,1]", "experiment.sizes=[16]", "device=cpu"])  # fmt: skip
+TINY = overrides(
+    CLASSIFIER_LEARNS,
+    [
+        "classify.batch_size=16",
+        "classify.eval_every_epochs=1",
+        "classify.patience_samples=48",
+        "classify.max_samples=72",
+        "classify.lr=0.01",
+        "classify.seeds=[0,1]",
+        "experiment.sizes=[16]",
+        "device=cpu",
+    ],
+)
 
 
 def classify(run, methods, folds):
@@ -42,8 +52,9 @@ def trained(log):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return write_signal_dataset(tmp_path_factory.mktemp("ds") / "signal", n_patients=20, size=64,
-                                unknown_fraction=0.1)  # fmt: skip
+    return write_signal_dataset(
+        tmp_path_factory.mktemp("ds") / "signal", n_patients=20, size=64, unknown_fraction=0.1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +101,14 @@ def test_metrics_csv_has_seeds_ensembles_and_threshold_kinds(finished_run):
     rows = read_csv(run.results_dir / "metrics.csv")
     # 2 folds x 2 trained methods x (2 seeds + ensemble) x 2 threshold kinds
     assert len(rows) == 24
-    ens = [r for r in rows if r["seed"] == "ensemble" and r["threshold"] == "default"
-           and r["method"] == "baseline" and r["fold"] == "0"]  # fmt: skip
+    ens = [
+        r
+        for r in rows
+        if r["seed"] == "ensemble"
+        and r["threshold"] == "default"
+        and r["method"] == "baseline"
+        and r["fold"] == "0"
+    ]
     assert len(ens) == 1
     dirs = [run.classify_dir(0, "baseline", s) for s in (0, 1)]
     mean = (np.load(dirs[0] / "test_probs.npy") + np.load(dirs[1] / "test_probs.npy")) / 2
@@ -109,11 +126,16 @@ def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
     names = [line.split("|")[1].strip() for line in t1.splitlines() if line.startswith("| ")][1:]
     assert names == ["baseline", "tuned_threshold", "mp-perlin (16)", "mp-perlin (16) + tuned"]
     # every row but the baseline paired against its reference, with a verdict
-    srows = [[c.strip() for c in line.strip("|").split("|")] for line in st.splitlines()
-             if line.startswith("| ") and not line.startswith("| Method")]  # fmt: skip
-    assert [(r[0], r[1]) for r in srows] == [("tuned_threshold", "baseline"),
-                                             ("mp-perlin (16)", "baseline"),
-                                             ("mp-perlin (16) + tuned", "tuned_threshold")]  # fmt: skip
+    srows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in st.splitlines()
+        if line.startswith("| ") and not line.startswith("| Method")
+    ]
+    assert [(r[0], r[1]) for r in srows] == [
+        ("tuned_threshold", "baseline"),
+        ("mp-perlin (16)", "baseline"),
+        ("mp-perlin (16) + tuned", "tuned_threshold"),
+    ]
     assert all(r[2] == "4" and r[-1] in ("helps", "hurts", "no evidence") for r in srows)
     stats = read_csv(run.results_dir / "stats.csv")
     assert {r["models"] for r in stats} == {"single", "ensemble"} and len(stats) == 6
@@ -154,8 +176,11 @@ def test_tables_from_a_hand_made_results_folder(tmp_path, dataset):
                 np.save(d / f"{part}_probs.npy", p)
                 np.save(d / f"{part}_labels.npy", y)
                 (d / f"{part}_case_ids.json").write_text(json.dumps(["a", "b"]))
-            (d / "result.json").write_text(json.dumps(
-                {"fold": fold, "method": "baseline", "size": 0, "seed": seed, "threshold": 0.5}))
+            (d / "result.json").write_text(
+                json.dumps(
+                    {"fold": fold, "method": "baseline", "size": 0, "seed": seed, "threshold": 0.5}
+                )
+            )
             (d / "done").write_text("x")
     paths = write_results(run, show_tuned=False)
     t1 = paths["table1"].read_text()
@@ -178,9 +203,24 @@ def test_cli_run_evaluate_and_errors(tmp_path, dataset):
     runner = CliRunner()
     out = tmp_path / "cli_run"
     sets = [a for s in TINY + ["classify.seeds=[0]"] for a in ("--set", s)]
-    res = runner.invoke(app, ["run", "--dataset", str(dataset), "--profile", "demo", "--methods",
-                              "baseline,tuned_threshold", "--out", str(out), "--folds", "0",
-                              "--no-progress", *sets])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--dataset",
+            str(dataset),
+            "--profile",
+            "demo",
+            "--methods",
+            "baseline,tuned_threshold",
+            "--out",
+            str(out),
+            "--folds",
+            "0",
+            "--no-progress",
+            *sets,
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "plan: 1 folds x 1 methods x 1 seeds = 1 trainings" in res.output
     assert "| tuned_threshold |" in res.output
@@ -189,8 +229,11 @@ def test_cli_run_evaluate_and_errors(tmp_path, dataset):
     assert cfg.experiment.imbalance_baselines == ["tuned_threshold"]
     res = runner.invoke(app, ["evaluate", str(out)])
     assert res.exit_code == 0 and "| baseline |" in res.output
-    res = runner.invoke(app, ["train-classifier", "--run", str(out), "--fold", "0", "--no-progress"])
+    res = runner.invoke(
+        app, ["train-classifier", "--run", str(out), "--fold", "0", "--no-progress"]
+    )
     assert res.exit_code == 0 and "test GMS" in res.output
-    res = runner.invoke(app, ["run", "--dataset", str(dataset), "--methods", "resnet", "--out",
-                              str(out), *sets])  # fmt: skip
+    res = runner.invoke(
+        app, ["run", "--dataset", str(dataset), "--methods", "resnet", "--out", str(out), *sets]
+    )
     assert res.exit_code == 2 and "unknown method 'resnet'" in res.output

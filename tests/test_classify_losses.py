@@ -51,7 +51,7 @@ def test_focal_is_masked_and_downweights_easy_examples():
     easy = fn(torch.tensor([[4.0, 0.0]]), t)
     hard = fn(torch.tensor([[-1.0, 0.0]]), t)
     p = torch.sigmoid(torch.tensor(4.0))
-    torch.testing.assert_close(easy, -(1 - p) ** 2 * torch.log(p))  # the NaN entry is ignored
+    torch.testing.assert_close(easy, -((1 - p) ** 2) * torch.log(p))  # the NaN entry is ignored
     assert float(easy) < 0.01 * float(masked_bce(torch.tensor([[4.0]]), torch.tensor([[1.0]])))
     assert float(hard) > 10 * float(easy)
 

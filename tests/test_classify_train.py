@@ -50,8 +50,15 @@ def test_early_stopping_counts_samples(tmp_path, data):
     # evaluations every 2 epochs = 128 samples; best at 128; stop at the first eval >= 128 + 300
     assert res.best_samples == 128
     assert res.samples == 512 and res.stop_reason == "patience" and res.epochs == 8
-    capped = fit(tmp_path / "cap", train, val, cfg.model_copy(update={"max_samples": 150}), 0,
-                 LABELS, FitOptions(progress=False))  # fmt: skip
+    capped = fit(
+        tmp_path / "cap",
+        train,
+        val,
+        cfg.model_copy(update={"max_samples": 150}),
+        0,
+        LABELS,
+        FitOptions(progress=False),
+    )
     # stops at the first batch reaching the cap, mid-epoch (epochs are 64 images, batches 16)
     assert capped.samples == 160 and capped.stop_reason == "max_samples"
 
@@ -94,7 +101,15 @@ def test_checkpoint_of_another_config_is_refused(tmp_path, data):
     cfg = tiny_config(max_samples=64)
     fit(tmp_path, train, val, cfg, 0, LABELS, FitOptions(progress=False))
     with pytest.raises(CheckpointError, match="another config"):
-        fit(tmp_path, train, val, cfg.model_copy(update={"lr": 0.5}), 0, LABELS, FitOptions(progress=False))
+        fit(
+            tmp_path,
+            train,
+            val,
+            cfg.model_copy(update={"lr": 0.5}),
+            0,
+            LABELS,
+            FitOptions(progress=False),
+        )
 
 
 def test_global_rng_untouched_and_seeds_differ(tmp_path, data):
@@ -119,10 +134,17 @@ def test_batches_pair_augmented_images_with_their_own_labels(data):
         return masked_bce(logits, targets)
 
     model = build_model(cfg, 4, seed=0)
-    step = _Step(model, torch.optim.Adam(model.parameters(), lr=0.0), spy,
-                 PaperAugment(rotate_deg=0, flip_prob=1.0, crop_prob=0.0, pad_px=0),
-                 torch.Generator().manual_seed(0), torch.from_numpy(train.images),
-                 torch.from_numpy(train.labels), cfg, torch.device("cpu"))  # fmt: skip
+    step = _Step(
+        model,
+        torch.optim.Adam(model.parameters(), lr=0.0),
+        spy,
+        PaperAugment(rotate_deg=0, flip_prob=1.0, crop_prob=0.0, pad_px=0),
+        torch.Generator().manual_seed(0),
+        torch.from_numpy(train.images),
+        torch.from_numpy(train.labels),
+        cfg,
+        torch.device("cpu"),
+    )
     idx = torch.tensor([5, 2, 9])
     step(idx)
     assert torch.equal(seen["targets"], torch.from_numpy(train.labels[[5, 2, 9]]))
@@ -140,11 +162,22 @@ def test_checkpoint_by_wall_time_log_appended_and_resume_exact(tmp_path, data, m
     full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, FitOptions(progress=False))
     writes = []
     orig = training.write_text_atomic
-    monkeypatch.setattr(training, "write_text_atomic", lambda p, *a: (writes.append(p.name), orig(p, *a)))
+    monkeypatch.setattr(
+        training, "write_text_atomic", lambda p, *a: (writes.append(p.name), orig(p, *a))
+    )
     out = tmp_path / "killed"
     with pytest.raises(Kill):
-        fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False,
-            on_step=lambda s: (_ for _ in ()).throw(Kill) if s >= 200 else None))  # fmt: skip
+        fit(
+            out,
+            train,
+            val,
+            cfg,
+            3,
+            LABELS,
+            FitOptions(
+                progress=False, on_step=lambda s: (_ for _ in ()).throw(Kill) if s >= 200 else None
+            ),
+        )
     assert not (out / CHECKPOINT).exists() and len(list(csv.DictReader(open(out / "log.csv")))) == 3
     resumed = fit(out, train, val, cfg, 3, LABELS, FitOptions(progress=False))
     assert writes == ["log.csv", "log.csv"]  # once per call, at its start

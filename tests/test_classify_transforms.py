@@ -68,8 +68,9 @@ def test_crop_pad_scales_with_image_size():
 def monai_chain(img: torch.Tensor, angle, flip_rows, flip_cols, dy, dx, pad) -> torch.Tensor:
     """The paper's augmentation with MONAI's transforms, one image (C, H, W)."""
     s = img.shape[-1]
-    y = Rotate(angle=angle, keep_size=True, mode="bilinear", padding_mode="zeros",
-               align_corners=False)(img)  # fmt: skip
+    y = Rotate(
+        angle=angle, keep_size=True, mode="bilinear", padding_mode="zeros", align_corners=False
+    )(img)
     if flip_rows:
         y = Flip(spatial_axis=0)(y)
     if flip_cols:
@@ -81,15 +82,25 @@ def monai_chain(img: torch.Tensor, angle, flip_rows, flip_cols, dy, dx, pad) -> 
 
 @pytest.mark.parametrize(
     "angle,flip_rows,flip_cols,dy,dx",
-    [(0.3, 0, 0, 0, 0), (0.3, 1, 0, 0, 0), (-0.5, 0, 1, 0, 0), (0.0, 0, 0, 3, -4),
-     (-0.4, 1, 1, -4, 1), (0.52, 0, 1, 4, 4)],
-)  # fmt: skip
+    [
+        (0.3, 0, 0, 0, 0),
+        (0.3, 1, 0, 0, 0),
+        (-0.5, 0, 1, 0, 0),
+        (0.0, 0, 0, 3, -4),
+        (-0.4, 1, 1, -4, 1),
+        (0.52, 0, 1, 4, 4),
+    ],
+)
 def test_batched_augmentation_equals_monai_chain(angle, flip_rows, flip_cols, dy, dx):
     pad = 4
     img = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0))
     ref = monai_chain(img, angle, flip_rows, flip_cols, dy, dx, pad)
-    params = AugmentParams(torch.tensor([angle]), torch.tensor([bool(flip_rows)]),
-                           torch.tensor([bool(flip_cols)]), torch.tensor([[dy, dx]]))  # fmt: skip
+    params = AugmentParams(
+        torch.tensor([angle]),
+        torch.tensor([bool(flip_rows)]),
+        torch.tensor([bool(flip_cols)]),
+        torch.tensor([[dy, dx]]),
+    )
     out = apply_augment(img[None], params)[0]
     assert out.shape == img.shape
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
@@ -121,8 +132,12 @@ def test_augmentation_keeps_size_and_is_reproducible_from_the_generator():
 
 def test_pure_flip_and_shift_are_exact():
     x = torch.rand(2, 1, 16, 16)
-    p = AugmentParams(torch.zeros(2), torch.tensor([True, False]), torch.tensor([False, True]),
-                      torch.tensor([[0, 0], [2, -1]]))  # fmt: skip
+    p = AugmentParams(
+        torch.zeros(2),
+        torch.tensor([True, False]),
+        torch.tensor([False, True]),
+        torch.tensor([[0, 0], [2, -1]]),
+    )
     out = apply_augment(x, p)
     torch.testing.assert_close(out[0, 0], x[0, 0].flip(0), atol=1e-6, rtol=0)
     # image 1: horizontal flip, then the crop window moved by (+2 rows, -1 col)

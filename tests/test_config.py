@@ -14,7 +14,12 @@ def test_paper_profile_holds_the_papers_numbers():
     assert c.split.folds == 5
     assert c.diffusion.image_size == 128 and c.diffusion.timesteps == 500
     assert c.diffusion.sampler == "ddpm"
-    assert (c.sampler.p_any, c.sampler.p_group, c.sampler.p_label, c.sampler.p_high) == (0.9, 0.75, 0.5, 0.5)
+    assert (c.sampler.p_any, c.sampler.p_group, c.sampler.p_label, c.sampler.p_high) == (
+        0.9,
+        0.75,
+        0.5,
+        0.5,
+    )
     assert (c.perlin.min_pixels, c.perlin.max_fraction, c.perlin.max_tries) == (25, 0.9, 5000)
     assert c.experiment.sizes == [8192] and c.experiment.mixtures == [20, 40, 60, 80]
     assert c.natural.max_images == 500 and c.natural.n_labelled == 50
@@ -28,9 +33,13 @@ def test_demo_is_smaller_and_overrides_apply():
 
 @pytest.mark.parametrize(
     "override, match",
-    [("classify.lr", "key=value"), ("classify.nope=1", "nope"), ("classify.lr=abc", "lr"),
-     ("classify.lr: [1", "key=value")],
-)  # fmt: skip
+    [
+        ("classify.lr", "key=value"),
+        ("classify.nope=1", "nope"),
+        ("classify.lr=abc", "lr"),
+        ("classify.lr: [1", "key=value"),
+    ],
+)
 def test_bad_overrides_are_clear(override, match):
     with pytest.raises(ConfigError, match=match):
         load_config("demo", [override])
@@ -53,15 +62,30 @@ def test_every_shipped_profile_loads_and_best_is_paper_plus_generator_options():
     configs = {p: load_config(p) for p in PROFILES}
     assert all(c.profile == p for p, c in configs.items())
     paper, best = configs["paper"].model_dump(), configs["paper-best"].model_dump()
-    options = {"cond_dropout", "guidance_scale", "min_snr_gamma", "lr_schedule", "warmup_steps", "upsample"}
-    assert {k for k in paper["diffusion"] if paper["diffusion"][k] != best["diffusion"][k]} <= options
+    options = {
+        "cond_dropout",
+        "guidance_scale",
+        "min_snr_gamma",
+        "lr_schedule",
+        "warmup_steps",
+        "upsample",
+    }
+    assert {
+        k for k in paper["diffusion"] if paper["diffusion"][k] != best["diffusion"][k]
+    } <= options
     assert best["diffusion"]["cond_dropout"] > 0 and best["diffusion"]["guidance_scale"] > 1
-    assert {k: v for k, v in paper.items() if k not in ("diffusion", "profile")} == \
-        {k: v for k, v in best.items() if k not in ("diffusion", "profile")}
+    assert {k: v for k, v in paper.items() if k not in ("diffusion", "profile")} == {
+        k: v for k, v in best.items() if k not in ("diffusion", "profile")
+    }
     # the paper keeps the paper's method: every option off
     d = configs["paper"].diffusion
-    assert (d.cond_dropout, d.guidance_scale, d.min_snr_gamma, d.lr_schedule, d.upsample) == \
-        (0.0, 1.0, 0.0, "constant", "nearest")
+    assert (d.cond_dropout, d.guidance_scale, d.min_snr_gamma, d.lr_schedule, d.upsample) == (
+        0.0,
+        1.0,
+        0.0,
+        "constant",
+        "nearest",
+    )
     assert configs["cpu"].diffusion.cond_dropout > 0
 
 

@@ -19,16 +19,24 @@ from jointaug.sets.oracle import OracleError, make_oracle_set
 
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
-    return write_phantom(tmp_path_factory.mktemp("ph") / "p", patients=6, size=64, seed=3,
-                         progress=False)
+    return write_phantom(
+        tmp_path_factory.mktemp("ph") / "p", patients=6, size=64, seed=3, progress=False
+    )
 
 
 @pytest.fixture(scope="module")
 def oracle(phantom, tmp_path_factory):
     fold = make_splits(phantom, 3, 0).fold(0)
     out = tmp_path_factory.mktemp("or") / "oracle"
-    make_oracle_set(out, 12, dataset=phantom, train_patients=fold.train, fold=0,
-                    config=load_config("demo"), progress=False)  # fmt: skip
+    make_oracle_set(
+        out,
+        12,
+        dataset=phantom,
+        train_patients=fold.train,
+        fold=0,
+        config=load_config("demo"),
+        progress=False,
+    )
     return read_dataset(out), fold
 
 
@@ -61,8 +69,15 @@ def test_oracle_renders_the_patients_own_anatomy_and_hot_joints(oracle, phantom)
 
 def test_oracle_set_is_a_pure_function_of_its_index(oracle, phantom, tmp_path):
     ds, fold = oracle
-    small = make_oracle_set(tmp_path / "o", 4, dataset=phantom, train_patients=fold.train, fold=0,
-                            config=load_config("demo"), progress=False)  # fmt: skip
+    small = make_oracle_set(
+        tmp_path / "o",
+        4,
+        dataset=phantom,
+        train_patients=fold.train,
+        fold=0,
+        config=load_config("demo"),
+        progress=False,
+    )
     s = read_dataset(small)
     for a, b in zip(s.cases, ds.cases[:4], strict=False):
         assert a.case_id == b.case_id
@@ -72,13 +87,24 @@ def test_oracle_set_is_a_pure_function_of_its_index(oracle, phantom, tmp_path):
 def test_oracle_refuses_other_datasets(tiny_dataset, tmp_path):
     ds = read_dataset(tiny_dataset)
     with pytest.raises(OracleError, match="built-in phantom"):
-        make_oracle_set(tmp_path / "o", 2, dataset=ds, train_patients=ds.patients, fold=0,
-                        config=load_config("demo"), progress=False)  # fmt: skip
+        make_oracle_set(
+            tmp_path / "o",
+            2,
+            dataset=ds,
+            train_patients=ds.patients,
+            fold=0,
+            config=load_config("demo"),
+            progress=False,
+        )
 
 
 def _imageset(n: int) -> ImageSet:
-    return ImageSet(np.arange(n, dtype=np.float16).reshape(n, 1, 1, 1),
-                    np.zeros((n, 2), np.float32), [f"c{i}" for i in range(n)], ["train"] * n)  # fmt: skip
+    return ImageSet(
+        np.arange(n, dtype=np.float16).reshape(n, 1, 1, 1),
+        np.zeros((n, 2), np.float32),
+        [f"c{i}" for i in range(n)],
+        ["train"] * n,
+    )
 
 
 def test_oversample_duplicates_each_real_image_evenly():
@@ -113,8 +139,13 @@ def test_real_share_batches_hold_the_share():
 
 
 def test_budget_grows_with_the_training_set():
-    cfg = ClassifyConfig(max_samples=8000, patience_samples=4000, max_epochs=20, patience_epochs=10,
-                         eval_every_samples=1000)  # fmt: skip
+    cfg = ClassifyConfig(
+        max_samples=8000,
+        patience_samples=4000,
+        max_epochs=20,
+        patience_epochs=10,
+        eval_every_samples=1000,
+    )
     small, big = effective_budget(cfg, 58), effective_budget(cfg, 570)
     assert (small.max_samples, small.patience_samples) == (8000, 4000)  # the floor
     assert (big.max_samples, big.patience_samples) == (11400, 5700)
@@ -130,12 +161,21 @@ def test_pipeline_runs_the_controls_and_reports_verdicts(tmp_path):
     from jointaug.experiments.rundir import RunDir
 
     write_phantom(tmp_path / "data", patients=6, size=64, seed=0, progress=False)
-    cfg = load_config("cpu", overrides(["split.folds=3"], CLASSIFIER_TINY, CLASSIFIER_FEW_STEPS,
-                                       ["classify.seeds=[0, 1]", "experiment.sizes=[6]"]))  # fmt: skip
+    cfg = load_config(
+        "cpu",
+        overrides(
+            ["split.folds=3"],
+            CLASSIFIER_TINY,
+            CLASSIFIER_FEW_STEPS,
+            ["classify.seeds=[0, 1]", "experiment.sizes=[6]"],
+        ),
+    )
     run = RunDir.create(tmp_path / "run", tmp_path / "data", cfg)
     plan = make_plan(run, ["baseline", "oversample", "oracle", "tuned_threshold"])
     assert plan.sets == {"oracle": 6} and not plan.needs_diffusion
-    result = run_experiment(run, plan, RunOptions(progress=False, estimate=False), echo=lambda m: None)
+    result = run_experiment(
+        run, plan, RunOptions(progress=False, estimate=False), echo=lambda m: None
+    )
     assert len(read_dataset(run.augment_dir(2, "oracle")).cases) == 6
     assert not run.augment_dir(0, "oversample").exists()  # drawn from the train part
     import json

@@ -13,8 +13,19 @@ from jointaug.dataset.validate import validate_dataset
 @pytest.mark.slow
 def test_demo_first_stages_and_rerun_skips(tmp_path):
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--set", "phantom.patients=6", "--set", "phantom.size=64",
-            "--set", "split.folds=3", "--stop-after", "splits"]  # fmt: skip
+    args = [
+        "demo",
+        "--out",
+        str(out),
+        "--set",
+        "phantom.patients=6",
+        "--set",
+        "phantom.size=64",
+        "--set",
+        "split.folds=3",
+        "--stop-after",
+        "splits",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert validate_dataset(out / "phantom").ok

@@ -106,11 +106,21 @@ def test_classifier_training_stopped_by_a_full_disk_resumes_exactly(tmp_path, mo
 
     rng = np.random.default_rng(0)
     train, val = signal_imageset(rng, 64), signal_imageset(rng, 32)
-    cfg = tiny_config(max_samples=320, patience_samples=10_000, checkpoint_minutes=0)  # one per evaluation
+    cfg = tiny_config(
+        max_samples=320, patience_samples=10_000, checkpoint_minutes=0
+    )  # one per evaluation
     full = fit(tmp_path / "full", train, val, cfg, 3, LABELS, FitOptions(progress=False))
     out = tmp_path / "run"
-    one = (tmp_path / "one")
-    fit(one, train, val, cfg.model_copy(update={"max_samples": 64}), 3, LABELS, FitOptions(progress=False))
+    one = tmp_path / "one"
+    fit(
+        one,
+        train,
+        val,
+        cfg.model_copy(update={"max_samples": 64}),
+        3,
+        LABELS,
+        FitOptions(progress=False),
+    )
     size = (one / CHECKPOINT).stat().st_size  # one checkpoint's bytes
     disk = FullDisk(monkeypatch, out, budget=int(2.5 * size), match="checkpoint")
     with pytest.raises(DiskFullError):  # the third checkpoint does not fit
@@ -154,7 +164,9 @@ def test_a_set_growing_onto_a_full_disk_stays_readable_and_resumes(tmp_path, mon
     for i in (4, 5):
         _add(w, i)
     ds = w.close()
-    assert [c.case_id for c in ds.cases] == [f"c{i}" for i in range(6)] and validate_dataset(root).ok
+    assert [c.case_id for c in ds.cases] == [f"c{i}" for i in range(6)] and validate_dataset(
+        root
+    ).ok
     _no_temp_files(root)
 
 
@@ -196,7 +208,12 @@ def test_a_full_disk_when_closing_keeps_the_old_index_and_the_journal(tmp_path, 
 @pytest.mark.parametrize("budget", [0, 20_000])  # full from the first byte, or mid-way
 def test_cli_says_the_disk_is_full_and_the_rerun_completes(tmp_path, monkeypatch, budget):
     clean = tmp_path / "clean"
-    assert CliRunner().invoke(app, ["phantom", str(clean), "--patients", "2", "--size", "64"]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(app, ["phantom", str(clean), "--patients", "2", "--size", "64"])
+        .exit_code
+        == 0
+    )
     out = tmp_path / "ph"
     FullDisk(monkeypatch, out, budget=budget)
     res = CliRunner().invoke(app, ["phantom", str(out), "--patients", "2", "--size", "64"])

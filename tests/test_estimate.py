@@ -14,16 +14,32 @@ TINY = [*CLASSIFIER_TINY, *DIFFUSION_TINY]
 
 
 def test_estimate_multiplies_rates_by_counts_per_stage():
-    rates = Rates("cpu", diffusion_step_s=0.5, sample_s_per_image=2.0, classifier_s_per_sample=0.01,
-                  eval_s_per_image=0.001, batches=(("diffusion", 2),))  # fmt: skip
-    counts = Counts(diffusion_steps=7200, images=3600, trainings=3, classifier_samples_min=360_000,
-                    classifier_samples_max=720_000, eval_images_max=36_000)  # fmt: skip
+    rates = Rates(
+        "cpu",
+        diffusion_step_s=0.5,
+        sample_s_per_image=2.0,
+        classifier_s_per_sample=0.01,
+        eval_s_per_image=0.001,
+        batches=(("diffusion", 2),),
+    )
+    counts = Counts(
+        diffusion_steps=7200,
+        images=3600,
+        trainings=3,
+        classifier_samples_min=360_000,
+        classifier_samples_max=720_000,
+        eval_images_max=36_000,
+    )
     rows = {r.stage.split(" (")[0]: r for r in estimate(rates, counts)}
     assert rows["diffusion training"].hours == pytest.approx(1.0)
     assert rows["sampling"].hours == pytest.approx(2.0)
-    assert rows["classifiers"].hours == pytest.approx(1.0) and rows["classifiers"].hours_max == pytest.approx(2.0)
+    assert rows["classifiers"].hours == pytest.approx(1.0) and rows[
+        "classifiers"
+    ].hours_max == pytest.approx(2.0)
     assert rows["evaluation"].hours == pytest.approx(0.01)
-    assert rows["total"].hours == pytest.approx(4.01) and rows["total"].hours_max == pytest.approx(5.01)
+    assert rows["total"].hours == pytest.approx(4.01) and rows["total"].hours_max == pytest.approx(
+        5.01
+    )
     text = format_estimates(list(rows.values()), rates)
     assert "diffusion 2" in text and "total" in text
     assert [r.stage for r in estimate(rates, Counts())] == ["total"]
@@ -33,21 +49,47 @@ def test_calibrate_measures_every_stage_at_the_configured_precision():
     cfg = load_config("paper", TINY)
     rates = calibrate(cfg, 4, torch.device("cpu"), min_run_time=0.01)
     assert rates.device == "cpu"
-    for v in (rates.diffusion_step_s, rates.sample_s_per_image, rates.classifier_s_per_sample,
-              rates.eval_s_per_image):  # fmt: skip
+    for v in (
+        rates.diffusion_step_s,
+        rates.sample_s_per_image,
+        rates.classifier_s_per_sample,
+        rates.eval_s_per_image,
+    ):
         assert 0 < v < 60
     # small networks on the CPU: timed at the configured batches (sampling: auto -> 64 on CPU)
-    assert dict(rates.batches) == {"diffusion": 16, "sampling": 64, "classifier": 32, "evaluation": 64}
-    ddim = calibrate(cfg.model_copy(update={"diffusion": cfg.diffusion.model_copy(
-        update={"sampler": "ddim", "fast_steps": 5})}), 4, "cpu", stages=("sampling",))  # fmt: skip
+    assert dict(rates.batches) == {
+        "diffusion": 16,
+        "sampling": 64,
+        "classifier": 32,
+        "evaluation": 64,
+    }
+    ddim = calibrate(
+        cfg.model_copy(
+            update={
+                "diffusion": cfg.diffusion.model_copy(update={"sampler": "ddim", "fast_steps": 5})
+            }
+        ),
+        4,
+        "cpu",
+        stages=("sampling",),
+    )
     assert ddim.sample_s_per_image < rates.sample_s_per_image  # 5 steps instead of 500
     assert ddim.diffusion_step_s == 0.0
 
 
 def test_plan_counts_follow_the_plan(tmp_path):
     write_phantom(tmp_path / "data", patients=6, size=64, seed=0, progress=False)
-    cfg = load_config("paper", [*TINY, "split.folds=3", "classify.seeds=[0, 1]", "experiment.sizes=[8]",
-                                "experiment.curve_sizes=[4]", "diffusion.train_steps=10"])  # fmt: skip
+    cfg = load_config(
+        "paper",
+        [
+            *TINY,
+            "split.folds=3",
+            "classify.seeds=[0, 1]",
+            "experiment.sizes=[8]",
+            "experiment.curve_sizes=[4]",
+            "diffusion.train_steps=10",
+        ],
+    )
     run = RunDir.create(tmp_path / "run", tmp_path / "data", cfg)
     plan = make_plan(run, ["baseline", "mp-perlin"])
     c = plan_counts(run, plan)

@@ -70,7 +70,9 @@ def test_ranking_metrics_match_sklearn_with_ties_and_weights():
         y[:2] = [0, 1]
         s = np.round(rng.random(n), 1)  # many ties
         w = rng.integers(1, 4, n).astype(float)
-        assert average_precision(y, s) == pytest.approx(sklearn_metrics.average_precision_score(y, s))
+        assert average_precision(y, s) == pytest.approx(
+            sklearn_metrics.average_precision_score(y, s)
+        )
         assert roc_auc(y, s) == pytest.approx(sklearn_metrics.roc_auc_score(y, s))
         ap_w = average_precision(y, s, w[None])[0]
         assert ap_w == pytest.approx(sklearn_metrics.average_precision_score(y, s, sample_weight=w))
@@ -85,10 +87,12 @@ def test_macro_ranking_skips_labels_without_the_needed_classes():
     y[:, 4] = 1  # no negative: in AUPRC (AP = 1), out of AUROC
     p = rng.random((40, 5))
     auroc, auprc = macro_ranking(y, p)
-    assert auroc == pytest.approx(np.mean([sklearn_metrics.roc_auc_score(y[:, j], p[:, j])
-                                           for j in range(3)]))  # fmt: skip
-    assert auprc == pytest.approx(np.mean([sklearn_metrics.average_precision_score(y[:, j], p[:, j])
-                                           for j in (0, 1, 2, 4)]))  # fmt: skip
+    assert auroc == pytest.approx(
+        np.mean([sklearn_metrics.roc_auc_score(y[:, j], p[:, j]) for j in range(3)])
+    )
+    assert auprc == pytest.approx(
+        np.mean([sklearn_metrics.average_precision_score(y[:, j], p[:, j]) for j in (0, 1, 2, 4)])
+    )
 
 
 def test_brier_ece_and_pool_summary_by_hand():
@@ -114,8 +118,9 @@ def test_patient_weight_equals_duplicating_the_patients_images(metric):
     y[1, 0] = 0.0
     oof = OOF(pa, 0.5)
     w = np.array([[3, 0, 1, 1, 2, 0, 1, 0]], float)  # patient 0 three times, 1 gone, ...
-    rows = np.concatenate([np.flatnonzero(patient == k).repeat(1) for k in range(8)
-                           for _ in range(int(w[0, k]))])  # fmt: skip
+    rows = np.concatenate(
+        [np.flatnonzero(patient == k).repeat(1) for k in range(8) for _ in range(int(w[0, k]))]
+    )
     expect = seed_metrics(metric, OOF(pa[:, rows]), y[rows], patient[rows], np.ones((1, 8)))
     got = seed_metrics(metric, oof, y, patient, w)
     np.testing.assert_allclose(got, expect)
@@ -152,8 +157,9 @@ def test_strong_effect_helps_and_reverse_hurts():
     rng = np.random.default_rng(5)
     y, patient, pa, pb = _study(rng, noise_a=0.3, noise_b=2.5)
     a, b = OOF(pa), OOF(pb)
-    c = finalize([compare(a, b, y, patient, rng, n_boot=500),
-                  compare(b, a, y, patient, rng, n_boot=500)])  # fmt: skip
+    c = finalize(
+        [compare(a, b, y, patient, rng, n_boot=500), compare(b, a, y, patient, rng, n_boot=500)]
+    )
     assert c[0].estimate > 0.05 and c[0].ci_low > 0 and c[0].verdict == "helps"
     assert c[1].verdict == "hurts" and c[0].n_patients == 48 and c[0].n_seeds == 3
 
@@ -175,8 +181,9 @@ def test_equivalence_only_within_the_margin():
     eq = finalize([compare(a, b, y, patient, np.random.default_rng(0), n_boot=500)])[0]
     assert eq.verdict == "equivalent" and eq.p_tost < 0.05
     assert -0.03 < eq.ci90_low and eq.ci90_high < 0.03
-    tight = finalize([compare(a, b, y, patient, np.random.default_rng(0), n_boot=500,
-                              margin=1e-4)])[0]  # fmt: skip
+    tight = finalize(
+        [compare(a, b, y, patient, np.random.default_rng(0), n_boot=500, margin=1e-4)]
+    )[0]
     assert tight.verdict == "inconclusive"
     # a real difference of ~0.05+ is not "equivalent" at the +-0.03 margin
     _, _, pa2, pb2 = _study(np.random.default_rng(8), noise_a=0.3, noise_b=2.5)
@@ -185,13 +192,42 @@ def test_equivalence_only_within_the_margin():
 
 
 def test_verdict_rules_and_lower_is_better_metrics():
-    c = Comparison("m", "r", "gms", "default", "seeds", 0.05, 0.01, 0.09, 0.02, 0.08, 0.01,
-                   0.9, 0.03, 48, 3, 2000, p_holm=0.04)  # fmt: skip
+    c = Comparison(
+        "m",
+        "r",
+        "gms",
+        "default",
+        "seeds",
+        0.05,
+        0.01,
+        0.09,
+        0.02,
+        0.08,
+        0.01,
+        0.9,
+        0.03,
+        48,
+        3,
+        2000,
+        p_holm=0.04,
+    )
     assert verdict(c) == "helps"
     assert verdict(replace(c, p_holm=0.06)) == "inconclusive"
     assert verdict(replace(c, metric="brier")) == "hurts"  # a higher Brier score is worse
-    assert verdict(replace(c, estimate=0.0, ci_low=-0.02, ci_high=0.02, ci90_low=-0.015,
-                           ci90_high=0.015, p_holm=1.0)) == "equivalent"  # fmt: skip
+    assert (
+        verdict(
+            replace(
+                c,
+                estimate=0.0,
+                ci_low=-0.02,
+                ci_high=0.02,
+                ci90_low=-0.015,
+                ci90_high=0.015,
+                p_holm=1.0,
+            )
+        )
+        == "equivalent"
+    )
 
 
 def test_holm_matches_hand_computation():
@@ -208,8 +244,15 @@ def test_holm_matches_hand_computation():
 
 def test_pool_folds_and_ensemble():
     rng = np.random.default_rng(10)
-    folds = [{"probs": rng.random((3, 2, 4)), "y": np.ones((2, 4)), "patient": [f"p{k}", f"p{k}"],
-              "thresholds": [0.3, 0.4, 0.5]} for k in range(3)]  # fmt: skip
+    folds = [
+        {
+            "probs": rng.random((3, 2, 4)),
+            "y": np.ones((2, 4)),
+            "patient": [f"p{k}", f"p{k}"],
+            "thresholds": [0.3, 0.4, 0.5],
+        }
+        for k in range(3)
+    ]
     oof, y, patient, fold = pool_folds(folds)
     assert oof.probs.shape == (3, 6, 4) and y.shape == (6, 4) and list(fold) == [0, 0, 1, 1, 2, 2]
     assert oof.thresholds[1, 3, 2] == 0.4
@@ -231,7 +274,14 @@ def test_small_coverage_simulation():
     cover = 0
     for _ in range(60):
         d = bench.simulate(sim, rng)
-        c = compare(OOF(d["probs_a"]), OOF(d["probs_b"]), d["y"], d["patient"], rng,
-                    n_boot=400, fold=d["fold"])  # fmt: skip
+        c = compare(
+            OOF(d["probs_a"]),
+            OOF(d["probs_b"]),
+            d["y"],
+            d["patient"],
+            rng,
+            n_boot=400,
+            fold=d["fold"],
+        )
         cover += c.ci_low <= truth <= c.ci_high
     assert cover / 60 >= 0.85

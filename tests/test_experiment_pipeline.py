@@ -55,8 +55,13 @@ def _pixels_near(rgb: np.ndarray, colour: str, tol: int = 30) -> int:
 
 def test_plan_covers_the_papers_grid(tiny_run):
     run, plan, _, log = tiny_run
-    assert [m.name for m in plan.methods] == ["baseline", "mp-perlin", "11k-perlin", "mp50-11kp50",
-                                              "tuned_threshold"]  # fmt: skip
+    assert [m.name for m in plan.methods] == [
+        "baseline",
+        "mp-perlin",
+        "11k-perlin",
+        "mp50-11kp50",
+        "tuned_threshold",
+    ]
     assert plan.sets == {"mp-perlin": 8, "11k-perlin": 8}
     assert plan.curve_sizes == [4] and plan.needs_natural and plan.needs_diffusion
     assert "estimate on this machine" in log[0] and "diffusion: 3 models" in log[0]
@@ -80,10 +85,16 @@ def test_every_stage_ran_and_outputs_validate(tiny_run):
     assert not any(m == "mp50-11kp50" and size == 4 for m, size, _ in got)
     assert ("baseline", 0, "ensemble") in got
     # a single model's row holds the metrics of its own stored test probabilities
-    one = [r for r in rows if (r["method"], r["fold"], r["seed"], r["threshold"]) == ("baseline", "0", "0", "default")]
+    one = [
+        r
+        for r in rows
+        if (r["method"], r["fold"], r["seed"], r["threshold"]) == ("baseline", "0", "0", "default")
+    ]
     assert len(one) == 1
     d = run.classify_dir(0, "baseline", 0)
-    expect = pooled_metrics(np.load(d / "test_labels.npy"), binarize(np.load(d / "test_probs.npy"), 0.5))
+    expect = pooled_metrics(
+        np.load(d / "test_labels.npy"), binarize(np.load(d / "test_probs.npy"), 0.5)
+    )
     for k in ("accuracy", "tpr", "tnr", "gms"):
         assert float(one[0][k]) == pytest.approx(expect[k], abs=1e-4, nan_ok=True), k
     t1 = (run.results_dir / "table1.md").read_text()
@@ -99,7 +110,9 @@ def test_every_stage_ran_and_outputs_validate(tiny_run):
 def test_rerun_computes_nothing_and_a_lost_model_is_retrained_alone(tiny_run):
     run, plan, _, _ = tiny_run
     model = run.diffusion_dir(0) / "model.safetensors"
-    files = sorted(run.path.glob("fold_*/**/*.safetensors")) + sorted(run.path.glob("fold_*/augment/*/cases.csv"))
+    files = sorted(run.path.glob("fold_*/**/*.safetensors")) + sorted(
+        run.path.glob("fold_*/augment/*/cases.csv")
+    )
     before = {f: os.stat(f).st_mtime_ns for f in files}
     victim = run.classify_dir(1, "mp-perlin_8", 1)
     (victim / "done").unlink()
@@ -147,7 +160,9 @@ def test_predict_cli_writes_probabilities_and_overlays(tiny_run, tmp_path):
     run, _, _, _ = tiny_run
     ds = run.dataset
     img = ds.root / ds.classification_cases()[0].image
-    res = CliRunner().invoke(app, ["predict", str(run.path), str(img), "--out", str(tmp_path / "p")])
+    res = CliRunner().invoke(
+        app, ["predict", str(run.path), str(img), "--out", str(tmp_path / "p")]
+    )
     assert res.exit_code == 0, res.output
     rows = _rows(tmp_path / "p" / "predictions.csv")
     assert len(rows) == 1
@@ -161,7 +176,7 @@ def test_predict_cli_writes_probabilities_and_overlays(tiny_run, tmp_path):
     left, right = over[:, : over.shape[1] // 2], over[:, over.shape[1] // 2 :]
     grey = (np.ptp(left, axis=2) < 8) & (left.mean(axis=2) < 200)
     assert grey.sum() > 500  # the image itself, in grey, on the left
-    reds = (right[..., 0].astype(int) - right[..., 1] > 60)
+    reds = right[..., 0].astype(int) - right[..., 1] > 60
     assert reds.sum() > 10 * len(ds.labels)  # every joint's dot on the schematic
     bad = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "nope.png")])
     assert bad.exit_code == 2 and "no such image file" in bad.output
@@ -179,8 +194,17 @@ def test_predict_warns_when_an_image_differs_from_the_training_data(tiny_run, tm
     shown = np.clip(np.kron(counts, np.ones((2, 2))) * 8, 0, 255).astype(np.uint8)
     Image.fromarray(shown).save(tmp_path / "screenshot.png")  # 8-bit, 128x128, clipped
     write_dicom(tmp_path / "ct.dcm", counts, modality="CT")
-    res = CliRunner().invoke(app, ["predict", str(run.path), str(tmp_path / "screenshot.png"),
-                                   str(tmp_path / "ct.dcm"), "--out", str(tmp_path / "p")])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(run.path),
+            str(tmp_path / "screenshot.png"),
+            str(tmp_path / "ct.dcm"),
+            "--out",
+            str(tmp_path / "p"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = " ".join(res.output.split())
     assert "screenshot.png: size 128x128 px differs from the training images (64x64 px)" in out
@@ -191,9 +215,13 @@ def test_predict_warns_when_an_image_differs_from_the_training_data(tiny_run, tm
     assert rows["ct.dcm"]["warnings"] == "DICOM Modality 'CT', the training data are 'NM'"
     moved = tmp_path / "moved_run"  # a run whose dataset folder is gone
     shutil.copytree(run.path, moved)
-    cfg = (moved / "config.yaml").read_text().replace(str(run.config.dataset), str(tmp_path / "gone"))
+    cfg = (
+        (moved / "config.yaml").read_text().replace(str(run.config.dataset), str(tmp_path / "gone"))
+    )
     (moved / "config.yaml").write_text(cfg)
-    res = CliRunner().invoke(app, ["predict", str(moved), str(tmp_path / "ct.dcm"), "--out", str(tmp_path / "q")])
+    res = CliRunner().invoke(
+        app, ["predict", str(moved), str(tmp_path / "ct.dcm"), "--out", str(tmp_path / "q")]
+    )
     assert res.exit_code == 0, res.output
     assert "cannot compare the images with the training data" in " ".join(res.output.split())
 
@@ -217,9 +245,13 @@ def test_changed_setting_stops_until_confirmed_and_keeps_the_old_model(tiny_run,
     opts = RunOptions(progress=False, estimate=False)
     with pytest.raises(StaleOutputError) as err:
         run_experiment(run, plan, opts, echo=log.append)
-    assert f"classify.lr: {old_lr} -> {old_lr * 3}" in str(err.value) and "--retrain" in str(err.value)
+    assert f"classify.lr: {old_lr} -> {old_lr * 3}" in str(err.value) and "--retrain" in str(
+        err.value
+    )
     assert model.read_bytes() == before and not log  # stopped before any work
-    run_experiment(run, plan, RunOptions(progress=False, estimate=False, retrain=True), echo=log.append)
+    run_experiment(
+        run, plan, RunOptions(progress=False, estimate=False, retrain=True), echo=log.append
+    )
     assert sum(m.startswith("[") for m in log) == 1  # the stale baseline was retrained
     kept = list(run.path.glob("stale/*/fold_0/classify/baseline/seed_0/model.safetensors"))
     assert len(kept) == 1 and kept[0].read_bytes() == before  # moved aside, not deleted
@@ -256,10 +288,30 @@ def test_changed_diffusion_setting_lists_everything_it_would_replace(tiny_run, t
     assert (run.diffusion_dir(0) / "ema.safetensors").read_bytes() == model
     assert (run.augment_dir(0, "mp-perlin") / "dataset.json").is_file()
     # --plan (a reader) lists the same without writing
-    res = CliRunner().invoke(app, ["run", "--dataset", cfg.dataset, "--out", str(run.path), "--profile", "paper",
-                                   "--methods", "baseline,mp-perlin", "--sizes", "8", "--curve-sizes", "",
-                                   "--folds", "0", "--plan", *[a for o in TINY for a in ("--set", o)],
-                                   "--set", f"diffusion.lr={cfg.diffusion.lr}"])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--dataset",
+            cfg.dataset,
+            "--out",
+            str(run.path),
+            "--profile",
+            "paper",
+            "--methods",
+            "baseline,mp-perlin",
+            "--sizes",
+            "8",
+            "--curve-sizes",
+            "",
+            "--folds",
+            "0",
+            "--plan",
+            *[a for o in TINY for a in ("--set", o)],
+            "--set",
+            f"diffusion.lr={cfg.diffusion.lr}",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "would be replaced" in res.output and "task graph" in res.output
     assert "diffusion/0" in res.output and "classify/0/mp-perlin_8/seed_1" in res.output
@@ -277,12 +329,28 @@ def test_kill_9_at_three_moments_then_rerun_gives_the_same_tables(tiny_run, tmp_
     run0, _, _, _ = tiny_run
     out = tmp_path / "killed"
     sets = [x for s in TINY for x in ("--set", s)]
-    cmd = [sys.executable, "-c", "from jointaug.cli import main; main()", "run", "--dataset",
-           str(run0.config.dataset), "--out", str(out), "--profile", "paper", "--no-progress",
-           *sets, "--set", "threads=1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-c",
+        "from jointaug.cli import main; main()",
+        "run",
+        "--dataset",
+        str(run0.config.dataset),
+        "--out",
+        str(out),
+        "--profile",
+        "paper",
+        "--no-progress",
+        *sets,
+        "--set",
+        "threads=1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    moments = ["fold_*/diffusion/checkpoint.safetensors", "fold_*/augment/*/.cases.partial.csv",
-               "fold_*/classify/*/seed_*/checkpoint.safetensors"]  # fmt: skip
+    moments = [
+        "fold_*/diffusion/checkpoint.safetensors",
+        "fold_*/augment/*/.cases.partial.csv",
+        "fold_*/classify/*/seed_*/checkpoint.safetensors",
+    ]
     killed = []
     for pattern in moments:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -297,4 +365,6 @@ def test_kill_9_at_three_moments_then_rerun_gives_the_same_tables(tiny_run, tmp_
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     for table in ("table1.md", "table2.md"):
-        assert (out / "results" / table).read_text() == (run0.results_dir / table).read_text(), table
+        assert (out / "results" / table).read_text() == (run0.results_dir / table).read_text(), (
+            table
+        )

@@ -59,8 +59,13 @@ def test_to_image_grid_undoes_prepare_image():
 
 
 def test_peaks_regions_and_drawing():
-    maps = np.stack([_blob((20, 20), 5, 12) + 0.8 * _blob((20, 20), 16, 3),
-                     _blob((20, 20), 15, 4), np.zeros((20, 20), np.float32)])  # fmt: skip
+    maps = np.stack(
+        [
+            _blob((20, 20), 5, 12) + 0.8 * _blob((20, 20), 16, 3),
+            _blob((20, 20), 15, 4),
+            np.zeros((20, 20), np.float32),
+        ]
+    )
     peaks = map_peaks(maps)
     assert peaks[0].tolist() == [5, 12] and peaks[1].tolist() == [15, 4]
     assert np.isnan(peaks[2]).all()  # no evidence anywhere: no peak
@@ -75,7 +80,9 @@ def test_peaks_regions_and_drawing():
     coloured = np.ptp(rgb.astype(int), axis=2) > 0
     rr, cc = np.nonzero(coloured)
     assert coloured.sum() > 20 and np.hypot(rr / 3 - 12, cc / 3 - 5).max() < 6  # near joint 0 only
-    assert (prob_colour(0.5, 0.5) == [255, 160, 0]).all() and (prob_colour(1.0, 0.5) == [180, 0, 0]).all()
+    assert (prob_colour(0.5, 0.5) == [255, 160, 0]).all() and (
+        prob_colour(1.0, 0.5) == [180, 0, 0]
+    ).all()
 
 
 class RegionNet(torch.nn.Module):
@@ -95,8 +102,9 @@ class RegionNet(torch.nn.Module):
 def phantom(tmp_path_factory):
     from jointaug.dataset.phantom import write_phantom
 
-    return write_phantom(tmp_path_factory.mktemp("ph") / "data", patients=6, size=64, seed=0,
-                         progress=False)  # fmt: skip
+    return write_phantom(
+        tmp_path_factory.mktemp("ph") / "data", patients=6, size=64, seed=0, progress=False
+    )
 
 
 @pytest.mark.parametrize("method", ["gradcam", "occlusion"])
@@ -125,7 +133,15 @@ def test_trained_network_points_at_the_right_square(tmp_path):
 
     rng = np.random.default_rng(0)
     cfg = tiny_config(flip_prob=0.0, rotate_deg=0.0, lr=1e-2, max_samples=640, patience_samples=640)
-    fit(tmp_path, signal_imageset(rng, 64), signal_imageset(rng, 32), cfg, 0, LABELS, FitOptions(progress=False))
+    fit(
+        tmp_path,
+        signal_imageset(rng, 64),
+        signal_imageset(rng, 32),
+        cfg,
+        0,
+        LABELS,
+        FitOptions(progress=False),
+    )
     model = build_model(cfg, 4, seed=None)
     model.load_state_dict(load_tensors(tmp_path / MODEL)[0])
     ex = EnsembleExplainer([model.eval()], "gradcam")
@@ -149,11 +165,20 @@ def tiny_run(phantom, tmp_path_factory):
     from jointaug.config import load_config
     from jointaug.experiments.rundir import RunDir
 
-    cfg = load_config("paper", [
-        "split.folds=3", "classify.image_size=32", "classify.block_config=[2, 2]",
-        "classify.growth_rate=8", "classify.init_features=16", "classify.batch_size=16",
-        "classify.max_samples=64", "classify.patience_samples=64", "classify.threshold=0.2",
-    ])  # fmt: skip
+    cfg = load_config(
+        "paper",
+        [
+            "split.folds=3",
+            "classify.image_size=32",
+            "classify.block_config=[2, 2]",
+            "classify.growth_rate=8",
+            "classify.init_features=16",
+            "classify.batch_size=16",
+            "classify.max_samples=64",
+            "classify.patience_samples=64",
+            "classify.threshold=0.2",
+        ],
+    )
     run = RunDir.create(tmp_path_factory.mktemp("run") / "run", phantom.root, cfg)
     cases = phantom.classification_cases()
     data = load_images(phantom, cases, 32, "train")
@@ -191,7 +216,9 @@ def test_predict_writes_maps_peaks_and_overlays_on_the_scan(tiny_run, tmp_path):
     again = predict_images(run, images[:1], tmp_path / "b", method="baseline")
     assert again.is_file()
     stem = images[0].stem
-    assert np.array_equal(np.load(tmp_path / "a" / f"{stem}_cam.npy"), np.load(tmp_path / "b" / f"{stem}_cam.npy"))
+    assert np.array_equal(
+        np.load(tmp_path / "a" / f"{stem}_cam.npy"), np.load(tmp_path / "b" / f"{stem}_cam.npy")
+    )
     predict_images(run, images[:1], tmp_path / "c", method="baseline", explain="none")
     assert (tmp_path / "c" / f"{stem}_overlay.png").is_file()
     assert not (tmp_path / "c" / f"{stem}_cam.npy").exists()
@@ -201,7 +228,15 @@ def test_predict_cli_explain_options(tiny_run, tmp_path):
     from jointaug.cli import app
 
     run, images = tiny_run
-    args = ["predict", str(run.path), str(images[0]), "--method", "baseline", "--out", str(tmp_path)]
+    args = [
+        "predict",
+        str(run.path),
+        str(images[0]),
+        "--method",
+        "baseline",
+        "--out",
+        str(tmp_path),
+    ]
     bad = CliRunner().invoke(app, [*args, "--explain", "magic"])
     assert bad.exit_code == 2 and "gradcam, occlusion, none" in " ".join(bad.output.split())
     layer = CliRunner().invoke(app, [*args, "--cam-layer", "features.nope"])

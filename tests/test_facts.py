@@ -52,10 +52,14 @@ def test_a_display_export_is_flagged_8_bit_and_clipped(train, tmp_path):
 def test_size_float_and_range_are_flagged(train, tmp_path):
     facts, rng = train
     write_counts_png(tmp_path / "big.png", rng.poisson(np.full((128, 128), 20.0)))
-    assert [n.split(" px")[0] for n in compare(image_facts(tmp_path / "big.png"), facts)] == ["size 128x128"]
+    assert [n.split(" px")[0] for n in compare(image_facts(tmp_path / "big.png"), facts)] == [
+        "size 128x128"
+    ]
     np.save(tmp_path / "norm.npy", rng.random((64, 64)).astype(np.float32))  # normalised to [0, 1]
     notes = compare(image_facts(tmp_path / "norm.npy"), facts)
-    assert [n.split(",")[0].split(" ")[0] for n in notes] == ["floating-point", "pixel", "peak"], notes
+    assert [n.split(",")[0].split(" ")[0] for n in notes] == ["floating-point", "pixel", "peak"], (
+        notes
+    )
 
 
 def test_another_modality_is_flagged(train, tmp_path):

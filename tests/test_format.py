@@ -28,8 +28,16 @@ def test_writer_round_trip(tmp_path):
     vec[3] = 1
     vec[5] = np.nan
     with DatasetWriter(tmp_path / "d", meta, extra_columns=["source"]) as w:
-        w.add("c1", "p1", "palmar", np.full((8, 8), 7), labels=vec,
-              tissue=np.ones((8, 8)), regions=np.zeros((8, 8)), extra={"source": "x"})  # fmt: skip
+        w.add(
+            "c1",
+            "p1",
+            "palmar",
+            np.full((8, 8), 7),
+            labels=vec,
+            tissue=np.ones((8, 8)),
+            regions=np.zeros((8, 8)),
+            extra={"source": "x"},
+        )
         w.add("c2", "p1", "oblique_left", np.zeros((8, 8)), subdir="obl")
     ds = read_dataset(tmp_path / "d")
     assert [c.case_id for c in ds.cases] == ["c1", "c2"]
@@ -88,7 +96,9 @@ def test_append_reopens_a_complete_folder(tmp_path):
     assert w.done_ids == {"c1"}
     w.add("c2", "p2", "v", np.zeros((4, 4)), labels=[0], extra={"k": "y"})
     # while it grows, the folder still reads as the complete set it was
-    assert is_complete(tmp_path / "d") and [c.case_id for c in read_dataset(tmp_path / "d").cases] == ["c1"]
+    assert is_complete(tmp_path / "d") and [
+        c.case_id for c in read_dataset(tmp_path / "d").cases
+    ] == ["c1"]
     w.abort()  # killed mid-growth: the next appending writer resumes from the journal
     w = DatasetWriter(tmp_path / "d", meta, extra_columns=["k"], append=True)
     assert w.done_ids == {"c1", "c2"}

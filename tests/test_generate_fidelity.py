@@ -23,11 +23,21 @@ LABELS = ["R_a", "R_b", "L_a", "L_b"]
 GROUPS = {"right": ["R_a", "R_b"], "left": ["L_a", "L_b"]}
 SIZE = 32
 OVERRIDES = [
-    "split.folds=5", "classify.image_size=32", "classify.growth_rate=8", "classify.block_config=[2,2]",
-    "classify.init_features=8", "classify.lr=3e-3", "classify.batch_size=16", "classify.eval_every_epochs=2",
-    "classify.max_samples=2400", "classify.patience_samples=2400", "classify.crop_pad=0",
-    "classify.rotate_deg=0", "classify.seeds=[0]", "device=cpu",
-]  # fmt: skip
+    "split.folds=5",
+    "classify.image_size=32",
+    "classify.growth_rate=8",
+    "classify.block_config=[2,2]",
+    "classify.init_features=8",
+    "classify.lr=3e-3",
+    "classify.batch_size=16",
+    "classify.eval_every_epochs=2",
+    "classify.max_samples=2400",
+    "classify.patience_samples=2400",
+    "classify.crop_pad=0",
+    "classify.rotate_deg=0",
+    "classify.seeds=[0]",
+    "device=cpu",
+]
 
 
 def _maps():
@@ -58,8 +68,15 @@ def _write(root, cases, labels_of=None, name="set"):
     with DatasetWriter(root, DatasetMeta(name=name, labels=LABELS, groups=GROUPS)) as w:
         for i, (vec, tissue, regions, counts) in enumerate(cases):
             lab = vec if labels_of is None else labels_of[i]
-            w.add(f"c{i:04d}", f"p{i // 2}", ("palmar", "dorsal")[i % 2], counts, labels=lab, tissue=tissue,
-                  regions=regions)  # fmt: skip
+            w.add(
+                f"c{i:04d}",
+                f"p{i // 2}",
+                ("palmar", "dorsal")[i % 2],
+                counts,
+                labels=lab,
+                tissue=tissue,
+                regions=regions,
+            )
     return root
 
 
@@ -161,6 +178,8 @@ def test_cli_fidelity_verb(judged):
 
     base, run = judged
     _write(run.augment_dir(0, "cli-set"), _cases(8, 11))
-    res = CliRunner().invoke(app, ["fidelity", str(run.path), "--fold", "0", "--set", "cli-set", "--no-strong"])
+    res = CliRunner().invoke(
+        app, ["fidelity", str(run.path), "--fold", "0", "--set", "cli-set", "--no-strong"]
+    )
     assert res.exit_code == 0, res.output
     assert "cli-set" in res.output and read_fidelity(run.augment_dir(0, "cli-set"))["n"] == 8

@@ -41,7 +41,15 @@ def _dataset(root, patients=6, sigma=1.5, seed=0):
             dose = 0.8 + 0.4 * rng.random()
             rate = blur(np.choose(tissue, RATES) * dose, sigma)
             for view in ("palmar", "dorsal"):
-                w.add(f"p{p}_{view}", f"p{p}", view, rng.poisson(rate), labels=vec, tissue=tissue, regions=regions)
+                w.add(
+                    f"p{p}_{view}",
+                    f"p{p}",
+                    view,
+                    rng.poisson(rate),
+                    labels=vec,
+                    tissue=tissue,
+                    regions=regions,
+                )
     return read_dataset(root)
 
 
@@ -79,12 +87,16 @@ def test_forward_set_is_valid_paired_with_mp_and_grows(tmp_path):
     train = ("p0", "p1", "p2", "p3")
     config = load_config("demo", ["perlin.max_tries=50"])
     out = tmp_path / "forward-perlin"
-    make_forward_set(out, 5, dataset=ds, train_patients=train, fold=0, config=config, progress=False, perlin=True)
+    make_forward_set(
+        out, 5, dataset=ds, train_patients=train, fold=0, config=config, progress=False, perlin=True
+    )
     assert validate_dataset(out).ok
     first = read_dataset(out)
     assert len(first.cases) == 5
     settings = json.loads((out / "augmentation.json").read_text())
-    assert settings["kind"] == "forward" and settings["forward_model"]["sigma_px"] == pytest.approx(1.5)  # the true blur (grid 8 px at 256 = 1.5 px at 48)
+    assert settings["kind"] == "forward" and settings["forward_model"]["sigma_px"] == pytest.approx(
+        1.5
+    )  # the true blur (grid 8 px at 256 = 1.5 px at 48)
     # case i has the labels and the condition of mp-perlin case i (a paired control)
     src = mp_source(ds, train)
     for i, case in enumerate(first.cases):
@@ -99,11 +111,15 @@ def test_forward_set_is_valid_paired_with_mp_and_grows(tmp_path):
     normal = np.mean([im[t == 1].mean() for im, t in zip(imgs, tis, strict=True)])
     assert high > 3 * normal
     # grows by appending: the first cases are unchanged
-    make_forward_set(out, 8, dataset=ds, train_patients=train, fold=0, config=config, progress=False, perlin=True)
+    make_forward_set(
+        out, 8, dataset=ds, train_patients=train, fold=0, config=config, progress=False, perlin=True
+    )
     grown = read_dataset(out)
     assert len(grown.cases) == 8
     for a, b in zip(first.cases, grown.cases[:5], strict=True):
         np.testing.assert_array_equal(first.image(a), grown.image(b))
     # other settings are not mixed into an existing set
     with pytest.raises(ValueError, match="other settings"):
-        make_forward_set(out, 9, dataset=ds, train_patients=train, fold=0, config=config, progress=False)
+        make_forward_set(
+            out, 9, dataset=ds, train_patients=train, fold=0, config=config, progress=False
+        )

@@ -94,12 +94,26 @@ def test_upsample_linear():
     assert np.all(np.diff(out[0]) >= 0)
 
 
-TINY = overrides(["split.folds=3"], DIFFUSION_TINY, [
-    "diffusion.batch_size=4", "diffusion.train_steps=4", "diffusion.sample_every=100", "diffusion.sampler=ddim",
-    "diffusion.fast_steps=2", "diffusion.sample_batch_size=2", "diffusion.network_output=v", "device=cpu",
-])  # fmt: skip
-OPTIONS = ["diffusion.cond_dropout=0.5", "diffusion.min_snr_gamma=5", "diffusion.lr_schedule=cosine",
-           "diffusion.warmup_steps=2"]  # fmt: skip
+TINY = overrides(
+    ["split.folds=3"],
+    DIFFUSION_TINY,
+    [
+        "diffusion.batch_size=4",
+        "diffusion.train_steps=4",
+        "diffusion.sample_every=100",
+        "diffusion.sampler=ddim",
+        "diffusion.fast_steps=2",
+        "diffusion.sample_batch_size=2",
+        "diffusion.network_output=v",
+        "device=cpu",
+    ],
+)
+OPTIONS = [
+    "diffusion.cond_dropout=0.5",
+    "diffusion.min_snr_gamma=5",
+    "diffusion.lr_schedule=cosine",
+    "diffusion.warmup_steps=2",
+]
 
 
 def test_options_train_guide_and_upsample(tmp_path):
@@ -122,12 +136,17 @@ def test_options_train_guide_and_upsample(tmp_path):
     lrs = [float(r.split(",")[3]) for r in (folder / "log.csv").read_text().splitlines()[1:]]
     assert lrs[-1] < lrs[1]  # cosine decay logged
     cfg = opts.config.diffusion
+
     def settings_key(c, cases):
         return diffusion_record(c, cases)[0]
 
-    assert settings_key(cfg, ["x"]) != settings_key(cfg.model_copy(update={"cond_dropout": 0.0}), ["x"])
+    assert settings_key(cfg, ["x"]) != settings_key(
+        cfg.model_copy(update={"cond_dropout": 0.0}), ["x"]
+    )
     # sampling options do not retrain
-    assert settings_key(cfg, ["x"]) == settings_key(cfg.model_copy(update={"guidance_scale": 3.0}), ["x"])
+    assert settings_key(cfg, ["x"]) == settings_key(
+        cfg.model_copy(update={"guidance_scale": 3.0}), ["x"]
+    )
     sampler = cfg.model_copy(update={"guidance_scale": 2.0, "upsample": "bilinear"})
     model = load_trained(folder, torch.device("cpu"), sampler)
     assert isinstance(model.net, GuidedEpsilon) and model.net.scale == 2.0
@@ -149,10 +168,17 @@ def test_a_set_written_before_the_sampling_keys_is_kept(tmp_path):
     from jointaug.sets.diffusion import SETTINGS_FILE, stale_set
 
     out = tmp_path / "mp"
-    new = {"fold": 0, "sampler": "ddim", "batch_size": 64, "guidance_scale": 1.0, "upsample": "nearest"}
+    new = {
+        "fold": 0,
+        "sampler": "ddim",
+        "batch_size": 64,
+        "guidance_scale": 1.0,
+        "upsample": "nearest",
+    }
     out.mkdir()
-    (out / SETTINGS_FILE).write_text(json.dumps({k: v for k, v in new.items() if k not in
-                                                 ("guidance_scale", "upsample")}))  # fmt: skip
+    (out / SETTINGS_FILE).write_text(
+        json.dumps({k: v for k, v in new.items() if k not in ("guidance_scale", "upsample")})
+    )
     (out / "keep.txt").write_text("finished images")
     assert stale_set(out, new) is None  # same settings (the defaults it was made with): kept
     stale = stale_set(out, {**new, "guidance_scale": 2.0})

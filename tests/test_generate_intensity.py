@@ -36,7 +36,9 @@ def test_mapping_clips_outside_range():
 def test_sqrt_mapping_values():
     m = IntensityMap(scale=100.0)
     # y = 2 sqrt(c / s) - 1: 25 counts -> 0, 0 -> -1, 100 -> 1
-    np.testing.assert_allclose(m.to_model(np.array([0.0, 25.0, 100.0])), [-1.0, 0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(
+        m.to_model(np.array([0.0, 25.0, 100.0])), [-1.0, 0.0, 1.0], atol=1e-6
+    )
 
 
 def test_fit_intensity_scale_is_max_and_centres():

@@ -79,9 +79,17 @@ def _run(data, name, *extra):
 def test_checkpoints_by_wall_time_and_log_appended(data, monkeypatch):
     saved, rewrites = [], []
     orig_save, orig_write = train_mod.ck.save_tensors, training.write_text_atomic
-    monkeypatch.setattr(train_mod.ck, "save_tensors", lambda p, *a, **k: (saved.append(p.name), orig_save(p, *a, **k)))
-    monkeypatch.setattr(training, "write_text_atomic", lambda p, *a: (rewrites.append(p.name), orig_write(p, *a)))
-    run = _run(data, "walltime", "diffusion.checkpoint_every=0", "diffusion.checkpoint_minutes=1000")
+    monkeypatch.setattr(
+        train_mod.ck,
+        "save_tensors",
+        lambda p, *a, **k: (saved.append(p.name), orig_save(p, *a, **k)),
+    )
+    monkeypatch.setattr(
+        training, "write_text_atomic", lambda p, *a: (rewrites.append(p.name), orig_write(p, *a))
+    )
+    run = _run(
+        data, "walltime", "diffusion.checkpoint_every=0", "diffusion.checkpoint_minutes=1000"
+    )
     train_diffusion(run, 0, progress=False)
     # 6 steps, 6 log rows: one checkpoint (at the end), log.csv written once then appended
     assert saved == ["checkpoint.safetensors", "model.safetensors", "ema.safetensors"]
@@ -89,7 +97,9 @@ def test_checkpoints_by_wall_time_and_log_appended(data, monkeypatch):
     rows = list(csv.DictReader(open(run.diffusion_dir(0) / "log.csv")))
     assert [r["step"] for r in rows] == [str(i) for i in range(1, 7)]
     saved.clear()
-    every = _run(data, "every-boundary", "diffusion.checkpoint_every=0", "diffusion.checkpoint_minutes=0")
+    every = _run(
+        data, "every-boundary", "diffusion.checkpoint_every=0", "diffusion.checkpoint_minutes=0"
+    )
     train_diffusion(every, 0, progress=False)
     assert saved.count("checkpoint.safetensors") == 6
     a, _ = load_tensors(run.diffusion_dir(0) / "ema.safetensors")
@@ -152,14 +162,18 @@ def test_set_contents_do_not_depend_on_the_sampling_batch_size(data):
         shutil.copytree(ref.diffusion_dir(0), run.diffusion_dir(0))
         out = make_augmentation_set(run, 0, "mp", True, 7, progress=False)
         sets[b] = read_dataset(out)
-        assert json.loads((out / "augmentation.json").read_text())["batch_size"] == (64 if b == "auto" else b)
+        assert json.loads((out / "augmentation.json").read_text())["batch_size"] == (
+            64 if b == "auto" else b
+        )
     a = sets[1]
     for b in (3, "auto"):
         other = sets[b]
         assert [c.case_id for c in other.cases] == [c.case_id for c in a.cases]
         for ca, cb in zip(a.cases, other.cases, strict=True):
             assert cb.extra == ca.extra and np.array_equal(cb.labels, ca.labels)
-            assert np.array_equal(other.tissue(cb), a.tissue(ca)) and np.array_equal(other.regions(cb), a.regions(ca))
+            assert np.array_equal(other.tissue(cb), a.tissue(ca)) and np.array_equal(
+                other.regions(cb), a.regions(ca)
+            )
             assert np.array_equal(other.image(cb), a.image(ca))
 
 
@@ -174,8 +188,10 @@ def test_sampler_noise_is_per_case_on_the_device():
     cond = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     seeds = [7, 8, 9, 10, 11]
     short = NoiseSchedule(20, 1e-3, 0.2)
-    for fn in (lambda c, s: sample_ddpm(Elementwise(), c, s, short),
-               lambda c, s: sample_fast(Elementwise(), c, s, short, 4)):
+    for fn in (
+        lambda c, s: sample_ddpm(Elementwise(), c, s, short),
+        lambda c, s: sample_fast(Elementwise(), c, s, short, 4),
+    ):
         whole = fn(cond, seeds)
         parts = torch.cat([fn(cond[i : i + 2], seeds[i : i + 2]) for i in range(0, 5, 2)])
         assert torch.equal(whole, parts)

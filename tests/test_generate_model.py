@@ -18,9 +18,14 @@ from jointaug.diffusion.sample import (
 )
 
 TINY = DiffusionConfig(
-    image_size=16, channels=[8, 16], attention_levels=[False, True], num_res_blocks=1,
-    num_head_channels=8, dropout=0.0, timesteps=500,
-)  # fmt: skip
+    image_size=16,
+    channels=[8, 16],
+    attention_levels=[False, True],
+    num_res_blocks=1,
+    num_head_channels=8,
+    dropout=0.0,
+    timesteps=500,
+)
 
 
 def _convs(net):
@@ -139,7 +144,9 @@ def test_ancestral_step_matches_monai_ddpm_step():
         g = torch.Generator().manual_seed(t)
         ref, _ = sched.step(eps, t, x, generator=g)
         noise = torch.randn(eps.shape, generator=torch.Generator().manual_seed(t))
-        torch.testing.assert_close(ancestral_step(sched, eps, t, x, noise), ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            ancestral_step(sched, eps, t, x, noise), ref, atol=1e-5, rtol=1e-5
+        )
 
 
 def test_ddim_timesteps_are_trailing_and_evenly_spaced():
@@ -147,7 +154,11 @@ def test_ddim_timesteps_are_trailing_and_evenly_spaced():
     assert s.timesteps.tolist() == list(range(499, 0, -20))
     s = SCHED.ddim(30)  # 500 / 30 does not divide: steps of 16 from 499
     ts = s.timesteps.tolist()
-    assert len(ts) == 30 and ts[0] == 499 and set(a - b for a, b in zip(ts, ts[1:], strict=False)) == {16}
+    assert (
+        len(ts) == 30
+        and ts[0] == 499
+        and set(a - b for a, b in zip(ts, ts[1:], strict=False)) == {16}
+    )
     assert SCHED.ddim(500).timesteps.tolist() == list(range(499, -1, -1))
     with pytest.raises(ValueError):
         SCHED.ddim(501)
@@ -180,11 +191,21 @@ def test_sample_dispatch_uses_configured_sampler():
     cond = torch.zeros(2, 3, 8, 8)
     cfg = TINY.model_copy(update={"sampler": "ddim", "fast_steps": 4})
     calls = []
-    torch.testing.assert_close(sample(Oracle(x0), cond, [0, 1], cfg, progress=lambda i, n: calls.append(n)),
-                               x0, atol=1e-4, rtol=0)  # fmt: skip
+    torch.testing.assert_close(
+        sample(Oracle(x0), cond, [0, 1], cfg, progress=lambda i, n: calls.append(n)),
+        x0,
+        atol=1e-4,
+        rtol=0,
+    )
     assert calls == [4] * 4
     calls.clear()
-    sample(Oracle(x0), cond, [0, 1], cfg.model_copy(update={"sampler": "ddpm"}), progress=lambda i, n: calls.append(n))
+    sample(
+        Oracle(x0),
+        cond,
+        [0, 1],
+        cfg.model_copy(update={"sampler": "ddpm"}),
+        progress=lambda i, n: calls.append(n),
+    )
     assert len(calls) == 500
 
 
@@ -204,9 +225,12 @@ def test_epsilon_view_v_head():
     ab = abar[t].reshape(-1, 1, 1, 1)
     # a zero v-head gives eps = sqrt(1 - abar) x_t: the right answer when x0 = 0
     torch.testing.assert_close(EpsilonView(Const(0.0), abar, "v")(x, t), (1 - ab).sqrt() * x[:, :1])
-    torch.testing.assert_close(EpsilonView(Const(2.0), abar, "v")(x, t),
-                               ab.sqrt() * 2.0 + (1 - ab).sqrt() * x[:, :1])  # fmt: skip
-    torch.testing.assert_close(EpsilonView(Const(2.0), abar, "epsilon")(x, t), torch.full((2, 1, 5, 5), 2.0))
+    torch.testing.assert_close(
+        EpsilonView(Const(2.0), abar, "v")(x, t), ab.sqrt() * 2.0 + (1 - ab).sqrt() * x[:, :1]
+    )
+    torch.testing.assert_close(
+        EpsilonView(Const(2.0), abar, "epsilon")(x, t), torch.full((2, 1, 5, 5), 2.0)
+    )
     with pytest.raises(ValueError):
         EpsilonView(Const(0.0), abar, "x0")
     # the wrapper saves nothing of its own

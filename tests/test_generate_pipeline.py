@@ -34,8 +34,6 @@ from jointaug.sets.sources import mp_source, natural_source, plan_case
 SIZE = TWO_HAND_SIZE
 
 
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     base = tmp_path_factory.mktemp("gen")
@@ -52,7 +50,14 @@ def _fresh_run(base, data, name):
 def test_training_writes_a_complete_folder(tiny):
     _, _, run = tiny
     d = run.diffusion_dir(0)
-    for f in ("model.safetensors", "ema.safetensors", "model.json", "log.csv", "samples.png", "done"):
+    for f in (
+        "model.safetensors",
+        "ema.safetensors",
+        "model.json",
+        "log.csv",
+        "samples.png",
+        "done",
+    ):
         assert (d / f).is_file(), f
     rows = list(csv.DictReader(open(d / "log.csv")))
     assert [int(r["step"]) for r in rows] == list(range(1, 7))
@@ -154,7 +159,10 @@ def test_augmentation_set_grows_and_resumes(tiny, monkeypatch):
         assert (out / a.image).read_bytes() == (half / b.image).read_bytes(), a.case_id
         np.testing.assert_array_equal(a.labels, b.labels)
     # asking for fewer returns the set unchanged; other settings are refused, deleting nothing
-    assert len(read_dataset(make_augmentation_set(run, 0, "mp", False, n=2, progress=False)).cases) == 8
+    assert (
+        len(read_dataset(make_augmentation_set(run, 0, "mp", False, n=2, progress=False)).cases)
+        == 8
+    )
     changed = load_config("demo", [*OVERRIDES, "diffusion.fast_steps=2"])
     with pytest.raises(StaleOutputError, match=r"steps: 3 -> 2") as err:
         make_augmentation_set(run, 0, "mp", perlin=False, n=3, progress=False, config=changed)
@@ -162,23 +170,36 @@ def test_augmentation_set_grows_and_resumes(tiny, monkeypatch):
     assert len(read_dataset(out).cases) == 8  # still there
     stale = check(set_from_model_on_disk(run, 0, "mp", changed)).stale
     handle_stale([stale], run.path, retrain=True, echo=lambda m: None)
-    assert len(read_dataset(next(run.path.glob("stale/*/fold_0/augment/mp"))).cases) == 8  # moved aside
-    remade = read_dataset(make_augmentation_set(run, 0, "mp", perlin=False, n=3, progress=False, config=changed))
+    assert (
+        len(read_dataset(next(run.path.glob("stale/*/fold_0/augment/mp"))).cases) == 8
+    )  # moved aside
+    remade = read_dataset(
+        make_augmentation_set(run, 0, "mp", perlin=False, n=3, progress=False, config=changed)
+    )
     assert len(remade.cases) == 3 and remade.meta.extra["augmentation"]["steps"] == 2
 
 
 def test_natural_source_never_inflames_excluded_labels(tiny):
     base, _, run = tiny
     nat = base / "natural"
-    meta = DatasetMeta(name="nat", labels=LABELS, groups=GROUPS, classification_views=["natural"],
-                       extra={"never_inflame": ["R_a", "L_a"]})  # fmt: skip
+    meta = DatasetMeta(
+        name="nat",
+        labels=LABELS,
+        groups=GROUPS,
+        classification_views=["natural"],
+        extra={"never_inflame": ["R_a", "L_a"]},
+    )
     tissue, regions = two_hand_maps()
     with DatasetWriter(nat, meta) as w:
         for k in range(3):
-            w.add(f"h{k}", f"h{k}", "natural", np.zeros((SIZE, SIZE)), tissue=tissue, regions=regions)
+            w.add(
+                f"h{k}", f"h{k}", "natural", np.zeros((SIZE, SIZE)), tissue=tissue, regions=regions
+            )
     src = natural_source(nat, LABELS)
     assert src.exclude.tolist() == [True, False, True, False]
-    out = make_augmentation_set(run, 0, "natural", perlin=False, n=6, natural_dir=nat, progress=False)
+    out = make_augmentation_set(
+        run, 0, "natural", perlin=False, n=6, natural_dir=nat, progress=False
+    )
     assert out.name == "11k"
     ds = read_dataset(out)
     assert validate_dataset(out).ok
@@ -202,13 +223,19 @@ def test_cli_augment_and_errors(tiny):
     copy = base / "cli_run"
     shutil.copytree(run.path, copy)
     shutil.rmtree(copy / "fold_0" / "augment", ignore_errors=True)
-    r = CliRunner().invoke(app, ["augment", "--run", str(copy), "--fold", "0", "--source", "mp",
-                                 "--no-perlin", "--n", "3"])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        ["augment", "--run", str(copy), "--fold", "0", "--source", "mp", "--no-perlin", "--n", "3"],
+    )
     assert r.exit_code == 0, r.output
     assert len(read_dataset(copy / "fold_0" / "augment" / "mp").cases) == 3
     r = CliRunner().invoke(app, ["train-diffusion", "--run", str(copy), "--fold", "0"])
     assert r.exit_code == 0, r.output  # already trained: returns at once
-    r = CliRunner().invoke(app, ["augment", "--run", str(copy), "--fold", "0", "--source", "photos"])
+    r = CliRunner().invoke(
+        app, ["augment", "--run", str(copy), "--fold", "0", "--source", "photos"]
+    )
     assert r.exit_code == 2 and "unknown augmentation source" in r.output
-    r = CliRunner().invoke(app, ["train-diffusion", "--run", str(copy), "--fold", "0", "--set", "diffusion.nope=1"])
+    r = CliRunner().invoke(
+        app, ["train-diffusion", "--run", str(copy), "--fold", "0", "--set", "diffusion.nope=1"]
+    )
     assert r.exit_code == 2 and "nope" in r.output

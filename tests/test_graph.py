@@ -28,7 +28,11 @@ from jointaug.sets.diffusion import shard_ranges
 
 
 def _files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_shard_ranges_are_batch_aligned_and_cover_the_set():
@@ -88,10 +92,14 @@ HOLD = textwrap.dedent("""
 """)
 
 
-def test_second_writer_exits_at_once_naming_the_holder_and_a_dead_holder_never_blocks(tmp_path, tiny_dataset):
+def test_second_writer_exits_at_once_naming_the_holder_and_a_dead_holder_never_blocks(
+    tmp_path, tiny_dataset
+):
     run = tmp_path / "run"
     RunDir.create(run, tiny_dataset, load_config("demo", ["split.folds=3"]))
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         with pytest.raises(RunLockedError, match=rf"pid {proc.pid} on .*test holder.* since "):
@@ -109,19 +117,44 @@ def test_second_writer_exits_at_once_naming_the_holder_and_a_dead_holder_never_b
             pass
 
 
-TINY_CLS = overrides(CLASSIFIER_LEARNS, ["classify.batch_size=16", "classify.eval_every_epochs=1",
-            "classify.patience_samples=16", "classify.max_samples=32", "classify.seeds=[0]",
-            "experiment.curve_sizes=[]", "device=cpu"])  # fmt: skip
+TINY_CLS = overrides(
+    CLASSIFIER_LEARNS,
+    [
+        "classify.batch_size=16",
+        "classify.eval_every_epochs=1",
+        "classify.patience_samples=16",
+        "classify.max_samples=32",
+        "classify.seeds=[0]",
+        "experiment.curve_sizes=[]",
+        "device=cpu",
+    ],
+)
 
 
 def test_a_users_own_set_is_used_if_present_else_a_clear_message(tmp_path):
     data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
     out = tmp_path / "run"
-    args = ["run", "--dataset", str(data), "--out", str(out), "--methods", "baseline,myset:1.0",
-            "--sizes", "8", "--folds", "0", "--no-progress", *[a for s in TINY_CLS for a in ("--set", s)]]  # fmt: skip
+    args = [
+        "run",
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        "--methods",
+        "baseline,myset:1.0",
+        "--sizes",
+        "8",
+        "--folds",
+        "0",
+        "--no-progress",
+        *[a for s in TINY_CLS for a in ("--set", s)],
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2
-    assert "fold_0/augment/myset is missing: 'myset' is not a set jointaug makes" in res.output.replace("\n", "")
+    assert (
+        "fold_0/augment/myset is missing: 'myset' is not a set jointaug makes"
+        in res.output.replace("\n", "")
+    )
     assert "cannot be generated" not in res.output and not (out / "fold_0" / "classify").exists()
     write_signal_set(out / "fold_0" / "augment" / "myset", 4, size=64)
     res = CliRunner().invoke(app, args)
@@ -149,10 +182,25 @@ LOCAL_RUN = textwrap.dedent("""
 def test_cli_changed_setting_stops_lists_keys_and_retrain_moves_the_old_output_aside(tmp_path):
     data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
     out = tmp_path / "run"
-    base = ["run", "--dataset", str(data), "--out", str(out), "--methods", "baseline", "--folds", "0",
-            "--no-progress", *[a for s in TINY_CLS for a in ("--set", s)], "--set", "classify.lr=0.01"]  # fmt: skip
+    base = [
+        "run",
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        "--methods",
+        "baseline",
+        "--folds",
+        "0",
+        "--no-progress",
+        *[a for s in TINY_CLS for a in ("--set", s)],
+        "--set",
+        "classify.lr=0.01",
+    ]
     first = subprocess.run([sys.executable, "-c", LOCAL_RUN, *base], capture_output=True, text=True)
-    assert first.returncode == 0 and first.stdout.strip().endswith("ok"), first.stdout + first.stderr
+    assert first.returncode == 0 and first.stdout.strip().endswith("ok"), (
+        first.stdout + first.stderr
+    )
     model = out / "fold_0" / "classify" / "baseline" / "seed_0" / "model.safetensors"
     before = model.read_bytes()
     res = CliRunner().invoke(app, [*base, "--set", "classify.lr=0.02"])
@@ -190,12 +238,25 @@ def test_registered_generators_are_dispatched_and_a_missing_one_is_reported_befo
         plan = make_plan(run, ["baseline", "fake"], sizes=[6], folds=[0])
         assert plan.sets == {"fake": 6} and not plan.needs_diffusion
         tasks = {t.id: t for t in build_graph(run, plan)}
-        assert tasks["set/0/fake"].deps == () and tasks["classify/0/fake_6/seed_0"].deps == ("set/0/fake",)
+        assert tasks["set/0/fake"].deps == () and tasks["classify/0/fake_6/seed_0"].deps == (
+            "set/0/fake",
+        )
         out = make_named_set(run, 0, "fake", 6, progress=False)
-        assert CALLS[-1] == {"n": 6, "fold": 0, "marker": 7, "patients": list(run.splits.fold(0).train)}
+        assert CALLS[-1] == {
+            "n": 6,
+            "fold": 0,
+            "marker": 7,
+            "patients": list(run.splits.fold(0).train),
+        }
         assert len(read_dataset(out).cases) == 6
-        with pytest.raises(FileNotFoundError, match=r"'broken'.*no_such_module:make_it.*cannot be loaded"):
-            preflight(run, make_plan(run, ["baseline", "broken"], sizes=[6], folds=[0]), echo=lambda m: None)
+        with pytest.raises(
+            FileNotFoundError, match=r"'broken'.*no_such_module:make_it.*cannot be loaded"
+        ):
+            preflight(
+                run,
+                make_plan(run, ["baseline", "broken"], sizes=[6], folds=[0]),
+                echo=lambda m: None,
+            )
     finally:
         SETS.pop("fake", None)
         SETS.pop("broken", None)

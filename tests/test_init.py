@@ -11,8 +11,14 @@ from jointaug.init import kaiming_uniform_, seeded_generator
 
 
 def _net() -> nn.Module:
-    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ConvTranspose2d(8, 4, 2),
-                        nn.Flatten(), nn.Linear(16, 5), nn.Linear(5, 2))  # fmt: skip
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ConvTranspose2d(8, 4, 2),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+        nn.Linear(5, 2),
+    )
     nn.init.zeros_(net[5].weight)  # a deliberate zero layer
     with torch.no_grad():
         net[1].weight.fill_(3.0)

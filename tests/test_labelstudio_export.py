@@ -117,8 +117,9 @@ def test_brush_result_has_label_studio_fields(tmp_path):
     mask = np.zeros((12, 20), bool)
     mask[3:9, 4:15] = True
     Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "m.png")
-    theirs = brush.image2annotation(str(tmp_path / "m.png"), "mcp2", FROM_NAME, TO_NAME,
-                                    model_version="v", score=0.5)["result"][0]  # fmt: skip
+    theirs = brush.image2annotation(
+        str(tmp_path / "m.png"), "mcp2", FROM_NAME, TO_NAME, model_version="v", score=0.5
+    )["result"][0]
     ours = brush_result("mcp2", mask, 0.5)
     assert set(theirs) - {"origin"} <= set(ours)
     assert set(theirs["value"]) == set(ours["value"])
@@ -194,10 +195,14 @@ def test_predictions_round_trip_through_the_importer(photo_dir: Path, tmp_path: 
             with Image.open(photo) as im:
                 assert (res["original_width"], res["original_height"]) == im.size
     # a labeller accepts every prediction unchanged: the export then holds them as annotations
-    accepted = [{"data": t["data"], "annotations": [{"result": t["predictions"][0]["result"]}]}
-                for t in tasks]  # fmt: skip
+    accepted = [
+        {"data": t["data"], "annotations": [{"result": t["predictions"][0]["result"]}]}
+        for t in tasks
+    ]
     (tmp_path / "accepted.json").write_text(json.dumps(accepted))
-    labels = match_labels(read_labelstudio_export(tmp_path / "accepted.json"), [p.name for p in photos])
+    labels = match_labels(
+        read_labelstudio_export(tmp_path / "accepted.json"), [p.name for p in photos]
+    )
     assert sorted(labels) == [p.name for p in photos]
     n_joints = 0
     for photo in photos:
@@ -228,14 +233,19 @@ def test_small_photo_gets_exactly_the_builds_regions(photo_dir: Path, tmp_path: 
 
 def test_skip_labelled_and_url_quoting(photo_dir: Path, tmp_path: Path):
     seg = load_trained_segmenter(tmp_path / "segmenter.safetensors", NaturalConfig())
-    done = [{"data": {"image": "/data/upload/1/8f3c2a1b-Hand_0000002.jpg"},
-             "annotations": [{"result": [brush_result("wrist", np.ones((45, 60), bool))]}]}]  # fmt: skip
+    done = [
+        {
+            "data": {"image": "/data/upload/1/8f3c2a1b-Hand_0000002.jpg"},
+            "annotations": [{"result": [brush_result("wrist", np.ones((45, 60), bool))]}],
+        }
+    ]
     (tmp_path / "done.json").write_text(json.dumps(done))
     spaced = tmp_path / "my photos"
     spaced.mkdir()
     write_photo(spaced / "Hand 9.jpg", 45, 60)
-    opts = ExportOptions(url_prefix="http://host/files/", root=tmp_path,
-                         skip_labelled=tmp_path / "done.json")  # fmt: skip
+    opts = ExportOptions(
+        url_prefix="http://host/files/", root=tmp_path, skip_labelled=tmp_path / "done.json"
+    )
     files = [photo_dir, spaced / "Hand 9.jpg"]
     summary = export_tasks(files, seg, tmp_path / "t.json", opts)
     tasks = json.loads((tmp_path / "t.json").read_text())
@@ -248,8 +258,10 @@ def test_skip_labelled_and_url_quoting(photo_dir: Path, tmp_path: Path):
 
 
 def read_labelstudio_export_as_annotations(tasks: list[dict], tmp_path: Path):
-    accepted = [{"data": t["data"], "annotations": [{"result": t["predictions"][0]["result"]}]}
-                for t in tasks]  # fmt: skip
+    accepted = [
+        {"data": t["data"], "annotations": [{"result": t["predictions"][0]["result"]}]}
+        for t in tasks
+    ]
     (tmp_path / "acc.json").write_text(json.dumps(accepted))
     return read_labelstudio_export(tmp_path / "acc.json")
 
@@ -264,7 +276,9 @@ def test_bad_inputs_name_the_file(photo_dir: Path, tmp_path: Path):
     write_segmenter(tmp_path / "old.safetensors", settings=None)  # no settings: cfg's channels
     with pytest.raises(SegmenterFileError, match=r"old.safetensors.*channels \[16, 32, 64, 128\]"):
         load_trained_segmenter(tmp_path / "old.safetensors", cfg)
-    old = load_trained_segmenter(tmp_path / "old.safetensors", NaturalConfig(segmenter_channels=[8, 16]))
+    old = load_trained_segmenter(
+        tmp_path / "old.safetensors", NaturalConfig(segmenter_channels=[8, 16])
+    )
     assert old.settings["segmenter_image_size"] == cfg.segmenter_image_size
     seg = load_trained_segmenter(tmp_path / "segmenter.safetensors", cfg)
     (tmp_path / "empty").mkdir()

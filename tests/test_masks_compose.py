@@ -87,8 +87,9 @@ def test_perlin_variation_subsets_and_counters():
     rng = np.random.default_rng(1)
     varied_any = False
     for _ in range(20):
-        c = compose_condition(tissue, regions, np.array([1, 2, 1]), rng,
-                              {"min_pixels": 25, "max_fraction": 0.9})  # fmt: skip
+        c = compose_condition(
+            tissue, regions, np.array([1, 2, 1]), rng, {"min_pixels": 25, "max_fraction": 0.9}
+        )
         low, high = c.condition == 2, c.condition == 3
         assert not np.any(low & ~np.isin(regions, [1, 3]))
         assert not np.any(high & ~(regions == 2))

@@ -47,8 +47,7 @@ def tiny(tmp_path):
             write_label_png(root / regions_rel, regions)
         rows.append(f"{cid},p{k},palmar,images/{cid}.png,{tissue_rel},{regions_rel},0,1,0,")
     write_text_atomic(root / "cases.csv", "\n".join(rows) + "\n")
-    meta = {"name": "tiny", "labels": LABELS,
-            "groups": {"right": LABELS[:2], "left": LABELS[2:]}}  # fmt: skip
+    meta = {"name": "tiny", "labels": LABELS, "groups": {"right": LABELS[:2], "left": LABELS[2:]}}
     write_text_atomic(root / "dataset.json", json.dumps(meta))
     return root
 
@@ -65,10 +64,15 @@ def test_grid_layout_and_content(tiny, tmp_path):
         x = GAP + 3 * (64 + GAP)  # the "condition" panel: only tissue-map colours
         panel = im[y : y + 64, x : x + 64].reshape(-1, 3)
         assert {tuple(p) for p in np.unique(panel, axis=0)} <= palette
-        inflamed_rows += bool(np.any(np.all(panel == PALETTE[2], 1) | np.all(panel == PALETTE[3], 1)))
+        inflamed_rows += bool(
+            np.any(np.all(panel == PALETTE[2], 1) | np.all(panel == PALETTE[3], 1))
+        )
     assert inflamed_rows >= 2  # p_any = 0.9: almost every row shows inflammation
-    again = np.asarray(Image.open(conditions_grid(tiny, tmp_path / "h.png", n=5, seed=0,
-                                                  panel_px=64)).convert("RGB"))  # fmt: skip
+    again = np.asarray(
+        Image.open(conditions_grid(tiny, tmp_path / "h.png", n=5, seed=0, panel_px=64)).convert(
+            "RGB"
+        )
+    )
     assert np.array_equal(im, again)  # deterministic for a seed
 
 
@@ -89,8 +93,9 @@ def test_grid_needs_source_cases(tiny, tmp_path):
 
 def test_cli_conditions(tiny, tmp_path):
     out = tmp_path / "cli.png"
-    result = CliRunner().invoke(app, ["conditions", str(tiny), "--n", "3", "--out", str(out),
-                                      "--no-perlin", "--seed", "2"])  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["conditions", str(tiny), "--n", "3", "--out", str(out), "--no-perlin", "--seed", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(out).size == (4 * 256 + 5 * GAP, HEADER + 3 * (256 + CAPTION + GAP))
     assert str(out) in result.output

@@ -183,8 +183,14 @@ def test_fallback_when_impossible():
 def test_fallback_after_max_tries_is_counted():
     mask = disc((64, 64), (32, 32), 10)
     # thresholds of 1.0: no map in [0, 1] exceeds it, every candidate is empty
-    r = vary_mask(mask, np.random.default_rng(0), max_tries=130, batch=64,
-                  threshold_low=1.0, threshold_high=1.0)  # fmt: skip
+    r = vary_mask(
+        mask,
+        np.random.default_rng(0),
+        max_tries=130,
+        batch=64,
+        threshold_low=1.0,
+        threshold_high=1.0,
+    )
     assert r.fell_back and r.tries == 130 and np.array_equal(r.mask, mask)
 
 

@@ -24,7 +24,10 @@ def test_plus_joins_a_mix_everywhere():
     m = resolve_method("mp-perlin:0.8+11k-perlin:0.2")
     assert m.mix == (("mp-perlin", 0.8), ("11k-perlin", 0.2))
     assert names("baseline,mp-perlin:0.8+11k-perlin:0.2,extra:1.0") == [
-        "baseline", "mp-perlin:0.8+11k-perlin:0.2", "extra:1.0"]
+        "baseline",
+        "mp-perlin:0.8+11k-perlin:0.2",
+        "extra:1.0",
+    ]
     # the folder name is the one the older form had, so earlier runs stay current
     assert m.dir_name(64) == "mp-perlin=0.8+11k-perlin=0.2_64"
     assert required_sets([m], [100]) == {"mp-perlin": 80, "11k-perlin": 20}
@@ -33,18 +36,36 @@ def test_plus_joins_a_mix_everywhere():
 
 
 def test_the_older_comma_mix_is_read_where_it_is_unambiguous():
-    assert names("baseline,mp:0.5,11k:0.5,tuned_threshold") == ["baseline", "mp:0.5+11k:0.5", "tuned_threshold"]
-    assert names("a:0.5,b:0.5,c:1.0") == ["a:0.5+b:0.5", "c:1.0"]  # a mix ends where its shares reach 1
+    assert names("baseline,mp:0.5,11k:0.5,tuned_threshold") == [
+        "baseline",
+        "mp:0.5+11k:0.5",
+        "tuned_threshold",
+    ]
+    assert names("a:0.5,b:0.5,c:1.0") == [
+        "a:0.5+b:0.5",
+        "c:1.0",
+    ]  # a mix ends where its shares reach 1
     assert resolve_method("x:0.5,y:0.5").name == resolve_method("x:0.5+y:0.5").name
-    with pytest.raises(ValueError, match=r"join the sets of a mix with '\+' \(e\.g\. a:0\.5\+b:0\.3\)"):
+    with pytest.raises(
+        ValueError, match=r"join the sets of a mix with '\+' \(e\.g\. a:0\.5\+b:0\.3\)"
+    ):
         parse_methods("baseline,a:0.5,b:0.3")
     with pytest.raises(ValueError, match="add up to"):
         parse_methods("a:0.5+b:0.3")
 
 
-TINY = overrides(CLASSIFIER_LEARNS, ["classify.batch_size=16", "classify.eval_every_epochs=1",
-                 "classify.patience_samples=16", "classify.max_samples=32", "classify.seeds=[0]",
-                 "experiment.curve_sizes=[]", "device=cpu"])
+TINY = overrides(
+    CLASSIFIER_LEARNS,
+    [
+        "classify.batch_size=16",
+        "classify.eval_every_epochs=1",
+        "classify.patience_samples=16",
+        "classify.max_samples=32",
+        "classify.seeds=[0]",
+        "experiment.curve_sizes=[]",
+        "device=cpu",
+    ],
+)
 
 
 @pytest.mark.slow
@@ -53,8 +74,21 @@ def test_two_user_sets_run_as_two_methods(tmp_path):
     out = tmp_path / "run"
     for name in ("extra", "shuf"):
         write_signal_set(out / "fold_0" / "augment" / name, 8, size=64)
-    args = ["run", "--dataset", str(data), "--out", str(out), "--methods", "baseline,extra:1.0,shuf:1.0",
-            "--sizes", "8", "--folds", "0", "--no-progress", *[a for s in TINY for a in ("--set", s)]]
+    args = [
+        "run",
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        "--methods",
+        "baseline,extra:1.0,shuf:1.0",
+        "--sizes",
+        "8",
+        "--folds",
+        "0",
+        "--no-progress",
+        *[a for s in TINY for a in ("--set", s)],
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     table = (out / "results" / "table1.md").read_text()

@@ -66,7 +66,10 @@ def test_tuned_threshold_improves_gms_on_skewed_scores():
     probs = np.clip(0.15 + 0.2 * y + 0.05 * rng.standard_normal(y.shape), 0, 1)  # all below 0.5
     t = tune_threshold(y, probs)
     assert t < 0.5
-    assert pooled_metrics(y, binarize(probs, t))["gms"] > pooled_metrics(y, binarize(probs, 0.5))["gms"] + 0.3
+    assert (
+        pooled_metrics(y, binarize(probs, t))["gms"]
+        > pooled_metrics(y, binarize(probs, 0.5))["gms"] + 0.3
+    )
 
 
 def test_mean_std():

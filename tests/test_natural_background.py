@@ -19,7 +19,9 @@ def paper(h: int = 120, w: int = 160) -> np.ndarray:
 
 
 def test_threshold_is_ten_percent_of_range():
-    rgb = np.array([[[200, 200, 175], [200, 200, 174], [30, 10, 10]]], np.uint8)  # chroma 25, 26, 20
+    rgb = np.array(
+        [[[200, 200, 175], [200, 200, 174], [30, 10, 10]]], np.uint8
+    )  # chroma 25, 26, 20
     assert neutral_pixels(rgb).tolist() == [[True, False, True]]
     # float input in [0, 1] is scaled the same way
     assert neutral_pixels(rgb.astype(np.float32) / 255).tolist() == [[True, False, True]]

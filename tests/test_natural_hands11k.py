@@ -34,10 +34,13 @@ def standin(tmp_path_factory) -> Path:
 
 
 def test_ids_are_strings_with_leading_zeros(tmp_path):
-    folder = write_csv(tmp_path, [
-        '"0000013",20,"female","medium",1,0,"dorsal left","Hand_0000499.jpg",0',
-        '0000200,31,male,fair,0,0,palmar right,Hand_0000500.jpg,0',
-    ])  # fmt: skip
+    folder = write_csv(
+        tmp_path,
+        [
+            '"0000013",20,"female","medium",1,0,"dorsal left","Hand_0000499.jpg",0',
+            "0000200,31,male,fair,0,0,palmar right,Hand_0000500.jpg,0",
+        ],
+    )
     recs = read_hand_info(folder)
     assert [r.id for r in recs] == ["0000013", "0000200"]
     assert recs[0].accessories == 1 and recs[1].accessories == 0
@@ -74,10 +77,13 @@ def test_missing_columns_and_duplicates_are_reported(tmp_path):
 
 
 def test_metadata_filter_reasons(tmp_path):
-    write_csv(tmp_path, [
-        '"1",20,"f","m",1,0,"dorsal left","Hand_1.jpg",0',
-        '"1",20,"f","m",0,0,"palmar right","Hand_2.jpg",0',
-    ])  # fmt: skip
+    write_csv(
+        tmp_path,
+        [
+            '"1",20,"f","m",1,0,"dorsal left","Hand_1.jpg",0',
+            '"1",20,"f","m",0,0,"palmar right","Hand_2.jpg",0',
+        ],
+    )
     a, b = read_hand_info(tmp_path)
     assert metadata_reason(a) == "accessories"
     assert metadata_reason(b) == ""
@@ -118,7 +124,9 @@ def test_selection_rejects_accessories_and_closed_hands(standin):
         wanted = r.accessories == 0 and truth[r.image_name]["pose"] == "open"
         assert (r.image_name in kept_names) == wanted, (r.image_name, truth[r.image_name]["pose"])
     reasons = {d.image_name: d.reason for d in decisions}
-    closed = [n for n, t in truth.items() if t["pose"] != "open" and reasons.get(n) != "accessories"]
+    closed = [
+        n for n, t in truth.items() if t["pose"] != "open" and reasons.get(n) != "accessories"
+    ]
     assert closed and all(reasons[n].startswith("closed") for n in closed)
 
 

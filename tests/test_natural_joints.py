@@ -23,9 +23,13 @@ from jointaug.natural.joints import (
 from jointaug.natural.segdata import CropBox, crop_input, crop_labels, hand_box, uncrop_labels
 
 CFG = NaturalConfig(
-    segmenter_image_size=32, segmenter_channels=[8, 16], segmenter_epochs=12,
-    segmenter_batch_size=4, segmenter_lr=3e-3, segmenter_val_fraction=0.25,
-)  # fmt: skip
+    segmenter_image_size=32,
+    segmenter_channels=[8, 16],
+    segmenter_epochs=12,
+    segmenter_batch_size=4,
+    segmenter_lr=3e-3,
+    segmenter_val_fraction=0.25,
+)
 
 
 def toy_data(n: int = 8, size: int = 32, seed: int = 0):
@@ -36,7 +40,9 @@ def toy_data(n: int = 8, size: int = 32, seed: int = 0):
     for i in range(n):
         for k, col in enumerate((4, 14, 24), start=1):
             r = int(rng.integers(4, 20))
-            x[i, :, r : r + 6, col : col + 5] = np.array([0.2 * k, 0.5, 0.9 - 0.2 * k])[:, None, None]
+            x[i, :, r : r + 6, col : col + 5] = np.array([0.2 * k, 0.5, 0.9 - 0.2 * k])[
+                :, None, None
+            ]
             y[i, r : r + 6, col : col + 5] = k
     return x, y
 
@@ -94,7 +100,9 @@ def test_training_lowers_the_loss_and_is_deterministic(tmp_path):
     assert np.nanmean(a.val_dice[1:4]) > 0.2
     b = train_segmenter(x, y, CFG, seed=3, epochs=2)
     c = train_segmenter(x, y, CFG, seed=3, epochs=2)
-    for (ka, va), (_, vb) in zip(b.model.state_dict().items(), c.model.state_dict().items(), strict=True):
+    for (ka, va), (_, vb) in zip(
+        b.model.state_dict().items(), c.model.state_dict().items(), strict=True
+    ):
         assert torch.equal(va, vb), ka
     # cache: same data and settings load, anything else does not
     key = data_key(x, y, CFG, 3)

@@ -40,7 +40,17 @@ def test_rle_hand_computed_example():
 
 def test_rle_literal_block_decodes():
     # num=3, word 8, sizes (3,4,8,16); one literal block x=0, k=00, count-1=2, values 1, 2, 3
-    bits = f"{3:032b}" + "00111" + "0010001101111111" + "0" + "00" + "010" + "00000001" + "00000010" + "00000011"
+    bits = (
+        f"{3:032b}"
+        + "00111"
+        + "0010001101111111"
+        + "0"
+        + "00"
+        + "010"
+        + "00000001"
+        + "00000010"
+        + "00000011"
+    )
     bits += "0" * (-len(bits) % 8)
     rle = [int(bits[i : i + 8], 2) for i in range(0, len(bits), 8)]
     assert decode_rle(rle).tolist() == [1, 2, 3]
@@ -88,20 +98,44 @@ def _result(kind, value, w=40, h=20):
 def test_export_with_all_three_kinds(tmp_path):
     brush = np.zeros((20, 40), bool)
     brush[2:6, 30:36] = True
-    tasks = [{
-        "id": 7,
-        "data": {"image": "/data/upload/3/8f3c2a1b-Hand_0000002.jpg"},
-        "annotations": [
-            {"was_cancelled": True, "result": [_result("keypointlabels",
-                {"x": 1, "y": 1, "keypointlabels": ["mcp3"]})]},
-            {"result": [
-                _result("keypointlabels", {"x": 50.0, "y": 50.0, "width": 1, "keypointlabels": ["MCP3"]}),
-                _result("brushlabels", {"format": "rle", "rle": mask_to_brush(brush), "brushlabels": ["wrist"]}),
-                _result("polygonlabels", {"points": [[0, 0], [25, 0], [25, 50], [0, 50]],
-                                          "polygonlabels": ["dip5"]}),
-            ]},
-        ],
-    }, {"id": 8, "data": {"image": "x.jpg"}, "annotations": []}]  # fmt: skip
+    tasks = [
+        {
+            "id": 7,
+            "data": {"image": "/data/upload/3/8f3c2a1b-Hand_0000002.jpg"},
+            "annotations": [
+                {
+                    "was_cancelled": True,
+                    "result": [
+                        _result("keypointlabels", {"x": 1, "y": 1, "keypointlabels": ["mcp3"]})
+                    ],
+                },
+                {
+                    "result": [
+                        _result(
+                            "keypointlabels",
+                            {"x": 50.0, "y": 50.0, "width": 1, "keypointlabels": ["MCP3"]},
+                        ),
+                        _result(
+                            "brushlabels",
+                            {
+                                "format": "rle",
+                                "rle": mask_to_brush(brush),
+                                "brushlabels": ["wrist"],
+                            },
+                        ),
+                        _result(
+                            "polygonlabels",
+                            {
+                                "points": [[0, 0], [25, 0], [25, 50], [0, 50]],
+                                "polygonlabels": ["dip5"],
+                            },
+                        ),
+                    ]
+                },
+            ],
+        },
+        {"id": 8, "data": {"image": "x.jpg"}, "annotations": []},
+    ]
     path = tmp_path / "export.json"
     path.write_text(json.dumps(tasks))
     (lab,) = read_labels(path)
@@ -117,13 +151,32 @@ def test_export_with_all_three_kinds(tmp_path):
     rr, cc = np.nonzero(reg == JOINT_INDEX["mcp3"])
     assert abs(rr.mean() - 19.5) < 0.6 and abs(cc.mean() - 39.5) < 0.6
     # matched to the photo name despite the upload prefix
-    assert set(match_labels([lab], ["Hand_0000001.jpg", "Hand_0000002.jpg"])) == {"Hand_0000002.jpg"}
+    assert set(match_labels([lab], ["Hand_0000001.jpg", "Hand_0000002.jpg"])) == {
+        "Hand_0000002.jpg"
+    }
 
 
 def test_bad_exports_name_task_and_result(tmp_path):
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps([{"data": {"image": "a.jpg"}, "annotations": [{"result": [
-        _result("polygonlabels", {"points": [[0, 0], [1, 1]], "polygonlabels": ["pip2"]})]}]}]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "data": {"image": "a.jpg"},
+                    "annotations": [
+                        {
+                            "result": [
+                                _result(
+                                    "polygonlabels",
+                                    {"points": [[0, 0], [1, 1]], "polygonlabels": ["pip2"]},
+                                )
+                            ]
+                        }
+                    ],
+                }
+            ]
+        )
+    )
     with pytest.raises(LabelImportError, match=r"task 0 \(a.jpg\) result 0: a polygon needs"):
         read_labels(path)
     path.write_text("{not json")
@@ -137,7 +190,9 @@ def test_bad_exports_name_task_and_result(tmp_path):
 def test_keypoint_discs_scale_with_hand_and_joint():
     hand = np.zeros((200, 200), bool)
     hand[20:190, 40:160] = True  # palm inscribed radius 60
-    lab = PhotoLabels("p.jpg", keypoints={"wrist": (0.5, 0.8), "mcp3": (0.5, 0.5), "dip3": (0.5, 0.2)})
+    lab = PhotoLabels(
+        "p.jpg", keypoints={"wrist": (0.5, 0.8), "mcp3": (0.5, 0.5), "dip3": (0.5, 0.2)}
+    )
     reg = regions_from_labels(lab, (200, 200), hand)
     areas = {j: (reg == JOINT_INDEX[j]).sum() for j in ("wrist", "mcp3", "dip3")}
     for j, a in areas.items():
@@ -181,8 +236,16 @@ def test_standin_export_uses_all_kinds_and_matches_truth(tmp_path: Path):
 def test_flattened_results_are_accepted(tmp_path):
     mask = np.zeros((4, 6), bool)
     mask[1:3, 2:5] = True
-    res = {"type": "brushlabels", "original_width": 6, "original_height": 4, "format": "rle",
-           "rle": mask_to_brush(mask), "brushlabels": ["pip3"]}  # fmt: skip
-    (tmp_path / "e.json").write_text(json.dumps([{"data": {"image": "a.jpg"}, "annotations": [{"result": [res]}]}]))
+    res = {
+        "type": "brushlabels",
+        "original_width": 6,
+        "original_height": 4,
+        "format": "rle",
+        "rle": mask_to_brush(mask),
+        "brushlabels": ["pip3"],
+    }
+    (tmp_path / "e.json").write_text(
+        json.dumps([{"data": {"image": "a.jpg"}, "annotations": [{"result": [res]}]}])
+    )
     (lab,) = read_labels(tmp_path / "e.json")
     assert np.array_equal(lab.masks["pip3"], mask)

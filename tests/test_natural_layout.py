@@ -25,10 +25,33 @@ def photo(aspect: str, seed: int = 0):
     rng = np.random.default_rng(seed)
     rgb, truth = make_photo("1", "Hand_1.jpg", aspect, rng, style=PhotoStyle(pose="open"))
     h, w = truth.hand.shape
-    lab = PhotoLabels("Hand_1.jpg", keypoints={
-        j: (x / w, y / h) for j, (x, y) in zip(
-            ["wrist", "mcp1", "mcp2", "mcp3", "mcp4", "mcp5", "ip1", "pip2", "pip3", "pip4",
-             "pip5", "dip2", "dip3", "dip4", "dip5"], truth.joints, strict=True)})  # fmt: skip
+    lab = PhotoLabels(
+        "Hand_1.jpg",
+        keypoints={
+            j: (x / w, y / h)
+            for j, (x, y) in zip(
+                [
+                    "wrist",
+                    "mcp1",
+                    "mcp2",
+                    "mcp3",
+                    "mcp4",
+                    "mcp5",
+                    "ip1",
+                    "pip2",
+                    "pip3",
+                    "pip4",
+                    "pip5",
+                    "dip2",
+                    "dip3",
+                    "dip4",
+                    "dip5",
+                ],
+                truth.joints,
+                strict=True,
+            )
+        },
+    )
     return rgb, truth.hand, regions_from_labels(lab, (h, w), truth.hand)
 
 
@@ -42,7 +65,9 @@ def centroid(regions, *names):
 def test_scene_has_right_hand_left_thumbs_in_fingers_up(aspect, turn_deg):
     rgb, hand, regions = photo(aspect)
     if turn_deg:
-        rgb = np.stack([ndimage.rotate(rgb[..., k], turn_deg, order=1, cval=240) for k in range(3)], -1)
+        rgb = np.stack(
+            [ndimage.rotate(rgb[..., k], turn_deg, order=1, cval=240) for k in range(3)], -1
+        )
         hand = ndimage.rotate(hand.astype(np.uint8), turn_deg, order=0) > 0
         regions = ndimage.rotate(regions, turn_deg, order=0)
     scene = make_scene(rgb, hand, regions, 128, np.random.default_rng(1), aspect=aspect)
@@ -98,7 +123,9 @@ def test_helpers_on_simple_shapes():
     dx, dy = finger_direction(mask)
     assert dy < -0.99  # away from the border: up
     assert finger_direction(mask.T)[0] < -0.99  # touches the right border: points left
-    assert thumb_side(None, "dorsal right") == "left" and thumb_side(None, "palmar right") == "right"
+    assert (
+        thumb_side(None, "dorsal right") == "left" and thumb_side(None, "palmar right") == "right"
+    )
     top, wrist_row, wrist_col = landmarks(mask, None)
     assert top == 10 and wrist_row == 59 and wrist_col == 19.5
     m = np.zeros((10, 8), bool)
@@ -113,5 +140,10 @@ def test_helpers_on_simple_shapes():
 
 def test_empty_mask_is_an_error():
     with pytest.raises(ValueError, match="empty hand mask"):
-        make_scene(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), bool), None, 32,
-                   np.random.default_rng(0))  # fmt: skip
+        make_scene(
+            np.zeros((10, 10, 3), np.uint8),
+            np.zeros((10, 10), bool),
+            None,
+            32,
+            np.random.default_rng(0),
+        )

@@ -27,7 +27,12 @@ def test_real_csv_reads_with_string_ids():
     recs = read_hand_info(SAMPLE)
     assert len(recs) == 196
     assert all(len(r.id) == 7 and r.id.isdigit() for r in recs)
-    assert {r.aspect for r in recs} == {"dorsal right", "dorsal left", "palmar right", "palmar left"}
+    assert {r.aspect for r in recs} == {
+        "dorsal right",
+        "dorsal left",
+        "palmar right",
+        "palmar left",
+    }
 
 
 def test_masks_are_one_hand_sized_blob_leaving_through_the_bottom():

@@ -17,14 +17,27 @@ from jointaug.natural.hands11k import HandsDataError
 from jointaug.natural.source import NEVER_INFLAME, build_natural_source
 
 CFG = NaturalConfig(
-    max_images=4, n_labelled=6, stand_in_photos=12, segmenter_image_size=32,
-    segmenter_channels=[8, 16], segmenter_epochs=3, segmenter_batch_size=4,
+    max_images=4,
+    n_labelled=6,
+    stand_in_photos=12,
+    segmenter_image_size=32,
+    segmenter_channels=[8, 16],
+    segmenter_epochs=3,
+    segmenter_batch_size=4,
     photo_max_side=200,
-)  # fmt: skip
-TINY = [f"natural.{k}={v}" for k, v in (
-    ("max_images", 3), ("n_labelled", 5), ("stand_in_photos", 10), ("segmenter_image_size", 32),
-    ("segmenter_channels", "[8,16]"), ("segmenter_epochs", 2), ("photo_max_side", 200),
-)]  # fmt: skip
+)
+TINY = [
+    f"natural.{k}={v}"
+    for k, v in (
+        ("max_images", 3),
+        ("n_labelled", 5),
+        ("stand_in_photos", 10),
+        ("segmenter_image_size", 32),
+        ("segmenter_channels", "[8,16]"),
+        ("segmenter_epochs", 2),
+        ("photo_max_side", 200),
+    )
+]
 
 pytestmark = pytest.mark.slow  # builds a natural source, segmenter included (3-5 s a build)
 
@@ -137,9 +150,12 @@ def test_real_folder_without_labels_is_a_clear_error(built, tmp_path):
 
 def test_cli_natural_source(tmp_path):
     out = tmp_path / "cli"
-    res = CliRunner().invoke(app, ["natural-source", str(out), "--size", "48", *sum(
-        (["--set", s] for s in TINY), [])])  # fmt: skip
+    res = CliRunner().invoke(
+        app, ["natural-source", str(out), "--size", "48", *sum((["--set", s] for s in TINY), [])]
+    )
     assert res.exit_code == 0, res.output
     assert len(read_dataset(out).cases) == 3
-    res = CliRunner().invoke(app, ["natural-source", str(tmp_path / "x"), "--photos", str(tmp_path)])
+    res = CliRunner().invoke(
+        app, ["natural-source", str(tmp_path / "x"), "--photos", str(tmp_path)]
+    )
     assert res.exit_code == 2 and "HandInfo.csv" in res.output

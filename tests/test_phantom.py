@@ -29,10 +29,7 @@ def small(tmp_path_factory) -> Path:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*.png"))
-    }
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.png"))}
 
 
 # --- structure -------------------------------------------------------------------------
@@ -138,7 +135,9 @@ def test_dorsal_is_the_mirror_of_palmar_with_independent_noise(small):
     ds = read_dataset(small)
     a = ds.image(ds.case("p002_palmar"))
     b = ds.image(ds.case("p002_dorsal"))[:, ::-1]
-    np.testing.assert_array_equal(ds.tissue(ds.case("p002_dorsal")), ds.tissue(ds.case("p002_palmar"))[:, ::-1])
+    np.testing.assert_array_equal(
+        ds.tissue(ds.case("p002_dorsal")), ds.tissue(ds.case("p002_palmar"))[:, ::-1]
+    )
     assert not np.array_equal(a, b)
     # independent Poisson draws of the same mean: var(a - b) ~ 2 * mean
     mask = pal.mean > 5
@@ -295,7 +294,9 @@ def test_cli_phantom_prints_a_summary(tmp_path):
     from jointaug.cli import app
 
     out = tmp_path / "cli"
-    res = CliRunner().invoke(app, ["phantom", str(out), "--patients", "2", "--size", "64", "--seed", "1"])
+    res = CliRunner().invoke(
+        app, ["phantom", str(out), "--patients", "2", "--size", "64", "--seed", "1"]
+    )
     assert res.exit_code == 0, res.output
     assert "10 cases, 2 patients, 6 classification images" in res.output
     assert read_dataset(out).meta.extra["phantom"]["seed"] == 1

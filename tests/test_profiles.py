@@ -17,8 +17,20 @@ from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
 from jointaug.experiments.rundir import RunDir
 from jointaug.sets.registry import set_kind
 
-NOT_SHRUNK = {"device", "threads", "sampler", "amp", "channels_last", "compile", "network_output",
-              "sample_batch_size", "methods", "mixtures", "imbalance_baselines", "loss"}  # fmt: skip
+NOT_SHRUNK = {
+    "device",
+    "threads",
+    "sampler",
+    "amp",
+    "channels_last",
+    "compile",
+    "network_output",
+    "sample_batch_size",
+    "methods",
+    "mixtures",
+    "imbalance_baselines",
+    "loss",
+}
 
 
 def test_shrinking_touches_only_sizes_steps_and_counts():

@@ -7,8 +7,14 @@ from jointaug.progress import LineProgress, progress_bar, progress_iter
 
 def test_line_progress_prints_one_line_per_evaluation_and_at_the_end():
     buf = io.StringIO()
-    bar = LineProgress(total=1000, desc="fold 0 · baseline", unit="img", every_s=3600,
-                       line_per_postfix=True, stream=buf)  # fmt: skip
+    bar = LineProgress(
+        total=1000,
+        desc="fold 0 · baseline",
+        unit="img",
+        every_s=3600,
+        line_per_postfix=True,
+        stream=buf,
+    )
     for step in range(1000):
         bar.update(1)
         if step in (499, 999):

@@ -16,15 +16,33 @@ pytestmark = pytest.mark.slow  # starts a local Ray instance and runs the grid (
 
 ray = pytest.importorskip("ray")
 
-GRID = [*TINY, "experiment.methods=[baseline, mp-perlin]", "experiment.mixtures=[]",
-        "experiment.imbalance_baselines=[]", "experiment.curve_sizes=[]", "classify.seeds=[0]",
-        "diffusion.sample_batch_size=4"]  # fmt: skip
+GRID = [
+    *TINY,
+    "experiment.methods=[baseline, mp-perlin]",
+    "experiment.mixtures=[]",
+    "experiment.imbalance_baselines=[]",
+    "experiment.curve_sizes=[]",
+    "classify.seeds=[0]",
+    "diffusion.sample_batch_size=4",
+]
 TABLES = ("table1.md", "table2.md", "metrics.csv")
 
 
 def _run(data, out, *extra):
-    args = ["run", "--dataset", str(data), "--out", str(out), "--profile", "paper", "--folds", "0,1",
-            "--no-progress", *[a for s in GRID for a in ("--set", s)], *extra]  # fmt: skip
+    args = [
+        "run",
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        "--profile",
+        "paper",
+        "--folds",
+        "0,1",
+        "--no-progress",
+        *[a for s in GRID for a in ("--set", s)],
+        *extra,
+    ]
     return CliRunner().invoke(app, args)
 
 
@@ -39,8 +57,13 @@ def grid(tmp_path_factory):
     res = _run(root / "data", root / "local")
     assert res.exit_code == 0, res.output
     fault = root / "fault"
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2,
-             log_to_driver=False, runtime_env={"env_vars": {FAULT_ENV: str(fault)}})  # fmt: skip
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 1024**2,
+        log_to_driver=False,
+        runtime_env={"env_vars": {FAULT_ENV: str(fault)}},
+    )
     yield root, fault, _tables(root / "local")
     ray.shutdown()
 
@@ -68,11 +91,19 @@ def test_a_failed_task_is_reported_with_its_log_and_a_rerun_completes(grid, tmp_
     plan = make_plan(run, folds=[0, 1])
     fault.write_text("set/0/mp-perlin")
     log: list[str] = []
-    with pytest.raises(GraphFailed, match=r"set/0/mp-perlin: .*\n    log: .*set__0__mp-perlin\.log") as err:
-        run_experiment(run, plan, RunOptions(progress=False, estimate=False, executor="ray", ray_retries=0),
-                       echo=log.append)  # fmt: skip
+    with pytest.raises(
+        GraphFailed, match=r"set/0/mp-perlin: .*\n    log: .*set__0__mp-perlin\.log"
+    ) as err:
+        run_experiment(
+            run,
+            plan,
+            RunOptions(progress=False, estimate=False, executor="ray", ray_retries=0),
+            echo=log.append,
+        )
     assert "not started because a task they need failed: 1 task(s)" in str(err.value)
     assert not (run.results_dir / "table1.md").exists()  # no report from a partial grid
     assert (run.diffusion_dir(1) / "done").is_file()  # the rest ran on
-    run_experiment(run, plan, RunOptions(progress=False, estimate=False, executor="ray"), echo=log.append)
+    run_experiment(
+        run, plan, RunOptions(progress=False, estimate=False, executor="ray"), echo=log.append
+    )
     assert _tables(run.path) == local

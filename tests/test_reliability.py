@@ -61,7 +61,9 @@ def test_a_run_folder_grown_by_calls_with_other_methods_keeps_them_all(tmp_path)
 
     data = write_tiny_dataset(tmp_path / "data")
     cfg = load_config("demo")
-    RunDir.create(tmp_path / "run", data, config_with_methods(cfg, "baseline,oversample,tuned_threshold"))
+    RunDir.create(
+        tmp_path / "run", data, config_with_methods(cfg, "baseline,oversample,tuned_threshold")
+    )
     run = RunDir.create(tmp_path / "run", data, config_with_methods(cfg, "mp,focal"))
     exp = run.config.experiment
     assert exp.methods == ["baseline", "oversample", "mp"]

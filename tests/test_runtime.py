@@ -52,17 +52,35 @@ def test_apply_runtime_sets_threads_and_records_them():
 def test_cuda_requested_without_cuda_is_one_clear_error(tmp_path, tiny_dataset):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    res = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "r"),
-                                   "--set", "device=cuda", "--plan"])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--dataset",
+            str(tiny_dataset),
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "device=cuda",
+            "--plan",
+        ],
+    )
     assert res.exit_code == 2 and "no CUDA GPU" in res.output and "Traceback" not in res.output
 
 
 TINY_CLASSIFIER = [
-    "threads=1", "split.folds=3", "classify.image_size=32", "classify.block_config=[1, 1]",
-    "classify.growth_rate=4", "classify.init_features=8", "classify.batch_size=4",
-    "classify.max_samples=32", "classify.patience_samples=16", "classify.eval_every_epochs=1",
+    "threads=1",
+    "split.folds=3",
+    "classify.image_size=32",
+    "classify.block_config=[1, 1]",
+    "classify.growth_rate=4",
+    "classify.init_features=8",
+    "classify.batch_size=4",
+    "classify.max_samples=32",
+    "classify.patience_samples=16",
+    "classify.eval_every_epochs=1",
     "classify.seeds=[0]",
-]  # fmt: skip
+]
 
 
 def test_run_and_train_classifier_give_the_same_numbers(tmp_path, tiny_dataset):
@@ -73,15 +91,43 @@ def test_run_and_train_classifier_give_the_same_numbers(tmp_path, tiny_dataset):
     sets = [a for kv in TINY_CLASSIFIER for a in ("--set", kv)]
     before = torch.get_num_threads()
     try:
-        res = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--out", str(out),
-                                       "--methods", "baseline", "--folds", "0", "--no-progress", *sets])  # fmt: skip
+        res = CliRunner().invoke(
+            app,
+            [
+                "run",
+                "--dataset",
+                str(tiny_dataset),
+                "--out",
+                str(out),
+                "--methods",
+                "baseline",
+                "--folds",
+                "0",
+                "--no-progress",
+                *sets,
+            ],
+        )
         assert res.exit_code == 0, res.output
         seed_dir = out / "fold_0" / "classify" / "baseline" / "seed_0"
         via_run = (seed_dir / "test_probs.npy").read_bytes()
         rec_run = json.loads((seed_dir / "result.json").read_text())
         torch.set_num_threads(2)  # what a fresh process on this machine would have
-        res = CliRunner().invoke(app, ["train-classifier", "--run", str(out), "--fold", "0",
-                                       "--method", "baseline", "--seed", "0", "--force", "--no-progress"])  # fmt: skip
+        res = CliRunner().invoke(
+            app,
+            [
+                "train-classifier",
+                "--run",
+                str(out),
+                "--fold",
+                "0",
+                "--method",
+                "baseline",
+                "--seed",
+                "0",
+                "--force",
+                "--no-progress",
+            ],
+        )
         assert res.exit_code == 0, res.output
         assert torch.get_num_threads() == 1  # the run's config was applied
         rec_verb = json.loads((seed_dir / "result.json").read_text())
@@ -103,7 +149,9 @@ def test_emulated_bf16_is_not_used(monkeypatch):
     from jointaug.runtime import autocast_for, native_bf16
 
     cuda = torch.device("cuda")
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation
+    )
     assert not native_bf16(cuda) and isinstance(autocast_for(cuda, True), contextlib.nullcontext)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     with pytest.warns(UserWarning, match="CUDA is not available"):  # no card here: torch says so

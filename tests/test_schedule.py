@@ -57,7 +57,11 @@ def test_a_task_that_does_not_fit_lets_later_ones_start():
 
 
 def test_cpu_tasks_use_the_cpu_pool_and_the_report_ends_last():
-    tasks = [T("m", 1 * H, num_gpus=0), T("g", 1 * H), T("report", 0.1 * H, num_gpus=0, deps=("m", "g"))]
+    tasks = [
+        T("m", 1 * H, num_gpus=0),
+        T("g", 1 * H),
+        T("report", 0.1 * H, num_gpus=0, deps=("m", "g")),
+    ]
     s = simulate(tasks, gpus=1)
     assert s.placements["m"].card is None and s.placements["m"].start_s == 0
     assert s.makespan_s == pytest.approx(1.1 * H) and s.critical_path[-1] == "report"
@@ -78,12 +82,21 @@ def test_flop_rates_and_calibration_files(tmp_path):
 
     cfg = load_config("demo")
     f = network_flops(cfg, 30)
-    assert f["unet_fwd_bwd"] > 2 * f["unet_fwd"] > 0 and f["classifier_fwd_bwd"] > 2 * f["classifier_fwd"] > 0
+    assert (
+        f["unet_fwd_bwd"] > 2 * f["unet_fwd"] > 0
+        and f["classifier_fwd_bwd"] > 2 * f["classifier_fwd"] > 0
+    )
     h100, a100 = flop_rates(cfg, 30, "h100", f), flop_rates(cfg, 30, "A100", f)
     assert a100.classifier_s_per_sample > h100.classifier_s_per_sample > 0
-    assert h100.diffusion_step_s == pytest.approx(f["unet_fwd_bwd"] * cfg.diffusion.batch_size / 150e12)
-    guided = cfg.model_copy(update={"diffusion": cfg.diffusion.model_copy(update={"guidance_scale": 2.0})})
-    assert flop_rates(guided, 30, "h100", f).sample_s_per_image == pytest.approx(2 * h100.sample_s_per_image)
+    assert h100.diffusion_step_s == pytest.approx(
+        f["unet_fwd_bwd"] * cfg.diffusion.batch_size / 150e12
+    )
+    guided = cfg.model_copy(
+        update={"diffusion": cfg.diffusion.model_copy(update={"guidance_scale": 2.0})}
+    )
+    assert flop_rates(guided, 30, "h100", f).sample_s_per_image == pytest.approx(
+        2 * h100.sample_s_per_image
+    )
     with pytest.raises(ValueError, match="unknown card 'tpu'"):
         flop_rates(cfg, 30, "tpu", f)
     path = tmp_path / "cal.json"

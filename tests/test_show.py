@@ -23,9 +23,11 @@ def phantom(tmp_path_factory):
 def tiny(tmp_path):
     """A non-hand dataset: 3 labels, 3 cases, one without maps, one unknown label cell."""
     meta = DatasetMeta(
-        name="tiny", labels=["knee", "hip", "ankle"], groups={"all": ["knee", "hip", "ankle"]},
+        name="tiny",
+        labels=["knee", "hip", "ankle"],
+        groups={"all": ["knee", "hip", "ankle"]},
         classification_views=["front"],
-    )  # fmt: skip
+    )
     rng = np.random.default_rng(0)
     with DatasetWriter(tmp_path / "tiny", meta) as w:
         for i in range(2):
@@ -33,8 +35,15 @@ def tiny(tmp_path):
             regions = np.zeros((40, 50), np.uint8)
             regions[5:15, 5:15], regions[20:30, 30:45], regions[30:38, 5:12] = 1, 2, 3
             tissue = (regions > 0).astype(np.uint8) + (regions == 2)
-            w.add(f"c{i}", f"pt{i}", "front", img, labels=[1, 1, np.nan if i else 0],
-                  tissue=tissue, regions=regions)  # fmt: skip
+            w.add(
+                f"c{i}",
+                f"pt{i}",
+                "front",
+                img,
+                labels=[1, 1, np.nan if i else 0],
+                tissue=tissue,
+                regions=regions,
+            )
         w.add("c2", "pt0", "side", rng.poisson(5, (30, 30)))
     return read_dataset(tmp_path / "tiny")
 
@@ -87,7 +96,9 @@ def test_prevalence_ignores_unknown_cells(tiny):
 def test_cli_show(phantom, tmp_path):
     from jointaug.cli import app
 
-    res = CliRunner().invoke(app, ["show", str(phantom.root), "--out", str(tmp_path / "c.png"), "--n", "3"])
+    res = CliRunner().invoke(
+        app, ["show", str(phantom.root), "--out", str(tmp_path / "c.png"), "--n", "3"]
+    )
     assert res.exit_code == 0, res.output
     assert _png(tmp_path / "c.png").shape[::-1] == montage_size(3)
     res = CliRunner().invoke(app, ["show", str(tmp_path / "nowhere")])

@@ -29,7 +29,12 @@ def test_autocast_is_a_no_op_on_the_cpu():
 def test_auto_sample_batch_on_the_cpu_and_fixed_numbers():
     cfg = load_config("demo", ["diffusion.sample_batch_size=auto"]).diffusion
     assert sample_batch_size(cfg, torch.nn.Identity(), torch.device("cpu")) == 64
-    assert sample_batch_size(cfg.model_copy(update={"sample_batch_size": 5}), None, torch.device("cpu")) == 5
+    assert (
+        sample_batch_size(
+            cfg.model_copy(update={"sample_batch_size": 5}), None, torch.device("cpu")
+        )
+        == 5
+    )
 
 
 @pytest.mark.slow
@@ -40,7 +45,9 @@ def test_compiled_diffusion_training_gives_the_same_weights(tmp_path, monkeypatc
     data = write_two_hand_dataset(tmp_path / "data")
     ov = [*OVERRIDES, "diffusion.train_steps=2", "diffusion.dropout=0"]
     plain = RunDir.create(tmp_path / "plain", data, load_config("demo", ov))
-    compiled = RunDir.create(tmp_path / "compiled", data, load_config("demo", [*ov, "diffusion.compile=true"]))
+    compiled = RunDir.create(
+        tmp_path / "compiled", data, load_config("demo", [*ov, "diffusion.compile=true"])
+    )
     a, _ = load_tensors(train_diffusion(plain, 0, progress=False) / "ema.safetensors")
     b, _ = load_tensors(train_diffusion(compiled, 0, progress=False) / "ema.safetensors")
     torch._dynamo.reset()
@@ -52,7 +59,11 @@ def test_compiled_diffusion_training_gives_the_same_weights(tmp_path, monkeypatc
 @cuda
 def test_diffusion_step_bf16_fused_adam_on_cuda(tmp_path):
     data = write_two_hand_dataset(tmp_path / "data")
-    run = RunDir.create(tmp_path / "run", data, load_config("demo", [*OVERRIDES, "device=cuda", "diffusion.amp=true"]))
+    run = RunDir.create(
+        tmp_path / "run",
+        data,
+        load_config("demo", [*OVERRIDES, "device=cuda", "diffusion.amp=true"]),
+    )
     folder = train_diffusion(run, 0, progress=False)
     ema, _ = load_tensors(folder / "ema.safetensors")
     assert all(torch.isfinite(v).all() for v in ema.values() if v.is_floating_point())

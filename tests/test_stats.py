@@ -23,8 +23,18 @@ def _rows(method: str, size: int, gms: list[float], kind: str = "default", tpr=N
     """metrics.csv-like rows: fold i, seed "0" (and "1" for the second half)."""
     out = []
     for i, g in enumerate(gms):
-        out.append({"fold": i % 5, "method": method, "size": size, "seed": str(i // 5),
-                    "threshold": kind, "gms": g, "tpr": (tpr or gms)[i], "tnr": (tnr or gms)[i]})  # fmt: skip
+        out.append(
+            {
+                "fold": i % 5,
+                "method": method,
+                "size": size,
+                "seed": str(i // 5),
+                "threshold": kind,
+                "gms": g,
+                "tpr": (tpr or gms)[i],
+                "tnr": (tnr or gms)[i],
+            }
+        )
     return out
 
 
@@ -56,7 +66,9 @@ def test_known_shift_is_detected_both_ways():
 def test_pure_noise_gives_no_evidence():
     rng = np.random.default_rng(1)
     base = rng.uniform(0.4, 0.7, 15)
-    rows = _rows("baseline", 0, list(base)) + _rows("noise", 64, list(base + rng.normal(0, 0.05, 15)))
+    rows = _rows("baseline", 0, list(base)) + _rows(
+        "noise", 64, list(base + rng.normal(0, 0.05, 15))
+    )
     s = paired(rows, ("noise", 64, "default"), ("baseline", 0, "default"))
     assert s["ci_low"] < 0 < s["ci_high"] and s["verdict"] == "no evidence"
 
@@ -90,8 +102,18 @@ def test_verdict_rules():
 
 def test_pairs_only_matching_fold_seed_and_ensembles_apart():
     rows = _rows("baseline", 0, [0.5, 0.6, 0.7]) + _rows("m", 8, [0.6, 0.7])
-    rows.append({"fold": 0, "method": "m", "size": 8, "seed": "ensemble", "threshold": "default",
-                 "gms": 0.0, "tpr": 0.0, "tnr": 0.0})  # fmt: skip
+    rows.append(
+        {
+            "fold": 0,
+            "method": "m",
+            "size": 8,
+            "seed": "ensemble",
+            "threshold": "default",
+            "gms": 0.0,
+            "tpr": 0.0,
+            "tnr": 0.0,
+        }
+    )
     s = paired(rows, ("m", 8, "default"), ("baseline", 0, "default"))
     assert s["n"] == 2 and s["d_gms"] == pytest.approx(0.1)
     e = paired(rows, ("m", 8, "default"), ("baseline", 0, "default"), ensemble=True)
@@ -99,9 +121,13 @@ def test_pairs_only_matching_fold_seed_and_ensembles_apart():
 
 
 def test_comparisons_tuned_rows_and_oversample():
-    keys = [("baseline", "baseline", 0, "default"), ("tuned_threshold", "baseline", 0, "tuned"),
-            ("oversample (512)", "oversample", 512, "default"), ("mp (512)", "mp", 512, "default"),
-            ("mp (512) + tuned", "mp", 512, "tuned")]  # fmt: skip
+    keys = [
+        ("baseline", "baseline", 0, "default"),
+        ("tuned_threshold", "baseline", 0, "tuned"),
+        ("oversample (512)", "oversample", 512, "default"),
+        ("mp (512)", "mp", 512, "default"),
+        ("mp (512) + tuned", "mp", 512, "tuned"),
+    ]
     cs = comparisons(keys, {("baseline", 0), ("oversample", 512), ("mp", 512)})
     pairs = {(c["row"], c["reference"]) for c in cs}
     assert ("tuned_threshold", "baseline") in pairs

@@ -168,8 +168,17 @@ def test_each_rule_is_caught_with_case_and_file(tiny_dataset, rule):
     hits = [e for e in report.errors if e.rule == rule.strip()]
     assert hits, [str(e) for e in report.errors]
     assert all(e.file for e in hits)  # names the file
-    if rule.strip() in {"file-missing", "unreadable", "image-values", "shape", "map-values", "path",
-                        "label-cell", "patient-id", "case-id"}:  # fmt: skip
+    if rule.strip() in {
+        "file-missing",
+        "unreadable",
+        "image-values",
+        "shape",
+        "map-values",
+        "path",
+        "label-cell",
+        "patient-id",
+        "case-id",
+    }:
         assert all(e.case for e in hits)  # names the case
 
 
@@ -187,7 +196,9 @@ def test_cli_lists_every_violation_without_traceback(tiny_dataset):
 def test_cli_accepts_good_folder_and_prints_summary(tiny_dataset):
     result = CliRunner().invoke(app, ["validate", str(tiny_dataset)])
     assert result.exit_code == 0, result.output
-    assert "12 cases" in result.output and "6 patients" in result.output and "valid" in result.output
+    assert (
+        "12 cases" in result.output and "6 patients" in result.output and "valid" in result.output
+    )
 
 
 def test_cli_missing_folder(tmp_path):

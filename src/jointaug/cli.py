@@ -28,8 +28,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _room in (demo, data, contract, masks, generate, natural, classify, experiment, export,
-              fidelity):
+for _room in (
+    demo,
+    data,
+    contract,
+    masks,
+    generate,
+    natural,
+    classify,
+    experiment,
+    export,
+    fidelity,
+):
     _room.register(app)
 
 

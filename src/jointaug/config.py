@@ -105,14 +105,18 @@ class DiffusionConfig(_Section):
     flip_prob: float = 0.5  # left-right flip of image + condition while training
     intensity: Literal["sqrt", "linear"] = "sqrt"  # counts <-> [-1, 1] (diffusion/intensity.py)
     network_output: Literal["epsilon", "v"] = "epsilon"  # loss is L2 on epsilon either way
-    norm_num_groups: int = 0  # GroupNorm groups; 0: auto, >= 16 channels per group (diffusion/model.py)
+    norm_num_groups: int = (
+        0  # GroupNorm groups; 0: auto, >= 16 channels per group (diffusion/model.py)
+    )
     # options beyond the paper (diffusion/guidance.py); the defaults are the paper's method
     cond_dropout: float = 0.0  # classifier-free guidance: P(condition -> zeros) in training
     guidance_scale: float = 1.0  # at sampling: eps_u + w (eps_c - eps_u); 1 = plain conditional
     min_snr_gamma: float = 0.0  # min-SNR-gamma loss weighting; 0 = off (uniform)
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
-    upsample: Literal["nearest", "bilinear"] = "nearest"  # model size -> dataset size (paper: nearest)
+    upsample: Literal["nearest", "bilinear"] = (
+        "nearest"  # model size -> dataset size (paper: nearest)
+    )
 
 
 class SamplerConfig(_Section):
@@ -169,7 +173,9 @@ class ExperimentConfig(_Section):
     sizes: list[int] = Field(default_factory=lambda: [8192])
     curve_sizes: list[int] = Field(default_factory=lambda: [512, 1024, 2048, 4096])
     # the strategies Fig. 6 plots at the curve sizes (one seed); other methods train at `sizes` only
-    curve_methods: list[str] = Field(default_factory=lambda: ["11k", "11k-perlin", "mp", "mp-perlin"])
+    curve_methods: list[str] = Field(
+        default_factory=lambda: ["11k", "11k-perlin", "mp", "mp-perlin"]
+    )
     mixtures: list[int] = Field(default_factory=lambda: [20, 40, 60, 80])
     imbalance_baselines: list[str] = Field(default_factory=list)
 
@@ -179,7 +185,9 @@ class Config(_Section):
     dataset: str = ""  # the dataset folder (set when a run folder is made)
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = torch's default. 1 is fastest for small nets
-    deterministic: bool = False  # torch deterministic algorithms, no cuDNN autotuning (slower on CUDA)
+    deterministic: bool = (
+        False  # torch deterministic algorithms, no cuDNN autotuning (slower on CUDA)
+    )
     phantom: PhantomConfig = Field(default_factory=PhantomConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
@@ -223,7 +231,9 @@ def merge_trees(base: dict, over: dict) -> dict:
     """``over`` merged into ``base`` section by section (nested dicts merged, values replaced)."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = merge_trees(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            merge_trees(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 
@@ -255,7 +265,6 @@ def load_config(
         return Config.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
-
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:

@@ -26,8 +26,11 @@ STALE = "stale"  # the folder (in a run folder) that outputs are moved aside to
 class DiskFullError(OSError):
     """The disk (or the user's quota) filled up while the toolkit was writing ``path``."""
 
-    def __init__(self, path: str | os.PathLike, what: str = "the file was not written and its "
-                 "previous version, if any, is unchanged"):  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        what: str = "the file was not written and its previous version, if any, is unchanged",
+    ):
         self.path = Path(path)
         super().__init__(
             errno.ENOSPC,
@@ -63,7 +66,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it onto ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -105,7 +110,9 @@ def append_text(path: str | os.PathLike, text: str) -> None:
         except OSError as exc:
             os.ftruncate(fd, size)
             if is_disk_full(exc):
-                raise DiskFullError(path, "the line was not added and the file is as it was") from exc
+                raise DiskFullError(
+                    path, "the line was not added and the file is as it was"
+                ) from exc
             raise
     finally:
         os.close(fd)

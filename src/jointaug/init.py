@@ -23,8 +23,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-KAIMING_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                  nn.ConvTranspose3d, nn.Linear)  # fmt: skip
+KAIMING_LAYERS = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Linear,
+)
 
 
 def seeded_generator(seed: int | None) -> torch.Generator | None:
@@ -32,8 +39,13 @@ def seeded_generator(seed: int | None) -> torch.Generator | None:
     return None if seed is None else torch.Generator().manual_seed(int(seed))
 
 
-def kaiming_uniform_(model: nn.Module, generator: torch.Generator | None = None, *,
-                     keep_zero: bool = False, reset_norm: bool = False) -> int:  # fmt: skip
+def kaiming_uniform_(
+    model: nn.Module,
+    generator: torch.Generator | None = None,
+    *,
+    keep_zero: bool = False,
+    reset_norm: bool = False,
+) -> int:
     """Re-initialise ``model`` in place (module docstring); return the layers re-drawn."""
     count = 0
     with torch.no_grad():
@@ -41,7 +53,9 @@ def kaiming_uniform_(model: nn.Module, generator: torch.Generator | None = None,
             if isinstance(m, KAIMING_LAYERS):
                 if keep_zero and not torch.any(m.weight != 0):
                     continue  # zero-initialised on purpose: keep
-                nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)
+                nn.init.kaiming_uniform_(
+                    m.weight, mode="fan_in", nonlinearity="relu", generator=generator
+                )
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
                 count += 1

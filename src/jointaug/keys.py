@@ -27,8 +27,19 @@ CLASSIFY_NOT_TRAINING = frozenset(
 )
 # diffusion.*: how samples are drawn or logged; train_steps can be raised to train on
 DIFFUSION_NOT_TRAINING = frozenset(
-    {"sampler", "fast_steps", "sample_batch_size", "sample_every", "checkpoint_every", "train_steps",
-     "checkpoint_minutes", "amp", "compile", "guidance_scale", "upsample"}
+    {
+        "sampler",
+        "fast_steps",
+        "sample_batch_size",
+        "sample_every",
+        "checkpoint_every",
+        "train_steps",
+        "checkpoint_minutes",
+        "amp",
+        "compile",
+        "guidance_scale",
+        "upsample",
+    }
 )
 
 
@@ -79,8 +90,12 @@ def changed_settings(old: Any, new: Any) -> list[str]:
 
 def derived_seed(*parts: int | str) -> int:
     """A 63-bit seed from integers and strings (stable across processes and platforms)."""
-    ints = [p if isinstance(p, int) else int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "little")
-            for p in parts]  # fmt: skip
+    ints = [
+        p
+        if isinstance(p, int)
+        else int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "little")
+        for p in parts
+    ]
     return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 

@@ -42,7 +42,9 @@ def read_done(folder: Path) -> dict | None:
 
 
 def write_done(folder: Path, key: str, settings: dict, **extra) -> None:
-    write_text_atomic(Path(folder) / DONE, json.dumps({**extra, "key": key, "settings": settings}) + "\n")
+    write_text_atomic(
+        Path(folder) / DONE, json.dumps({**extra, "key": key, "settings": settings}) + "\n"
+    )
 
 
 @dataclass
@@ -55,7 +57,9 @@ class StaleOutput:
 
     def describe(self) -> str:
         lines = [f"{self.what}: {self.path}"]
-        lines += [f"    {c}" for c in self.changes] or ["    (its settings were not recorded; its key differs)"]
+        lines += [f"    {c}" for c in self.changes] or [
+            "    (its settings were not recorded; its key differs)"
+        ]
         return "\n".join(lines)
 
 
@@ -64,11 +68,15 @@ class StaleOutputError(ValueError):
 
     def __init__(self, stale: Sequence[StaleOutput], hint: str = "rerun with --retrain"):
         self.stale = list(stale)
-        head = (f"{len(self.stale)} finished output(s) were made with other settings than the "
-                f"current config; nothing was changed:")  # fmt: skip
+        head = (
+            f"{len(self.stale)} finished output(s) were made with other settings than the "
+            f"current config; nothing was changed:"
+        )
         body = "\n".join(s.describe() for s in self.stale)
-        tail = (f"to replace them, {hint} (the old outputs are moved to RUN/stale/, not deleted); "
-                f"or restore the settings")  # fmt: skip
+        tail = (
+            f"to replace them, {hint} (the old outputs are moved to RUN/stale/, not deleted); "
+            f"or restore the settings"
+        )
         super().__init__(f"{head}\n{body}\n{tail}")
 
 
@@ -116,11 +124,17 @@ def _changes(out: Output, recorded: dict) -> list[str] | None:
         if recorded.get("key") == out.key:
             return None
         old = recorded.get("settings")
-        return changed_settings(old, out.settings) if isinstance(old, dict) and out.settings is not None else []
+        return (
+            changed_settings(old, out.settings)
+            if isinstance(old, dict) and out.settings is not None
+            else []
+        )
     old = {**out.defaults, **recorded}
     new = json.loads(json.dumps(out.settings))  # as it will read back from its file
-    changes = changed_settings({k: v for k, v in old.items() if k not in out.ignore},
-                               {k: v for k, v in new.items() if k not in out.ignore})  # fmt: skip
+    changes = changed_settings(
+        {k: v for k, v in old.items() if k not in out.ignore},
+        {k: v for k, v in new.items() if k not in out.ignore},
+    )
     return changes or None
 
 
@@ -145,9 +159,15 @@ def find_stale(outputs: Sequence[Output]) -> list[StaleOutput]:
     return [c.stale for o in outputs if (c := check(o)).stale is not None]
 
 
-def handle_stale(stale: Sequence[StaleOutput | None], run_root: Path, *, retrain: bool,
-                 echo: Callable[[str], None] = print, hint: str = "rerun with --retrain",
-                 note: str = "") -> None:  # fmt: skip
+def handle_stale(
+    stale: Sequence[StaleOutput | None],
+    run_root: Path,
+    *,
+    retrain: bool,
+    echo: Callable[[str], None] = print,
+    hint: str = "rerun with --retrain",
+    note: str = "",
+) -> None:
     """What the user asked for with ``stale`` outputs (Nones ignored): stop with
     StaleOutputError listing them, or with ``retrain`` move them all aside (one stamp)
     and say where (``note`` appended to that line)."""
@@ -166,4 +186,3 @@ def stale_vs(folder: Path, what: str, key: str, settings: dict) -> StaleOutput |
     if read_done(folder) is None:
         return None
     return check(Output(what, Path(folder), key, settings)).stale
-

@@ -25,8 +25,16 @@ def is_terminal(stream: IO | None = None) -> bool:
 class LineProgress:
     """The subset of tqdm's API the training loops use, printing plain lines."""
 
-    def __init__(self, total: int | None = None, initial: int = 0, desc: str = "", unit: str = "it",
-                 every_s: float = 60.0, line_per_postfix: bool = False, stream: IO | None = None):  # fmt: skip
+    def __init__(
+        self,
+        total: int | None = None,
+        initial: int = 0,
+        desc: str = "",
+        unit: str = "it",
+        every_s: float = 60.0,
+        line_per_postfix: bool = False,
+        stream: IO | None = None,
+    ):
         self.total, self.n, self.desc, self.unit = total, initial, desc, unit
         self.every_s, self.line_per_postfix = every_s, line_per_postfix
         self.stream = stream
@@ -37,8 +45,11 @@ class LineProgress:
         total = f"/{self.total:,}" if self.total else ""
         post = f" {self.postfix}" if self.postfix else ""
         elapsed = time.monotonic() - self.t0
-        print(f"{self.desc}: {self.n:,}{total} {self.unit}, {elapsed:.0f} s{post}",
-              file=self.stream or sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"{self.desc}: {self.n:,}{total} {self.unit}, {elapsed:.0f} s{post}",
+            file=self.stream or sys.stderr,
+            flush=True,
+        )
         self._last = time.monotonic()
 
     def update(self, n: int = 1) -> None:
@@ -52,7 +63,9 @@ class LineProgress:
             self._line()
 
     def close(self) -> None:
-        if self.n and (self.total is None or self.n >= self.total or time.monotonic() - self.t0 > 1):
+        if self.n and (
+            self.total is None or self.n >= self.total or time.monotonic() - self.t0 > 1
+        ):
             self._line()
 
 
@@ -69,8 +82,15 @@ class _Off:
         pass
 
 
-def progress_bar(total: int | None = None, initial: int = 0, desc: str = "", unit: str = "it",
-                 enabled: bool = True, line_per_postfix: bool = False, **tqdm_kw):  # fmt: skip
+def progress_bar(
+    total: int | None = None,
+    initial: int = 0,
+    desc: str = "",
+    unit: str = "it",
+    enabled: bool = True,
+    line_per_postfix: bool = False,
+    **tqdm_kw,
+):
     """A tqdm bar on a terminal, a :class:`LineProgress` elsewhere, nothing if not ``enabled``."""
     if not enabled:
         return _Off()

@@ -36,8 +36,11 @@ class CheckpointClock:
         self.last = time.monotonic()
 
     def due(self, step: int) -> bool:
-        return (step >= self.end or (self.every > 0 and step % self.every == 0)
-                or time.monotonic() - self.last >= self.seconds)  # fmt: skip
+        return (
+            step >= self.end
+            or (self.every > 0 and step % self.every == 0)
+            or time.monotonic() - self.last >= self.seconds
+        )
 
     def reset(self) -> None:
         self.last = time.monotonic()
@@ -81,9 +84,12 @@ class GracefulInterrupt:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print(f"\ninterrupt: {self.what} stops at the next checkpoint-safe point; "
-              "press Ctrl-C again to stop at once (loses the work since the last checkpoint)",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"\ninterrupt: {self.what} stops at the next checkpoint-safe point; "
+            "press Ctrl-C again to stop at once (loses the work since the last checkpoint)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __enter__(self) -> GracefulInterrupt:
         if threading.current_thread() is threading.main_thread():

@@ -21,8 +21,11 @@ class WeightsError(ValueError):
     """A file that is not a readable safetensors file."""
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
-                 metadata: dict[str, str] | None = None) -> None:  # fmt: skip
+def save_tensors(
+    path: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Write tensors (contiguous CPU copies: safetensors refuses shared storage) atomically.
 
     The file is serialised in memory and written by :func:`write_bytes_atomic` (the same

@@ -53,8 +53,9 @@ class LoadCountImaged(MapTransform):
 class PrepareCountsd(MapTransform):
     """(H, W) counts -> (1, ``image_size``, ``image_size``) float32, by ``prepare_image``."""
 
-    def __init__(self, keys: Hashable | Sequence[Hashable], image_size: int,
-                 allow_missing_keys: bool = False):  # fmt: skip
+    def __init__(
+        self, keys: Hashable | Sequence[Hashable], image_size: int, allow_missing_keys: bool = False
+    ):
         super().__init__(keys, allow_missing_keys)
         self.image_size = int(image_size)
 
@@ -63,7 +64,9 @@ class PrepareCountsd(MapTransform):
         for key in self.key_iterator(d):
             img = d[key]
             meta = dict(img.meta) if isinstance(img, MetaTensor) else {}
-            x = prepare_image(np.asarray(img.cpu() if torch.is_tensor(img) else img), self.image_size)
+            x = prepare_image(
+                np.asarray(img.cpu() if torch.is_tensor(img) else img), self.image_size
+            )
             d[key] = MetaTensor(torch.from_numpy(x[None]), meta=meta)
         return d
 
@@ -109,24 +112,34 @@ def ensemble_tensors(member_files: Sequence[str | os.PathLike]) -> tuple[dict, d
     return tensors, arch, list(labels)
 
 
-def save_ensemble(path: str | os.PathLike, member_files: Sequence[str | os.PathLike],
-                  extra: dict[str, str] | None = None) -> tuple[dict, list[str], int]:  # fmt: skip
+def save_ensemble(
+    path: str | os.PathLike,
+    member_files: Sequence[str | os.PathLike],
+    extra: dict[str, str] | None = None,
+) -> tuple[dict, list[str], int]:
     """Write the members' weights as one safetensors file; return (arch, labels, K)."""
     tensors, arch, labels = ensemble_tensors(member_files)
-    meta = {"arch": json.dumps(arch), "labels": json.dumps(labels),
-            "n_members": str(len(member_files)), **(extra or {})}  # fmt: skip
+    meta = {
+        "arch": json.dumps(arch),
+        "labels": json.dumps(labels),
+        "n_members": str(len(member_files)),
+        **(extra or {}),
+    }
     save_tensors(path, tensors, meta)
     return arch, labels, len(member_files)
 
 
-def load_ensemble_weights(network: ProbabilityEnsemble, path: str | os.PathLike,
-                          device: str | torch.device = "cpu") -> ProbabilityEnsemble:  # fmt: skip
+def load_ensemble_weights(
+    network: ProbabilityEnsemble, path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> ProbabilityEnsemble:
     """Load ``path`` (safetensors, no pickle) into ``network``; return it on ``device``, in eval mode."""
     tensors, _ = load_tensors(path)
     try:
         network.load_state_dict(tensors)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the bundle's network_def ({exc})") from exc
+        raise CheckpointError(
+            f"{path}: weights do not fit the bundle's network_def ({exc})"
+        ) from exc
     return network.to(device).eval()
 
 
@@ -137,9 +150,16 @@ class CsvPredictor:
     probabilities: 0/1 at the bundle's threshold). ``run()`` returns the CSV path.
     """
 
-    def __init__(self, dataloader: Iterable[dict], network: torch.nn.Module,
-                 inferer: Callable, postprocessing: Callable, labels: Sequence[str],
-                 output_dir: str | os.PathLike, device: str | torch.device = "cpu"):  # fmt: skip
+    def __init__(
+        self,
+        dataloader: Iterable[dict],
+        network: torch.nn.Module,
+        inferer: Callable,
+        postprocessing: Callable,
+        labels: Sequence[str],
+        output_dir: str | os.PathLike,
+        device: str | torch.device = "cpu",
+    ):
         self.dataloader, self.network, self.inferer = dataloader, network, inferer
         self.postprocessing, self.labels = postprocessing, list(labels)
         self.output_dir, self.device = Path(output_dir), torch.device(device)

@@ -41,9 +41,14 @@ _prefixed = weights.prefixed
 _unprefixed = weights.unprefixed
 
 
-def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, best: dict[str, torch.Tensor],
-                    data_generator: torch.Generator, state: dict) -> None:  # fmt: skip
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    best: dict[str, torch.Tensor],
+    data_generator: torch.Generator,
+    state: dict,
+) -> None:
     """Write the whole training state (module docstring) atomically."""
     tensors = _prefixed("model", model.state_dict())
     tensors.update(_prefixed("best", best))
@@ -63,9 +68,12 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
     save_tensors(path, tensors, {"state": json.dumps(full_state)})
 
 
-def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer,
-                    data_generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict]:  # fmt: skip
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data_generator: torch.Generator,
+) -> tuple[dict[str, torch.Tensor], dict]:
     """Restore model, optimizer and RNG states in place; return (best state dict, state)."""
     tensors, meta = load_tensors(path)
     try:

@@ -140,8 +140,14 @@ class ImageCache:
         self._store.clear()
 
 
-def load_images(dataset: Dataset, cases: Sequence[Case], size: int, source: str,
-                cache: ImageCache | None = None, workers: int = 1) -> ImageSet:  # fmt: skip
+def load_images(
+    dataset: Dataset,
+    cases: Sequence[Case],
+    size: int,
+    source: str,
+    cache: ImageCache | None = None,
+    workers: int = 1,
+) -> ImageSet:
     """Read and prepare ``cases`` of ``dataset`` -> an ImageSet (labels in dataset order)."""
     cache = cache or ImageCache()
 
@@ -157,12 +163,19 @@ def load_images(dataset: Dataset, cases: Sequence[Case], size: int, source: str,
     else:
         imgs = [one(c) for c in cases]
     images = np.stack(imgs)[:, None] if imgs else np.zeros((0, 1, size, size), np.float16)
-    return ImageSet(images, dataset.label_matrix(cases), [c.case_id for c in cases],
-                    [source] * len(cases))  # fmt: skip
+    return ImageSet(
+        images, dataset.label_matrix(cases), [c.case_id for c in cases], [source] * len(cases)
+    )
 
 
-def fold_part(dataset: Dataset, fold: Fold, part: str, size: int,
-              cache: ImageCache | None = None, workers: int = 1) -> ImageSet:  # fmt: skip
+def fold_part(
+    dataset: Dataset,
+    fold: Fold,
+    part: str,
+    size: int,
+    cache: ImageCache | None = None,
+    workers: int = 1,
+) -> ImageSet:
     """The labelled classification cases of one part ("train", "val", "test") of a fold."""
     if part not in ("train", "val", "test"):
         raise ValueError(f"part {part!r} must be train, val or test")
@@ -191,7 +204,9 @@ def set_prefix(root: Path, n: int, labels: Sequence[str]) -> tuple[Dataset, list
         )
     cases = [c for c in ds.cases if c.is_labelled]
     if len(cases) < n:
-        raise MixError(f"augmentation set {root} has {len(cases)} labelled images; the mix needs {n}")
+        raise MixError(
+            f"augmentation set {root} has {len(cases)} labelled images; the mix needs {n}"
+        )
     return ds, cases[:n]
 
 
@@ -207,14 +222,24 @@ def oversample_part(train: ImageSet, n: int, fold: int) -> ImageSet:
     rng = np.random.default_rng(np.random.SeedSequence([int(fold), int(n), len(train), 0x0F5A]))
     reps = -(-n // len(train))
     idx = np.concatenate([rng.permutation(len(train)) for _ in range(reps)])[:n]
-    return ImageSet(train.images[idx], train.labels[idx],
-                    [f"{OVERSAMPLE}/{train.case_ids[i]}#{k}" for k, i in enumerate(idx)],
-                    [OVERSAMPLE] * n)  # fmt: skip
+    return ImageSet(
+        train.images[idx],
+        train.labels[idx],
+        [f"{OVERSAMPLE}/{train.case_ids[i]}#{k}" for k, i in enumerate(idx)],
+        [OVERSAMPLE] * n,
+    )
 
 
-def training_mix(dataset: Dataset, fold: Fold, mix: Sequence[tuple[str, float]], n_images: int,
-                 set_root: dict[str, Path], size: int, cache: ImageCache | None = None,
-                 workers: int = 1) -> ImageSet:  # fmt: skip
+def training_mix(
+    dataset: Dataset,
+    fold: Fold,
+    mix: Sequence[tuple[str, float]],
+    n_images: int,
+    set_root: dict[str, Path],
+    size: int,
+    cache: ImageCache | None = None,
+    workers: int = 1,
+) -> ImageSet:
     """The fold's train part plus ``n_images`` from the augmentation sets of ``mix``.
 
     ``set_root`` maps each set name to its folder. Set labels are reordered to the

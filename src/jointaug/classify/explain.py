@@ -57,8 +57,11 @@ class _RowClassHooks(ModelWithHooks):
 def cam_candidates(model: torch.nn.Module) -> list[str]:
     """Grad-CAM target layers of a MONAI DenseNet, deepest first."""
     names = [n for n, _ in model.named_modules()]
-    trans = sorted((n for n in names if n.startswith("features.transition") and n.endswith(".relu")),
-                   key=lambda n: int(n.split(".")[1].removeprefix("transition")), reverse=True)  # fmt: skip
+    trans = sorted(
+        (n for n in names if n.startswith("features.transition") and n.endswith(".relu")),
+        key=lambda n: int(n.split(".")[1].removeprefix("transition")),
+        reverse=True,
+    )
     return [n for n in ("class_layers.relu",) if n in names] + trans
 
 
@@ -87,8 +90,13 @@ class EnsembleExplainer:
         batch: images per forward pass (labels per Grad-CAM pass, patches per occlusion pass).
     """
 
-    def __init__(self, models: Sequence[torch.nn.Module], method: str = "gradcam",
-                 layer: str | None = None, batch: int = 32):  # fmt: skip
+    def __init__(
+        self,
+        models: Sequence[torch.nn.Module],
+        method: str = "gradcam",
+        layer: str | None = None,
+        batch: int = 32,
+    ):
         if method not in METHODS:
             raise ValueError(f"explain method {method!r}: choose one of {', '.join(METHODS)}")
         if not models:
@@ -99,12 +107,20 @@ class EnsembleExplainer:
             self.layer = layer or cam_layer(self.models[0])
             known = {n for n, _ in self.models[0].named_modules()}
             if self.layer not in known:
-                raise ValueError(f"Grad-CAM layer {self.layer!r} is not in the network "
-                                 f"(candidates: {', '.join(cam_candidates(self.models[0])) or 'none'})")  # fmt: skip
-            self._cams = [GradCAM(nn_module=_RowClassHooks(m, self.layer, register_forward=True,
-                                                           register_backward=True),
-                                  target_layers=self.layer, postprocessing=lambda m: m)
-                          for m in self.models]  # fmt: skip
+                raise ValueError(
+                    f"Grad-CAM layer {self.layer!r} is not in the network "
+                    f"(candidates: {', '.join(cam_candidates(self.models[0])) or 'none'})"
+                )
+            self._cams = [
+                GradCAM(
+                    nn_module=_RowClassHooks(
+                        m, self.layer, register_forward=True, register_backward=True
+                    ),
+                    target_layers=self.layer,
+                    postprocessing=lambda m: m,
+                )
+                for m in self.models
+            ]
 
     def member_maps(self, k: int, image: np.ndarray) -> np.ndarray:
         """Member ``k``'s raw maps (L, S, S) of one prepared image (S, S)."""
@@ -113,8 +129,14 @@ class EnsembleExplainer:
         x = torch.as_tensor(np.asarray(image, np.float32), device=p.device)[None, None]
         if self.method == "occlusion":
             size = x.shape[-1]
-            occ = OcclusionSensitivity(model, mask_size=max(3, size // 8), n_batch=self.batch,
-                                       verbose=False, overlap=0.6, activate=torch.sigmoid)  # fmt: skip
+            occ = OcclusionSensitivity(
+                model,
+                mask_size=max(3, size // 8),
+                n_batch=self.batch,
+                verbose=False,
+                overlap=0.6,
+                activate=torch.sigmoid,
+            )
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # MONAI 1.6's list indexing
                 p0 = torch.sigmoid(model(x))[0]  # (L,)
@@ -137,9 +159,13 @@ class EnsembleExplainer:
         return np.mean(np.stack(maps), axis=0).astype(np.float32)
 
 
-def explain_files(model_paths: Sequence[str | os.PathLike], image_paths: Sequence[str | os.PathLike],
-                  method: str = "gradcam", layer: str | None = None,
-                  device: str = "cpu") -> tuple[np.ndarray, dict]:  # fmt: skip
+def explain_files(
+    model_paths: Sequence[str | os.PathLike],
+    image_paths: Sequence[str | os.PathLike],
+    method: str = "gradcam",
+    layer: str | None = None,
+    device: str = "cpu",
+) -> tuple[np.ndarray, dict]:
     """Ensemble maps (N, L, S, S) float32 of image files, and what made them
     (``method``, ``layer``, ``image_size``, ``members``)."""
     from jointaug.classify.predict import load_classifier

@@ -22,7 +22,9 @@ POS_WEIGHT_CLIP = (0.1, 50.0)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def pos_weight_from_labels(labels: np.ndarray, clip: tuple[float, float] = POS_WEIGHT_CLIP) -> np.ndarray:
+def pos_weight_from_labels(
+    labels: np.ndarray, clip: tuple[float, float] = POS_WEIGHT_CLIP
+) -> np.ndarray:
     """(N, L) labels (NaN unknown) -> (L,) negatives / positives per label, clipped.
 
     A label with no positive gets the upper clip; one with no negative the lower clip.
@@ -37,19 +39,28 @@ def pos_weight_from_labels(labels: np.ndarray, clip: tuple[float, float] = POS_W
 
 def _masked(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     known = torch.isfinite(targets)
-    return torch.where(known, targets, torch.zeros_like(targets)), known.to(targets.dtype), known.sum()
+    return (
+        torch.where(known, targets, torch.zeros_like(targets)),
+        known.to(targets.dtype),
+        known.sum(),
+    )
 
 
-def masked_bce(logits: torch.Tensor, targets: torch.Tensor,
-               pos_weight: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def masked_bce(
+    logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """BCE-with-logits averaged over known entries. logits, targets: (B, L); pos_weight (L,)."""
     t, w, n = _masked(targets)
     per = F.binary_cross_entropy_with_logits(logits, t, pos_weight=pos_weight, reduction="none")
     return (per * w).sum() / n.clamp(min=1)
 
 
-def make_loss(kind: str, train_labels: np.ndarray | None = None, focal_gamma: float = 2.0,
-              device: torch.device | str = "cpu") -> LossFn:  # fmt: skip
+def make_loss(
+    kind: str,
+    train_labels: np.ndarray | None = None,
+    focal_gamma: float = 2.0,
+    device: torch.device | str = "cpu",
+) -> LossFn:
     """The loss ``kind`` (one of ``LOSSES``) as ``fn(logits, targets) -> scalar``.
 
     ``train_labels`` (N, L) is needed for ``bce_pos_weight``.

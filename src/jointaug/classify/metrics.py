@@ -47,7 +47,10 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> Confusion:
     t = y_true[known] > 0.5
     p = np.asarray(y_pred)[known].astype(bool)
     return Confusion(
-        tp=int(np.sum(t & p)), fp=int(np.sum(~t & p)), tn=int(np.sum(~t & ~p)), fn=int(np.sum(t & ~p))
+        tp=int(np.sum(t & p)),
+        fp=int(np.sum(~t & p)),
+        tn=int(np.sum(~t & ~p)),
+        fn=int(np.sum(t & ~p)),
     )
 
 
@@ -214,7 +217,11 @@ def brier(y: np.ndarray, probs: np.ndarray) -> float:
     """Mean squared error of the probabilities over every known label of every image."""
     y = np.asarray(y, dtype=np.float64)
     known = np.isfinite(y)
-    return float(np.mean((np.asarray(probs, float)[known] - y[known]) ** 2)) if known.any() else math.nan
+    return (
+        float(np.mean((np.asarray(probs, float)[known] - y[known]) ** 2))
+        if known.any()
+        else math.nan
+    )
 
 
 def ece_bin(probs: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
@@ -247,12 +254,20 @@ def pool_summary(y: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray
     """
     m = pooled_metrics(y, binarize(probs, threshold))
     auroc, auprc = macro_ranking(y, probs)
-    return {"gms": m["gms"], "tpr": m["tpr"], "tnr": m["tnr"], "auroc": auroc, "auprc": auprc,
-            "brier": brier(y, probs), "ece": ece(y, probs)}  # fmt: skip
+    return {
+        "gms": m["gms"],
+        "tpr": m["tpr"],
+        "tnr": m["tnr"],
+        "auroc": auroc,
+        "auprc": auprc,
+        "brier": brier(y, probs),
+        "ece": ece(y, probs),
+    }
 
 
-def per_joint_table(y: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray,
-                    labels: list[str]) -> list[dict]:  # fmt: skip
+def per_joint_table(
+    y: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray, labels: list[str]
+) -> list[dict]:
     """One row per joint: label, positives, TPR, TNR (at ``threshold``), AUPRC (NaN if no positive)."""
     y = np.asarray(y, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -260,6 +275,13 @@ def per_joint_table(y: np.ndarray, probs: np.ndarray, threshold: float | np.ndar
     rows = []
     for j, name in enumerate(labels):
         r = rates(confusion(y[:, j], pred[:, j]))
-        rows.append({"label": name, "positives": int(np.sum(y[:, j] > 0.5)), "tpr": r["tpr"],
-                     "tnr": r["tnr"], "auprc": average_precision(y[:, j], probs[:, j])})  # fmt: skip
+        rows.append(
+            {
+                "label": name,
+                "positives": int(np.sum(y[:, j] > 0.5)),
+                "tpr": r["tpr"],
+                "tnr": r["tnr"],
+                "auprc": average_precision(y[:, j], probs[:, j]),
+            }
+        )
     return rows

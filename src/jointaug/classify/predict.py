@@ -21,7 +21,9 @@ from jointaug.dataset.io import read_image
 from jointaug.runtime import resolve_device
 
 
-def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, list[str], dict]:
+def load_classifier(
+    path: str | os.PathLike, device: str = "cpu"
+) -> tuple[torch.nn.Module, list[str], dict]:
     """``model.safetensors`` -> (network in eval mode, label names, architecture dict)."""
     tensors, meta = load_tensors(path)
     try:
@@ -33,9 +35,14 @@ def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[torch
     return model.to(resolve_device(device)).eval(), labels, arch
 
 
-def predict_probs(model: torch.nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = 64,
-                  device: str = "cpu", amp: bool = False,
-                  channels_last: bool = False) -> np.ndarray:  # fmt: skip
+def predict_probs(
+    model: torch.nn.Module,
+    images: np.ndarray | torch.Tensor,
+    batch_size: int = 64,
+    device: str = "cpu",
+    amp: bool = False,
+    channels_last: bool = False,
+) -> np.ndarray:
     """Sigmoid probabilities (N, L) float32 for prepared images (N, 1, S, S)."""
     x = torch.as_tensor(images)
     dev = resolve_device(device)
@@ -54,8 +61,11 @@ def ensemble_probs(probs: Sequence[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack(probs), axis=0).astype(np.float32)
 
 
-def predict_files(model_paths: Sequence[str | os.PathLike], image_paths: Sequence[str | os.PathLike],
-                  device: str = "cpu") -> tuple[np.ndarray, list[str]]:  # fmt: skip
+def predict_files(
+    model_paths: Sequence[str | os.PathLike],
+    image_paths: Sequence[str | os.PathLike],
+    device: str = "cpu",
+) -> tuple[np.ndarray, list[str]]:
     """Ensemble probabilities (N, L) for image files (any contract image type), and labels.
 
     Every member must share the label names and image size.

@@ -55,8 +55,21 @@ from jointaug.keys import classify_settings, settings_key, split_seed
 from jointaug.runtime import autocast_for, maybe_compile, resolve_device
 from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
 
-LOG_COLUMNS = ("eval", "epoch", "samples", "train_loss", "val_loss", "val_accuracy", "val_tpr",
-               "val_tnr", "val_f1", "val_gms", "best_val_gms", "best_samples", "wall_s")  # fmt: skip
+LOG_COLUMNS = (
+    "eval",
+    "epoch",
+    "samples",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_tpr",
+    "val_tnr",
+    "val_f1",
+    "val_gms",
+    "best_val_gms",
+    "best_samples",
+    "wall_s",
+)
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
 
@@ -79,9 +92,14 @@ def fingerprint(cfg: ClassifyConfig, loss: str, seed: int, n_train: int) -> str:
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int,
-                   device: torch.device, amp: bool = False,
-                   channels_last: bool = False) -> torch.Tensor:  # fmt: skip
+def predict_logits(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """Logits (N, L) float32 on the CPU for images (N, 1, S, S) (any float dtype/device)."""
     model.eval()
     out = []
@@ -122,7 +140,9 @@ class FitState:
         """The sample count at which training stops unless a better model is found."""
         return min(cfg.max_samples, self.best_samples + cfg.patience_samples)
 
-    def evaluated(self, cfg: ClassifyConfig, train_loss: float, m: dict[str, float], wall_s: float) -> bool:
+    def evaluated(
+        self, cfg: ClassifyConfig, train_loss: float, m: dict[str, float], wall_s: float
+    ) -> bool:
         """Record an evaluation (log row, best, stop); True when the model is the new best."""
         gms = -1.0 if math.isnan(m["val_gms"]) else m["val_gms"]
         better = gms > self.best_gms
@@ -130,9 +150,18 @@ class FitState:
             self.best_gms, self.best_samples = gms, self.samples
         self.evals += 1
         self.wall_s = wall_s
-        self.log.append({"eval": self.evals, "epoch": self.epoch, "samples": self.samples,
-                         "train_loss": train_loss, **m, "best_val_gms": self.best_gms,
-                         "best_samples": self.best_samples, "wall_s": wall_s})  # fmt: skip
+        self.log.append(
+            {
+                "eval": self.evals,
+                "epoch": self.epoch,
+                "samples": self.samples,
+                "train_loss": train_loss,
+                **m,
+                "best_val_gms": self.best_gms,
+                "best_samples": self.best_samples,
+                "wall_s": wall_s,
+            }
+        )
         if self.samples >= cfg.max_samples:
             self.finished, self.stop_reason = True, "max_samples"
         elif self.samples - self.best_samples >= cfg.patience_samples:
@@ -176,7 +205,9 @@ def effective_budget(cfg: ClassifyConfig, n_train: int) -> ClassifyConfig:
     if cfg.max_epochs > 0:
         upd["max_samples"] = max(cfg.max_samples, math.ceil(cfg.max_epochs * n_train))
     if cfg.patience_epochs > 0:
-        upd["patience_samples"] = max(cfg.patience_samples, math.ceil(cfg.patience_epochs * n_train))
+        upd["patience_samples"] = max(
+            cfg.patience_samples, math.ceil(cfg.patience_epochs * n_train)
+        )
     return cfg.model_copy(update=upd) if upd else cfg
 
 
@@ -187,8 +218,9 @@ def epochs_per_eval(cfg: ClassifyConfig, n_train: int) -> int:
     return cfg.eval_every_epochs
 
 
-def epoch_order(n: int, batch_size: int, real: torch.Tensor | None, real_share: float,
-                gen: torch.Generator) -> list[torch.Tensor]:  # fmt: skip
+def epoch_order(
+    n: int, batch_size: int, real: torch.Tensor | None, real_share: float, gen: torch.Generator
+) -> list[torch.Tensor]:
     """One epoch's batches of indices into the mix (ceil(n / batch) batches, n samples).
 
     Plain: a random permutation cut into batches. With ``real_share`` > 0 and ``real``
@@ -248,30 +280,49 @@ def _train_period(step: _Step, st: FitState, bar, on_step: Callable[[int], None]
 def _validate(step: _Step, val: ImageSet) -> dict[str, float]:
     """Validation loss (BCE) and pooled metrics at ``cfg.threshold``."""
     cfg = step.cfg
-    logits = predict_logits(step.model, torch.from_numpy(val.images), 2 * cfg.batch_size,
-                            step.dev, cfg.amp, cfg.channels_last)  # fmt: skip
+    logits = predict_logits(
+        step.model,
+        torch.from_numpy(val.images),
+        2 * cfg.batch_size,
+        step.dev,
+        cfg.amp,
+        cfg.channels_last,
+    )
     m = pooled_metrics(val.labels, binarize(torch.sigmoid(logits).numpy(), cfg.threshold))
     out = {f"val_{k}": float(m[k]) for k in ("accuracy", "tpr", "tnr", "f1", "gms")}
     out["val_loss"] = float(masked_bce(logits, torch.from_numpy(val.labels)))
     return out
 
 
-def _make_step(train: ImageSet, cfg: ClassifyConfig, labels: list[str], loss_kind: str,
-               init_seed: int, data_seed: int, dev: torch.device) -> _Step:  # fmt: skip
+def _make_step(
+    train: ImageSet,
+    cfg: ClassifyConfig,
+    labels: list[str],
+    loss_kind: str,
+    init_seed: int,
+    data_seed: int,
+    dev: torch.device,
+) -> _Step:
     model = build_model(cfg, len(labels), seed=init_seed).to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return _Step(
-        model=model, forward=maybe_compile(model, cfg.compile),
+        model=model,
+        forward=maybe_compile(model, cfg.compile),
         opt=torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=dev.type == "cuda"),
         loss_fn=make_loss(loss_kind, train.labels, cfg.focal_gamma, dev),
-        augment=PaperAugment(cfg.rotate_deg, cfg.flip_prob, cfg.crop_prob,
-                             crop_pad_px(cfg.crop_pad, cfg.image_size)),
+        augment=PaperAugment(
+            cfg.rotate_deg, cfg.flip_prob, cfg.crop_prob, crop_pad_px(cfg.crop_pad, cfg.image_size)
+        ),
         gen=torch.Generator().manual_seed(data_seed),
-        x=torch.from_numpy(train.images).to(dev), y=torch.from_numpy(train.labels).to(dev),
-        cfg=cfg, dev=dev,
-        real=torch.tensor([i for i, s in enumerate(train.sources) if s == "train"], dtype=torch.long),
-    )  # fmt: skip
+        x=torch.from_numpy(train.images).to(dev),
+        y=torch.from_numpy(train.labels).to(dev),
+        cfg=cfg,
+        dev=dev,
+        real=torch.tensor(
+            [i for i, s in enumerate(train.sources) if s == "train"], dtype=torch.long
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -286,8 +337,15 @@ class FitOptions:
     # (tests use it to simulate a kill)
 
 
-def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig, seed: int,
-        labels: list[str], options: FitOptions | None = None) -> FitResult:  # fmt: skip
+def fit(
+    out_dir: str | Path,
+    train: ImageSet,
+    val: ImageSet,
+    cfg: ClassifyConfig,
+    seed: int,
+    labels: list[str],
+    options: FitOptions | None = None,
+) -> FitResult:
     """Train one classifier in ``out_dir`` (module docstring); resumes a checkpoint there.
 
     train / val: prepared ImageSets (images (N, 1, S, S), labels (N, L) NaN = unknown).
@@ -299,7 +357,9 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
     dev = resolve_device(o.device)
     loss_kind = o.loss or cfg.loss
     if len(train) == 0 or len(val) == 0:
-        raise ValueError(f"{out_dir}: need training and validation images ({len(train)}, {len(val)})")
+        raise ValueError(
+            f"{out_dir}: need training and validation images ({len(train)}, {len(val)})"
+        )
     cfg = effective_budget(cfg, len(train))
     init_seed, data_seed, torch_seed = split_seed(seed)
     step = _make_step(train, cfg, labels, loss_kind, init_seed, data_seed, dev)
@@ -326,7 +386,9 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
             try:
                 while not st.finished:
                     train_loss = _train_period(step, st, bar, on_step)
-                    if st.evaluated(cfg, train_loss, _validate(step, val), time.perf_counter() - t0):
+                    if st.evaluated(
+                        cfg, train_loss, _validate(step, val), time.perf_counter() - t0
+                    ):
                         best = _state_copy(model)
                     log.append(st.log[-1])
                     if st.finished or clock.due(st.samples) or stop.requested:
@@ -340,12 +402,22 @@ def fit(out_dir: str | Path, train: ImageSet, val: ImageSet, cfg: ClassifyConfig
                 bar.close()
     best = {k: v.cpu() for k, v in best.items()}
     save_tensors(out_dir / MODEL, best, model_metadata(cfg, labels))
-    return FitResult(best, float(st.best_gms), int(st.best_samples), int(st.samples),
-                     int(st.epoch), float(st.wall_s), st.stop_reason, st.log)  # fmt: skip
+    return FitResult(
+        best,
+        float(st.best_gms),
+        int(st.best_samples),
+        int(st.samples),
+        int(st.epoch),
+        float(st.wall_s),
+        st.stop_reason,
+        st.log,
+    )
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):
     from jointaug.progress import progress_bar
 
     # one line per evaluation when the output is not a terminal
-    return progress_bar(total, initial, desc, "img", enabled=enabled, line_per_postfix=True, leave=False)
+    return progress_bar(
+        total, initial, desc, "img", enabled=enabled, line_per_postfix=True, leave=False
+    )

@@ -59,7 +59,9 @@ def resize_area(image: np.ndarray, size: int) -> np.ndarray:
         return image.astype(np.float32, copy=False)
     if m % size == 0:
         f = m // size
-        return image.reshape(size, f, size, f).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+        return (
+            image.reshape(size, f, size, f).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+        )
     from skimage.transform import resize
 
     out = resize(image, (size, size), order=1, anti_aliasing=m > size, preserve_range=True)
@@ -113,8 +115,13 @@ class PaperAugment:
     exactly from a saved generator state.
     """
 
-    def __init__(self, rotate_deg: float = 30.0, flip_prob: float = 0.5,
-                 crop_prob: float = 0.5, pad_px: int = 32):  # fmt: skip
+    def __init__(
+        self,
+        rotate_deg: float = 30.0,
+        flip_prob: float = 0.5,
+        crop_prob: float = 0.5,
+        pad_px: int = 32,
+    ):
         if rotate_deg < 0 or not 0 <= flip_prob <= 1 or not 0 <= crop_prob <= 1 or pad_px < 0:
             raise ValueError(
                 f"augmentation: need rotate_deg >= 0, probabilities in [0, 1], pad >= 0 "

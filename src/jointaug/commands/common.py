@@ -56,8 +56,12 @@ def options_command(options: type) -> Callable[[Callable], Callable]:
     order, so the flags stay where one reads them and the body takes one argument."""
     hints = typing.get_type_hints(options)
     fields = dataclasses.fields(options)
-    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                annotation=hints[f.name]) for f in fields]  # fmt: skip
+    params = [
+        inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
+        )
+        for f in fields
+    ]
 
     def wrap(body: Callable) -> Callable:
         @functools.wraps(body)
@@ -92,7 +96,9 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def resolve_config(profile: str, overrides: list[str] | None, config_file: str | None = None) -> Config:
+def resolve_config(
+    profile: str, overrides: list[str] | None, config_file: str | None = None
+) -> Config:
     """The profile's config with a file and ``--set`` overrides, applied to this process
     (threads, CUDA settings; the device is checked to exist)."""
     config = load_config(profile, overrides, config_file)
@@ -106,7 +112,9 @@ def run_config(run, overrides: list[str] | None = None) -> Config:
     config = run.config
     if overrides:
         try:
-            config = Config.model_validate(merge_trees(config.model_dump(), parse_overrides(overrides)))
+            config = Config.model_validate(
+                merge_trees(config.model_dump(), parse_overrides(overrides))
+            )
         except ValueError as exc:
             raise ConfigError(f"invalid override: {exc}") from exc
     apply_runtime(config)
@@ -123,4 +131,6 @@ def open_run(path, overrides: list[str] | None = None):
 
 
 ProfileOpt = typer.Option("demo", "--profile", help="Profile: demo (CPU, minutes) or paper (GPU).")
-SetOpt = typer.Option(None, "--set", help="Override a config value, e.g. --set classify.lr=3e-4 (repeatable).")
+SetOpt = typer.Option(
+    None, "--set", help="Override a config value, e.g. --set classify.lr=3e-4 (repeatable)."
+)

@@ -31,7 +31,9 @@ def print_report(report: Report, max_issues: int = 200) -> None:
         if total_known:
             console.print(f"overall positive rate {sum(s['positives']) / total_known:.3f}")
     for issue in report.warnings[:max_issues]:
-        err_console.print(f"[yellow]warning[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[yellow]warning[/] {escape(str(issue))}", highlight=False, soft_wrap=True
+        )
     for issue in report.errors[:max_issues]:
         err_console.print(f"[red]error[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
     hidden = len(report.errors) - max_issues
@@ -48,11 +50,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check a dataset folder against the contract; list every violation."""
         report = validate_dataset(
-            dataset, check_files=not quick, progress=lambda rows: track(rows, "reading files", console=err_console)
+            dataset,
+            check_files=not quick,
+            progress=lambda rows: track(rows, "reading files", console=err_console),
         )
         print_report(report)
         if not report.ok:
-            err_console.print(f"[bold red]{len(report.errors)} errors[/]: {dataset} is not a valid dataset")
+            err_console.print(
+                f"[bold red]{len(report.errors)} errors[/]: {dataset} is not a valid dataset"
+            )
             raise typer.Exit(1)
         console.print(f"[bold green]valid[/] ({len(report.warnings)} warnings)")
 
@@ -60,7 +66,9 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def split(
         dataset: Path = typer.Argument(..., help="Dataset folder."),
-        out: Path = typer.Option(..., "--out", help="splits.json to write (or to check with --check)."),
+        out: Path = typer.Option(
+            ..., "--out", help="splits.json to write (or to check with --check)."
+        ),
         folds: int = typer.Option(5, help="Number of parts/folds (5 gives 60/20/20)."),
         seed: int = typer.Option(0, help="Seed of the assignment."),
         check: bool = typer.Option(False, help="Only check an existing splits file for leakage."),
@@ -74,7 +82,13 @@ def register(app: typer.Typer) -> None:
             write_splits(splits, out)
         table = Table("fold", "part", "patients", "images", "positives", "rate")
         for r in split_summary(splits, ds):
-            table.add_row(str(r["fold"]), r["part"], str(r["patients"]), str(r["images"]),
-                          str(r["positives"]), f"{r['positive_rate']:.3f}")  # fmt: skip
+            table.add_row(
+                str(r["fold"]),
+                r["part"],
+                str(r["patients"]),
+                str(r["images"]),
+                str(r["positives"]),
+                f"{r['positive_rate']:.3f}",
+            )
         console.print(table)
         console.print(f"{'checked' if check else 'wrote'} {out}")

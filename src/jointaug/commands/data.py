@@ -19,11 +19,19 @@ def _register_phantom(app: typer.Typer) -> None:
     @app.command("phantom")
     @handle_errors
     def phantom(
-        out: Path = typer.Argument(..., help="Folder to write the dataset to (resumed if half-written)."),
-        patients: int = typer.Option(None, "--patients", help="Number of patients [profile: phantom.patients, 48]."),
-        size: int = typer.Option(None, "--size", help="Image size in pixels [profile: phantom.size, 256]."),
+        out: Path = typer.Argument(
+            ..., help="Folder to write the dataset to (resumed if half-written)."
+        ),
+        patients: int = typer.Option(
+            None, "--patients", help="Number of patients [profile: phantom.patients, 48]."
+        ),
+        size: int = typer.Option(
+            None, "--size", help="Image size in pixels [profile: phantom.size, 256]."
+        ),
         seed: int = typer.Option(None, "--seed", help="Random seed [profile: phantom.seed, 0]."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a complete dataset in OUT."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="Replace a complete dataset in OUT."
+        ),
         profile: str = ProfileOpt,
         overrides: list[str] = SetOpt,
     ) -> None:

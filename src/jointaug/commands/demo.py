@@ -13,9 +13,13 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     @handle_errors
     def demo(
-        out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for everything the demo makes."),
+        out: Path = typer.Option(
+            Path("runs/demo"), "--out", help="Folder for everything the demo makes."
+        ),
         overrides: list[str] = SetOpt,
-        stop_after: str = typer.Option(None, "--stop-after", help="Last stage to run: phantom, montage, splits, run."),
+        stop_after: str = typer.Option(
+            None, "--stop-after", help="Last stage to run: phantom, montage, splits, run."
+        ),
     ) -> None:
         """Run the whole method on the built-in phantom (demo profile, CPU, minutes)."""
         from jointaug.experiments.demo import run_demo
@@ -26,10 +30,16 @@ def register(app: typer.Typer) -> None:
         if result.tables:
             console.print(result.tables, markup=False, highlight=False)
         if result.verdicts:
-            console.print("does it help? (paired over folds x seeds; helps / hurts: 95% CI excludes 0)")
+            console.print(
+                "does it help? (paired over folds x seeds; helps / hurts: 95% CI excludes 0)"
+            )
             for line in result.verdicts:
                 console.print(f"  {line}", markup=False, highlight=False)
-        console.print(f"dataset:  {result.dataset}\nrun:      {result.run}\nmontage:  {result.montage}")
+        console.print(
+            f"dataset:  {result.dataset}\nrun:      {result.run}\nmontage:  {result.montage}"
+        )
         if result.report:
             console.print(f"report:   {result.report}")
-        console.print(f"next: jointaug predict {result.run} {result.dataset}/images/p001_palmar.png --out predictions")
+        console.print(
+            f"next: jointaug predict {result.run} {result.dataset}/images/p001_palmar.png --out predictions"
+        )

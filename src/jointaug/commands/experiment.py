@@ -40,40 +40,74 @@ class RunArgs:
     dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (the contract format).")
     out: Path = typer.Option(..., "--out", help="Run folder (created, or reopened to resume).")
     methods: str = typer.Option(
-        None, "--methods",
+        None,
+        "--methods",
         help="Comma-separated methods, e.g. baseline,mp-perlin,11k-perlin,mp80-11kp20,tuned_threshold "
         "[profile: experiment.methods + mixtures + experiment.imbalance_baselines].",
-    )  # fmt: skip
-    sizes: str = typer.Option(None, "--sizes", help="Augmentation sizes, e.g. 8192 [experiment.sizes].")
-    curve_sizes: str = typer.Option(None, "--curve-sizes",
-                                    help="Extra sizes for the Fig. 6 curves, one seed [experiment.curve_sizes].")  # fmt: skip
+    )
+    sizes: str = typer.Option(
+        None, "--sizes", help="Augmentation sizes, e.g. 8192 [experiment.sizes]."
+    )
+    curve_sizes: str = typer.Option(
+        None,
+        "--curve-sizes",
+        help="Extra sizes for the Fig. 6 curves, one seed [experiment.curve_sizes].",
+    )
     folds: str = typer.Option(None, "--folds", help="Only these folds, e.g. 0,1 [all].")
-    splits: Path = typer.Option(None, "--splits", help="Use this splits.json instead of making one.")
-    photos: Path = typer.Option(None, "--photos", help="An 11k Hands folder [built-in stand-in photos].")
+    splits: Path = typer.Option(
+        None, "--splits", help="Use this splits.json instead of making one."
+    )
+    photos: Path = typer.Option(
+        None, "--photos", help="An 11k Hands folder [built-in stand-in photos]."
+    )
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars.")
-    plan_only: bool = typer.Option(False, "--plan", help="Print the plan, its task graph and the time estimate, then stop.")
-    retrain: bool = typer.Option(False, "--retrain", help="Replace outputs finished with other settings "
-                                 "(they are moved to RUN/stale/<time>/, not deleted).")  # fmt: skip
-    executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster).")
-    address: str = typer.Option(None, "--address", help="Ray cluster: auto, HOST:PORT [a local Ray instance].")
-    gpus_per_classifier: float = typer.Option(0.25, "--gpus-per-classifier",
-                                              help="Ray: GPU share of one classifier training.")  # fmt: skip
-    shards: int = typer.Option(1, "--shards", help="Split each augmentation set into this many parallel tasks.")
+    plan_only: bool = typer.Option(
+        False, "--plan", help="Print the plan, its task graph and the time estimate, then stop."
+    )
+    retrain: bool = typer.Option(
+        False,
+        "--retrain",
+        help="Replace outputs finished with other settings "
+        "(they are moved to RUN/stale/<time>/, not deleted).",
+    )
+    executor: str = typer.Option(
+        "local", "--executor", help="local (this process) or ray (a Ray cluster)."
+    )
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster: auto, HOST:PORT [a local Ray instance]."
+    )
+    gpus_per_classifier: float = typer.Option(
+        0.25, "--gpus-per-classifier", help="Ray: GPU share of one classifier training."
+    )
+    shards: int = typer.Option(
+        1, "--shards", help="Split each augmentation set into this many parallel tasks."
+    )
     profile: str = ProfileOpt
     overrides: list[str] = SetOpt
 
     def options(self):
         from jointaug.experiments.pipeline import RunOptions
 
-        return RunOptions(photos=self.photos, progress=not self.no_progress, executor=self.executor,
-                          retrain=self.retrain, shards=self.shards, gpus_per_classifier=self.gpus_per_classifier,
-                          ray_address=self.address)  # fmt: skip
+        return RunOptions(
+            photos=self.photos,
+            progress=not self.no_progress,
+            executor=self.executor,
+            retrain=self.retrain,
+            shards=self.shards,
+            gpus_per_classifier=self.gpus_per_classifier,
+            ray_address=self.address,
+        )
 
     def plan(self, rd):
         from jointaug.experiments.pipeline import make_plan
 
-        return make_plan(rd, self.methods, parse_int_list(self.sizes, "sizes"), parse_int_list(self.folds, "folds"),
-                         parse_int_list(self.curve_sizes, "curve-sizes"))  # fmt: skip
+        return make_plan(
+            rd,
+            self.methods,
+            parse_int_list(self.sizes, "sizes"),
+            parse_int_list(self.folds, "folds"),
+            parse_int_list(self.curve_sizes, "curve-sizes"),
+        )
 
 
 def _run_config(args: RunArgs):
@@ -154,7 +188,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report")
     @handle_errors
-    def report(run_dir: Path = typer.Argument(..., help="A run folder made by `jointaug run`.")) -> None:
+    def report(
+        run_dir: Path = typer.Argument(..., help="A run folder made by `jointaug run`."),
+    ) -> None:
         """Rebuild results/ (metrics.csv, tables, figures, report.html) from a run folder."""
         from jointaug.experiments.lock import run_lock
         from jointaug.experiments.report import write_report
@@ -171,14 +207,25 @@ def register(app: typer.Typer) -> None:
     def predict(
         run_dir: Path = typer.Argument(..., help="A run folder with trained classifiers."),
         images: list[Path] = typer.Argument(..., help="Images to classify (png, tif, npy, dcm)."),
-        out: Path = typer.Option(Path("predictions"), "--out", help="Folder for predictions.csv and overlays."),
-        method: str = typer.Option(None, "--method",
-                                   help="Method folder, e.g. mp-perlin_8192 or baseline [best ensemble GMS]."),
-        explain: str = typer.Option("gradcam", "--explain",
-                                    help="Where each joint's evidence lies, drawn on the scan and saved as "
-                                         "<stem>_cam.npy/.json: gradcam, occlusion (slower) or none."),
-        cam_layer: str = typer.Option(None, "--cam-layer",
-                                      help="Grad-CAM target layer, e.g. features.transition2.relu [class_layers.relu]."),
+        out: Path = typer.Option(
+            Path("predictions"), "--out", help="Folder for predictions.csv and overlays."
+        ),
+        method: str = typer.Option(
+            None,
+            "--method",
+            help="Method folder, e.g. mp-perlin_8192 or baseline [best ensemble GMS].",
+        ),
+        explain: str = typer.Option(
+            "gradcam",
+            "--explain",
+            help="Where each joint's evidence lies, drawn on the scan and saved as "
+            "<stem>_cam.npy/.json: gradcam, occlusion (slower) or none.",
+        ),
+        cam_layer: str = typer.Option(
+            None,
+            "--cam-layer",
+            help="Grad-CAM target layer, e.g. features.transition2.relu [class_layers.relu].",
+        ),
     ) -> None:
         """Per-joint probabilities and decisions from a run's seed ensemble, drawn on each scan
         at the joint's class-activation-map peak (overlay PNG, maps as .npy, peaks as .json)."""
@@ -189,10 +236,15 @@ def register(app: typer.Typer) -> None:
         from jointaug.runtime import resolve_device
 
         rd, cfg = open_run(run_dir)
-        csv_path = predict_images(rd, [str(p) for p in images], out, method,
-                                  device=resolve_device(cfg.device),
-                                  warn=lambda m: err_console.print(f"[yellow]warning[/] {escape(m)}",
-                                                                   highlight=False),
-                                  explain=explain, cam_layer=cam_layer)  # fmt: skip
+        csv_path = predict_images(
+            rd,
+            [str(p) for p in images],
+            out,
+            method,
+            device=resolve_device(cfg.device),
+            warn=lambda m: err_console.print(f"[yellow]warning[/] {escape(m)}", highlight=False),
+            explain=explain,
+            cam_layer=cam_layer,
+        )
         maps = "" if explain == "none" else " and maps (_cam.npy, _cam.json)"
         _echo(f"wrote {csv_path} and {len(images)} overlay pictures{maps} in {out}")

@@ -16,12 +16,18 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def export(
         run_dir: Path = typer.Argument(..., help="A run folder with trained classifiers."),
-        bundle: Path = typer.Option(..., "--bundle", help="Bundle folder to write (new, empty, "
-                                    "or an earlier bundle, which is replaced)."),
-        method: str = typer.Option(None, "--method",
-                                   help="Method folder, e.g. mp-perlin_8192 or baseline "
-                                   "\\[predict's choice: best ensemble GMS]."),
-    ) -> None:  # fmt: skip
+        bundle: Path = typer.Option(
+            ...,
+            "--bundle",
+            help="Bundle folder to write (new, empty, or an earlier bundle, which is replaced).",
+        ),
+        method: str = typer.Option(
+            None,
+            "--method",
+            help="Method folder, e.g. mp-perlin_8192 or baseline "
+            "\\[predict's choice: best ensemble GMS].",
+        ),
+    ) -> None:
         """Write the seed/fold ensemble that `predict` uses as a MONAI bundle.
 
         Same members, threshold and image preparation as `jointaug predict`.

@@ -10,8 +10,11 @@ from jointaug.commands.common import SetOpt, console, handle_errors, run_config
 
 RunOpt = typer.Option(..., "--run", help="Run folder (made by `jointaug run` / `jointaug demo`).")
 FoldOpt = typer.Option(..., "--fold", help="Fold index (0-based).")
-RetrainOpt = typer.Option(False, "--retrain", help="Replace an output finished with other settings "
-                          "(it is moved to RUN/stale/, not deleted).")
+RetrainOpt = typer.Option(
+    False,
+    "--retrain",
+    help="Replace an output finished with other settings (it is moved to RUN/stale/, not deleted).",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,17 +42,27 @@ def register(app: typer.Typer) -> None:
             handle_stale([stale], rd.path, retrain=retrain, echo=console.print)
             folder = train_fold_diffusion(rd, fold, progress=True, config=config)
         console.print(f"diffusion model: {folder}  (samples: {folder / 'samples.png'})")
-        console.print(f"next: jointaug augment --run {run} --fold {fold} --source mp --perlin --n 8192")
+        console.print(
+            f"next: jointaug augment --run {run} --fold {fold} --source mp --perlin --n 8192"
+        )
 
     @app.command("augment")
     @handle_errors
     def augment_cmd(
         run: Path = RunOpt,
         fold: int = FoldOpt,
-        source: str = typer.Option("mp", "--source", help="mp (the fold's train cases) or natural."),
-        perlin: bool = typer.Option(True, "--perlin/--no-perlin", help="Vary joint regions with Perlin noise."),
-        n: int = typer.Option(8192, "--n", help="Images in the set (a smaller existing set grows)."),
-        natural: Path | None = typer.Option(None, "--natural", help="Natural source folder (default RUN/natural_source)."),
+        source: str = typer.Option(
+            "mp", "--source", help="mp (the fold's train cases) or natural."
+        ),
+        perlin: bool = typer.Option(
+            True, "--perlin/--no-perlin", help="Vary joint regions with Perlin noise."
+        ),
+        n: int = typer.Option(
+            8192, "--n", help="Images in the set (a smaller existing set grows)."
+        ),
+        natural: Path | None = typer.Option(
+            None, "--natural", help="Natural source folder (default RUN/natural_source)."
+        ),
         retrain: bool = RetrainOpt,
         overrides: list[str] = SetOpt,
     ) -> None:
@@ -70,4 +83,3 @@ def register(app: typer.Typer) -> None:
             folder = make_fold_set(rd, fold, source, perlin, n, natural_dir=natural, config=config)
         console.print(f"augmentation set: {folder}")
         console.print(f"next: jointaug validate {folder}")
-

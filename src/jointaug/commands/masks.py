@@ -15,9 +15,13 @@ def register(app: typer.Typer) -> None:
     @app.command("conditions")
     @handle_errors
     def conditions(
-        dataset: Path = typer.Argument(..., help="Dataset folder (cases need tissue and region maps)."),
+        dataset: Path = typer.Argument(
+            ..., help="Dataset folder (cases need tissue and region maps)."
+        ),
         n: int = typer.Option(16, "--n", help="Number of sampled conditions (rows)."),
-        perlin: bool = typer.Option(True, "--perlin/--no-perlin", help="Also show Perlin-varied maps."),
+        perlin: bool = typer.Option(
+            True, "--perlin/--no-perlin", help="Also show Perlin-varied maps."
+        ),
         out: Path = typer.Option(Path("conditions.png"), "--out", help="PNG to write."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         profile: str = ProfileOpt,
@@ -28,7 +32,12 @@ def register(app: typer.Typer) -> None:
 
         cfg = resolve_config(profile, overrides)
         path = conditions_grid(
-            dataset, out, n=n, perlin=perlin, seed=seed,
-            sampler_cfg=cfg.sampler, perlin_cfg=cfg.perlin,
-        )  # fmt: skip
+            dataset,
+            out,
+            n=n,
+            perlin=perlin,
+            seed=seed,
+            sampler_cfg=cfg.sampler,
+            perlin_cfg=cfg.perlin,
+        )
         console.print(f"wrote {path}")

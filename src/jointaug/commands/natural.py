@@ -19,13 +19,18 @@ def register(app: typer.Typer) -> None:
     def natural_source(
         out: Path = typer.Argument(..., help="Dataset folder to write (kept as is when complete)."),
         photos: Path = typer.Option(
-            None, "--photos",
+            None,
+            "--photos",
             help="11k Hands folder (HandInfo.csv, Hands/, labelstudio.json or regions/). "
             "Default: natural.source, else the built-in stand-in photos.",
-        ),  # fmt: skip
-        size: int = typer.Option(256, "--size", help="Scene size in pixels (the scintigraphy size)."),
+        ),
+        size: int = typer.Option(
+            256, "--size", help="Scene size in pixels (the scintigraphy size)."
+        ),
         work_dir: Path = typer.Option(
-            None, "--work-dir", help="Scratch folder (stand-in photos, segmenter cache). Default: OUT.work"
+            None,
+            "--work-dir",
+            help="Scratch folder (stand-in photos, segmenter cache). Default: OUT.work",
         ),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         profile: str = ProfileOpt,
@@ -38,16 +43,24 @@ def register(app: typer.Typer) -> None:
         if photos is None and cfg.natural.source:
             photos = Path(cfg.natural.source)
         ds = build_natural_source(
-            out, photos, size, cfg.natural, seed, progress=True, work_dir=work_dir,
+            out,
+            photos,
+            size,
+            cfg.natural,
+            seed,
+            progress=True,
+            work_dir=work_dir,
             device=resolve_device(cfg.device),
-        )  # fmt: skip
+        )
         console.print(f"{len(ds.cases)} natural cases in {ds.root}")
 
     @app.command("hands11k-check")
     @handle_errors
     def hands11k_check_cmd(
         photos: Path = typer.Argument(..., help="11k Hands folder (HandInfo.csv and Hands/)."),
-        out: Path = typer.Option(Path("hands11k_masks.png"), "--out", help="First montage page (PNG)."),
+        out: Path = typer.Option(
+            Path("hands11k_masks.png"), "--out", help="First montage page (PNG)."
+        ),
         tile: int = typer.Option(120, "--tile", help="Side of one photo tile in pixels."),
     ) -> None:
         """Montage of every photo beside its background-heuristic mask, plus a CSV."""
@@ -93,22 +106,25 @@ def labelstudio_export_cmd(
         ..., help="Photos or folders of photos (a folder's Hands/ if it has one)."
     ),
     segmenter: Path = typer.Option(
-        ..., "--segmenter",
+        ...,
+        "--segmenter",
         help="Saved joint segmenter: OUT.work/segmenter.safetensors of a natural-source "
         "build, or that work folder, or the build's OUT folder.",
-    ),  # fmt: skip
+    ),
     out: Path = typer.Option(..., "--out", help="Label Studio import file to write (JSON)."),
     url_prefix: str = typer.Option(
-        "/data/local-files/?d=", "--url-prefix",
+        "/data/local-files/?d=",
+        "--url-prefix",
         help="data.image = this prefix + the photo's path under --root.",
-    ),  # fmt: skip
+    ),
     root: Path = typer.Option(
         Path("."), "--root", help="Photo paths in data.image are relative to this folder."
     ),
     skip_labelled: Path = typer.Option(
-        None, "--skip-labelled",
+        None,
+        "--skip-labelled",
         help="Label Studio export (.json) or regions/ folder: photos it labels are left out.",
-    ),  # fmt: skip
+    ),
     profile: str = ProfileOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
@@ -119,8 +135,11 @@ def labelstudio_export_cmd(
     cfg = resolve_config(profile, overrides)
     seg = load_trained_segmenter(segmenter_file(segmenter), cfg.natural)
     opts = ExportOptions(
-        url_prefix=url_prefix, root=root, skip_labelled=skip_labelled,
-        device=str(resolve_device(cfg.device)), progress=True,
+        url_prefix=url_prefix,
+        root=root,
+        skip_labelled=skip_labelled,
+        device=str(resolve_device(cfg.device)),
+        progress=True,
     )
     summary = export_tasks(photos, seg, out, opts)
     skipped = f", {summary.n_skipped} already labelled left out" if skip_labelled else ""

@@ -87,10 +87,14 @@ def image_facts(path: str | os.PathLike, image: np.ndarray | None = None) -> Ima
     peak = float(finite.max()) if finite.size else 0.0
     integer = bool(finite.size) and bool(np.all(finite == np.round(finite)))
     clipped = float(np.mean(arr >= 2**bits - 1)) if bits and bits > 1 and arr.size else 0.0
-    return ImageFacts((int(arr.shape[0]), int(arr.shape[1])), bits, modality, peak, integer, clipped)
+    return ImageFacts(
+        (int(arr.shape[0]), int(arr.shape[1])), bits, modality, peak, integer, clipped
+    )
 
 
-def data_facts(paths: Sequence[str | os.PathLike], modality: str = "", max_images: int = 24) -> DataFacts:
+def data_facts(
+    paths: Sequence[str | os.PathLike], modality: str = "", max_images: int = 24
+) -> DataFacts:
     """Summarise an even sample of at most ``max_images`` of ``paths`` (training images)."""
     if not paths:
         return DataFacts(0, [], [], modality)
@@ -123,24 +127,36 @@ def compare(new: ImageFacts, train: DataFacts) -> list[str]:
     out = []
     if new.shape not in train.shapes:
         seen = ", ".join(_shape_text(s) for s in train.shapes[:3])
-        out.append(f"size {_shape_text(new.shape)} px differs from the training images ({seen} px): "
-                   "it is resized to the model's input like them, but another matrix or zoom "
-                   "changes how large the joints appear")  # fmt: skip
+        out.append(
+            f"size {_shape_text(new.shape)} px differs from the training images ({seen} px): "
+            "it is resized to the model's input like them, but another matrix or zoom "
+            "changes how large the joints appear"
+        )
     if new.bits not in train.bits:
         seen = " or ".join(_bits_text(b) for b in train.bits)
-        out.append(f"{_bits_text(new.bits)} pixels, the training images were {seen}: a display "
-                   "export or a processed image is not the raw counts the model learnt from")  # fmt: skip
+        out.append(
+            f"{_bits_text(new.bits)} pixels, the training images were {seen}: a display "
+            "export or a processed image is not the raw counts the model learnt from"
+        )
     if new.clipped > CLIPPED_FRACTION:
-        out.append(f"{new.clipped:.1%} of pixels sit at the {_bits_text(new.bits)} maximum "
-                   f"{2 ** new.bits - 1} (clipped or windowed on export?)")  # fmt: skip
+        out.append(
+            f"{new.clipped:.1%} of pixels sit at the {_bits_text(new.bits)} maximum "
+            f"{2**new.bits - 1} (clipped or windowed on export?)"
+        )
     if train.integer and not new.integer:
-        out.append("pixel values are not whole numbers, the training images hold integer counts "
-                   "(normalised or filtered?)")  # fmt: skip
+        out.append(
+            "pixel values are not whole numbers, the training images hold integer counts "
+            "(normalised or filtered?)"
+        )
     lo, hi = train.peak_range
     if new.peak > PEAK_FACTOR * hi or new.peak < lo / PEAK_FACTOR:
-        out.append(f"peak value {new.peak:g}, the training images peak between {lo:g} and {hi:g} "
-                   "(another unit, scaling or acquisition?)")  # fmt: skip
+        out.append(
+            f"peak value {new.peak:g}, the training images peak between {lo:g} and {hi:g} "
+            "(another unit, scaling or acquisition?)"
+        )
     known = [m for m in (train.modality, *train.modalities) if m]
     if new.modality and known and new.modality not in known:
-        out.append(f"DICOM Modality {new.modality!r}, the training data are {'/'.join(dict.fromkeys(known))!r}")
+        out.append(
+            f"DICOM Modality {new.modality!r}, the training data are {'/'.join(dict.fromkeys(known))!r}"
+        )
     return out

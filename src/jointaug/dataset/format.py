@@ -24,9 +24,22 @@ import numpy as np
 from jointaug.dataset.io import read_image, read_label_map
 
 HAND_JOINTS = (
-    "wrist", "mcp1", "mcp2", "mcp3", "mcp4", "mcp5", "ip1",
-    "pip2", "pip3", "pip4", "pip5", "dip2", "dip3", "dip4", "dip5",
-)  # fmt: skip
+    "wrist",
+    "mcp1",
+    "mcp2",
+    "mcp3",
+    "mcp4",
+    "mcp5",
+    "ip1",
+    "pip2",
+    "pip3",
+    "pip4",
+    "pip5",
+    "dip2",
+    "dip3",
+    "dip4",
+    "dip5",
+)
 HAND_LABELS = tuple(f"{side}_{j}" for side in ("R", "L") for j in HAND_JOINTS)
 HAND_GROUPS = {
     "right": [f"R_{j}" for j in HAND_JOINTS],
@@ -120,7 +133,9 @@ def safe_relpath(root: Path, rel: str) -> Path:
         raise DatasetError("empty path")
     p = PurePosixPath(rel.replace("\\", "/"))
     if p.is_absolute() or (len(rel) > 1 and rel[1] == ":"):
-        raise DatasetError(f"path {rel!r} is absolute; paths must be relative to the dataset folder")
+        raise DatasetError(
+            f"path {rel!r} is absolute; paths must be relative to the dataset folder"
+        )
     full = (root / Path(*p.parts)).resolve()
     if not full.is_relative_to(root.resolve()):
         raise DatasetError(f"path {rel!r} escapes the dataset folder")
@@ -231,9 +246,11 @@ def read_meta(root: str | os.PathLike) -> DatasetMeta:
     return DatasetMeta.from_json(obj)
 
 
-SAVE_AS_CSV = ("save it again as comma-separated UTF-8 (Excel: File > Save As > "
-               "'CSV UTF-8 (Comma delimited)'; LibreOffice: Save As > Text CSV, character set "
-               "UTF-8, field delimiter ',')")  # fmt: skip
+SAVE_AS_CSV = (
+    "save it again as comma-separated UTF-8 (Excel: File > Save As > "
+    "'CSV UTF-8 (Comma delimited)'; LibreOffice: Save As > Text CSV, character set "
+    "UTF-8, field delimiter ',')"
+)
 _DELIMITERS = {";": "semicolons (';')", "\t": "tabs", "|": "vertical bars ('|')"}
 
 
@@ -281,7 +298,9 @@ def read_cases_table(root: str | os.PathLike) -> tuple[list[str], list[dict[str,
     reader = csv.DictReader(io.StringIO(text))
     header = [(h or "").strip() for h in (reader.fieldnames or [])]
     _check_delimiter(path, text, header)
-    rows = [{(k or "").strip(): (v or "") for k, v in row.items() if k is not None} for row in reader]
+    rows = [
+        {(k or "").strip(): (v or "") for k, v in row.items() if k is not None} for row in reader
+    ]
     return header, rows
 
 
@@ -303,7 +322,9 @@ def header_problems(header: Sequence[str], labels: Sequence[str]) -> tuple[list[
     for h in header:
         if h:
             counts[h] = counts.get(h, 0) + 1
-    dupes = [f"column {h!r} appears {n} times (only one can be read)" for h, n in counts.items() if n > 1]
+    dupes = [
+        f"column {h!r} appears {n} times (only one can be read)" for h, n in counts.items() if n > 1
+    ]
     return missing, dupes
 
 
@@ -326,7 +347,9 @@ def read_dataset(root: str | os.PathLike) -> Dataset:
         try:
             labels = np.array([parse_label_cell(row[lab]) for lab in meta.labels], dtype=np.float32)
         except ValueError as exc:
-            raise DatasetError(f"{root / 'cases.csv'} line {i} (case {row['case_id']!r}): {exc}") from exc
+            raise DatasetError(
+                f"{root / 'cases.csv'} line {i} (case {row['case_id']!r}): {exc}"
+            ) from exc
         cases.append(
             Case(
                 case_id=row["case_id"].strip(),
@@ -344,13 +367,20 @@ def read_dataset(root: str | os.PathLike) -> Dataset:
 
 def case_row(case: Case, labels: Sequence[str], extra_columns: Sequence[str]) -> list[str]:
     return [
-        case.case_id, case.patient_id, case.view, case.image, case.tissue, case.regions,
+        case.case_id,
+        case.patient_id,
+        case.view,
+        case.image,
+        case.tissue,
+        case.regions,
         *(format_label_cell(v) for v in case.labels),
         *(str(case.extra.get(c, "")) for c in extra_columns),
-    ]  # fmt: skip
+    ]
 
 
-def cases_csv_text(cases: Sequence[Case], labels: Sequence[str], extra_columns: Sequence[str]) -> str:
+def cases_csv_text(
+    cases: Sequence[Case], labels: Sequence[str], extra_columns: Sequence[str]
+) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([*REQUIRED_COLUMNS, *labels, *extra_columns])
@@ -363,4 +393,3 @@ def is_complete(root: str | os.PathLike) -> bool:
     """A dataset folder is complete when ``dataset.json`` and ``cases.csv`` exist."""
     root = Path(root)
     return (root / "dataset.json").is_file() and (root / "cases.csv").is_file()
-

@@ -58,7 +58,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
             if frames != 1:
                 raise ImageReadError(f"{path}: DICOM has {frames} frames, expected a single frame")
-            _check_size(path, (int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)))
+            _check_size(
+                path, (int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0))
+            )
             arr = ds.pixel_array
             slope = float(getattr(ds, "RescaleSlope", 1) or 1)
             intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
@@ -87,7 +89,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
         arr = arr.reshape(arr.shape[0] if arr.shape[0] != 1 else arr.shape[1], -1)
     if arr.ndim != 2:
-        raise ImageReadError(f"{path}: image has shape {arr.shape}, expected a 2D single-channel image")
+        raise ImageReadError(
+            f"{path}: image has shape {arr.shape}, expected a 2D single-channel image"
+        )
     if arr.dtype.kind not in "uifb":
         raise ImageReadError(f"{path}: image dtype {arr.dtype} is not numeric")
     return arr.astype(np.float32)

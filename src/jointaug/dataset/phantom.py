@@ -142,7 +142,9 @@ def follow_up_params(rng: np.random.Generator, p: PatientParams) -> PatientParam
 
     m = 0.012 * f
     right, left = fit_hand(move(p.right), p.size, m, -1), fit_hand(move(p.left), p.size, m, 1)
-    return replace(p, right=right, left=left, counts_per_unit=p.counts_per_unit * rng.uniform(0.8, 1.2))
+    return replace(
+        p, right=right, left=left, counts_per_unit=p.counts_per_unit * rng.uniform(0.8, 1.2)
+    )
 
 
 def layouts_for(p: PatientParams, view: str) -> list[HandLayout]:
@@ -166,9 +168,12 @@ def draw_hands(p: PatientParams, size: int | None = None) -> tuple[np.ndarray, n
 def scale_params(p: PatientParams, size: int) -> PatientParams:
     f = size / p.size
     return replace(
-        p, size=size, right=p.right.scaled(f), left=p.left.scaled(f),
+        p,
+        size=size,
+        right=p.right.scaled(f),
+        left=p.left.scaled(f),
         counts_per_unit=p.counts_per_unit / f**2,
-    )  # fmt: skip
+    )
 
 
 def smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
@@ -345,7 +350,9 @@ def write_phantom(
         by_patient: dict[int, list[PlannedCase]] = {}
         for pc in plan:
             by_patient.setdefault(pc.patient, []).append(pc)
-        for i, cases in tqdm(by_patient.items(), desc="phantom", unit="patient", disable=not progress):
+        for i, cases in tqdm(
+            by_patient.items(), desc="phantom", unit="patient", disable=not progress
+        ):
             if all(pc.case_id in done for pc in cases):
                 continue
             truth = patient_truth(seed, i, size, visits=max(pc.visit for pc in cases))
@@ -358,10 +365,15 @@ def write_phantom(
                     continue
                 labels = (vt.state > 0).astype(np.float32) if view.regions is not None else None
                 writer.add(
-                    case_id=pc.case_id, patient_id=pc.patient_id, view=pc.view, image=counts,
-                    labels=labels, tissue=view.tissue, regions=view.regions,
+                    case_id=pc.case_id,
+                    patient_id=pc.patient_id,
+                    view=pc.view,
+                    image=counts,
+                    labels=labels,
+                    tissue=view.tissue,
+                    regions=view.regions,
                     extra={"visit": str(pc.visit), "total_counts": str(int(counts.sum()))},
-                )  # fmt: skip
+                )
     except BaseException:
         writer.abort()
         raise
@@ -379,7 +391,9 @@ def phantom_summary(cases, wanted: dict, patients: int, seed: int) -> dict:
         **wanted,
         "second_visit_patient": f"p{second_visit_patient(patients, seed) + 1:03d}",
         "target_prevalence": dict(JOINT_PREVALENCE),
-        "measured_prevalence": {n: round(float(r), 4) for n, r in zip(HAND_LABELS, lab.mean(0), strict=True)},
+        "measured_prevalence": {
+            n: round(float(r), 4) for n, r in zip(HAND_LABELS, lab.mean(0), strict=True)
+        },
         "positive_rate": round(float(lab.mean()), 4),
         "classification_images": int(lab.shape[0]),
         "blur_fwhm_px_at_256": BLUR_FWHM_PX,

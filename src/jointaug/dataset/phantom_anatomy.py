@@ -42,17 +42,36 @@ _FINGER_RADIUS = (0.045, 0.047, 0.043, 0.038)
 
 # Palm and forearm outline (u, v), ulnar side first, going round over the knuckles.
 _OUTLINE = (
-    (-0.2, -1.2), (-0.17, -0.3), (-0.15, -0.02), (-0.175, 0.09), (-0.2, 0.22),
-    (-0.18, 0.40), (-0.14, 0.45), (-0.05, 0.50), (0.04, 0.52), (0.13, 0.50), (0.175, 0.44),
-    (0.17, 0.33), (0.185, 0.15), (0.15, 0.03), (0.14, -0.05), (0.17, -0.3), (0.2, -1.2),
-)  # fmt: skip
+    (-0.2, -1.2),
+    (-0.17, -0.3),
+    (-0.15, -0.02),
+    (-0.175, 0.09),
+    (-0.2, 0.22),
+    (-0.18, 0.40),
+    (-0.14, 0.45),
+    (-0.05, 0.50),
+    (0.04, 0.52),
+    (0.13, 0.50),
+    (0.175, 0.44),
+    (0.17, 0.33),
+    (0.185, 0.15),
+    (0.15, 0.03),
+    (0.14, -0.05),
+    (0.17, -0.3),
+    (0.2, -1.2),
+)
 _PALM_EDGE = 0.07  # soft edge of the palm/forearm thickness profile, L
 
 # Layperson joint regions: semi-axes (along the bone, across) in L, before digit scaling.
 _WRIST_REGION_CENTRE = (0.0, 0.06)
 _WRIST_REGION_AXES = (0.11, 0.21)
-_REGION_AXES = {"mcp1": (0.065, 0.062), "mcp": (0.07, 0.055), "ip1": (0.055, 0.062),
-                "pip": (0.06, 0.062), "dip": (0.045, 0.056)}  # fmt: skip
+_REGION_AXES = {
+    "mcp1": (0.065, 0.062),
+    "mcp": (0.07, 0.055),
+    "ip1": (0.055, 0.062),
+    "pip": (0.06, 0.062),
+    "dip": (0.045, 0.056),
+}
 
 
 @dataclass(frozen=True)
@@ -76,9 +95,16 @@ class HandParams:
     def scaled(self, factor: float) -> HandParams:
         """The same hand in an image ``factor`` times larger."""
         return HandParams(
-            self.length_px * factor, self.wrist_x * factor, self.wrist_y * factor, self.mirror,
-            self.rotation_deg, self.spread, self.thumb_deg, self.width, self.digit_scale,
-        )  # fmt: skip
+            self.length_px * factor,
+            self.wrist_x * factor,
+            self.wrist_y * factor,
+            self.mirror,
+            self.rotation_deg,
+            self.spread,
+            self.thumb_deg,
+            self.width,
+            self.digit_scale,
+        )
 
 
 @dataclass
@@ -188,7 +214,9 @@ def hand_extent(lay: HandLayout) -> tuple[float, float, float]:
 def fit_hand(hp: HandParams, size: int, margin_px: float, side: int) -> HandParams:
     """Move (and if need be shrink) a hand so it lies ``margin_px`` inside its half of the
     image: ``side`` -1 for the left half, +1 for the right half; fingertips in view."""
-    lo, hi = (margin_px, size / 2 - margin_px) if side < 0 else (size / 2 + margin_px, size - margin_px)
+    lo, hi = (
+        (margin_px, size / 2 - margin_px) if side < 0 else (size / 2 + margin_px, size - margin_px)
+    )
     x0, x1, y0 = hand_extent(hand_layout(hp))
     if x1 - x0 > hi - lo:
         f = (hi - lo) / (x1 - x0)
@@ -199,7 +227,9 @@ def fit_hand(hp: HandParams, size: int, margin_px: float, side: int) -> HandPara
     return replace(hp, wrist_x=hp.wrist_x + shift, wrist_y=hp.wrist_y + down)
 
 
-def ellipse_radius(x: np.ndarray, y: np.ndarray, dx: float, dy: float, a: float, b: float) -> np.ndarray:
+def ellipse_radius(
+    x: np.ndarray, y: np.ndarray, dx: float, dy: float, a: float, b: float
+) -> np.ndarray:
     """Normalised radius of offsets (x, y) in an ellipse with semi-axes a (along the unit
     direction (dx, dy)) and b (across it): 1 on the ellipse's edge."""
     along = x * dx + y * dy

@@ -24,10 +24,22 @@ from jointaug.dataset.phantom_anatomy import N_JOINTS, WRIST, HandLayout, _windo
 
 # Fraction of classification images in which the joint is inflamed (each hand).
 JOINT_PREVALENCE: dict[str, float] = {
-    "wrist": 0.42, "mcp1": 0.08, "mcp2": 0.30, "mcp3": 0.26, "mcp4": 0.13, "mcp5": 0.11,
-    "ip1": 0.07, "pip2": 0.12, "pip3": 0.13, "pip4": 0.08, "pip5": 0.06,
-    "dip2": 0.03, "dip3": 0.03, "dip4": 0.02, "dip5": 0.02,
-}  # fmt: skip
+    "wrist": 0.42,
+    "mcp1": 0.08,
+    "mcp2": 0.30,
+    "mcp3": 0.26,
+    "mcp4": 0.13,
+    "mcp5": 0.11,
+    "ip1": 0.07,
+    "pip2": 0.12,
+    "pip3": 0.13,
+    "pip4": 0.08,
+    "pip5": 0.06,
+    "dip2": 0.03,
+    "dip3": 0.03,
+    "dip4": 0.02,
+    "dip5": 0.02,
+}
 P_REMISSION = 0.08  # patients with no inflamed joint at all (besides chance)
 SEVERITY_WEIGHT = 1.6  # log-odds per unit of patient severity
 HAND_SD = 0.6  # log-odds spread between a patient's two hands
@@ -66,12 +78,16 @@ JOINT_LOGIT_OFFSET = _solve_offsets()
 def disease_model() -> dict:
     """The prevalence and uptake constants, for dataset.json."""
     return {
-        "p_remission": P_REMISSION, "severity_weight": SEVERITY_WEIGHT, "hand_sd": HAND_SD,
+        "p_remission": P_REMISSION,
+        "severity_weight": SEVERITY_WEIGHT,
+        "hand_sd": HAND_SD,
         "p_high": f"sigmoid({HIGH_BIAS} + {HIGH_WEIGHT} * severity)",
         "keep_at_follow_up": KEEP_AT_FOLLOW_UP,
-        "logit_offsets": {j: round(float(b), 3) for j, b in zip(HAND_JOINTS, JOINT_LOGIT_OFFSET, strict=True)},
+        "logit_offsets": {
+            j: round(float(b), 3) for j, b in zip(HAND_JOINTS, JOINT_LOGIT_OFFSET, strict=True)
+        },
         "uptake_vs_soft_tissue": {"normal": NORMAL_UPTAKE, "low": LOW_UPTAKE, "high": HIGH_UPTAKE},
-    }  # fmt: skip
+    }
 
 
 @dataclass

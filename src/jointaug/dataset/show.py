@@ -155,10 +155,22 @@ def montage(dataset: Dataset, out: Path | str, n: int = 8, seed: int = 0) -> Pat
     width, height = montage_size(cols)
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(4, cols, height_ratios=[ROW_IN, ROW_IN, ROW_IN, CHART_IN],
-                            left=0.04, right=0.99, top=0.92, bottom=0.07, hspace=0.25, wspace=0.05)  # fmt: skip
-    fig.suptitle(f"{dataset.meta.name or dataset.root.name}: {len(dataset.cases)} cases, "
-                 f"{len(dataset.patients())} patients", fontsize=10)  # fmt: skip
+    grid = fig.add_gridspec(
+        4,
+        cols,
+        height_ratios=[ROW_IN, ROW_IN, ROW_IN, CHART_IN],
+        left=0.04,
+        right=0.99,
+        top=0.92,
+        bottom=0.07,
+        hspace=0.25,
+        wspace=0.05,
+    )
+    fig.suptitle(
+        f"{dataset.meta.name or dataset.root.name}: {len(dataset.cases)} cases, "
+        f"{len(dataset.patients())} patients",
+        fontsize=10,
+    )
     palette = _region_palette()
     named = False
     for col, case in enumerate(picked):
@@ -187,9 +199,16 @@ def montage(dataset: Dataset, out: Path | str, n: int = 8, seed: int = 0) -> Pat
                 for rid, (x, y) in centres.items():
                     if rid <= len(dataset.labels):
                         hot = bool(positive[rid - 1]) if positive.size else False
-                        axes[2].text(x, y, dataset.labels[rid - 1], fontsize=size, ha="center",
-                                     va="center", color="red" if hot else "black",
-                                     fontweight="bold" if hot else "normal")  # fmt: skip
+                        axes[2].text(
+                            x,
+                            y,
+                            dataset.labels[rid - 1],
+                            fontsize=size,
+                            ha="center",
+                            va="center",
+                            color="red" if hot else "black",
+                            fontweight="bold" if hot else "normal",
+                        )
         else:
             axes[2].set_title("no region map", fontsize=6)
     if not picked:
@@ -214,8 +233,11 @@ def _prevalence_chart(ax, dataset: Dataset) -> None:
     ax.set_xticklabels(names, rotation=45 if len(names) > 15 else 0, fontsize=7, ha="center")
     ax.set_ylabel("positive rate", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
-    ax.set_title(f"per-label prevalence over {n_cases} labelled classification cases "
-                 f"(overall {overall:.1%})", fontsize=8)  # fmt: skip
+    ax.set_title(
+        f"per-label prevalence over {n_cases} labelled classification cases "
+        f"(overall {overall:.1%})",
+        fontsize=8,
+    )
     if len(series) > 1:
         ax.legend(fontsize=7, ncols=len(series))
     ax.set_xlim(-0.6, len(names) - 0.4)

@@ -120,7 +120,10 @@ def make_splits(dataset: Dataset, k: int = 5, seed: int = 0, restarts: int = 20)
     for _ in range(restarts):
         noise = rng.random(n)
         key = np.array(
-            [rarity[positives[i] > 0].min() if (positives[i] > 0).any() else np.inf for i in range(n)]
+            [
+                rarity[positives[i] > 0].min() if (positives[i] > 0).any() else np.inf
+                for i in range(n)
+            ]
         )
         order = np.lexsort((noise, -positives.sum(axis=1), key))
         assign = np.full(n, -1)
@@ -130,7 +133,9 @@ def make_splits(dataset: Dataset, k: int = 5, seed: int = 0, restarts: int = 20)
         for i in order:
             open_parts = np.flatnonzero(counts < np.ceil(target))
             need = (load[open_parts] + positives[i]) / np.maximum(label_total, 1)
-            score = (need**2).sum(axis=1) + ((images[open_parts] + n_images[i]) / n_images.sum()) ** 2
+            score = (need**2).sum(axis=1) + (
+                (images[open_parts] + n_images[i]) / n_images.sum()
+            ) ** 2
             score = score + 1e-9 * rng.random(len(open_parts))
             j = open_parts[np.argmin(score)]
             assign[i] = j
@@ -157,16 +162,22 @@ def read_splits(path: str | os.PathLike, dataset: Dataset | None = None) -> Spli
         raise DatasetError(f"{path}: cannot read splits ({exc})") from exc
     try:
         folds = [
-            Fold(int(f.get("fold", i)), tuple(map(str, f["train"])), tuple(map(str, f["val"])),
-                 tuple(map(str, f["test"])))
+            Fold(
+                int(f.get("fold", i)),
+                tuple(map(str, f["train"])),
+                tuple(map(str, f["val"])),
+                tuple(map(str, f["test"])),
+            )
             for i, f in enumerate(obj["folds"])
-        ]  # fmt: skip
+        ]
         parts = [list(map(str, p)) for p in obj.get("parts", [])]
     except (KeyError, TypeError, AttributeError) as exc:
         raise DatasetError(
             f"{path}: each fold needs 'train', 'val' and 'test' lists of patient ids ({exc!r})"
         ) from exc
-    splits = Splits(k=int(obj.get("k", len(folds))), seed=int(obj.get("seed", -1)), parts=parts, folds=folds)
+    splits = Splits(
+        k=int(obj.get("k", len(folds))), seed=int(obj.get("seed", -1)), parts=parts, folds=folds
+    )
     problems = validate_splits(splits, dataset)
     if problems:
         raise DatasetError(f"{path}: invalid splits:\n  " + "\n  ".join(problems))

@@ -90,7 +90,9 @@ class Report:
     def ok(self) -> bool:
         return not self.errors
 
-    def add(self, rule: str, message: str, case: str = "", file: str = "", warning: bool = False) -> None:
+    def add(
+        self, rule: str, message: str, case: str = "", file: str = "", warning: bool = False
+    ) -> None:
         issue = Issue(rule, message, case, file, "warning" if warning else "error")
         (self.warnings if warning else self.errors).append(issue)
 
@@ -112,21 +114,31 @@ def _check_meta(root: Path, report: Report) -> DatasetMeta | None:
         report.add("json", "must hold a JSON object", file="dataset.json")
         return None
     labels = obj.get("labels")
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
-        report.add("labels-unique", "'labels' must be a non-empty list of names", file="dataset.json")
+    if (
+        not isinstance(labels, list)
+        or not labels
+        or not all(isinstance(x, str) and x for x in labels)
+    ):
+        report.add(
+            "labels-unique", "'labels' must be a non-empty list of names", file="dataset.json"
+        )
         return None
     for name, n in Counter(labels).items():
         if n > 1:
             report.add("labels-unique", f"label {name!r} is listed {n} times", file="dataset.json")
     groups = obj.get("groups")
     if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
-        report.add("groups", "'groups' must map group names to lists of labels", file="dataset.json")
+        report.add(
+            "groups", "'groups' must map group names to lists of labels", file="dataset.json"
+        )
         groups = {}
     seen: dict[str, str] = {}
     for gname, members in groups.items():
         for lab in members:
             if lab not in labels:
-                report.add("groups", f"group {gname!r} names unknown label {lab!r}", file="dataset.json")
+                report.add(
+                    "groups", f"group {gname!r} names unknown label {lab!r}", file="dataset.json"
+                )
             elif lab in seen:
                 report.add(
                     "groups",
@@ -159,7 +171,9 @@ def _read_checked(
         report.add("path", f"{column}: {exc}", case, rel)
         return None
     if not path.is_file():
-        report.add("file-missing", f"{column} file does not exist{_case_hint(path, root)}", case, rel)
+        report.add(
+            "file-missing", f"{column} file does not exist{_case_hint(path, root)}", case, rel
+        )
         return None
     try:
         return reader(path)
@@ -176,7 +190,11 @@ def _case_hint(path: Path, root: Path) -> str:
     lower = path.name.lower()
     for other in parent.iterdir():
         if other.name.lower() == lower:
-            rel = other.relative_to(root.resolve()).as_posix() if other.is_relative_to(root.resolve()) else other
+            rel = (
+                other.relative_to(root.resolve()).as_posix()
+                if other.is_relative_to(root.resolve())
+                else other
+            )
             return f" (found {rel}: file names are case-sensitive here, unlike on Windows or macOS)"
     return ""
 
@@ -187,8 +205,12 @@ def _report_bad_cells(report: Report, bad: dict[str, list[tuple[str, str]]]) -> 
         hint = label_cell_hint(value)
         if len(where) <= PER_CELL_LIMIT:
             for case, lab in where:
-                report.add("label-cell", f"column {lab!r}: {value!r} is not 0, 1 or empty ({hint})",
-                           case, "cases.csv")  # fmt: skip
+                report.add(
+                    "label-cell",
+                    f"column {lab!r}: {value!r} is not 0, 1 or empty ({hint})",
+                    case,
+                    "cases.csv",
+                )
             continue
         columns = list(dict.fromkeys(lab for _, lab in where))
         cases = list(dict.fromkeys(case for case, _ in where))
@@ -241,7 +263,11 @@ def _check_header(report: Report, header: list[str], labels: list[str]) -> None:
         report.add("column-duplicate", message, file="cases.csv")
     prefixes = _label_prefixes(labels)
     for col in header:
-        if col not in labels and col not in REQUIRED_COLUMNS and any(col.startswith(p) for p in prefixes):
+        if (
+            col not in labels
+            and col not in REQUIRED_COLUMNS
+            and any(col.startswith(p) for p in prefixes)
+        ):
             report.add(
                 "column-not-a-label",
                 f"column {col!r} looks like a label but is not in dataset.json 'labels'",
@@ -260,7 +286,9 @@ class _Tally:
     views: Counter = field(default_factory=Counter)
     labelled_views: Counter = field(default_factory=Counter)
     patients: set = field(default_factory=set)
-    bad_cells: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # bad value -> (case, column)
+    bad_cells: dict[str, list[tuple[str, str]]] = field(
+        default_factory=dict
+    )  # bad value -> (case, column)
     mangled: dict[str, list[str]] = field(default_factory=lambda: {"case_id": [], "patient_id": []})
     blank: int = 0
 
@@ -269,7 +297,9 @@ class _Tally:
         self.known = np.zeros(len(self.labels), dtype=int)
 
 
-def _check_row(root: Path, row: dict, line: int, t: _Tally, report: Report, check_files: bool) -> None:
+def _check_row(
+    root: Path, row: dict, line: int, t: _Tally, report: Report, check_files: bool
+) -> None:
     """Ids, labels and (``check_files``) the files of one row of cases.csv."""
     if is_blank_row(row):
         t.blank += 1
@@ -308,8 +338,9 @@ def _check_row(root: Path, row: dict, line: int, t: _Tally, report: Report, chec
         _check_files(root, row, name, labels, finite & (vec == 1), report)
 
 
-def _check_files(root: Path, row: dict, name: str, labels: list[str], positive: np.ndarray,
-                 report: Report) -> None:  # fmt: skip
+def _check_files(
+    root: Path, row: dict, name: str, labels: list[str], positive: np.ndarray, report: Report
+) -> None:
     """The image and the maps of one case: readable, values, shapes, positive regions."""
     image_rel = row["image"].strip()
     image = None
@@ -321,9 +352,14 @@ def _check_files(root: Path, row: dict, name: str, labels: list[str], positive: 
         if not np.all(np.isfinite(image)):
             report.add("image-values", "image has non-finite values (NaN or inf)", name, image_rel)
         elif image.size and image.min() < 0:
-            report.add("image-values", f"image has negative values (min {image.min():g})", name, image_rel)
+            report.add(
+                "image-values", f"image has negative values (min {image.min():g})", name, image_rel
+            )
     regions = None
-    for column, allowed in (("tissue", set(TISSUE_VALUES)), ("regions", set(range(len(labels) + 1)))):
+    for column, allowed in (
+        ("tissue", set(TISSUE_VALUES)),
+        ("regions", set(range(len(labels) + 1))),
+    ):
         rel = row[column].strip()
         if not rel:
             continue
@@ -331,7 +367,12 @@ def _check_files(root: Path, row: dict, name: str, labels: list[str], positive: 
         if lm is None:
             continue
         if image is not None and lm.shape != image.shape:
-            report.add("shape", f"{column} map shape {lm.shape} differs from image shape {image.shape}", name, rel)
+            report.add(
+                "shape",
+                f"{column} map shape {lm.shape} differs from image shape {image.shape}",
+                name,
+                rel,
+            )
         bad = sorted(set(np.unique(lm).tolist()) - allowed)
         if bad:
             report.add(
@@ -361,17 +402,30 @@ def _report_totals(report: Report, t: _Tally, meta, n_rows: int) -> None:
     _report_bad_cells(report, t.bad_cells)
     for column, names in t.mangled.items():
         if names:
-            report.add("id-mangled", f"{len(names)} {column} values look like numbers a spreadsheet "
-                       "rewrote in scientific notation (e.g. 1.23457E+11): different ids may have "
-                       "become one; format the column as text before saving", names[0], "cases.csv",
-                       warning=True)  # fmt: skip
+            report.add(
+                "id-mangled",
+                f"{len(names)} {column} values look like numbers a spreadsheet "
+                "rewrote in scientific notation (e.g. 1.23457E+11): different ids may have "
+                "become one; format the column as text before saving",
+                names[0],
+                "cases.csv",
+                warning=True,
+            )
     if t.blank:
-        report.add("blank-rows", f"{t.blank} rows with every cell empty were skipped",
-                   file="cases.csv", warning=True)  # fmt: skip
+        report.add(
+            "blank-rows",
+            f"{t.blank} rows with every cell empty were skipped",
+            file="cases.csv",
+            warning=True,
+        )
     for view in meta.classification_views:
         if t.labelled_views[view] == 0:
-            report.add("view-unlabelled", f"classification view {view!r} has no labelled case",
-                       file="dataset.json", warning=True)  # fmt: skip
+            report.add(
+                "view-unlabelled",
+                f"classification view {view!r} has no labelled case",
+                file="dataset.json",
+                warning=True,
+            )
     report.summary = {
         "name": meta.name,
         "cases": n_rows - t.blank,

@@ -107,7 +107,9 @@ class DatasetWriter:
                 c.case_id for c in existing.cases
             }:
                 return
-        write_text_atomic(journal, cases_csv_text(existing.cases, self.meta.labels, self.extra_columns))
+        write_text_atomic(
+            journal, cases_csv_text(existing.cases, self.meta.labels, self.extra_columns)
+        )
 
     def _append_line(self, cells: Sequence[str], what: str = "") -> None:
         """Append one CSV line to the journal in one write; on a full disk cut it off again."""
@@ -125,8 +127,10 @@ class DatasetWriter:
             except OSError:
                 pass  # the next writer cuts it off (see _cut_torn_line)
             if is_disk_full(exc):
-                what = what or (f"case {cells[0]!r} was not added; the {len(self.cases)} cases "
-                                "written before it are kept in this journal")  # fmt: skip
+                what = what or (
+                    f"case {cells[0]!r} was not added; the {len(self.cases)} cases "
+                    "written before it are kept in this journal"
+                )
                 raise DiskFullError(self.root / self.JOURNAL, what) from exc
             raise
 
@@ -164,8 +168,12 @@ class DatasetWriter:
         else:
             vec = np.asarray(labels, dtype=np.float32)
             if vec.shape != (len(self.meta.labels),):
-                raise ValueError(f"labels has shape {vec.shape}, expected ({len(self.meta.labels)},)")
-        case = Case(case_id, patient_id, view, img_rel, tissue_rel, regions_rel, vec, dict(extra or {}))
+                raise ValueError(
+                    f"labels has shape {vec.shape}, expected ({len(self.meta.labels)},)"
+                )
+        case = Case(
+            case_id, patient_id, view, img_rel, tissue_rel, regions_rel, vec, dict(extra or {})
+        )
         self._append_line(case_row(case, self.meta.labels, self.extra_columns))
         self.cases.append(case)
         return case
@@ -182,9 +190,12 @@ class DatasetWriter:
         they were (each write is atomic), so the next writer resumes."""
         self._close_journal()
         write_text_atomic(
-            self.root / "cases.csv", cases_csv_text(self.cases, self.meta.labels, self.extra_columns)
+            self.root / "cases.csv",
+            cases_csv_text(self.cases, self.meta.labels, self.extra_columns),
         )
-        write_text_atomic(self.root / "dataset.json", json.dumps(self.meta.to_json(), indent=2) + "\n")
+        write_text_atomic(
+            self.root / "dataset.json", json.dumps(self.meta.to_json(), indent=2) + "\n"
+        )
         (self.root / self.JOURNAL).unlink(missing_ok=True)
         return Dataset(self.root, self.meta, list(self.cases))
 

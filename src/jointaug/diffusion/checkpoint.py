@@ -18,7 +18,9 @@ import torch
 from jointaug import weights
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> None:
+def save_tensors(
+    path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict | None = None
+) -> None:
     """Write ``tensors`` (+ JSON ``meta`` under the ``state`` key) to a safetensors file atomically."""
     weights.save_tensors(path, tensors, {"state": json.dumps(meta or {})})
 
@@ -46,7 +48,9 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
     return tensors, sd["param_groups"]
 
 
-def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
+def load_optimizer(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]
+) -> None:
     """Inverse of :func:`optimizer_tensors` (tensors moved to the parameters' device by torch)."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in unprefixed("optim", tensors).items():

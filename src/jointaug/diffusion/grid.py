@@ -29,7 +29,9 @@ def grey(counts: np.ndarray, scale: float) -> np.ndarray:
 
 def colour(channels: np.ndarray) -> np.ndarray:
     """(3, H, W) coverage (normal, low, high) in [0, 1] -> (H, W, 3) uint8."""
-    normal, low, high = (np.clip(np.asarray(c, dtype=np.float32), 0, 1)[..., None] for c in channels)
+    normal, low, high = (
+        np.clip(np.asarray(c, dtype=np.float32), 0, 1)[..., None] for c in channels
+    )
     rgb = normal * NORMAL_RGB
     rgb = rgb * (1 - low) + low * LOW_RGB
     rgb = rgb * (1 - high) + high * HIGH_RGB
@@ -41,9 +43,12 @@ def _panel(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def image_grid(
-    rows: list[list[np.ndarray]], header: list[str], title: str = "", panel: int = 128,
+    rows: list[list[np.ndarray]],
+    header: list[str],
+    title: str = "",
+    panel: int = 128,
     row_labels: list[str] | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Rows of (H, W, 3) uint8 panels -> one (H', W', 3) uint8 picture with column headers
     (and an optional label printed on each row's first panel)."""
     pad, top = 4, 18 + (16 if title else 0)
@@ -58,7 +63,10 @@ def image_grid(
         draw.text((pad + j * (panel + pad), top - 16), name, fill=(0, 0, 0))
     for i, row in enumerate(rows):
         for j, rgb in enumerate(row):
-            canvas.paste(Image.fromarray(_panel(rgb, panel)), (pad + j * (panel + pad), top + i * (panel + pad)))
+            canvas.paste(
+                Image.fromarray(_panel(rgb, panel)),
+                (pad + j * (panel + pad), top + i * (panel + pad)),
+            )
         if row_labels and i < len(row_labels):
             draw.text((pad + 2, top + i * (panel + pad) + 2), row_labels[i], fill=(255, 255, 0))
     return np.asarray(canvas)

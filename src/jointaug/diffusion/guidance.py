@@ -33,7 +33,9 @@ def drop_condition(cond: torch.Tensor, p: float, gen: torch.Generator) -> torch.
         return cond
     if p >= 1:
         raise ValueError(f"diffusion.cond_dropout must be in [0, 1), got {p}")
-    keep = (torch.rand(cond.shape[0], generator=gen, device=gen.device) >= p).to(cond.device, cond.dtype)
+    keep = (torch.rand(cond.shape[0], generator=gen, device=gen.device) >= p).to(
+        cond.device, cond.dtype
+    )
     return cond * keep[:, None, None, None]
 
 

@@ -63,7 +63,9 @@ class IntensityMap:
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.scale) and self.scale > 0):
-            raise ValueError(f"intensity scale must be a positive number of counts, got {self.scale}")
+            raise ValueError(
+                f"intensity scale must be a positive number of counts, got {self.scale}"
+            )
         if self.mode not in ("sqrt", "linear"):
             raise ValueError(f"intensity mode must be 'sqrt' or 'linear', got {self.mode!r}")
         if not -1.0 <= self.offset <= 1.0:
@@ -94,8 +96,11 @@ class IntensityMap:
 
     @classmethod
     def from_json(cls, obj: dict) -> IntensityMap:
-        return cls(scale=float(obj["scale"]), mode=str(obj.get("mode", "sqrt")),
-                   offset=float(obj.get("offset", 0.0)))  # fmt: skip
+        return cls(
+            scale=float(obj["scale"]),
+            mode=str(obj.get("mode", "sqrt")),
+            offset=float(obj.get("offset", 0.0)),
+        )
 
 
 def fit_intensity(images: np.ndarray, mode: str = "sqrt", centre: bool = True) -> IntensityMap:
@@ -107,7 +112,9 @@ def fit_intensity(images: np.ndarray, mode: str = "sqrt", centre: bool = True) -
     images = np.asarray(images)
     peak = float(np.max(images)) if images.size else 0.0
     if not (np.isfinite(peak) and peak > 0):
-        raise ValueError("cannot fit the intensity scale: the training images have no positive counts")
+        raise ValueError(
+            "cannot fit the intensity scale: the training images have no positive counts"
+        )
     uncentred = IntensityMap(peak, mode)
     offset = float(np.mean(uncentred.to_model(images), dtype=np.float64)) if centre else 0.0
     return IntensityMap(peak, mode, offset)

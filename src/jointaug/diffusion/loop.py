@@ -32,8 +32,14 @@ from jointaug.diffusion.model import EMA
 from jointaug.runtime import autocast_for
 
 
-def draw_batch(gen: torch.Generator, ys: torch.Tensor, cs: torch.Tensor, batch: int, flip_prob: float,
-               timesteps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def draw_batch(
+    gen: torch.Generator,
+    ys: torch.Tensor,
+    cs: torch.Tensor,
+    batch: int,
+    flip_prob: float,
+    timesteps: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x0, cond, t, noise) for one step; ``gen``, ``ys`` (N, 1, H, W), ``cs`` (N, 3, H, W)
     on the same device. Left-right flips apply to image and condition together."""
     dev = ys.device
@@ -47,9 +53,16 @@ def draw_batch(gen: torch.Generator, ys: torch.Tensor, cs: torch.Tensor, batch: 
     return x0, cond, t, noise
 
 
-def diffusion_loss(eps_net: torch.nn.Module, sched, x0: torch.Tensor, cond: torch.Tensor,
-                   t: torch.Tensor, noise: torch.Tensor, amp: bool,
-                   weights: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def diffusion_loss(
+    eps_net: torch.nn.Module,
+    sched,
+    x0: torch.Tensor,
+    cond: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    amp: bool,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The paper's L2 loss on epsilon (float32 scalar); the network in bf16 on CUDA if ``amp``.
     ``weights`` (B,): per-sample loss weights (min-SNR, ``diffusion/guidance.py``); None: uniform."""
     xt = sched.add_noise(x0, noise, t)
@@ -85,7 +98,11 @@ def train_step(s: DiffusionStep, step: int) -> None:
     s.net.train()
     x0, cond, t, noise = draw_batch(s.gen, s.ys, s.cs, cfg.batch_size, cfg.flip_prob, cfg.timesteps)
     cond = drop_condition(cond, cfg.cond_dropout, s.gen)
-    weights = min_snr_weights(s.sched.alphas_cumprod, t, cfg.min_snr_gamma) if cfg.min_snr_gamma > 0 else None
+    weights = (
+        min_snr_weights(s.sched.alphas_cumprod, t, cfg.min_snr_gamma)
+        if cfg.min_snr_gamma > 0
+        else None
+    )
     if cfg.lr_schedule != "constant" or cfg.warmup_steps:
         for g in s.opt.param_groups:
             g["lr"] = lr_at(step, cfg.lr, cfg.lr_schedule, cfg.train_steps, cfg.warmup_steps)

@@ -71,7 +71,9 @@ def norm_groups(channels: list[int], requested: int = 0) -> int:
     """
     if requested:
         if any(c % requested for c in channels):
-            raise ValueError(f"diffusion.norm_num_groups {requested} must divide every channel count {channels}")
+            raise ValueError(
+                f"diffusion.norm_num_groups {requested} must divide every channel count {channels}"
+            )
         return requested
     for g in (32, 16, 8, 4, 2, 1):
         if all(c % g == 0 for c in channels) and channels[0] // g >= 16:
@@ -81,11 +83,23 @@ def norm_groups(channels: list[int], requested: int = 0) -> int:
 
 def network_config(cfg: DiffusionConfig) -> DiffusionConfig:
     """``cfg`` with the automatic settings resolved (what a saved model records)."""
-    return cfg.model_copy(update={"norm_num_groups": norm_groups(list(cfg.channels), cfg.norm_num_groups)})
+    return cfg.model_copy(
+        update={"norm_num_groups": norm_groups(list(cfg.channels), cfg.norm_num_groups)}
+    )
 
 
-NETWORK_FIELDS = ("image_size", "channels", "attention_levels", "num_res_blocks", "num_head_channels",
-                  "norm_num_groups", "network_output", "timesteps", "beta_start", "beta_end")  # fmt: skip
+NETWORK_FIELDS = (
+    "image_size",
+    "channels",
+    "attention_levels",
+    "num_res_blocks",
+    "num_head_channels",
+    "norm_num_groups",
+    "network_output",
+    "timesteps",
+    "beta_start",
+    "beta_end",
+)
 
 
 def build_unet(cfg: DiffusionConfig, init_seed: int | None = None) -> nn.Module:

@@ -57,9 +57,14 @@ class NoiseSchedule:
     def ddpm(self, clip: tuple[float, float] = (-1.0, 1.0)) -> DDPMScheduler:
         """MONAI DDPM with these betas; x0 predictions clipped to ``clip``."""
         return DDPMScheduler(
-            num_train_timesteps=self.timesteps, schedule="linear_beta", beta_start=self.beta_start,
-            beta_end=self.beta_end, clip_sample=True, clip_sample_min=clip[0], clip_sample_max=clip[1],
-        )  # fmt: skip
+            num_train_timesteps=self.timesteps,
+            schedule="linear_beta",
+            beta_start=self.beta_start,
+            beta_end=self.beta_end,
+            clip_sample=True,
+            clip_sample_min=clip[0],
+            clip_sample_max=clip[1],
+        )
 
     def ddim(self, steps: int, clip: tuple[float, float] = (-1.0, 1.0)) -> DDIMScheduler:
         """MONAI DDIM with these betas and ``steps`` trailing-spaced timesteps."""
@@ -68,25 +73,39 @@ class NoiseSchedule:
             raise ValueError(f"fast sampler steps must be in 1..{T}, got {steps}")
         offset = T - 1 - (steps - 1) * (T // steps)
         sched = DDIMScheduler(
-            num_train_timesteps=T, schedule="linear_beta", beta_start=self.beta_start,
-            beta_end=self.beta_end, clip_sample=True, clip_sample_min=clip[0], clip_sample_max=clip[1],
-            set_alpha_to_one=True, steps_offset=offset,
-        )  # fmt: skip
+            num_train_timesteps=T,
+            schedule="linear_beta",
+            beta_start=self.beta_start,
+            beta_end=self.beta_end,
+            clip_sample=True,
+            clip_sample_min=clip[0],
+            clip_sample_max=clip[1],
+            set_alpha_to_one=True,
+            steps_offset=offset,
+        )
         sched.set_timesteps(steps)
         return sched
 
 
-def case_generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+def case_generators(
+    seeds: Sequence[int], device: torch.device | str = "cpu"
+) -> list[torch.Generator]:
     """One generator per case, on ``device``."""
-    return [torch.Generator(device=device).manual_seed(int(s) & 0xFFFF_FFFF_FFFF_FFFF) for s in seeds]
+    return [
+        torch.Generator(device=device).manual_seed(int(s) & 0xFFFF_FFFF_FFFF_FFFF) for s in seeds
+    ]
 
 
-def _noise(gens: list[torch.Generator], shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+def _noise(
+    gens: list[torch.Generator], shape: tuple[int, ...], device: torch.device
+) -> torch.Tensor:
     """(B, *shape) standard normal noise, case i from gens[i] (drawn on ``device``)."""
     return torch.stack([torch.randn(shape, generator=g, device=device) for g in gens])
 
 
-def _eps(model: nn.Module, x: torch.Tensor, condition: torch.Tensor, t: int, amp: bool = False) -> torch.Tensor:
+def _eps(
+    model: nn.Module, x: torch.Tensor, condition: torch.Tensor, t: int, amp: bool = False
+) -> torch.Tensor:
     ts = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
     with autocast_for(x.device, amp):
         out = model(torch.cat([x, condition], dim=1), ts)
@@ -107,7 +126,9 @@ def ancestral_step(
     alpha_t = sched.alphas[t].item()
     lo, hi = sched.clip_sample_values
     x0 = ((x - (1 - abar_t) ** 0.5 * eps) / abar_t**0.5).clamp(lo, hi)
-    mean = (abar_prev**0.5 * beta_t / (1 - abar_t)) * x0 + (alpha_t**0.5 * (1 - abar_prev) / (1 - abar_t)) * x
+    mean = (abar_prev**0.5 * beta_t / (1 - abar_t)) * x0 + (
+        alpha_t**0.5 * (1 - abar_prev) / (1 - abar_t)
+    ) * x
     if t == 0 or noise is None:
         return mean
     var = max((1 - abar_prev) / (1 - abar_t) * beta_t, 1e-20)
@@ -198,7 +219,9 @@ def sample(
     if cfg.sampler == "ddpm":
         return sample_ddpm(model, condition, seeds, schedule, progress, clip, cfg.amp)
     if cfg.sampler == "ddim":
-        return sample_fast(model, condition, seeds, schedule, cfg.fast_steps, progress, clip, cfg.amp)
+        return sample_fast(
+            model, condition, seeds, schedule, cfg.fast_steps, progress, clip, cfg.amp
+        )
     raise ValueError(f"unknown diffusion.sampler {cfg.sampler!r} (ddpm or ddim)")
 
 
@@ -211,8 +234,13 @@ CPU_SAMPLE_BATCH = 64
 
 
 @torch.no_grad()
-def sample_batch_size(cfg: DiffusionConfig, model: nn.Module, device: torch.device,
-                      memory_fraction: float = 0.6, cap: int = 1024) -> int:  # fmt: skip
+def sample_batch_size(
+    cfg: DiffusionConfig,
+    model: nn.Module,
+    device: torch.device,
+    memory_fraction: float = 0.6,
+    cap: int = 1024,
+) -> int:
     """The sampling batch: ``cfg.sample_batch_size`` when a number; for ``auto``, 64 on the
     CPU, and on CUDA the largest power of two whose activations fit ``memory_fraction`` of
     the card's free memory (measured: peak memory of one network call at batch 8),

@@ -86,7 +86,11 @@ def _grid_indices(arrays: TrainArrays, k: int = GRID_CASES) -> list[int]:
     for only_new_patients in (True, False):
         for i in order:
             seen = {arrays.patient_ids[j] for j in chosen}
-            if len(chosen) < k and i not in chosen and (arrays.patient_ids[i] not in seen or not only_new_patients):
+            if (
+                len(chosen) < k
+                and i not in chosen
+                and (arrays.patient_ids[i] not in seen or not only_new_patients)
+            ):
                 chosen.append(i)
     return chosen
 
@@ -107,16 +111,30 @@ def _read_log(path: Path, upto_step: int) -> list[dict]:
 
 
 def write_samples(
-    path: Path, net: torch.nn.Module, arrays: TrainArrays, idx: list[int], intensity: IntensityMap,
-    cfg: DiffusionConfig, device: torch.device, title: str,
-) -> None:  # fmt: skip
+    path: Path,
+    net: torch.nn.Module,
+    arrays: TrainArrays,
+    idx: list[int],
+    intensity: IntensityMap,
+    cfg: DiffusionConfig,
+    device: torch.device,
+    title: str,
+) -> None:
     """samples.png: for the fixed cases ``idx``, condition | real | generated (seeds 0..k-1)."""
     cond = torch.from_numpy(arrays.channels[idx]).to(device)
-    y = sample(net, cond, list(range(len(idx))), cfg, clip=intensity.model_range).cpu().numpy()[:, 0]
+    y = (
+        sample(net, cond, list(range(len(idx))), cfg, clip=intensity.model_range)
+        .cpu()
+        .numpy()[:, 0]
+    )
     grid = samples_grid(
-        arrays.channels[idx], arrays.counts[idx], intensity.to_counts(y), intensity.scale,
-        title=title, names=[arrays.case_ids[i] for i in idx],
-    )  # fmt: skip
+        arrays.channels[idx],
+        arrays.counts[idx],
+        intensity.to_counts(y),
+        intensity.scale,
+        title=title,
+        names=[arrays.case_ids[i] for i in idx],
+    )
     write_png_rgb(path, grid)
 
 
@@ -162,8 +180,14 @@ class _Fold:
         return self.folder / "checkpoint.safetensors"
 
 
-def train_diffusion(folder: Path, dataset: Dataset, train_patients: Sequence[str], fold: int,
-                    diffusion: DiffusionConfig, options: TrainOptions | None = None) -> Path:  # fmt: skip
+def train_diffusion(
+    folder: Path,
+    dataset: Dataset,
+    train_patients: Sequence[str],
+    fold: int,
+    diffusion: DiffusionConfig,
+    options: TrainOptions | None = None,
+) -> Path:
     """Train (or resume, or skip) one fold's diffusion model in ``folder``; return it.
 
     Args:
@@ -186,11 +210,21 @@ def train_diffusion(folder: Path, dataset: Dataset, train_patients: Sequence[str
     if stale is not None:
         raise StaleOutputError([stale])
     folder.mkdir(parents=True, exist_ok=True)
-    run = _prepare(folder, fold, cfg, resolve_device(opt.device), load_train_arrays(dataset, cases, cfg.image_size))
+    run = _prepare(
+        folder,
+        fold,
+        cfg,
+        resolve_device(opt.device),
+        load_train_arrays(dataset, cases, cfg.image_size),
+    )
     st = _resume(run) if run.checkpoint.is_file() else TrainState()
     run.parts.meter = LossMeter(run.device, st.ema_loss)
     (folder / DONE).unlink(missing_ok=True)
-    end = cfg.train_steps if opt.stop_after is None else min(cfg.train_steps, st.step + opt.stop_after)
+    end = (
+        cfg.train_steps
+        if opt.stop_after is None
+        else min(cfg.train_steps, st.step + opt.stop_after)
+    )
     _train(run, st, end, opt.progress)
     if st.step < cfg.train_steps:
         return folder
@@ -198,7 +232,9 @@ def train_diffusion(folder: Path, dataset: Dataset, train_patients: Sequence[str
     return folder
 
 
-def _prepare(folder: Path, fold: int, cfg: DiffusionConfig, device: torch.device, arrays: TrainArrays) -> _Fold:
+def _prepare(
+    folder: Path, fold: int, cfg: DiffusionConfig, device: torch.device, arrays: TrainArrays
+) -> _Fold:
     """The network, EMA, Adam, the one training generator and the data on ``device``."""
     intensity = fit_intensity(arrays.counts, mode=cfg.intensity)
     ys = torch.from_numpy(intensity.to_model(arrays.counts))[:, None]
@@ -211,9 +247,14 @@ def _prepare(folder: Path, fold: int, cfg: DiffusionConfig, device: torch.device
     sched = NoiseSchedule.from_config(cfg).ddpm()
     eps_net = EpsilonView(maybe_compile(net, cfg.compile), sched.alphas_cumprod, cfg.network_output)
     eps_ema = EpsilonView(ema.shadow, sched.alphas_cumprod, cfg.network_output)
-    parts = DiffusionStep(net, eps_net, ema, opt, sched, gen, ys.to(device), cs.to(device), cfg, LossMeter(device))
-    info = {"train_cases": arrays.case_ids, "intensity": intensity.to_json(),
-            "network": {k: getattr(cfg, k) for k in NETWORK_FIELDS}}  # fmt: skip
+    parts = DiffusionStep(
+        net, eps_net, ema, opt, sched, gen, ys.to(device), cs.to(device), cfg, LossMeter(device)
+    )
+    info = {
+        "train_cases": arrays.case_ids,
+        "intensity": intensity.to_json(),
+        "network": {k: getattr(cfg, k) for k in NETWORK_FIELDS},
+    }
     return _Fold(folder, fold, cfg, device, arrays, intensity, parts, eps_ema, info)
 
 
@@ -238,21 +279,35 @@ def _resume(run: _Fold) -> TrainState:
             f"settings changed since it was written: restore them or delete {run.folder}"
         ) from exc
     p.ema.updates = int(meta["ema_updates"])
-    return TrainState(int(meta["step"]), float(meta["wall_s"]), float(meta["ema_loss"]),
-                      tensors["rng.global"], tensors.get("rng.cuda"))  # fmt: skip
+    return TrainState(
+        int(meta["step"]),
+        float(meta["wall_s"]),
+        float(meta["ema_loss"]),
+        tensors["rng.global"],
+        tensors.get("rng.cuda"),
+    )
 
 
 def _save_checkpoint(run: _Fold, st: TrainState) -> None:
     p = run.parts
     opt_tensors, groups = ck.optimizer_tensors(p.opt)
     tensors = {
-        **ck.prefixed("net", p.net.state_dict()), **ck.prefixed("ema", p.ema.shadow.state_dict()),
-        **opt_tensors, "rng.train": p.gen.get_state(), "rng.global": torch.get_rng_state(),
-    }  # fmt: skip
+        **ck.prefixed("net", p.net.state_dict()),
+        **ck.prefixed("ema", p.ema.shadow.state_dict()),
+        **opt_tensors,
+        "rng.train": p.gen.get_state(),
+        "rng.global": torch.get_rng_state(),
+    }
     if run.device.type == "cuda":
         tensors["rng.cuda"] = torch.cuda.get_rng_state(run.device)
-    meta = {"step": st.step, "wall_s": st.wall_s, "ema_loss": p.meter.read()[1], "ema_updates": p.ema.updates,
-            "optim_groups": groups, **run.info}  # fmt: skip
+    meta = {
+        "step": st.step,
+        "wall_s": st.wall_s,
+        "ema_loss": p.meter.read()[1],
+        "ema_updates": p.ema.updates,
+        "optim_groups": groups,
+        **run.info,
+    }
     ck.save_tensors(run.checkpoint, tensors, meta)
 
 
@@ -267,9 +322,14 @@ def _train(run: _Fold, st: TrainState, end: int, progress: bool) -> None:
     grid_idx = _grid_indices(run.arrays)
     log_every = max(1, cfg.train_steps // 1000)
     clock = CheckpointClock(cfg.checkpoint_minutes, cfg.checkpoint_every, end)
-    bar = progress_bar(cfg.train_steps, st.step, f"diffusion fold {run.fold}", "step", enabled=progress)
+    bar = progress_bar(
+        cfg.train_steps, st.step, f"diffusion fold {run.fold}", "step", enabled=progress
+    )
     cuda = device.type == "cuda"
-    with torch.random.fork_rng(devices=[device] if cuda else []), GracefulInterrupt(f"diffusion fold {run.fold}") as stop:
+    with (
+        torch.random.fork_rng(devices=[device] if cuda else []),
+        GracefulInterrupt(f"diffusion fold {run.fold}") as stop,
+    ):
         torch.manual_seed(derived_seed(cfg.seed, run.fold, "dropout"))
         if st.global_rng is not None:
             torch.set_rng_state(st.global_rng)
@@ -289,8 +349,16 @@ def _train(run: _Fold, st: TrainState, end: int, progress: bool) -> None:
                     continue
                 _interval_end(run, st, log if row_due else None, bar)
                 if st.step % cfg.sample_every == 0 or st.step == cfg.train_steps:
-                    write_samples(run.folder / "samples.png", run.eps_ema, run.arrays, grid_idx, run.intensity,
-                                  cfg, device, f"fold {run.fold}, step {st.step}, EMA, {cfg.sampler}")  # fmt: skip
+                    write_samples(
+                        run.folder / "samples.png",
+                        run.eps_ema,
+                        run.arrays,
+                        grid_idx,
+                        run.intensity,
+                        cfg,
+                        device,
+                        f"fold {run.fold}, step {st.step}, EMA, {cfg.sampler}",
+                    )
                 if ckpt_due:
                     _save_checkpoint(run, st)
                     clock.reset()
@@ -311,8 +379,15 @@ def _interval_end(run: _Fold, st: TrainState, log: LogFile | None, bar) -> None:
         )
     bar.set_postfix(loss=f"{st.ema_loss:.4f}")
     if log is not None:
-        log.append({"step": st.step, "loss": mean, "ema_loss": st.ema_loss,
-                    "lr": float(p.opt.param_groups[0]["lr"]), "wall_s": st.wall_s})  # fmt: skip
+        log.append(
+            {
+                "step": st.step,
+                "loss": mean,
+                "ema_loss": st.ema_loss,
+                "lr": float(p.opt.param_groups[0]["lr"]),
+                "wall_s": st.wall_s,
+            }
+        )
         p.meter.reset_interval()
         st.first = st.step + 1
 
@@ -323,8 +398,12 @@ def _finish(run: _Fold, st: TrainState, key: str, record: dict) -> None:
     ck.save_tensors(run.folder / "model.safetensors", p.net.state_dict(), {"step": st.step})
     ck.save_tensors(run.folder / "ema.safetensors", p.ema.shadow.state_dict(), {"step": st.step})
     model_info = {
-        "fold": run.fold, "step": st.step, "wall_s": st.wall_s, **runtime_record(run.device),
-        "diffusion": run.cfg.model_dump(), **run.info,
-    }  # fmt: skip
+        "fold": run.fold,
+        "step": st.step,
+        "wall_s": st.wall_s,
+        **runtime_record(run.device),
+        "diffusion": run.cfg.model_dump(),
+        **run.info,
+    }
     write_text_atomic(run.folder / "model.json", json.dumps(model_info, indent=2) + "\n")
     write_done(run.folder, key, record, step=st.step)

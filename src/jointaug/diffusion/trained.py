@@ -50,7 +50,9 @@ class TrainedModel:
     info: dict
 
 
-def load_trained(folder: str | Path, device: torch.device, sampler: DiffusionConfig | None = None) -> TrainedModel:
+def load_trained(
+    folder: str | Path, device: torch.device, sampler: DiffusionConfig | None = None
+) -> TrainedModel:
     """Load a complete diffusion folder. ``sampler``: take sampler, fast_steps and
     sample_batch_size from this config (default: the ones it was trained with).
 
@@ -71,11 +73,15 @@ def load_trained(folder: str | Path, device: torch.device, sampler: DiffusionCon
     try:
         net.load_state_dict(tensors)
     except RuntimeError as exc:
-        raise ValueError(f"{folder / 'ema.safetensors'}: does not fit {folder / 'model.json'} ({exc})") from exc
+        raise ValueError(
+            f"{folder / 'ema.safetensors'}: does not fit {folder / 'model.json'} ({exc})"
+        ) from exc
     abar = NoiseSchedule.from_config(cfg).ddpm().alphas_cumprod
     eps: nn.Module = EpsilonView(net, abar, cfg.network_output)
     if cfg.guidance_scale != 1.0:
-        eps = GuidedEpsilon(eps, cfg.guidance_scale)  # classifier-free guidance (diffusion/guidance.py)
+        eps = GuidedEpsilon(
+            eps, cfg.guidance_scale
+        )  # classifier-free guidance (diffusion/guidance.py)
     eps = eps.to(device).eval()
     return TrainedModel(eps, cfg, IntensityMap.from_json(info["intensity"]), device, info)
 

@@ -68,7 +68,9 @@ def load_train_arrays(
                 f"image {case.image} has {image.shape}"
             )
         if not np.all(np.isfinite(image)) or image.min() < 0:
-            raise DatasetError(f"case {case.case_id!r}: image {case.image} has negative or non-finite counts")
+            raise DatasetError(
+                f"case {case.case_id!r}: image {case.image} has negative or non-finite counts"
+            )
         if tissue.max() > 3:
             raise DatasetError(
                 f"case {case.case_id!r}: tissue map {case.tissue} has value {int(tissue.max())} "

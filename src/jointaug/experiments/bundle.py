@@ -37,8 +37,10 @@ from jointaug.experiments.rundir import RunDir
 from jointaug.files import write_text_atomic
 
 BUNDLE_VERSION = "0.1.0"
-SCHEMA = ("https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/"
-          "meta_schema_20240725.json")  # what verify_metadata would download (not offline)
+SCHEMA = (
+    "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/"
+    "meta_schema_20240725.json"
+)  # what verify_metadata would download (not offline)
 BUNDLE_FILES = ("configs/metadata.json", "configs/inference.json", "models/model.safetensors")
 INTENSITY = (
     f"x = sqrt(max(counts, 0)); zero-pad the shorter side (centred) to a square; area-resize "
@@ -91,7 +93,10 @@ def _versions() -> dict[str, str]:
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
-        "required_packages_version": {"jointaug": jointaug_version, "safetensors": safetensors.__version__},
+        "required_packages_version": {
+            "jointaug": jointaug_version,
+            "safetensors": safetensors.__version__,
+        },
     }
 
 
@@ -102,8 +107,14 @@ def _modality(run: RunDir) -> str | None:
         return None
 
 
-def bundle_metadata(run: RunDir, method_dir: str, members: list[str], arch: dict,
-                    labels: list[str], threshold: float) -> dict:  # fmt: skip
+def bundle_metadata(
+    run: RunDir,
+    method_dir: str,
+    members: list[str],
+    arch: dict,
+    labels: list[str],
+    threshold: float,
+) -> dict:
     """``configs/metadata.json``: MONAI's required keys plus the ensemble's facts."""
     size = int(arch["image_size"])
     return {
@@ -127,28 +138,47 @@ def bundle_metadata(run: RunDir, method_dir: str, members: list[str], arch: dict
         "pred_classes": f"{len(labels)} per-joint probabilities in [0, 1], in the order of `labels`",
         "labels": list(labels),
         "decision_threshold": float(threshold),
-        "ensemble": {"method": method_dir, "combination": "mean of sigmoid probabilities",
-                     "members": members, "source_run": str(run.path.resolve())},  # fmt: skip
-        "network": {"class": "monai.networks.nets.DenseNet", "spatial_dims": 2, "in_channels": 1,
-                    "out_channels": len(labels), **arch},  # fmt: skip
+        "ensemble": {
+            "method": method_dir,
+            "combination": "mean of sigmoid probabilities",
+            "members": members,
+            "source_run": str(run.path.resolve()),
+        },
+        "network": {
+            "class": "monai.networks.nets.DenseNet",
+            "spatial_dims": 2,
+            "in_channels": 1,
+            "out_channels": len(labels),
+            **arch,
+        },
         "network_data_format": _data_format(labels, size, _modality(run)),
     }
 
 
 def _data_format(labels: list[str], size: int, modality: str | None) -> dict:
     image = {
-        "type": "image", "format": "magnitude", "num_channels": 1, "spatial_shape": [size, size],
-        "dtype": "float32", "value_range": [], "is_patch_data": False,
+        "type": "image",
+        "format": "magnitude",
+        "num_channels": 1,
+        "spatial_shape": [size, size],
+        "dtype": "float32",
+        "value_range": [],
+        "is_patch_data": False,
         "channel_def": {"0": "sqrt(counts), normalised by its 99th percentile"},
         "intensity_transform": INTENSITY,
-    }  # fmt: skip
+    }
     if modality:
         image["modality"] = modality
     pred = {
-        "type": "probabilities", "format": "classes", "num_channels": len(labels),
-        "spatial_shape": [], "dtype": "float32", "value_range": [0, 1], "is_patch_data": False,
+        "type": "probabilities",
+        "format": "classes",
+        "num_channels": len(labels),
+        "spatial_shape": [],
+        "dtype": "float32",
+        "value_range": [0, 1],
+        "is_patch_data": False,
         "channel_def": {str(i): lab for i, lab in enumerate(labels)},
-    }  # fmt: skip
+    }
     return {"inputs": {"image": image}, "outputs": {"pred": pred}}
 
 
@@ -163,42 +193,67 @@ def inference_config(arch: dict, labels: list[str], threshold: float, n_members:
         "output_dir": "$@bundle_root + '/eval'",
         "image_suffixes": list(IMAGE_SUFFIXES),
         "datalist": "$sorted(str(p) for p in pathlib.Path(@dataset_dir).iterdir() "
-                    "if p.suffix.lower() in @image_suffixes)",
+        "if p.suffix.lower() in @image_suffixes)",
         "labels": list(labels),
         "threshold": float(threshold),
         "image_size": int(arch["image_size"]),
-        "network_def": {"_target_": cb + "ProbabilityEnsemble", "arch": dict(arch),
-                        "n_labels": len(labels), "n_members": n_members},  # fmt: skip
+        "network_def": {
+            "_target_": cb + "ProbabilityEnsemble",
+            "arch": dict(arch),
+            "n_labels": len(labels),
+            "n_members": n_members,
+        },
         "ckpt_path": "$@bundle_root + '/models/model.safetensors'",
-        "network": {"_target_": cb + "load_ensemble_weights", "network": "@network_def",
-                    "path": "@ckpt_path", "device": "@device"},  # fmt: skip
-        "preprocessing": {"_target_": "Compose", "transforms": [
-            {"_target_": cb + "LoadCountImaged", "keys": "image"},
-            {"_target_": cb + "PrepareCountsd", "keys": "image", "image_size": "@image_size"},
-        ]},  # fmt: skip
-        "dataset": {"_target_": "Dataset", "data": "$[{'image': i} for i in @datalist]",
-                    "transform": "@preprocessing"},  # fmt: skip
-        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 16,
-                       "shuffle": False, "num_workers": 0},  # fmt: skip
+        "network": {
+            "_target_": cb + "load_ensemble_weights",
+            "network": "@network_def",
+            "path": "@ckpt_path",
+            "device": "@device",
+        },
+        "preprocessing": {
+            "_target_": "Compose",
+            "transforms": [
+                {"_target_": cb + "LoadCountImaged", "keys": "image"},
+                {"_target_": cb + "PrepareCountsd", "keys": "image", "image_size": "@image_size"},
+            ],
+        },
+        "dataset": {
+            "_target_": "Dataset",
+            "data": "$[{'image': i} for i in @datalist]",
+            "transform": "@preprocessing",
+        },
+        "dataloader": {
+            "_target_": "DataLoader",
+            "dataset": "@dataset",
+            "batch_size": 16,
+            "shuffle": False,
+            "num_workers": 0,
+        },
         "inferer": {"_target_": "SimpleInferer"},
         "postprocessing": {"_target_": "AsDiscrete", "threshold": "@threshold"},
-        "evaluator": {"_target_": cb + "CsvPredictor", "dataloader": "@dataloader",
-                      "network": "@network", "inferer": "@inferer",
-                      "postprocessing": "@postprocessing", "labels": "@labels",
-                      "output_dir": "@output_dir", "device": "@device"},  # fmt: skip
+        "evaluator": {
+            "_target_": cb + "CsvPredictor",
+            "dataloader": "@dataloader",
+            "network": "@network",
+            "inferer": "@inferer",
+            "postprocessing": "@postprocessing",
+            "labels": "@labels",
+            "output_dir": "@output_dir",
+            "device": "@device",
+        },
         "initialize": [],
         "run": ["$@evaluator.run()"],
     }
 
 
 def _readme(meta: dict) -> str:
-    return f"""# {meta['name']}
+    return f"""# {meta["name"]}
 
-{meta['description']}
+{meta["description"]}
 
-Input: {meta['image_classes']}.
-Output: `predictions.csv`: `image`, `p_<label>` for the {len(meta['labels'])} labels in
-order, and `<label>` = 1 where p >= {meta['decision_threshold']:g}.
+Input: {meta["image_classes"]}.
+Output: `predictions.csv`: `image`, `p_<label>` for the {len(meta["labels"])} labels in
+order, and `<label>` = 1 where p >= {meta["decision_threshold"]:g}.
 
 ```bash
 pip install "jointaug[bundle]"   # jointaug classes in the config; fire for MONAI's CLI

@@ -49,7 +49,9 @@ def card(name: str) -> Card:
     try:
         return CARDS[name.lower()]
     except KeyError:
-        raise ValueError(f"unknown card {name!r}; known: {', '.join(CARDS)} (or --calibration FILE)") from None
+        raise ValueError(
+            f"unknown card {name!r}; known: {', '.join(CARDS)} (or --calibration FILE)"
+        ) from None
 
 
 def _flops(build, shape: tuple[int, ...], backward: bool, **kw) -> float:
@@ -83,8 +85,9 @@ def network_flops(config: Config, n_labels: int) -> dict[str, float]:
     }
 
 
-def flop_rates(config: Config, n_labels: int, card_name: str,
-               flops: dict[str, float] | None = None) -> Rates:  # fmt: skip
+def flop_rates(
+    config: Config, n_labels: int, card_name: str, flops: dict[str, float] | None = None
+) -> Rates:
     """:class:`Rates` for ``config`` on the named card from FLOPs / stated throughput."""
     from jointaug.diffusion.sample import sampler_steps
 
@@ -108,11 +111,16 @@ def read_calibration(path: str | Path) -> tuple[Rates, dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         r = data["rates"]
-        rates = Rates(device=str(r["device"]), diffusion_step_s=float(r.get("diffusion_step_s", 0)),
-                      sample_s_per_image=float(r.get("sample_s_per_image", 0)),
-                      classifier_s_per_sample=float(r.get("classifier_s_per_sample", 0)),
-                      eval_s_per_image=float(r.get("eval_s_per_image", 0)),
-                      batches=tuple((str(s), int(b)) for s, b in r.get("batches", ())))  # fmt: skip
+        rates = Rates(
+            device=str(r["device"]),
+            diffusion_step_s=float(r.get("diffusion_step_s", 0)),
+            sample_s_per_image=float(r.get("sample_s_per_image", 0)),
+            classifier_s_per_sample=float(r.get("classifier_s_per_sample", 0)),
+            eval_s_per_image=float(r.get("eval_s_per_image", 0)),
+            batches=tuple((str(s), int(b)) for s, b in r.get("batches", ())),
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a calibration file of benchmarks/gpu_check.py --json ({exc})") from exc
+        raise ValueError(
+            f"{path}: not a calibration file of benchmarks/gpu_check.py --json ({exc})"
+        ) from exc
     return rates, {k: v for k, v in data.items() if k != "rates"}

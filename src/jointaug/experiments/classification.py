@@ -77,7 +77,9 @@ class Job:
         return f"fold {self.fold} · {self.method.name}{size} · seed {self.seed}"
 
 
-def job_record(classify: ClassifyConfig, job: Job, split: Fold, sets: dict[str, dict | None]) -> tuple[str, dict]:
+def job_record(
+    classify: ClassifyConfig, job: Job, split: Fold, sets: dict[str, dict | None]
+) -> tuple[str, dict]:
     """(key, settings) a finished training depends on: classifier settings (not the seeds
     list or speed flags), loss, seed, the fold's patients, the mix, its size, and the
     settings of the augmentation sets it reads (``sets``: name -> augmentation.json)."""
@@ -85,29 +87,39 @@ def job_record(classify: ClassifyConfig, job: Job, split: Fold, sets: dict[str, 
     loss = job.method.loss or cfg["loss"]
     parts = [list(split.train), list(split.val), list(split.test)]
     key = settings_key([cfg, loss, job.seed, parts, job.method.mix, job.size, sets])  # as before
-    record = {"classify": cfg, "loss": loss, "seed": job.seed,
-              "fold": {"train": parts[0], "val": parts[1], "test": parts[2]},
-              "mix": [list(x) for x in job.method.mix], "size": job.size, "sets": sets}  # fmt: skip
+    record = {
+        "classify": cfg,
+        "loss": loss,
+        "seed": job.seed,
+        "fold": {"train": parts[0], "val": parts[1], "test": parts[2]},
+        "mix": [list(x) for x in job.method.mix],
+        "size": job.size,
+        "sets": sets,
+    }
     return key, record
 
 
-def classifier_output(out: Path, classify: ClassifyConfig, job: Job, split: Fold,
-                      sets: dict[str, dict | None]) -> Output:  # fmt: skip
+def classifier_output(
+    out: Path, classify: ClassifyConfig, job: Job, split: Fold, sets: dict[str, dict | None]
+) -> Output:
     """The training folder ``out`` of ``job``: its ``done`` marker records the key of
     :func:`job_record` (``sets``: name -> the augmentation.json of each set it reads)."""
     key, record = job_record(classify, job, split, sets)
     return Output("classifier", Path(out), key, record)
 
 
-def plan_jobs(methods: Sequence[Method], folds: Sequence[int], sizes: Sequence[int],
-              seeds: Sequence[int]) -> list[Job]:  # fmt: skip
+def plan_jobs(
+    methods: Sequence[Method], folds: Sequence[int], sizes: Sequence[int], seeds: Sequence[int]
+) -> list[Job]:
     """Trainings for ``methods`` (a non-training method adds its base), fold-major order."""
     trained: list[Method] = []
     for m in methods:
         m = m if m.trains else resolve_method(m.base)
         if m.name not in {t.name for t in trained}:
             trained.append(m)
-    return [Job(f, m, size, s) for f in folds for m in trained for size in m.sizes(sizes) for s in seeds]
+    return [
+        Job(f, m, size, s) for f in folds for m in trained for size in m.sizes(sizes) for s in seeds
+    ]
 
 
 def check_sets(run: RunDir, jobs: Sequence[Job], include_done: bool = False) -> None:
@@ -134,9 +146,18 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(f, arr, allow_pickle=False)
 
 
-def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets: dict[str, Path],
-                     config: Config, progress: bool = True, cache: ImageCache | None = None,
-                     on_step: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+def train_classifier(
+    out: Path,
+    *,
+    dataset: Dataset,
+    split: Fold,
+    job: Job,
+    sets: dict[str, Path],
+    config: Config,
+    progress: bool = True,
+    cache: ImageCache | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> dict:
     """Train (or resume, or read) one classifier in ``out``: a plain function of its inputs.
 
     Args:
@@ -163,42 +184,64 @@ def train_classifier(out: Path, *, dataset: Dataset, split: Fold, job: Job, sets
         raise StaleOutputError([state.stale])
     cache = cache or ImageCache()
     workers = max(1, cfg.num_workers)
-    train = training_mix(dataset, split, job.method.mix, job.size, dict(sets), cfg.image_size, cache, workers)
+    train = training_mix(
+        dataset, split, job.method.mix, job.size, dict(sets), cfg.image_size, cache, workers
+    )
     val = fold_part(dataset, split, "val", cfg.image_size, cache, workers)
     test = fold_part(dataset, split, "test", cfg.image_size, cache, workers)
     loss = job.method.loss or cfg.loss
     dev = resolve_device(config.device)
     t0 = time.perf_counter()
-    res = fit(out, train, val, cfg, job_seed(job.seed, job.fold), dataset.labels,
-              FitOptions(loss=loss, device=dev, progress=progress, desc=job.label(), on_step=on_step))  # fmt: skip
+    res = fit(
+        out,
+        train,
+        val,
+        cfg,
+        job_seed(job.seed, job.fold),
+        dataset.labels,
+        FitOptions(loss=loss, device=dev, progress=progress, desc=job.label(), on_step=on_step),
+    )
     val_p, test_p = _save_predictions(out, res.best_state, val, test, cfg, len(dataset.labels), dev)
     tuned = tune_threshold(val.labels, val_p)
     result = {
-        "fold": job.fold, "method": job.method.name, "size": job.size, "seed": job.seed,
-        "loss": loss, "n_train": len(train), "n_train_real": train.sources.count("train"),
-        "n_val": len(val), "n_test": len(test),
-        "best_val_gms": res.best_val_gms, "best_samples": res.best_samples,
-        "samples": res.samples, "epochs": res.epochs, "stop_reason": res.stop_reason,
-        "wall_s": res.wall_s, "wall_s_this_call": time.perf_counter() - t0,
+        "fold": job.fold,
+        "method": job.method.name,
+        "size": job.size,
+        "seed": job.seed,
+        "loss": loss,
+        "n_train": len(train),
+        "n_train_real": train.sources.count("train"),
+        "n_val": len(val),
+        "n_test": len(test),
+        "best_val_gms": res.best_val_gms,
+        "best_samples": res.best_samples,
+        "samples": res.samples,
+        "epochs": res.epochs,
+        "stop_reason": res.stop_reason,
+        "wall_s": res.wall_s,
+        "wall_s_this_call": time.perf_counter() - t0,
         **runtime_record(dev),
-        "threshold": cfg.threshold, "threshold_tuned": tuned,
+        "threshold": cfg.threshold,
+        "threshold_tuned": tuned,
         "test": pooled_metrics(test.labels, binarize(test_p, cfg.threshold)),
         "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
-    }  # fmt: skip
+    }
     write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
     write_done(out, declared.key, declared.settings, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     (out / CHECKPOINT).unlink(missing_ok=True)
     return result
 
 
-def _save_predictions(out: Path, best_state: dict, val, test, cfg: ClassifyConfig, n_labels: int,
-                      dev) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _save_predictions(
+    out: Path, best_state: dict, val, test, cfg: ClassifyConfig, n_labels: int, dev
+) -> tuple[np.ndarray, np.ndarray]:
     """The best weights' probabilities on the validation and test parts, saved with their
     labels and case ids; returns (val probs, test probs)."""
     model = build_model(cfg, n_labels, seed=None)
     model.load_state_dict(best_state)
-    kw = dict(batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp,
-              channels_last=cfg.channels_last)  # fmt: skip
+    kw = dict(
+        batch_size=2 * cfg.batch_size, device=dev, amp=cfg.amp, channels_last=cfg.channels_last
+    )
     val_p, test_p = predict_probs(model, val.images, **kw), predict_probs(model, test.images, **kw)
     for part, probs, data in (("val", val_p, val), ("test", test_p, test)):
         _save_npy(out / f"{part}_probs.npy", probs)
@@ -207,18 +250,32 @@ def _save_predictions(out: Path, best_state: dict, val, test, cfg: ClassifyConfi
     return val_p, test_p
 
 
-def train_job(run: RunDir, job: Job, *, force: bool = False, progress: bool = True,
-              cache: ImageCache | None = None,
-              on_step: Callable[[int], None] | None = None) -> dict:  # fmt: skip
+def train_job(
+    run: RunDir,
+    job: Job,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    cache: ImageCache | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> dict:
     """:func:`train_classifier` for ``job`` in ``run``. ``force``: retrain a finished job
     (its old folder is moved to ``RUN/stale/``, not deleted)."""
     out = job.dir(run)
     if force and out.exists():
         move_aside([out], run.path)
     sets = {name: run.augment_dir(job.fold, name) for name, _ in job.method.mix}
-    return train_classifier(out, dataset=run.dataset, split=run.splits.fold(job.fold), job=job,
-                            sets=sets, config=run.config, progress=progress, cache=cache,
-                            on_step=on_step)  # fmt: skip
+    return train_classifier(
+        out,
+        dataset=run.dataset,
+        split=run.splits.fold(job.fold),
+        job=job,
+        sets=sets,
+        config=run.config,
+        progress=progress,
+        cache=cache,
+        on_step=on_step,
+    )
 
 
 def describe_plan(run: RunDir, jobs: Sequence[Job]) -> str:
@@ -239,10 +296,16 @@ def describe_plan(run: RunDir, jobs: Sequence[Job]) -> str:
         f"+ the method's augmentation images, at {cfg.image_size}x{cfg.image_size}",
         f"  each: up to {cfg.max_samples:,} samples, early stop after {cfg.patience_samples:,} "
         f"without a better validation GMS"
-        + (f" (both at least {cfg.max_epochs:g} / {cfg.patience_epochs:g} epochs of the mix)"
-           if cfg.max_epochs or cfg.patience_epochs else "")
-        + (f", evaluated every ~{cfg.eval_every_samples:,} samples" if cfg.eval_every_samples
-           else f", evaluated every {cfg.eval_every_epochs} epochs"),
+        + (
+            f" (both at least {cfg.max_epochs:g} / {cfg.patience_epochs:g} epochs of the mix)"
+            if cfg.max_epochs or cfg.patience_epochs
+            else ""
+        )
+        + (
+            f", evaluated every ~{cfg.eval_every_samples:,} samples"
+            if cfg.eval_every_samples
+            else f", evaluated every {cfg.eval_every_epochs} epochs"
+        ),
     ]
     return "\n".join(lines)
 
@@ -251,10 +314,12 @@ def config_with_methods(config: Config, methods: Sequence[str] | str) -> Config:
     """The config with ``experiment.methods`` / ``experiment.imbalance_baselines`` set from a
     method list (``jointaug run --methods``), so the run's config.yaml records them."""
     names = [m.name for m in parse_methods(methods)]
-    exp = config.experiment.model_copy(update={
-        "methods": [n for n in names if n not in IMBALANCE_BASELINES],
-        "imbalance_baselines": [n for n in names if n in IMBALANCE_BASELINES],
-    })  # fmt: skip
+    exp = config.experiment.model_copy(
+        update={
+            "methods": [n for n in names if n not in IMBALANCE_BASELINES],
+            "imbalance_baselines": [n for n in names if n in IMBALANCE_BASELINES],
+        }
+    )
     return config.model_copy(update={"experiment": exp})
 
 
@@ -263,8 +328,17 @@ def configured_methods(config: Config) -> list[str]:
     return list(config.experiment.methods) + list(config.experiment.imbalance_baselines)
 
 
-def train_single(run: RunDir, fold: int, method: str, seed: int, size: int | None = None, *,
-                 force: bool = False, retrain: bool = False, progress: bool = True) -> dict:  # fmt: skip
+def train_single(
+    run: RunDir,
+    fold: int,
+    method: str,
+    seed: int,
+    size: int | None = None,
+    *,
+    force: bool = False,
+    retrain: bool = False,
+    progress: bool = True,
+) -> dict:
     """Train one fold/method/seed (``jointaug train-classifier``); size defaults to the
     first of ``experiment.sizes`` for augmented methods. Returns its result.json.
     ``retrain``: a training finished with other settings is moved aside and retrained."""

@@ -35,9 +35,13 @@ class DemoResult:
 STAGES = ("phantom", "montage", "splits", "run")
 
 
-def run_demo(out: str | Path = "runs/demo", config: Config | None = None,
-             console: Console | None = None, stop_after: str | None = None,
-             progress: bool = True) -> DemoResult:  # fmt: skip
+def run_demo(
+    out: str | Path = "runs/demo",
+    config: Config | None = None,
+    console: Console | None = None,
+    stop_after: str | None = None,
+    progress: bool = True,
+) -> DemoResult:
     """Run the demo into ``out``; ``stop_after`` names the last stage to run (see STAGES)."""
     from jointaug.dataset.phantom import write_phantom
     from jointaug.dataset.show import montage
@@ -74,13 +78,19 @@ def run_demo(out: str | Path = "runs/demo", config: Config | None = None,
     console.rule("4. splits")
     run = RunDir.create(out / "run", data_dir, config)
     for f in run.splits.folds:
-        console.print(f"fold {f.fold}: train {len(f.train)} / val {len(f.val)} / test {len(f.test)} patients")
+        console.print(
+            f"fold {f.fold}: train {len(f.train)} / val {len(f.val)} / test {len(f.test)} patients"
+        )
     if stop_after == "splits":
         return result
     console.rule("5. the paper's grid: diffusion, augmentation sets, classifiers, report")
     plan = make_plan(run)
-    summary = run_experiment(run, plan, RunOptions(progress=progress),
-                             echo=lambda m: console.print(m, markup=False, highlight=False))  # fmt: skip
+    summary = run_experiment(
+        run,
+        plan,
+        RunOptions(progress=progress),
+        echo=lambda m: console.print(m, markup=False, highlight=False),
+    )
     result.tables = summary["tables"]
     result.report = summary["report"]
     result.verdicts = demo_verdicts(run)

@@ -92,12 +92,20 @@ def _seconds(fn: Callable[[], None], device: torch.device, min_run_time: float) 
         t0 = time.perf_counter()
         call()
         return time.perf_counter() - t0
-    timer = benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=torch.get_num_threads())
+    timer = benchmark.Timer(
+        stmt="call()", globals={"call": call}, num_threads=torch.get_num_threads()
+    )
     return float(timer.blocked_autorange(min_run_time=min_run_time).median)
 
 
-def _per_item(build: Callable[[int], Callable[[], None]], configured: int, device: torch.device,
-              min_run_time: float, cpu_batch: int, quick_s: float = 0.25) -> tuple[float, int]:  # fmt: skip
+def _per_item(
+    build: Callable[[int], Callable[[], None]],
+    configured: int,
+    device: torch.device,
+    min_run_time: float,
+    cpu_batch: int,
+    quick_s: float = 0.25,
+) -> tuple[float, int]:
     """(seconds per item, batch timed) for a stage whose call on a batch of b items is
     ``build(b)``. CUDA: the configured batch. CPU: ``cpu_batch`` first; when that call is
     quick (a small network) the configured batch is timed instead, else the small batch is
@@ -110,9 +118,15 @@ def _per_item(build: Callable[[int], Callable[[], None]], configured: int, devic
     return sec / b, b
 
 
-def calibrate(config: Config, n_labels: int, device: torch.device | str, *,
-              stages: tuple[str, ...] = ("diffusion", "sampling", "classifier", "evaluation"),
-              min_run_time: float = 0.5, cpu_batch: int = 2) -> Rates:  # fmt: skip
+def calibrate(
+    config: Config,
+    n_labels: int,
+    device: torch.device | str,
+    *,
+    stages: tuple[str, ...] = ("diffusion", "sampling", "classifier", "evaluation"),
+    min_run_time: float = 0.5,
+    cpu_batch: int = 2,
+) -> Rates:
     """Measure :class:`Rates` for ``config`` on ``device`` (module docstring)."""
     from jointaug.runtime import resolve_device
 
@@ -127,8 +141,9 @@ def calibrate(config: Config, n_labels: int, device: torch.device | str, *,
     return Rates(device=device_name(dev), batches=tuple(batches), **out)
 
 
-def _diffusion_rates(config: Config, stages: tuple[str, ...], timing: tuple, out: dict,
-                     batches: list) -> None:  # fmt: skip
+def _diffusion_rates(
+    config: Config, stages: tuple[str, ...], timing: tuple, out: dict, batches: list
+) -> None:
     """Time one diffusion training step and one denoiser call (into ``out``, ``batches``)."""
     from jointaug.diffusion.model import EpsilonView, build_unet, network_config
     from jointaug.diffusion.sample import NoiseSchedule, sample_batch_size, sampler_steps
@@ -142,7 +157,10 @@ def _diffusion_rates(config: Config, stages: tuple[str, ...], timing: tuple, out
         opt = torch.optim.Adam(unet.parameters(), lr=d.lr, fused=dev.type == "cuda")
 
         def diff_step(b: int) -> Callable[[], None]:
-            xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
+            xi, t = (
+                torch.randn(b, 4, s, s, device=dev),
+                torch.randint(d.timesteps, (b,), device=dev),
+            )
             noise = torch.randn(b, 1, s, s, device=dev)
 
             def call() -> None:
@@ -163,7 +181,10 @@ def _diffusion_rates(config: Config, stages: tuple[str, ...], timing: tuple, out
         unet.eval()
 
         def denoise(b: int) -> Callable[[], None]:
-            xi, t = torch.randn(b, 4, s, s, device=dev), torch.randint(d.timesteps, (b,), device=dev)
+            xi, t = (
+                torch.randn(b, 4, s, s, device=dev),
+                torch.randint(d.timesteps, (b,), device=dev),
+            )
 
             @torch.no_grad()
             def call() -> None:
@@ -177,8 +198,9 @@ def _diffusion_rates(config: Config, stages: tuple[str, ...], timing: tuple, out
         batches.append(("sampling", b))
 
 
-def _classifier_rates(config: Config, n_labels: int, stages: tuple[str, ...], timing: tuple, out: dict,
-                      batches: list) -> None:  # fmt: skip
+def _classifier_rates(
+    config: Config, n_labels: int, stages: tuple[str, ...], timing: tuple, out: dict, batches: list
+) -> None:
     """Time one classifier training image and one inference (into ``out``, ``batches``)."""
     from jointaug.classify.model import build_model
 
@@ -192,7 +214,9 @@ def _classifier_rates(config: Config, n_labels: int, stages: tuple[str, ...], ti
         opt = torch.optim.Adam(net.parameters(), lr=c.lr, fused=dev.type == "cuda")
 
         def cls_step(b: int) -> Callable[[], None]:
-            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
+            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(
+                memory_format=fmt
+            )
             y = (torch.rand(b, n_labels, device=dev) < 0.3).float()
 
             def call() -> None:
@@ -211,7 +235,9 @@ def _classifier_rates(config: Config, n_labels: int, stages: tuple[str, ...], ti
     if "evaluation" in stages:
 
         def evaluate(b: int) -> Callable[[], None]:
-            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(memory_format=fmt)
+            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(
+                memory_format=fmt
+            )
 
             @torch.no_grad()
             def call() -> None:
@@ -230,18 +256,46 @@ def estimate(rates: Rates, counts: Counts) -> list[StageEstimate]:
     h = 1 / 3600
     rows = []
     if counts.diffusion_steps:
-        rows.append(StageEstimate("diffusion training", counts.diffusion_steps, "steps",
-                                  rates.diffusion_step_s, counts.diffusion_steps * rates.diffusion_step_s * h))  # fmt: skip
+        rows.append(
+            StageEstimate(
+                "diffusion training",
+                counts.diffusion_steps,
+                "steps",
+                rates.diffusion_step_s,
+                counts.diffusion_steps * rates.diffusion_step_s * h,
+            )
+        )
     if counts.images:
-        rows.append(StageEstimate("sampling", counts.images, "images", rates.sample_s_per_image,
-                                  counts.images * rates.sample_s_per_image * h))  # fmt: skip
+        rows.append(
+            StageEstimate(
+                "sampling",
+                counts.images,
+                "images",
+                rates.sample_s_per_image,
+                counts.images * rates.sample_s_per_image * h,
+            )
+        )
     if counts.trainings:
         r = rates.classifier_s_per_sample
-        rows.append(StageEstimate(f"classifiers ({counts.trainings} trainings)", counts.classifier_samples_max,
-                                  "samples", r, counts.classifier_samples_min * r * h,
-                                  counts.classifier_samples_max * r * h))  # fmt: skip
-        rows.append(StageEstimate("evaluation", counts.eval_images_max, "images", rates.eval_s_per_image,
-                                  counts.eval_images_max * rates.eval_s_per_image * h))  # fmt: skip
+        rows.append(
+            StageEstimate(
+                f"classifiers ({counts.trainings} trainings)",
+                counts.classifier_samples_max,
+                "samples",
+                r,
+                counts.classifier_samples_min * r * h,
+                counts.classifier_samples_max * r * h,
+            )
+        )
+        rows.append(
+            StageEstimate(
+                "evaluation",
+                counts.eval_images_max,
+                "images",
+                rates.eval_s_per_image,
+                counts.eval_images_max * rates.eval_s_per_image * h,
+            )
+        )
     low = sum(r.hours for r in rows)
     high = sum(r.hours if r.hours_max is None else r.hours_max for r in rows)
     rows.append(StageEstimate("total", 0, "", 0.0, low, high if high != low else None))
@@ -255,12 +309,18 @@ def _fmt_h(hours: float) -> str:
 
 def format_estimates(rows: list[StageEstimate], rates: Rates) -> str:
     """The estimate as aligned text lines (for ``jointaug run --plan``)."""
-    lines = [f"  estimate on this machine ({rates.device}; measured, synchronised; "
-             f"batches timed: {', '.join(f'{k} {b}' for k, b in rates.batches)}):"]  # fmt: skip
+    lines = [
+        f"  estimate on this machine ({rates.device}; measured, synchronised; "
+        f"batches timed: {', '.join(f'{k} {b}' for k, b in rates.batches)}):"
+    ]
     for r in rows:
-        when = _fmt_h(r.hours) if r.hours_max is None else f"{_fmt_h(r.hours)} - {_fmt_h(r.hours_max)}"
+        when = (
+            _fmt_h(r.hours) if r.hours_max is None else f"{_fmt_h(r.hours)} - {_fmt_h(r.hours_max)}"
+        )
         if r.stage == "total":
             lines.append(f"    {'total':<30} {when}")
         else:
-            lines.append(f"    {r.stage:<30} {r.units:>14,} {r.unit:<8} x {r.seconds_per_unit * 1e3:9.3f} ms = {when}")
+            lines.append(
+                f"    {r.stage:<30} {r.units:>14,} {r.unit:<8} x {r.seconds_per_unit * 1e3:9.3f} ms = {when}"
+            )
     return "\n".join(lines)

@@ -152,8 +152,9 @@ def _from_totals(metric: str, t: np.ndarray) -> np.ndarray:
         return np.abs(sy - sp).sum(axis=1) / n.sum(axis=1)
 
 
-def seed_metrics(metric: str, oof: OOF, y: np.ndarray, patient_index: np.ndarray,
-                 weights: np.ndarray) -> np.ndarray:  # fmt: skip
+def seed_metrics(
+    metric: str, oof: OOF, y: np.ndarray, patient_index: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
     """The pooled ``metric`` of every seed under every patient weighting.
 
     patient_index (N,) in [0, P); weights (B, P) patient multiplicities (a row of ones is the
@@ -170,8 +171,10 @@ def seed_metrics(metric: str, oof: OOF, y: np.ndarray, patient_index: np.ndarray
             out[:, s] = auroc if metric == "auroc" else auprc
             continue
         per_img = _per_image_stats(metric, oof.probs[s], oof.thresholds[s], y)
-        per_pat = np.stack([np.bincount(patient_index, per_img[:, j], n_pat)
-                            for j in range(per_img.shape[1])], axis=1)  # fmt: skip
+        per_pat = np.stack(
+            [np.bincount(patient_index, per_img[:, j], n_pat) for j in range(per_img.shape[1])],
+            axis=1,
+        )
         out[:, s] = _from_totals(metric, weights @ per_pat)
     return out
 
@@ -214,11 +217,23 @@ def _p_two_sided(boot: np.ndarray) -> float:
     return float(min(1.0, 2 * min(lo, hi) / (b + 1)))
 
 
-def compare(a: OOF, b: OOF, y: np.ndarray, patient: np.ndarray, rng: np.random.Generator, *,
-            metric: str = "gms", n_boot: int = N_BOOT, level: float = LEVEL,
-            margin: float = MARGIN, seeds: str = "resample", fold: np.ndarray | None = None,
-            method: str = "A", reference: str = "B",
-            threshold_mode: str = "default") -> Comparison:  # fmt: skip
+def compare(
+    a: OOF,
+    b: OOF,
+    y: np.ndarray,
+    patient: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    metric: str = "gms",
+    n_boot: int = N_BOOT,
+    level: float = LEVEL,
+    margin: float = MARGIN,
+    seeds: str = "resample",
+    fold: np.ndarray | None = None,
+    method: str = "A",
+    reference: str = "B",
+    threshold_mode: str = "default",
+) -> Comparison:
     """Paired cluster bootstrap over patients of metric(a) - metric(b) on the same images.
 
     a, b: OOF predictions of the two methods on the same (N, L) images ``y`` with patient ids
@@ -292,14 +307,45 @@ def compare(a: OOF, b: OOF, y: np.ndarray, patient: np.ndarray, rng: np.random.G
     est, boot = float(d[0]), d[1:][np.isfinite(d[1:])]
     if boot.size == 0 or math.isnan(est):
         nan = math.nan
-        return Comparison(method, reference, metric, threshold_mode, _models(a, b), est, nan, nan,
-                          nan, nan, nan, nan, margin, n_pat, min(a.n_seeds, b.n_seeds), 0)  # fmt: skip
+        return Comparison(
+            method,
+            reference,
+            metric,
+            threshold_mode,
+            _models(a, b),
+            est,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            margin,
+            n_pat,
+            min(a.n_seeds, b.n_seeds),
+            0,
+        )
     q = (1 - level) / 2
     lo, hi, lo90, hi90 = np.quantile(boot, [q, 1 - q, 0.05, 0.95])
     p_tost = max(1 + np.sum(boot <= -margin), 1 + np.sum(boot >= margin)) / (boot.size + 1)
-    return Comparison(method, reference, metric, threshold_mode, _models(a, b), est, float(lo),
-                      float(hi), float(lo90), float(hi90), _p_two_sided(boot), float(p_tost),
-                      margin, n_pat, min(a.n_seeds, b.n_seeds), int(boot.size))  # fmt: skip
+    return Comparison(
+        method,
+        reference,
+        metric,
+        threshold_mode,
+        _models(a, b),
+        est,
+        float(lo),
+        float(hi),
+        float(lo90),
+        float(hi90),
+        _p_two_sided(boot),
+        float(p_tost),
+        margin,
+        n_pat,
+        min(a.n_seeds, b.n_seeds),
+        int(boot.size),
+    )
 
 
 def _fold_of_patient(fold: np.ndarray, pidx: np.ndarray, n_pat: int) -> np.ndarray:
@@ -312,9 +358,15 @@ def _fold_of_patient(fold: np.ndarray, pidx: np.ndarray, n_pat: int) -> np.ndarr
     return out
 
 
-def mixed_seed_metrics(metric: str, oof: OOF, y: np.ndarray, patient_index: np.ndarray,
-                       fold_of_patient: np.ndarray, weights: np.ndarray,
-                       pick: np.ndarray) -> np.ndarray:  # fmt: skip
+def mixed_seed_metrics(
+    metric: str,
+    oof: OOF,
+    y: np.ndarray,
+    patient_index: np.ndarray,
+    fold_of_patient: np.ndarray,
+    weights: np.ndarray,
+    pick: np.ndarray,
+) -> np.ndarray:
     """Pooled metric of pseudo-seed pools whose seed is drawn per fold.
 
     weights (B, P) patient multiplicities; pick (B, S, K): for resample b and pseudo-seed j,
@@ -328,8 +380,10 @@ def mixed_seed_metrics(metric: str, oof: OOF, y: np.ndarray, patient_index: np.n
     per_fold = []  # (K, B, S, k): each fold's totals under each seed
     for s in range(oof.n_seeds):
         per_img = _per_image_stats(metric, oof.probs[s], oof.thresholds[s], y)
-        per_pat = np.stack([np.bincount(patient_index, per_img[:, j], n_pat)
-                            for j in range(per_img.shape[1])], axis=1)  # fmt: skip
+        per_pat = np.stack(
+            [np.bincount(patient_index, per_img[:, j], n_pat) for j in range(per_img.shape[1])],
+            axis=1,
+        )
         per_fold.append([(weights * (fold_of_patient == k)) @ per_pat for k in range(n_folds)])
     tot = np.asarray(per_fold).transpose(1, 2, 0, 3)  # (K, B, S, k)
     rows = np.arange(weights.shape[0])[:, None]
@@ -390,8 +444,9 @@ def finalize(comparisons: Sequence[Comparison], alpha: float = ALPHA) -> list[Co
     return out
 
 
-def summarize(oof: OOF, y: np.ndarray, patient: np.ndarray,
-              metrics: Sequence[str] = METRICS) -> dict[str, float]:  # fmt: skip
+def summarize(
+    oof: OOF, y: np.ndarray, patient: np.ndarray, metrics: Sequence[str] = METRICS
+) -> dict[str, float]:
     """Each metric of one method, averaged over its seeds' pools (the table's point values).
 
     NaN for a metric undefined on every seed (e.g. TNR without negatives).

@@ -109,12 +109,20 @@ def fig6(rows: Sequence[dict], out: str | Path, metrics: Sequence[str] = FIG6_ME
     fig.suptitle("Test metrics vs augmentation size (mean ± std over folds)", y=1.02)
     fig.tight_layout()
     if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), frameon=False,
-                   bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+        fig.legend(
+            handles,
+            labels,
+            loc="upper center",
+            ncol=min(len(labels), 6),
+            frameon=False,
+            bbox_to_anchor=(0.5, -0.02),
+        )
     return _save(fig, out)
 
 
-def per_joint_figure(rows: Sequence[dict], out: str | Path, methods: Sequence[str] | None = None) -> Path:
+def per_joint_figure(
+    rows: Sequence[dict], out: str | Path, methods: Sequence[str] | None = None
+) -> Path:
     """Per-label TPR and TNR per method (rows of ``per_label.csv``: method, label, tpr, tnr)."""
     plt = _plt()
     by = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
@@ -141,8 +149,9 @@ def per_joint_figure(rows: Sequence[dict], out: str | Path, methods: Sequence[st
     return _save(fig, out)
 
 
-def real_vs_synthetic(real: Dataset, synthetic: dict[str, Dataset], out: str | Path, n: int = 6,
-                      seed: int = 0) -> Path:  # fmt: skip
+def real_vs_synthetic(
+    real: Dataset, synthetic: dict[str, Dataset], out: str | Path, n: int = 6, seed: int = 0
+) -> Path:
     """A grid: one row of real images, then one row per synthetic source (images + condition)."""
     plt = _plt()
     rng = np.random.default_rng(seed)

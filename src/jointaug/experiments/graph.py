@@ -73,7 +73,9 @@ def shard_batch(set_dir: Path, configured: int | str) -> int:
     from jointaug.diffusion.sample import CPU_SAMPLE_BATCH
     from jointaug.sets.diffusion import recorded_batch
 
-    return recorded_batch(set_dir) or (CPU_SAMPLE_BATCH if configured == "auto" else int(configured))
+    return recorded_batch(set_dir) or (
+        CPU_SAMPLE_BATCH if configured == "auto" else int(configured)
+    )
 
 
 # ---- the kinds of task ------------------------------------------------------------------
@@ -87,7 +89,9 @@ class _Building:
     plan: Any
     opt: GraphOptions
     tasks: list[Task] = field(default_factory=list)
-    set_task: dict[tuple[int, str], str] = field(default_factory=dict)  # the task that finishes a set
+    set_task: dict[tuple[int, str], str] = field(
+        default_factory=dict
+    )  # the task that finishes a set
 
     def add(self, task: Task) -> None:
         self.tasks.append(task)
@@ -127,7 +131,9 @@ class TaskKind:
 
 def _build_natural(g: _Building, fold: int | None) -> None:
     if g.plan.needs_natural:
-        g.add(Task("natural", "natural", {"photos": g.opt.photos, "natural_dir": g.opt.natural_dir}))
+        g.add(
+            Task("natural", "natural", {"photos": g.opt.photos, "natural_dir": g.opt.natural_dir})
+        )
 
 
 def _natural_done(run: RunDir, task: Task) -> bool:
@@ -143,9 +149,15 @@ def _run_natural(run: RunDir, task: Task, progress: bool, cache) -> dict:
     cfg, p = run.config, task.params
     photos = p.get("photos") or cfg.natural.source or None
     size = int(run.dataset.image(run.dataset.cases[0]).shape[0])
-    build_natural_source(run.natural_dir(p.get("natural_dir")), Path(photos) if photos else None,
-                         size, cfg.natural, seed=cfg.phantom.seed, progress=progress,
-                         device=resolve_device(cfg.device))  # fmt: skip
+    build_natural_source(
+        run.natural_dir(p.get("natural_dir")),
+        Path(photos) if photos else None,
+        size,
+        cfg.natural,
+        seed=cfg.phantom.seed,
+        progress=progress,
+        device=resolve_device(cfg.device),
+    )
     return {}
 
 
@@ -186,8 +198,10 @@ def _build_sets(g: _Building, fold: int | None) -> None:
         kind = set_kind(name)
         if kind is None:
             continue  # a user's own set: checked before the run, nothing to make
-        deps = (*(nat if kind.needs_natural else ()),
-                *((f"diffusion/{fold}",) if kind.needs_diffusion else ()))  # fmt: skip
+        deps = (
+            *(nat if kind.needs_natural else ()),
+            *((f"diffusion/{fold}",) if kind.needs_diffusion else ()),
+        )
         base = {"fold": fold, "name": name, "n": n, "natural_dir": g.opt.natural_dir}
         gpus = g.opt.gpus_per_set if kind.needs_diffusion else 0.0
         if not (kind.needs_diffusion and g.opt.shards > 1):
@@ -200,7 +214,9 @@ def _build_sets(g: _Building, fold: int | None) -> None:
         ranges = shard_ranges(n, g.opt.shards, b)
         ids = [f"set/{fold}/{name}/{lo}-{hi}" for lo, hi in ranges]
         for tid, (lo, hi) in zip(ids, ranges, strict=True):
-            g.add(Task(tid, "set", {**base, "shard": [lo, hi], "batch_size": b}, deps, num_gpus=gpus))
+            g.add(
+                Task(tid, "set", {**base, "shard": [lo, hi], "batch_size": b}, deps, num_gpus=gpus)
+            )
         merge = f"merge/{fold}/{name}"
         g.add(Task(merge, "merge", {**base, "ranges": [list(r) for r in ranges]}, tuple(ids)))
         g.set_task[(fold, name)] = merge
@@ -225,8 +241,16 @@ def _run_set(run: RunDir, task: Task, progress: bool, cache) -> dict:
 
     p = task.params
     shard = tuple(p["shard"]) if p.get("shard") else None
-    make_named_set(run, p["fold"], p["name"], p["n"], natural=p.get("natural_dir"), progress=progress,
-                   shard=shard, batch_size=p.get("batch_size"))  # fmt: skip
+    make_named_set(
+        run,
+        p["fold"],
+        p["name"],
+        p["n"],
+        natural=p.get("natural_dir"),
+        progress=progress,
+        shard=shard,
+        batch_size=p.get("batch_size"),
+    )
     return {}
 
 
@@ -247,7 +271,9 @@ def _run_merge(run: RunDir, task: Task, progress: bool, cache) -> dict:
     from jointaug.experiments.stages import merge_fold_set
 
     p = task.params
-    merge_fold_set(run, p["fold"], p["name"], p["n"], [tuple(r) for r in p["ranges"]], p.get("natural_dir"))
+    merge_fold_set(
+        run, p["fold"], p["name"], p["n"], [tuple(r) for r in p["ranges"]], p.get("natural_dir")
+    )
     return {}
 
 
@@ -262,13 +288,20 @@ def _job(params: dict):
     from jointaug.experiments.classification import Job
     from jointaug.experiments.methods import resolve_method
 
-    return Job(int(params["fold"]), resolve_method(params["method"]), int(params["size"]), int(params["seed"]))
+    return Job(
+        int(params["fold"]),
+        resolve_method(params["method"]),
+        int(params["size"]),
+        int(params["seed"]),
+    )
 
 
 def _build_classify(g: _Building, fold: int | None) -> None:
     main, curve = g.plan.jobs()
     for job in [*main, *curve]:
-        deps = tuple(g.set_task[(job.fold, s)] for s, _ in job.method.mix if (job.fold, s) in g.set_task)
+        deps = tuple(
+            g.set_task[(job.fold, s)] for s, _ in job.method.mix if (job.fold, s) in g.set_task
+        )
         tid = f"classify/{job.fold}/{job.method.dir_name(job.size)}/seed_{job.seed}"
         g.add(Task(tid, "classify", _job_params(job), deps, num_gpus=g.opt.gpus_per_classifier))
 
@@ -289,14 +322,20 @@ def _run_classify(run: RunDir, task: Task, progress: bool, cache) -> dict:
 
 
 def _estimate_classify(cfg: Config, task: Task, rates: Rates) -> float | None:
-    return cfg.classify.max_samples * rates.classifier_s_per_sample if rates.classifier_s_per_sample else None
+    return (
+        cfg.classify.max_samples * rates.classifier_s_per_sample
+        if rates.classifier_s_per_sample
+        else None
+    )
 
 
 def classify_line(task: Task, summary: dict, i: int, n: int) -> str:
     """The one line a finished classifier training prints (as the sequential loop did)."""
     job, r = _job(task.params), summary["result"]
-    return (f"[{i}/{n}] {job.label()}: val GMS {r['best_val_gms']:.3f}, test GMS {r['test_gms']:.3f} "
-            f"({r['samples']:,} samples, {r['stop_reason']}, {r['wall_s']:.0f} s)")  # fmt: skip
+    return (
+        f"[{i}/{n}] {job.label()}: val GMS {r['best_val_gms']:.3f}, test GMS {r['test_gms']:.3f} "
+        f"({r['samples']:,} samples, {r['stop_reason']}, {r['wall_s']:.0f} s)"
+    )
 
 
 # report: metrics.csv, the tables, figures and report.html, written once at the end
@@ -304,7 +343,15 @@ def classify_line(task: Task, summary: dict, i: int, n: int) -> str:
 
 def _build_report(g: _Building, fold: int | None) -> None:
     show_tuned = True if any(not m.trains for m in g.plan.methods) else None
-    g.add(Task("report", "report", {"show_tuned": show_tuned}, tuple(t.id for t in g.tasks), num_cpus=1.0))
+    g.add(
+        Task(
+            "report",
+            "report",
+            {"show_tuned": show_tuned},
+            tuple(t.id for t in g.tasks),
+            num_cpus=1.0,
+        )
+    )
 
 
 def _run_report(run: RunDir, task: Task, progress: bool, cache) -> dict:
@@ -316,19 +363,62 @@ def _run_report(run: RunDir, task: Task, progress: bool, cache) -> dict:
     return {"tables": tables, "report": str(write_report(run))}
 
 
-KINDS: dict[str, TaskKind] = {k.name: k for k in (
-    TaskKind("natural", "natural source", _natural_done, _run_natural, _build_natural, "start",
-             stage_line=lambda t: "stage: natural source"),
-    TaskKind("diffusion", "diffusion", _diffusion_done, _run_diffusion, _build_diffusion, "fold",
-             _estimate_diffusion, lambda t: f"stage: diffusion model, fold {t.params['fold']}"),
-    TaskKind("set", "sets", _set_done, _run_set, _build_sets, "fold", _estimate_set, _set_line),
-    TaskKind("merge", "sets", _set_done, _run_merge,  # built with the shards of its set
-             stage_line=lambda t: f"stage: merge the shards of {t.params['name']}, fold {t.params['fold']}"),
-    TaskKind("classify", "classifiers", _classify_done, _run_classify, _build_classify, "end",
-             _estimate_classify, header="stage: classifiers", result_line=classify_line, fold_cache=True),
-    TaskKind("report", "report", lambda run, task: False, _run_report, _build_report, "end",
-             stage_line=lambda t: "stage: report", final=True),
-)}  # fmt: skip
+KINDS: dict[str, TaskKind] = {
+    k.name: k
+    for k in (
+        TaskKind(
+            "natural",
+            "natural source",
+            _natural_done,
+            _run_natural,
+            _build_natural,
+            "start",
+            stage_line=lambda t: "stage: natural source",
+        ),
+        TaskKind(
+            "diffusion",
+            "diffusion",
+            _diffusion_done,
+            _run_diffusion,
+            _build_diffusion,
+            "fold",
+            _estimate_diffusion,
+            lambda t: f"stage: diffusion model, fold {t.params['fold']}",
+        ),
+        TaskKind("set", "sets", _set_done, _run_set, _build_sets, "fold", _estimate_set, _set_line),
+        TaskKind(
+            "merge",
+            "sets",
+            _set_done,
+            _run_merge,  # built with the shards of its set
+            stage_line=lambda t: (
+                f"stage: merge the shards of {t.params['name']}, fold {t.params['fold']}"
+            ),
+        ),
+        TaskKind(
+            "classify",
+            "classifiers",
+            _classify_done,
+            _run_classify,
+            _build_classify,
+            "end",
+            _estimate_classify,
+            header="stage: classifiers",
+            result_line=classify_line,
+            fold_cache=True,
+        ),
+        TaskKind(
+            "report",
+            "report",
+            lambda run, task: False,
+            _run_report,
+            _build_report,
+            "end",
+            stage_line=lambda t: "stage: report",
+            final=True,
+        ),
+    )
+}
 
 
 def build_graph(run: RunDir, plan, options: GraphOptions | None = None) -> list[Task]:
@@ -391,7 +481,9 @@ def task_done(run: RunDir, task: Task) -> bool:
     return kind is not None and kind.done(run, task)
 
 
-def run_task(run_path: str | Path | RunDir, task: Task, *, progress: bool = True, cache=None) -> dict:
+def run_task(
+    run_path: str | Path | RunDir, task: Task, *, progress: bool = True, cache=None
+) -> dict:
     """Execute one task in the run folder ``run_path``; returns a small JSON-able summary.
 
     Idempotent: a finished task returns at once (``{"skipped": True}``)."""
@@ -426,7 +518,9 @@ def stage_totals(task_wall_s: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def run_local(run: RunDir, tasks: Sequence[Task], *, progress: bool = True, echo: Echo = print) -> dict:
+def run_local(
+    run: RunDir, tasks: Sequence[Task], *, progress: bool = True, echo: Echo = print
+) -> dict:
     """Run ``tasks`` in order in this process (the default executor); returns report's summary."""
     from jointaug.classify.data import ImageCache
 

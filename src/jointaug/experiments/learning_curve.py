@@ -65,8 +65,14 @@ def _fit_one(n: np.ndarray, s: np.ndarray) -> Curve:
     return best[1]
 
 
-def fit_curve(sizes: Sequence[float], scores: Sequence[float], groups: Sequence[int] | None = None,
-              *, rng: np.random.Generator | None = None, n_boot: int = 500) -> CurveFit:  # fmt: skip
+def fit_curve(
+    sizes: Sequence[float],
+    scores: Sequence[float],
+    groups: Sequence[int] | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    n_boot: int = 500,
+) -> CurveFit:
     """Fit ``s(n)`` to points (``sizes[i]``, ``scores[i]``); ``groups[i]`` is the fold of
     point i (resampled together for the interval; no groups: no interval)."""
     n = np.asarray(sizes, dtype=np.float64)

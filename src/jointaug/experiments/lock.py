@@ -47,8 +47,10 @@ def holder(run_path: str | os.PathLike) -> dict | None:
 def _describe(info: dict | None) -> str:
     if not info:
         return "another process (no details recorded)"
-    return (f"pid {info.get('pid')} on {info.get('host')}, running `{info.get('command')}` "
-            f"since {info.get('since')}")  # fmt: skip
+    return (
+        f"pid {info.get('pid')} on {info.get('host')}, running `{info.get('command')}` "
+        f"since {info.get('since')}"
+    )
 
 
 @contextmanager
@@ -77,9 +79,12 @@ def run_lock(run_path: str | os.PathLike, command: str | None = None) -> Iterato
                 f"{_describe(holder(path))}. Wait for it to finish (or stop it); two writers "
                 f"on one run folder would corrupt it. Reading it (`jointaug run ... --plan`) is fine."
             ) from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "command": command or " ".join(["jointaug", *sys.argv[1:]]),
-                "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}  # fmt: skip
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command or " ".join(["jointaug", *sys.argv[1:]]),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         _held[key] = 1

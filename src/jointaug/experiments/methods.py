@@ -86,7 +86,9 @@ def resolve_method(name: str) -> Method:
         return Method(name, loss=name)
     if name == "tuned_threshold":
         return Method(name, trains=False, base="baseline")
-    if name in registered_names() or name == OVERSAMPLE:  # a set kind (sets/registry.py), or the duplicate-real control
+    if (
+        name in registered_names() or name == OVERSAMPLE
+    ):  # a set kind (sets/registry.py), or the duplicate-real control
         return Method(name, mix=((name, 1.0),))
     m = MIXTURE.match(name)
     if m:

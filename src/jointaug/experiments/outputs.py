@@ -45,8 +45,14 @@ def model_output(run: RunDir, fold: int, config: Config | None = None) -> Output
     cfg = network_config((config or run.config).diffusion)
     cases = fold_train_cases(run.dataset, run.splits.fold(fold).train)
     key, record = diffusion_record(cfg, [c.case_id for c in cases])
-    return Output("diffusion model", run.diffusion_dir(fold), key, record, DONE,
-                  finished=partial(_trained, train_steps=cfg.train_steps))  # fmt: skip
+    return Output(
+        "diffusion model",
+        run.diffusion_dir(fold),
+        key,
+        record,
+        DONE,
+        finished=partial(_trained, train_steps=cfg.train_steps),
+    )
 
 
 def expected_model(run: RunDir, fold: int, config: Config) -> dict:
@@ -63,8 +69,16 @@ def _has_cases(folder: Path, n: int) -> bool:
     return is_complete(folder) and len(read_dataset(folder).cases) >= n
 
 
-def set_output(run: RunDir, fold: int, name: str, n: int = 0, *, config: Config | None = None,
-               natural: str | Path | None = None, model: dict | None = None) -> Output:  # fmt: skip
+def set_output(
+    run: RunDir,
+    fold: int,
+    name: str,
+    n: int = 0,
+    *,
+    config: Config | None = None,
+    natural: str | Path | None = None,
+    model: dict | None = None,
+) -> Output:
     """Augmentation set ``name`` of fold ``fold``: finished with at least ``n`` cases. A
     diffusion set records its settings in ``augmentation.json`` (``model``: the record of
     the model it is made from, default the one the current config will have); other kinds
@@ -72,24 +86,47 @@ def set_output(run: RunDir, fold: int, name: str, n: int = 0, *, config: Config 
     folder = run.augment_dir(fold, name)
     kind = set_kind(name)
     if kind is None or kind.generator != "diffusion":
-        return Output("augmentation set", folder, record=SET_SETTINGS, finished=partial(_has_cases, n=n))
+        return Output(
+            "augmentation set", folder, record=SET_SETTINGS, finished=partial(_has_cases, n=n)
+        )
     from jointaug.sets.diffusion import LATER_KEYS, NOT_COMPARED, set_settings
 
     config = config or run.config
     root = run.dataset.root if kind.source == "mp" else run.natural_dir(natural)
-    settings = set_settings(name=name, fold=fold, source_kind=kind.source, perlin=kind.perlin, source_root=root,
-                            model=expected_model(run, fold, config) if model is None else model, config=config)  # fmt: skip
-    return Output("augmentation set", folder, settings=settings, record=SET_SETTINGS,
-                  finished=partial(_has_cases, n=n), ignore=frozenset(NOT_COMPARED), defaults=LATER_KEYS)  # fmt: skip
+    settings = set_settings(
+        name=name,
+        fold=fold,
+        source_kind=kind.source,
+        perlin=kind.perlin,
+        source_root=root,
+        model=expected_model(run, fold, config) if model is None else model,
+        config=config,
+    )
+    return Output(
+        "augmentation set",
+        folder,
+        settings=settings,
+        record=SET_SETTINGS,
+        finished=partial(_has_cases, n=n),
+        ignore=frozenset(NOT_COMPARED),
+        defaults=LATER_KEYS,
+    )
 
 
-def set_from_model_on_disk(run: RunDir, fold: int, name: str, config: Config | None = None,
-                          natural: str | Path | None = None) -> Output:  # fmt: skip
+def set_from_model_on_disk(
+    run: RunDir,
+    fold: int,
+    name: str,
+    config: Config | None = None,
+    natural: str | Path | None = None,
+) -> Output:
     """Set ``name`` of ``fold`` as ``jointaug augment`` makes it now: from the fold's
     model as it is on disk (not the one the config would train)."""
     from jointaug.sets.diffusion import model_record
 
-    return set_output(run, fold, name, config=config, natural=natural, model=model_record(run.diffusion_dir(fold)))
+    return set_output(
+        run, fold, name, config=config, natural=natural, model=model_record(run.diffusion_dir(fold))
+    )
 
 
 def recorded_sets(run: RunDir, job: Job) -> dict[str, dict | None]:
@@ -97,7 +134,9 @@ def recorded_sets(run: RunDir, job: Job) -> dict[str, dict | None]:
     sets = {}
     for name, _ in job.method.mix:
         settings = run.augment_dir(job.fold, name) / SET_SETTINGS
-        sets[name] = json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else None
+        sets[name] = (
+            json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else None
+        )
     return sets
 
 
@@ -105,15 +144,23 @@ def job_output(run: RunDir, job: Job, sets: dict[str, dict | None] | None = None
     """The training of ``job``; ``sets``: the settings of the sets it reads (default the
     ones on disk now)."""
     sets = recorded_sets(run, job) if sets is None else sets
-    return classifier_output(job.dir(run), run.config.classify, job, run.splits.fold(job.fold), sets)
+    return classifier_output(
+        job.dir(run), run.config.classify, job, run.splits.fold(job.fold), sets
+    )
 
 
 def job_done(run: RunDir, job: Job) -> bool:
     return check(job_output(run, job)).current
 
 
-def stale_outputs(run: RunDir, folds: Sequence[int], sets: dict[str, int], jobs: Sequence[Job],
-                  config: Config | None = None, natural: str | Path | None = None) -> list[StaleOutput]:  # fmt: skip
+def stale_outputs(
+    run: RunDir,
+    folds: Sequence[int],
+    sets: dict[str, int],
+    jobs: Sequence[Job],
+    config: Config | None = None,
+    natural: str | Path | None = None,
+) -> list[StaleOutput]:
     """Every finished (or partly written) output the current config would replace:
     diffusion models, augmentation sets, classifiers (also those whose sets would be
     remade). Reads done markers and settings files only."""

@@ -60,7 +60,9 @@ class Plan:
 
     def diffusion_images(self) -> int:
         """Images per fold that the diffusion model samples (not oracle/forward/user sets)."""
-        return sum(n for s, n in self.sets.items() if (k := set_kind(s)) is not None and k.needs_diffusion)
+        return sum(
+            n for s, n in self.sets.items() if (k := set_kind(s)) is not None and k.needs_diffusion
+        )
 
     @property
     def user_sets(self) -> list[str]:
@@ -73,7 +75,11 @@ class Plan:
 
     def jobs(self) -> tuple[list, list]:
         main = plan_jobs(self.methods, self.folds, self.sizes, self.seeds)
-        curve = plan_jobs(self.curve(), self.folds, self.curve_sizes, self.seeds[:1]) if self.curve_sizes else []
+        curve = (
+            plan_jobs(self.curve(), self.folds, self.curve_sizes, self.seeds[:1])
+            if self.curve_sizes
+            else []
+        )
         return main, curve
 
 
@@ -86,8 +92,13 @@ def default_methods(run: RunDir) -> list[str]:
     return names + list(exp.imbalance_baselines)
 
 
-def make_plan(run: RunDir, methods: Sequence[str] | str | None = None, sizes: Sequence[int] | None = None,
-              folds: Sequence[int] | None = None, curve_sizes: Sequence[int] | None = None) -> Plan:  # fmt: skip
+def make_plan(
+    run: RunDir,
+    methods: Sequence[str] | str | None = None,
+    sizes: Sequence[int] | None = None,
+    folds: Sequence[int] | None = None,
+    curve_sizes: Sequence[int] | None = None,
+) -> Plan:
     cfg = run.config
     ms = parse_methods(default_methods(run) if methods is None else methods)
     folds = list(range(len(run.splits.folds))) if folds is None else [int(f) for f in folds]
@@ -96,8 +107,14 @@ def make_plan(run: RunDir, methods: Sequence[str] | str | None = None, sizes: Se
     sizes = [int(s) for s in (cfg.experiment.sizes if sizes is None else sizes)]
     curve = [int(s) for s in (cfg.experiment.curve_sizes if curve_sizes is None else curve_sizes)]
     curve = [s for s in curve if s not in sizes]
-    plan = Plan(folds, ms, sizes, curve, list(cfg.classify.seeds),
-                curve_methods=list(cfg.experiment.curve_methods))  # fmt: skip
+    plan = Plan(
+        folds,
+        ms,
+        sizes,
+        curve,
+        list(cfg.classify.seeds),
+        curve_methods=list(cfg.experiment.curve_methods),
+    )
     main, curve_jobs = plan.jobs()
     plan.sets = {}
     for job in [*main, *curve_jobs]:
@@ -110,9 +127,12 @@ def make_plan(run: RunDir, methods: Sequence[str] | str | None = None, sizes: Se
 def calibrate(run: RunDir, plan: Plan) -> Rates:
     """Seconds per unit of work on this machine (``experiments/estimate.py``): synchronised,
     at the configured batch sizes, precision and memory format."""
-    stages = ("classifier", "evaluation") + (("diffusion", "sampling") if plan.needs_diffusion else ())
-    return estimate_mod.calibrate(run.config, len(run.dataset.labels), resolve_device(run.config.device),
-                                  stages=stages)  # fmt: skip
+    stages = ("classifier", "evaluation") + (
+        ("diffusion", "sampling") if plan.needs_diffusion else ()
+    )
+    return estimate_mod.calibrate(
+        run.config, len(run.dataset.labels), resolve_device(run.config.device), stages=stages
+    )
 
 
 def plan_counts(run: RunDir, plan: Plan) -> Counts:
@@ -126,7 +146,9 @@ def plan_counts(run: RunDir, plan: Plan) -> Counts:
     evals, lo, hi = 0, 0, 0
     for job in jobs:
         fold = run.splits.fold(job.fold)
-        n_train = len(run.dataset.classification_cases(fold.train)) + (job.size if job.method.augmented else 0)
+        n_train = len(run.dataset.classification_cases(fold.train)) + (
+            job.size if job.method.augmented else 0
+        )
         n_val = len(run.dataset.classification_cases(fold.val))
         n_test = len(run.dataset.classification_cases(fold.test))
         c = effective_budget(cfg.classify, n_train)  # the budget grows with the mix (cpu profile)
@@ -153,39 +175,64 @@ def describe(run: RunDir, plan: Plan, rates: Rates | None = None) -> str:
     nf = len(plan.folds)
     lines = [f"plan for {run.path} ({cfg.profile} profile, {nf} folds)"]
     if plan.needs_natural:
-        lines.append(f"  natural source: up to {cfg.natural.max_images} hand photos -> two-hand masks "
-                     f"({'built-in stand-in' if not cfg.natural.source else cfg.natural.source})")  # fmt: skip
+        lines.append(
+            f"  natural source: up to {cfg.natural.max_images} hand photos -> two-hand masks "
+            f"({'built-in stand-in' if not cfg.natural.source else cfg.natural.source})"
+        )
     if plan.needs_diffusion:
         d = cfg.diffusion
         steps = sampler_steps(d)
         total = plan.diffusion_images() * nf
-        lines.append(f"  diffusion: {nf} models x {d.train_steps:,} steps (batch {d.batch_size}, "
-                     f"{d.image_size}px, T={d.timesteps})")  # fmt: skip
-        lines.append("  augmentation sets per fold: " + ", ".join(f"{k} {v:,}" for k, v in plan.sets.items())
-                     + f" = {total:,} images, {d.sampler} sampler with {steps} steps")  # fmt: skip
+        lines.append(
+            f"  diffusion: {nf} models x {d.train_steps:,} steps (batch {d.batch_size}, "
+            f"{d.image_size}px, T={d.timesteps})"
+        )
+        lines.append(
+            "  augmentation sets per fold: "
+            + ", ".join(f"{k} {v:,}" for k, v in plan.sets.items())
+            + f" = {total:,} images, {d.sampler} sampler with {steps} steps"
+        )
     seeds = plan.seeds
-    lines.append(f"  classifiers: {len(main)} trainings ({len(plan.methods)} methods x sizes "
-                 f"{plan.sizes} x seeds {seeds})" + (f" + {len(curve)} for the Fig. 6 curve sizes "
-                 f"{plan.curve_sizes} (seed {seeds[0]})" if curve else ""))  # fmt: skip
+    lines.append(
+        f"  classifiers: {len(main)} trainings ({len(plan.methods)} methods x sizes "
+        f"{plan.sizes} x seeds {seeds})"
+        + (
+            f" + {len(curve)} for the Fig. 6 curve sizes {plan.curve_sizes} (seed {seeds[0]})"
+            if curve
+            else ""
+        )
+    )
     if rates:
         rows = estimate_mod.estimate(rates, plan_counts(run, plan))
         lines.append(estimate_mod.format_estimates(rows, rates))
         counts = plan_counts(run, plan)
-        lines.append("  (classifiers: a range, early stopping ends them between "
-                     f"{counts.classifier_samples_min:,} and {counts.classifier_samples_max:,} samples in all)")  # fmt: skip
+        lines.append(
+            "  (classifiers: a range, early stopping ends them between "
+            f"{counts.classifier_samples_min:,} and {counts.classifier_samples_max:,} samples in all)"
+        )
     return "\n".join(lines)
 
 
-def preflight(run: RunDir, plan: Plan, *, retrain: bool = False, natural: str | Path | None = None,
-              echo: Echo = print) -> None:  # fmt: skip
+def preflight(
+    run: RunDir,
+    plan: Plan,
+    *,
+    retrain: bool = False,
+    natural: str | Path | None = None,
+    echo: Echo = print,
+) -> None:
     """Before any work: every user set must be usable, and every stale output is listed
     (StaleOutputError) unless ``retrain``, which moves them all to ``RUN/stale/<time>/``."""
     from jointaug.experiments.outputs import stale_outputs
     from jointaug.experiments.stages import user_set_problem
     from jointaug.outputs import handle_stale
 
-    problems = [pr for f in plan.folds for s in plan.user_sets
-                if (pr := user_set_problem(run, f, s, plan.sets[s]))]  # fmt: skip
+    problems = [
+        pr
+        for f in plan.folds
+        for s in plan.user_sets
+        if (pr := user_set_problem(run, f, s, plan.sets[s]))
+    ]
     for kind in plan._kinds():
         if kind.factory:
             try:
@@ -193,11 +240,19 @@ def preflight(run: RunDir, plan: Plan, *, retrain: bool = False, natural: str | 
             except ValueError as exc:
                 problems.append(str(exc))
     if problems:
-        raise FileNotFoundError("augmentation sets the methods need are not usable:\n  " + "\n  ".join(problems))
+        raise FileNotFoundError(
+            "augmentation sets the methods need are not usable:\n  " + "\n  ".join(problems)
+        )
     main, curve = plan.jobs()
     stale = stale_outputs(run, plan.folds, plan.sets, [*main, *curve], natural=natural)
-    handle_stale(stale, run.path, retrain=retrain, echo=echo, hint="rerun the same command with --retrain",
-                 note=" (delete it when you no longer need them)")  # fmt: skip
+    handle_stale(
+        stale,
+        run.path,
+        retrain=retrain,
+        echo=echo,
+        hint="rerun the same command with --retrain",
+        note=" (delete it when you no longer need them)",
+    )
 
 
 @dataclass(frozen=True)
@@ -216,17 +271,24 @@ class RunOptions:
     ray_retries: int = 2
 
 
-def build_tasks(run: RunDir, plan: Plan, options: RunOptions | None = None, rates: Rates | None = None) -> list:
+def build_tasks(
+    run: RunDir, plan: Plan, options: RunOptions | None = None, rates: Rates | None = None
+) -> list:
     """The task graph of ``plan`` (with time estimates when ``rates`` are given)."""
     from jointaug.experiments.graph import GraphOptions, build_graph, estimate_tasks
 
     opt = options or RunOptions()
-    graph = GraphOptions(shards=opt.shards, gpus_per_classifier=opt.gpus_per_classifier,
-                         photos=str(Path(opt.photos).resolve()) if opt.photos else None)  # fmt: skip
+    graph = GraphOptions(
+        shards=opt.shards,
+        gpus_per_classifier=opt.gpus_per_classifier,
+        photos=str(Path(opt.photos).resolve()) if opt.photos else None,
+    )
     return estimate_tasks(run, build_graph(run, plan, graph), rates)
 
 
-def run_experiment(run: RunDir, plan: Plan, options: RunOptions | None = None, *, echo: Echo = print) -> dict:
+def run_experiment(
+    run: RunDir, plan: Plan, options: RunOptions | None = None, *, echo: Echo = print
+) -> dict:
     """Run every task of ``plan`` in ``run`` (holding the run folder's lock); return a
     summary with the results paths. ``options.executor``: ``local`` (in this process, in
     order) or ``ray`` (``experiments/ray_executor.py``)."""
@@ -244,8 +306,14 @@ def run_experiment(run: RunDir, plan: Plan, options: RunOptions | None = None, *
     wall = time.perf_counter() - t0
     stage_times = {**stage_totals(task_wall_s), "total": wall}
     _record_times(run, stage_times)
-    return {"tables": last.get("tables", ""), "report": Path(last["report"]), "results": run.results_dir,
-            "wall_s": wall, "task_wall_s": task_wall_s, "stage_times": stage_times}  # fmt: skip
+    return {
+        "tables": last.get("tables", ""),
+        "report": Path(last["report"]),
+        "results": run.results_dir,
+        "wall_s": wall,
+        "task_wall_s": task_wall_s,
+        "stage_times": stage_times,
+    }
 
 
 def _execute(run: RunDir, plan: Plan, opt: RunOptions, echo: Echo) -> dict:
@@ -265,8 +333,14 @@ def _execute(run: RunDir, plan: Plan, opt: RunOptions, echo: Echo) -> dict:
         return run_local(run, tasks, progress=opt.progress, echo=echo)
     from jointaug.experiments.ray_executor import run_ray
 
-    return run_ray(run, tasks, echo=echo, address=opt.ray_address, init_kwargs=opt.ray_init,
-                   retries=opt.ray_retries)  # fmt: skip
+    return run_ray(
+        run,
+        tasks,
+        echo=echo,
+        address=opt.ray_address,
+        init_kwargs=opt.ray_init,
+        retries=opt.ray_retries,
+    )
 
 
 def _record_times(run: RunDir, times: dict[str, float]) -> None:
@@ -278,5 +352,10 @@ def _record_times(run: RunDir, times: dict[str, float]) -> None:
 
     path = run.stage_times_path
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    old.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **{k: round(v, 1) for k, v in times.items()}})
+    old.append(
+        {
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **{k: round(v, 1) for k, v in times.items()},
+        }
+    )
     write_text_atomic(path, json.dumps(old, indent=1) + "\n")

@@ -69,7 +69,9 @@ def best_method(run: RunDir) -> str:
         if not math.isnan(g):
             scores.setdefault(r["method_dir"] if "method_dir" in r else _dir_name(r), []).append(g)
     if not scores:
-        raise FileNotFoundError(f"{run.results_dir / 'metrics.csv'}: no results yet; run `jointaug run` first")
+        raise FileNotFoundError(
+            f"{run.results_dir / 'metrics.csv'}: no results yet; run `jointaug run` first"
+        )
     return max(scores, key=lambda k: (np.mean(scores[k]), k))
 
 
@@ -82,8 +84,11 @@ def _dir_name(row: dict) -> str:
 
 def model_files(run: RunDir, method_dir: str) -> list[Path]:
     """Every finished ``model.safetensors`` of a method folder, over folds and seeds."""
-    files = [d / "model.safetensors" for d in run.classify_dirs(method_dir)
-             if (d / "model.safetensors").is_file() and (d / DONE).is_file()]  # fmt: skip
+    files = [
+        d / "model.safetensors"
+        for d in run.classify_dirs(method_dir)
+        if (d / "model.safetensors").is_file() and (d / DONE).is_file()
+    ]
     if not files:
         known = run.method_dirs()
         raise FileNotFoundError(
@@ -116,7 +121,9 @@ def ensemble_choice(run: RunDir, method: str | None = None) -> tuple[str, list[P
     return method_dir, files, method_threshold(run, method_dir)
 
 
-def schematic_centres(labels: list[str], size: int = 256) -> tuple[dict[str, tuple[float, float]], np.ndarray]:
+def schematic_centres(
+    labels: list[str], size: int = 256
+) -> tuple[dict[str, tuple[float, float]], np.ndarray]:
     """Joint centres (row, col) on a schematic two-hand layout (the phantom's anatomy),
     and that layout's region map. Labels outside the 30 hand labels get no centre."""
     from jointaug.dataset.format import HAND_LABELS
@@ -145,8 +152,14 @@ def to_image_grid(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     m = max(h, w)
     if maps.shape[1:] != (m, m):
-        maps = resize(maps, (maps.shape[0], m, m), order=1, mode="edge", anti_aliasing=False,
-                      preserve_range=True)  # fmt: skip
+        maps = resize(
+            maps,
+            (maps.shape[0], m, m),
+            order=1,
+            mode="edge",
+            anti_aliasing=False,
+            preserve_range=True,
+        )
     top, left = (m - h) // 2, (m - w) // 2
     return np.ascontiguousarray(maps[:, top : top + h, left : left + w], dtype=np.float32)
 
@@ -189,8 +202,14 @@ def grey_scan(image: np.ndarray, zoom: int = 1) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)
 
 
-def draw_explanations(image: np.ndarray, maps: np.ndarray, probs: np.ndarray, threshold: float,
-                      zoom: int = 1, level: float = PEAK_LEVEL) -> np.ndarray:  # fmt: skip
+def draw_explanations(
+    image: np.ndarray,
+    maps: np.ndarray,
+    probs: np.ndarray,
+    threshold: float,
+    zoom: int = 1,
+    level: float = PEAK_LEVEL,
+) -> np.ndarray:
     """The scan in grey (:func:`grey_scan`) with, per joint with ``probs >= threshold`` and
     a non-zero map, the outline of its :func:`top_region` and a plus at its peak, both in
     :func:`prob_colour`. (H*zoom, W*zoom, 3) uint8; labels are for the caller to write."""
@@ -216,8 +235,16 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return ndimage.binary_erosion(mask, structure=np.ones((3, 3)), border_value=0)
 
 
-def overlay(image: np.ndarray, probs: np.ndarray, labels: list[str], threshold: float, out: Path,
-            title: str, cams: np.ndarray | None = None, note: str = "") -> Path:  # fmt: skip
+def overlay(
+    image: np.ndarray,
+    probs: np.ndarray,
+    labels: list[str],
+    threshold: float,
+    out: Path,
+    title: str,
+    cams: np.ndarray | None = None,
+    note: str = "",
+) -> Path:
     """Write the overlay PNG: the scan with the explanations (module docstring), and the
     schematic hands. ``cams``: (L, H, W) maps on the image's grid, or None (plain scan)."""
     import matplotlib
@@ -232,7 +259,11 @@ def overlay(image: np.ndarray, probs: np.ndarray, labels: list[str], threshold: 
     else:
         axes[0].imshow(draw_explanations(image, cams, probs, threshold, zoom))
         _name_peaks(axes[0], cams, probs, labels, threshold, zoom)
-        blank = [labels[j] for j, (x, _) in enumerate(map_peaks(cams)) if probs[j] >= threshold and np.isnan(x)]
+        blank = [
+            labels[j]
+            for j, (x, _) in enumerate(map_peaks(cams))
+            if probs[j] >= threshold and np.isnan(x)
+        ]
         note += f"\ncalled, but zero map (not drawn): {', '.join(blank)}" if blank else ""
     axes[0].set_title(f"{title}\n{note}" if note else title, fontsize=7)
     schematic_panel(axes[1], probs, labels, threshold)
@@ -244,15 +275,22 @@ def overlay(image: np.ndarray, probs: np.ndarray, labels: list[str], threshold: 
     return out
 
 
-def _name_peaks(ax, cams: np.ndarray, probs: np.ndarray, labels: list[str], threshold: float,
-                zoom: int) -> None:  # fmt: skip
+def _name_peaks(
+    ax, cams: np.ndarray, probs: np.ndarray, labels: list[str], threshold: float, zoom: int
+) -> None:
     import matplotlib.patheffects as pe
 
     for j, (x, y) in enumerate(map_peaks(cams)):
         if probs[j] >= threshold and not np.isnan(x):
-            ax.text((x + 0.5) * zoom + 1.5 * zoom + 3, (y + 0.5) * zoom, f"{labels[j]} {probs[j]:.2f}",
-                    fontsize=6, va="center", color=prob_colour(float(probs[j]), threshold) / 255,
-                    path_effects=[pe.withStroke(linewidth=2, foreground="white")])  # fmt: skip
+            ax.text(
+                (x + 0.5) * zoom + 1.5 * zoom + 3,
+                (y + 0.5) * zoom,
+                f"{labels[j]} {probs[j]:.2f}",
+                fontsize=6,
+                va="center",
+                color=prob_colour(float(probs[j]), threshold) / 255,
+                path_effects=[pe.withStroke(linewidth=2, foreground="white")],
+            )
 
 
 def schematic_panel(ax, probs: np.ndarray, labels: list[str], threshold: float) -> None:
@@ -274,10 +312,15 @@ def schematic_panel(ax, probs: np.ndarray, labels: list[str], threshold: float) 
         p = float(probs[j])
         ax.scatter([c], [r], s=60, color=cmap(0.15 + 0.85 * p), edgecolors="none", zorder=3)
         if p >= threshold:
-            ax.scatter([c], [r], s=170, facecolors="none", edgecolors="red", linewidths=1.6, zorder=4)
+            ax.scatter(
+                [c], [r], s=170, facecolors="none", edgecolors="red", linewidths=1.6, zorder=4
+            )
     n_pos = int((probs >= threshold).sum())
-    ax.set_title(f"{n_pos} joints called inflamed (ring: p >= {threshold:.2f}; fill: p)\n"
-                 "schematic hands, palmar view", fontsize=8)  # fmt: skip
+    ax.set_title(
+        f"{n_pos} joints called inflamed (ring: p >= {threshold:.2f}; fill: p)\n"
+        "schematic hands, palmar view",
+        fontsize=8,
+    )
 
 
 def training_facts(run: RunDir) -> DataFacts | str:
@@ -291,7 +334,9 @@ def training_facts(run: RunDir) -> DataFacts | str:
         return f"cannot compare the images with the training data ({exc})"
 
 
-def read_checked(p: Path, train: DataFacts | str, warn: Callable[[str], None]) -> tuple[np.ndarray, list[str]]:
+def read_checked(
+    p: Path, train: DataFacts | str, warn: Callable[[str], None]
+) -> tuple[np.ndarray, list[str]]:
     """One user image, checked (file, counts, shape), and how it differs from the training data."""
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such image file")
@@ -300,23 +345,45 @@ def read_checked(p: Path, train: DataFacts | str, warn: Callable[[str], None]) -
         raise ImageReadError(f"{p}: pixel values must be finite, non-negative counts")
     h, w = img.shape
     if min(h, w) < 16 or max(h, w) / min(h, w) > 2:
-        raise ImageReadError(f"{p}: image of {h}x{w} px is too small or not roughly square "
-                             f"(the models were trained on square count images)")  # fmt: skip
+        raise ImageReadError(
+            f"{p}: image of {h}x{w} px is too small or not roughly square "
+            f"(the models were trained on square count images)"
+        )
     notes = [] if isinstance(train, str) else compare(image_facts(p, img), train)
     for note in notes:
         warn(f"{p}: {note}")
     return img, notes
 
 
-def write_maps(out: Path, image: Path, cams: np.ndarray, labels: list[str], probs: np.ndarray,
-               threshold: float, info: dict) -> dict:  # fmt: skip
+def write_maps(
+    out: Path,
+    image: Path,
+    cams: np.ndarray,
+    labels: list[str],
+    probs: np.ndarray,
+    threshold: float,
+    info: dict,
+) -> dict:
     """Write ``<stem>_cam.npy`` and ``<stem>_cam.json`` (module docstring); return the JSON."""
     peaks = map_peaks(cams)
-    joints = [{"label": lab, "p": round(float(p), 4), "inflamed": bool(p >= threshold),
-               "x": None if np.isnan(x) else int(x), "y": None if np.isnan(y) else int(y)}
-              for lab, p, (x, y) in zip(labels, probs, peaks, strict=True)]  # fmt: skip
-    doc = {"image": str(image), **info, "shape": list(cams.shape[1:]), "threshold": threshold,
-           "peak_level": PEAK_LEVEL, "joints": joints}  # fmt: skip
+    joints = [
+        {
+            "label": lab,
+            "p": round(float(p), 4),
+            "inflamed": bool(p >= threshold),
+            "x": None if np.isnan(x) else int(x),
+            "y": None if np.isnan(y) else int(y),
+        }
+        for lab, p, (x, y) in zip(labels, probs, peaks, strict=True)
+    ]
+    doc = {
+        "image": str(image),
+        **info,
+        "shape": list(cams.shape[1:]),
+        "threshold": threshold,
+        "peak_level": PEAK_LEVEL,
+        "joints": joints,
+    }
     with atomic_path(out / f"{image.stem}_cam.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, cams.astype(np.float32), allow_pickle=False)
     write_text_atomic(out / f"{image.stem}_cam.json", json.dumps(doc, indent=1) + "\n")
@@ -326,13 +393,22 @@ def write_maps(out: Path, image: Path, cams: np.ndarray, labels: list[str], prob
 def explain_note(info: dict) -> str:
     how = "Grad-CAM" if info["method"] == "gradcam" else "occlusion sensitivity"
     layer = f" at {info['layer']}" if info.get("layer") else ""
-    return (f"{how}{layer}, mean of {info['members']} models; +: map peak, "
-            f"outline: map >= {PEAK_LEVEL:.0%} of its peak")  # fmt: skip
+    return (
+        f"{how}{layer}, mean of {info['members']} models; +: map peak, "
+        f"outline: map >= {PEAK_LEVEL:.0%} of its peak"
+    )
 
 
-def predict_images(run: RunDir, images: list[str | Path], out: str | Path, method: str | None = None,
-                   device: str = "cpu", warn: Callable[[str], None] | None = None,
-                   explain: str = "gradcam", cam_layer: str | None = None) -> Path:  # fmt: skip
+def predict_images(
+    run: RunDir,
+    images: list[str | Path],
+    out: str | Path,
+    method: str | None = None,
+    device: str = "cpu",
+    warn: Callable[[str], None] | None = None,
+    explain: str = "gradcam",
+    cam_layer: str | None = None,
+) -> Path:
     """Predict every image with the method's ensemble; write CSV, maps and overlays; return the CSV.
 
     ``warn`` receives one line per way an image differs from the training data.
@@ -360,20 +436,30 @@ def predict_images(run: RunDir, images: list[str | Path], out: str | Path, metho
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["image", *(f"p_{lab}" for lab in labels), *labels, "warnings"])
     for i, (p, row, note) in enumerate(zip(paths, probs, notes, strict=True)):
-        w.writerow([str(p), *(f"{v:.4f}" for v in row), *(int(v >= thr) for v in row), " | ".join(note)])
+        w.writerow(
+            [str(p), *(f"{v:.4f}" for v in row), *(int(v >= thr) for v in row), " | ".join(note)]
+        )
         cams = None if maps is None else to_image_grid(maps[i], arrays[i].shape)
         if cams is not None:
             write_maps(out, p, cams, labels, row, thr, info)
-        overlay(arrays[i], row, labels, thr, out / f"{p.stem}_overlay.png",
-                f"{p.name}: {method_dir}, {len(files)} models", cams,
-                explain_note(info) if cams is not None else "")  # fmt: skip
+        overlay(
+            arrays[i],
+            row,
+            labels,
+            thr,
+            out / f"{p.stem}_overlay.png",
+            f"{p.name}: {method_dir}, {len(files)} models",
+            cams,
+            explain_note(info) if cams is not None else "",
+        )
     csv_path = out / "predictions.csv"
     write_text_atomic(csv_path, buf.getvalue())
     return csv_path
 
 
-def _explain(files: list[Path], paths: list[Path], explain: str, layer: str | None,
-             device: str) -> tuple[np.ndarray | None, dict]:  # fmt: skip
+def _explain(
+    files: list[Path], paths: list[Path], explain: str, layer: str | None, device: str
+) -> tuple[np.ndarray | None, dict]:
     if explain == "none":
         return None, {}
     from jointaug.classify.explain import explain_files

@@ -43,9 +43,15 @@ def execute(run_path: str, task: Task) -> dict:
     log = RunDir(Path(run_path)).log_path(task.id)
     log.parent.mkdir(parents=True, exist_ok=True)
     fault = Path(os.environ[FAULT_ENV]) if os.environ.get(FAULT_ENV) else None
-    with open(log, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        print(f"--- {task.id} on {os.uname().nodename} pid {os.getpid()} at {time.strftime('%H:%M:%S')}",
-              flush=True)  # fmt: skip
+    with (
+        open(log, "a", encoding="utf-8") as f,
+        contextlib.redirect_stdout(f),
+        contextlib.redirect_stderr(f),
+    ):
+        print(
+            f"--- {task.id} on {os.uname().nodename} pid {os.getpid()} at {time.strftime('%H:%M:%S')}",
+            flush=True,
+        )
         if fault is not None and fault.is_file() and fault.read_text().strip() == task.id:
             fault.unlink()
             f.flush()
@@ -74,8 +80,16 @@ def _init_ray(address: str | None, init_kwargs: dict | None):
     return ray, True
 
 
-def run_ray(run: RunDir, tasks: Sequence[Task], *, echo: Echo = print, address: str | None = None,
-            init_kwargs: dict | None = None, retries: int = 2, heartbeat_s: float = 60.0) -> dict:  # fmt: skip
+def run_ray(
+    run: RunDir,
+    tasks: Sequence[Task],
+    *,
+    echo: Echo = print,
+    address: str | None = None,
+    init_kwargs: dict | None = None,
+    retries: int = 2,
+    heartbeat_s: float = 60.0,
+) -> dict:
     """Run ``tasks`` on Ray (a new local instance, or the cluster at ``address``)."""
     ray, started = _init_ray(address, init_kwargs)
     try:
@@ -115,18 +129,28 @@ class _Schedule:
                 if task_done(self.run, t):
                     self.finished.add(tid)
                     continue
-                opts = {"num_cpus": t.num_cpus, "num_gpus": t.num_gpus if self.gpus else 0,
-                        "max_retries": self.retries, "retry_exceptions": False, "name": tid}  # fmt: skip
+                opts = {
+                    "num_cpus": t.num_cpus,
+                    "num_gpus": t.num_gpus if self.gpus else 0,
+                    "max_retries": self.retries,
+                    "retry_exceptions": False,
+                    "name": tid,
+                }
                 # an absolute path: workers on other nodes see the run folder at the same place
-                self.running[self.remote.options(**opts).remote(str(self.run.path.resolve()), t)] = t
+                self.running[
+                    self.remote.options(**opts).remote(str(self.run.path.resolve()), t)
+                ] = t
 
     def collect(self, ref) -> None:
         t = self.running.pop(ref)
         try:
             out = self.ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than retries
-            out = {"id": t.id, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
-                   "log": str(self.run.log_path(t.id))}  # fmt: skip
+            out = {
+                "id": t.id,
+                "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                "log": str(self.run.log_path(t.id)),
+            }
         if "error" in out:
             self.failed[t.id] = f"{out['error']}\n    log: {out['log']}"
             self.echo(f"ray: FAILED {t.id}: {out['error']} (log: {out['log']})")
@@ -137,29 +161,44 @@ class _Schedule:
         if kind.result_line is not None:
             self.seen[kind.name] += 1
             if not out.get("skipped"):
-                self.echo("ray: " + kind.result_line(t, out, self.seen[kind.name], self.counts[kind.name]))
-        self.echo(f"ray: done {len(self.finished)}/{self.total}, running or queued {len(self.running)}, "
-                  f"waiting {len(self.todo)}: {t.id} ({out.get('wall_s', 0):.0f} s)")  # fmt: skip
+                self.echo(
+                    "ray: " + kind.result_line(t, out, self.seen[kind.name], self.counts[kind.name])
+                )
+        self.echo(
+            f"ray: done {len(self.finished)}/{self.total}, running or queued {len(self.running)}, "
+            f"waiting {len(self.todo)}: {t.id} ({out.get('wall_s', 0):.0f} s)"
+        )
 
     def heartbeat(self) -> None:
         names = ", ".join(t.id for t in list(self.running.values())[:4])
-        self.echo(f"ray: done {len(self.finished)}/{self.total}, running or queued {len(self.running)} "
-                  f"({names}), waiting {len(self.todo)}")  # fmt: skip
+        self.echo(
+            f"ray: done {len(self.finished)}/{self.total}, running or queued {len(self.running)} "
+            f"({names}), waiting {len(self.todo)}"
+        )
 
     def raise_failures(self) -> None:
         if not (self.failed or self.blocked_ids):
             return
         lines = [f"  {tid}: {msg}" for tid, msg in self.failed.items()]
         if self.blocked_ids:
-            lines.append(f"  not started because a task they need failed: {len(self.blocked_ids)} task(s)")
-        raise GraphFailed(f"{len(self.failed)} task(s) failed; fix the cause and rerun the same command "
-                          f"(finished tasks are kept):\n" + "\n".join(lines))  # fmt: skip
+            lines.append(
+                f"  not started because a task they need failed: {len(self.blocked_ids)} task(s)"
+            )
+        raise GraphFailed(
+            f"{len(self.failed)} task(s) failed; fix the cause and rerun the same command "
+            f"(finished tasks are kept):\n" + "\n".join(lines)
+        )
 
 
-def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int, heartbeat_s: float) -> dict:
+def _schedule(
+    ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int, heartbeat_s: float
+) -> dict:
     s = _Schedule(ray, run, tasks, echo, retries)
     res = ray.cluster_resources()
-    echo(f"ray: {s.total} tasks on {res.get('CPU', 0):g} CPUs" + (f", {res['GPU']:g} GPUs" if s.gpus else ", no GPU"))
+    echo(
+        f"ray: {s.total} tasks on {res.get('CPU', 0):g} CPUs"
+        + (f", {res['GPU']:g} GPUs" if s.gpus else ", no GPU")
+    )
     last_beat = time.monotonic()
     while s.todo or s.running:
         before = (len(s.todo), len(s.running))
@@ -168,7 +207,9 @@ def _schedule(ray, run: RunDir, tasks: Sequence[Task], echo: Echo, retries: int,
             if s.todo and (len(s.todo), len(s.running)) != before:
                 continue  # tasks whose deps were just found finished: submit them
             if s.todo:
-                raise GraphFailed(f"tasks wait on tasks that are not in the graph: {', '.join(s.todo)}")
+                raise GraphFailed(
+                    f"tasks wait on tasks that are not in the graph: {', '.join(s.todo)}"
+                )
             break
         ready, _ = ray.wait(list(s.running), num_returns=1, timeout=heartbeat_s)
         for ref in ready:

@@ -35,11 +35,16 @@ def markdown_table_to_html(md: str) -> str:
     def flush():
         if rows:
             head, *body = rows
-            out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head)
-                       + "</tr></thead><tbody>"
-                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                                 for r in body)
-                       + "</tbody></table>")  # fmt: skip
+            out.append(
+                "<table><thead><tr>"
+                + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+                + "</tr></thead><tbody>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                    for r in body
+                )
+                + "</tbody></table>"
+            )
             rows.clear()
 
     for line in md.splitlines():
@@ -97,35 +102,62 @@ def fidelity_rows(run: RunDir) -> list[dict]:
             lf = rec.get("label_fidelity", {})
             ratio = rec.get("intensity", {}).get("ratio", {})
             real = rec.get("realism", {})
-            rows.append({
-                "fold": fold, "set": p.name, "n": rec.get("n"),
-                "baseline_gms": lf.get("baseline", {}).get("synthetic", {}).get("gms"),
-                "baseline_real_gms": lf.get("baseline", {}).get("real", {}).get("gms"),
-                "baseline_ratio": lf.get("baseline", {}).get("ratio"),
-                "strong_gms": lf.get("strong", {}).get("synthetic", {}).get("gms"),
-                "strong_ratio": lf.get("strong", {}).get("ratio"),
-                "normal": ratio.get("normal"), "low": ratio.get("low"), "high": ratio.get("high"),
-                "total": ratio.get("total"),
-                "matched_ratio": rec.get("matched_label_fidelity", {}).get("baseline", {}).get("ratio"),
-                "matched_strong_ratio": rec.get("matched_label_fidelity", {}).get("strong", {}).get("ratio"),
-                "near_copies": rec.get("memorisation", {}).get("near_copies"),
-                "fid": real.get("synthetic", {}).get("fid"), "fid_real": real.get("real_test", {}).get("fid"),
-            })  # fmt: skip
-    for r in rows:  # label fidelity relative to the oracle set of the same fold (a perfect generator)
+            rows.append(
+                {
+                    "fold": fold,
+                    "set": p.name,
+                    "n": rec.get("n"),
+                    "baseline_gms": lf.get("baseline", {}).get("synthetic", {}).get("gms"),
+                    "baseline_real_gms": lf.get("baseline", {}).get("real", {}).get("gms"),
+                    "baseline_ratio": lf.get("baseline", {}).get("ratio"),
+                    "strong_gms": lf.get("strong", {}).get("synthetic", {}).get("gms"),
+                    "strong_ratio": lf.get("strong", {}).get("ratio"),
+                    "normal": ratio.get("normal"),
+                    "low": ratio.get("low"),
+                    "high": ratio.get("high"),
+                    "total": ratio.get("total"),
+                    "matched_ratio": rec.get("matched_label_fidelity", {})
+                    .get("baseline", {})
+                    .get("ratio"),
+                    "matched_strong_ratio": rec.get("matched_label_fidelity", {})
+                    .get("strong", {})
+                    .get("ratio"),
+                    "near_copies": rec.get("memorisation", {}).get("near_copies"),
+                    "fid": real.get("synthetic", {}).get("fid"),
+                    "fid_real": real.get("real_test", {}).get("fid"),
+                }
+            )
+    for (
+        r
+    ) in rows:  # label fidelity relative to the oracle set of the same fold (a perfect generator)
         oracle = next((o for o in rows if o["fold"] == r["fold"] and o["set"] == "oracle"), None)
         key = "strong_gms" if r["strong_gms"] is not None else "baseline_gms"
-        r["oracle_ratio"] = (r[key] / oracle[key] if oracle and r[key] is not None and oracle[key] else None)
+        r["oracle_ratio"] = (
+            r[key] / oracle[key] if oracle and r[key] is not None and oracle[key] else None
+        )
     return rows
 
 
 FIDELITY_COLUMNS = (
-    ("fold", "Fold"), ("set", "Set"), ("n", "N"), ("baseline_gms", "Baseline judge GMS"),
-    ("baseline_real_gms", "on real test"), ("baseline_ratio", "Ratio"), ("strong_gms", "Strong judge GMS"),
-    ("strong_ratio", "Ratio (strong)"), ("oracle_ratio", "x oracle"), ("matched_ratio", "Real maps ratio"),
-    ("matched_strong_ratio", "Real maps ratio (strong)"), ("normal", "Normal x real"), ("low", "Low x real"),
-    ("high", "High x real"), ("total", "Total x real"), ("near_copies", "Near-copies"),
-    ("fid", "FID"), ("fid_real", "FID real test"),
-)  # fmt: skip
+    ("fold", "Fold"),
+    ("set", "Set"),
+    ("n", "N"),
+    ("baseline_gms", "Baseline judge GMS"),
+    ("baseline_real_gms", "on real test"),
+    ("baseline_ratio", "Ratio"),
+    ("strong_gms", "Strong judge GMS"),
+    ("strong_ratio", "Ratio (strong)"),
+    ("oracle_ratio", "x oracle"),
+    ("matched_ratio", "Real maps ratio"),
+    ("matched_strong_ratio", "Real maps ratio (strong)"),
+    ("normal", "Normal x real"),
+    ("low", "Low x real"),
+    ("high", "High x real"),
+    ("total", "Total x real"),
+    ("near_copies", "Near-copies"),
+    ("fid", "FID"),
+    ("fid_real", "FID real test"),
+)
 
 
 def fidelity_markdown(rows: list[dict]) -> str:
@@ -138,8 +170,10 @@ def fidelity_markdown(rows: list[dict]) -> str:
             return "n/a"
         return f"{v:.2f}" if isinstance(v, float) else str(v)
 
-    lines = ["| " + " | ".join(t for _, t in FIDELITY_COLUMNS) + " |",
-             "|" + "---|" * len(FIDELITY_COLUMNS)]  # fmt: skip
+    lines = [
+        "| " + " | ".join(t for _, t in FIDELITY_COLUMNS) + " |",
+        "|" + "---|" * len(FIDELITY_COLUMNS),
+    ]
     lines += ["| " + " | ".join(cell(r[k]) for k, _ in FIDELITY_COLUMNS) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -191,27 +225,46 @@ def write_report(run: RunDir) -> Path:
     per_label = read_rows(res / "per_label.csv")
     pictures: list[tuple[Path, str]] = []
     if metrics:
-        pictures.append((figures.fig6(metrics, res / "fig6.png"),
-                         "Fig. 6: test metrics against augmentation size (0 = baseline)"))  # fmt: skip
+        pictures.append(
+            (
+                figures.fig6(metrics, res / "fig6.png"),
+                "Fig. 6: test metrics against augmentation size (0 = baseline)",
+            )
+        )
     if per_label:
-        pictures.append((figures.per_joint_figure(per_label, res / "per_joint.png"),
-                         "Per-joint TPR and TNR on the test parts"))  # fmt: skip
+        pictures.append(
+            (
+                figures.per_joint_figure(per_label, res / "per_joint.png"),
+                "Per-joint TPR and TNR on the test parts",
+            )
+        )
     sets = {}
     for fold in range(len(run.splits.folds)):
         sets = synthetic_sets(run, fold)
         if sets:
             break
     if sets:
-        pictures.append((figures.real_vs_synthetic(run.dataset, sets, res / "real_vs_synthetic.png"),
-                         "Real images (top row) and synthetic images of each augmentation set"))  # fmt: skip
+        pictures.append(
+            (
+                figures.real_vs_synthetic(run.dataset, sets, res / "real_vs_synthetic.png"),
+                "Real images (top row) and synthetic images of each augmentation set",
+            )
+        )
     for fold in range(len(run.splits.folds)):
         samples = run.diffusion_dir(fold) / "samples.png"
         if samples.is_file():
-            pictures.append((samples, f"Diffusion model of fold {fold}: real vs generated for the same condition"))
+            pictures.append(
+                (
+                    samples,
+                    f"Diffusion model of fold {fold}: real vs generated for the same condition",
+                )
+            )
             break
     montage = run.path.parent / "montage.png"
     if montage.is_file():
-        pictures.insert(0, (montage, "The dataset: images, tissue and region maps, per-joint prevalence"))
+        pictures.insert(
+            0, (montage, "The dataset: images, tissue and region maps, per-joint prevalence")
+        )
 
     cfg = run.config
     parts = [
@@ -223,8 +276,10 @@ def write_report(run: RunDir) -> Path:
         f"{cfg.classify.image_size}px, diffusion at {cfg.diffusion.image_size}px with "
         f"{cfg.diffusion.timesteps} steps. Written {dt.datetime.now():%Y-%m-%d %H:%M}.</p>",
     ]
-    for name, title in (("table1.md", "Table 1: single models (mean ± std over folds)"),
-                        ("table2.md", "Table 2: seed ensembles (mean ± std over folds)")):  # fmt: skip
+    for name, title in (
+        ("table1.md", "Table 1: single models (mean ± std over folds)"),
+        ("table2.md", "Table 2: seed ensembles (mean ± std over folds)"),
+    ):
         if (res / name).is_file():
             parts.append(f"<h2>{title}</h2>")
             parts.append(markdown_table_to_html((res / name).read_text(encoding="utf-8")))

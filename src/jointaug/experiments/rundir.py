@@ -43,8 +43,13 @@ class RunDir:
         self.path = Path(self.path)
 
     @classmethod
-    def create(cls, path: str | os.PathLike, dataset: str | os.PathLike, config: Config,
-               splits_file: str | os.PathLike | None = None) -> RunDir:
+    def create(
+        cls,
+        path: str | os.PathLike,
+        dataset: str | os.PathLike,
+        config: Config,
+        splits_file: str | os.PathLike | None = None,
+    ) -> RunDir:
         """Make (or reopen) a run folder: save the config, write or check splits.json."""
         run = cls(Path(path))
         run.path.mkdir(parents=True, exist_ok=True)
@@ -155,6 +160,8 @@ def _keep_methods(old: Config, new: Config) -> Config:
     grows by calls with different ``--methods``, and its config.yaml lists every method it
     holds (the tables order rows and show the tuned rows by them)."""
     exp = new.experiment
-    union = {k: list(dict.fromkeys([*getattr(old.experiment, k), *getattr(exp, k)]))
-             for k in ("methods", "imbalance_baselines")}  # fmt: skip
+    union = {
+        k: list(dict.fromkeys([*getattr(old.experiment, k), *getattr(exp, k)]))
+        for k in ("methods", "imbalance_baselines")
+    }
     return new.model_copy(update={"experiment": exp.model_copy(update=union)})

@@ -53,12 +53,16 @@ class Schedule:
         h = self.makespan_s / 3600
         idle = ", ".join(f"card {i}: {1 - b:.0%}" for i, b in enumerate(self.busy_share))
         path = self.critical_path
-        shown = " -> ".join(path if len(path) <= 6 else [*path[:3], f"... ({len(path) - 5} more)", *path[-2:]])
-        return "\n".join([
-            f"makespan: {h:.1f} h on {self.gpus} x {card}",
-            f"critical path ({len(path)} tasks): {shown}",
-            f"idle share per card: {idle}" if idle else "idle share per card: (no cards)",
-        ])
+        shown = " -> ".join(
+            path if len(path) <= 6 else [*path[:3], f"... ({len(path) - 5} more)", *path[-2:]]
+        )
+        return "\n".join(
+            [
+                f"makespan: {h:.1f} h on {self.gpus} x {card}",
+                f"critical path ({len(path)} tasks): {shown}",
+                f"idle share per card: {idle}" if idle else "idle share per card: (no cards)",
+            ]
+        )
 
 
 def _duration(task: TaskLike, packing_gain: float) -> float:
@@ -86,7 +90,9 @@ def _check(tasks: Sequence[TaskLike], gpus: int) -> None:
     ids = {t.id for t in tasks}
     for t in tasks:
         if t.num_gpus > 1 or (t.num_gpus > 0 and gpus < 1):
-            raise ValueError(f"task {t.id} asks for {t.num_gpus:g} GPU(s); {gpus} card(s) of 1 each")
+            raise ValueError(
+                f"task {t.id} asks for {t.num_gpus:g} GPU(s); {gpus} card(s) of 1 each"
+            )
         missing = [d for d in t.deps if d not in ids]
         if missing:
             raise ValueError(f"task {t.id} depends on unknown task(s) {missing}")
@@ -128,8 +134,9 @@ def _finish_next(st: _State, by_id: dict[str, TaskLike]) -> list[str]:
     return finished
 
 
-def simulate(tasks: Sequence[TaskLike], gpus: int, *, cpus: int | None = None,
-             packing_gain: float = 1.8) -> Schedule:  # fmt: skip
+def simulate(
+    tasks: Sequence[TaskLike], gpus: int, *, cpus: int | None = None, packing_gain: float = 1.8
+) -> Schedule:
     """Simulate ``tasks`` (in graph order; ``deps`` name other tasks) on ``gpus`` cards
     and ``cpus`` CPU slots (default 8 per card, at least 1). A GPU request above 1 card
     or any request on zero cards is an error (the run could never place it)."""
@@ -145,8 +152,11 @@ def simulate(tasks: Sequence[TaskLike], gpus: int, *, cpus: int | None = None,
     st = _State(free=[1.0] * gpus, free_cpu=float(cpus), busy=[0.0] * gpus)
     ready = [t.id for t in tasks if waiting[t.id] == 0]
     while ready or st.running:
-        ready = [r for r in sorted(ready, key=order.__getitem__)
-                 if not _try_start(by_id[r], order[r], st, packing_gain)]  # fmt: skip
+        ready = [
+            r
+            for r in sorted(ready, key=order.__getitem__)
+            if not _try_start(by_id[r], order[r], st, packing_gain)
+        ]
         if not st.running:
             raise ValueError(f"tasks {ready[:3]} can never start (resources)")
         for f in _finish_next(st, by_id):

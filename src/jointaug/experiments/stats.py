@@ -28,8 +28,9 @@ LEVEL = 0.95
 DELTAS = ("gms", "tpr", "tnr")
 
 
-def bootstrap_ci(diffs: Sequence[float], rng: np.random.Generator, n_boot: int = N_BOOT,
-                 level: float = LEVEL) -> tuple[float, float]:  # fmt: skip
+def bootstrap_ci(
+    diffs: Sequence[float], rng: np.random.Generator, n_boot: int = N_BOOT, level: float = LEVEL
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean of ``diffs`` (NaN, NaN for no data)."""
     d = np.asarray([x for x in diffs if not math.isnan(x)], dtype=np.float64)
     if d.size == 0:
@@ -71,8 +72,13 @@ def _by_pair(rows: Sequence[dict], method: str, size: int, kind: str, ensemble: 
     return out
 
 
-def paired(rows: Sequence[dict], a: tuple[str, int, str], b: tuple[str, int, str],
-           ensemble: bool = False, seed: int = 0) -> dict:  # fmt: skip
+def paired(
+    rows: Sequence[dict],
+    a: tuple[str, int, str],
+    b: tuple[str, int, str],
+    ensemble: bool = False,
+    seed: int = 0,
+) -> dict:
     """Paired comparison of row key ``a`` = (method, size, threshold kind) against ``b``.
 
     ``rows`` are ``metrics.csv`` rows (:func:`jointaug.experiments.tables.metric_rows`).
@@ -90,7 +96,9 @@ def paired(rows: Sequence[dict], a: tuple[str, int, str], b: tuple[str, int, str
     return out
 
 
-def comparisons(keys: Sequence[tuple[str, str, int, str]], present: set[tuple[str, int]]) -> list[dict]:
+def comparisons(
+    keys: Sequence[tuple[str, str, int, str]], present: set[tuple[str, int]]
+) -> list[dict]:
     """Which table row is compared with which reference.
 
     Every row at the default threshold against the baseline at the default threshold;
@@ -104,20 +112,42 @@ def comparisons(keys: Sequence[tuple[str, str, int, str]], present: set[tuple[st
         if method == "baseline" and kind == "default":
             continue
         if method == "baseline":  # the tuned threshold alone, against the plain baseline
-            out.append({"row": label, "a": (method, size, kind), "b": ("baseline", 0, "default"),
-                        "reference": "baseline"})  # fmt: skip
+            out.append(
+                {
+                    "row": label,
+                    "a": (method, size, kind),
+                    "b": ("baseline", 0, "default"),
+                    "reference": "baseline",
+                }
+            )
         else:
-            out.append({"row": label, "a": (method, size, kind), "b": ("baseline", 0, kind),
-                        "reference": "baseline" if kind == "default" else "tuned_threshold"})  # fmt: skip
+            out.append(
+                {
+                    "row": label,
+                    "a": (method, size, kind),
+                    "b": ("baseline", 0, kind),
+                    "reference": "baseline" if kind == "default" else "tuned_threshold",
+                }
+            )
         if size in over and method not in ("oversample", "baseline") and size > 0:
             ref = "oversample" + (f" ({size})" if kind == "default" else f" ({size}) + tuned")
-            out.append({"row": label, "a": (method, size, kind), "b": ("oversample", size, kind),
-                        "reference": ref})  # fmt: skip
+            out.append(
+                {
+                    "row": label,
+                    "a": (method, size, kind),
+                    "b": ("oversample", size, kind),
+                    "reference": ref,
+                }
+            )
     return out
 
 
-def stats_rows(rows: Sequence[dict], keys: Sequence[tuple[str, str, int, str]],
-               ensemble: bool = False, seed: int = 0) -> list[dict]:  # fmt: skip
+def stats_rows(
+    rows: Sequence[dict],
+    keys: Sequence[tuple[str, str, int, str]],
+    ensemble: bool = False,
+    seed: int = 0,
+) -> list[dict]:
     """One row per (table row, reference): the paired statistics (``stats.csv``)."""
     present = {(r["method"], int(r["size"])) for r in rows}
     out = []
@@ -125,8 +155,14 @@ def stats_rows(rows: Sequence[dict], keys: Sequence[tuple[str, str, int, str]],
         s = paired(rows, c["a"], c["b"], ensemble=ensemble, seed=seed)
         if s["n"] == 0:
             continue
-        out.append({"models": "ensemble" if ensemble else "single", "row": c["row"],
-                    "reference": c["reference"], **s})  # fmt: skip
+        out.append(
+            {
+                "models": "ensemble" if ensemble else "single",
+                "row": c["row"],
+                "reference": c["reference"],
+                **s,
+            }
+        )
     return out
 
 
@@ -140,20 +176,29 @@ def _f(x: float, signed: bool = True) -> str:
 
 def markdown_stats(stats: Sequence[dict], title: str) -> str:
     """A pipe table of paired statistics with one verdict per row."""
-    lines = [title, "", "| Method | vs | pairs | ΔGMS | 95% CI | Wilcoxon p | ΔTPR | ΔTNR | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        title,
+        "",
+        "| Method | vs | pairs | ΔGMS | 95% CI | Wilcoxon p | ΔTPR | ΔTNR | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in stats:
         ci = f"[{_f(s['ci_low'])}, {_f(s['ci_high'])}]"
-        lines.append(f"| {s['row']} | {s['reference']} | {s['n']} | {_f(s['d_gms'])} | {ci} | "
-                     f"{_f(s['p'], False)} | {_f(s['d_tpr'])} | {_f(s['d_tnr'])} | {s['verdict']} |")
+        lines.append(
+            f"| {s['row']} | {s['reference']} | {s['n']} | {_f(s['d_gms'])} | {ci} | "
+            f"{_f(s['p'], False)} | {_f(s['d_tpr'])} | {_f(s['d_tnr'])} | {s['verdict']} |"
+        )
     return "\n".join(lines)
 
 
 def verdict_lines(stats: Sequence[dict]) -> list[str]:
     """``mp-perlin (512) vs baseline: helps (ΔGMS +0.081, 95% CI [+0.03, +0.13], p 0.004)``."""
-    return [f"{s['row']} vs {s['reference']}: {s['verdict']} (ΔGMS {_f(s['d_gms'])}, 95% CI "
-            f"[{_f(s['ci_low'])}, {_f(s['ci_high'])}], Wilcoxon p {_f(s['p'], False)}, "
-            f"{s['n']} pairs)" for s in stats]  # fmt: skip
+    return [
+        f"{s['row']} vs {s['reference']}: {s['verdict']} (ΔGMS {_f(s['d_gms'])}, 95% CI "
+        f"[{_f(s['ci_low'])}, {_f(s['ci_high'])}], Wilcoxon p {_f(s['p'], False)}, "
+        f"{s['n']} pairs)"
+        for s in stats
+    ]
 
 
 def read_stats(path) -> list[dict]:

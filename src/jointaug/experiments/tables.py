@@ -50,9 +50,11 @@ from jointaug.experiments.stats import markdown_stats, stats_rows
 from jointaug.files import write_text_atomic
 from jointaug.outputs import DONE
 
-STATS_TITLE = ("Paired differences ({what}, paired over {pairs}): mean Δ against the reference, "
-               "95% bootstrap CI of ΔGMS, Wilcoxon signed-rank p; verdict helps / hurts when the "
-               "CI excludes 0.")
+STATS_TITLE = (
+    "Paired differences ({what}, paired over {pairs}): mean Δ against the reference, "
+    "95% bootstrap CI of ΔGMS, Wilcoxon signed-rank p; verdict helps / hurts when the "
+    "CI excludes 0."
+)
 FIRST = ("baseline", "bce_pos_weight", "focal", "tuned_threshold", "oversample", "oracle")
 HEADER_NAMES = {"accuracy": "Accuracy", "tpr": "TPR", "tnr": "TNR", "f1": "F1", "gms": "GMS"}
 
@@ -84,17 +86,29 @@ def finished_trainings(run: RunDir) -> list[Trained]:
         if not (d / DONE).is_file():
             continue
         r = json.loads((d / "result.json").read_text(encoding="utf-8"))
-        out.append(Trained(
-            int(r["fold"]), str(r["method"]), int(r["size"]), int(r["seed"]), float(r["threshold"]),
-            _load(d / "val_probs.npy"), _load(d / "val_labels.npy"),
-            _load(d / "test_probs.npy"), _load(d / "test_labels.npy"),
-            json.loads((d / "test_case_ids.json").read_text(encoding="utf-8")),
-        ))  # fmt: skip
+        out.append(
+            Trained(
+                int(r["fold"]),
+                str(r["method"]),
+                int(r["size"]),
+                int(r["seed"]),
+                float(r["threshold"]),
+                _load(d / "val_probs.npy"),
+                _load(d / "val_labels.npy"),
+                _load(d / "test_probs.npy"),
+                _load(d / "test_labels.npy"),
+                json.loads((d / "test_case_ids.json").read_text(encoding="utf-8")),
+            )
+        )
     return out
 
 
-def _scores(t_val: tuple[np.ndarray, np.ndarray], t_test: tuple[np.ndarray, np.ndarray],
-            threshold: float, kind: str) -> tuple[float, np.ndarray]:  # fmt: skip
+def _scores(
+    t_val: tuple[np.ndarray, np.ndarray],
+    t_test: tuple[np.ndarray, np.ndarray],
+    threshold: float,
+    kind: str,
+) -> tuple[float, np.ndarray]:
     """(threshold used, binary test predictions) for threshold kind default | tuned."""
     th = threshold if kind == "default" else tune_threshold(t_val[1], t_val[0])
     return th, binarize(t_test[0], th)
@@ -113,24 +127,42 @@ def metric_rows(trained: list[Trained]) -> list[dict]:
             raise ValueError(f"fold {fold} {method}: seeds were tested on different images")
         ens_val = (ensemble_probs([m.val_probs for m in members]), members[0].val_labels)
         ens_test = (ensemble_probs([m.test_probs for m in members]), members[0].test_labels)
-        entries = [(str(m.seed), (m.val_probs, m.val_labels), (m.test_probs, m.test_labels))
-                   for m in members] + [("ensemble", ens_val, ens_test)]  # fmt: skip
+        entries = [
+            (str(m.seed), (m.val_probs, m.val_labels), (m.test_probs, m.test_labels))
+            for m in members
+        ] + [("ensemble", ens_val, ens_test)]
         for seed, v, t in entries:
             for kind in ("default", "tuned"):
                 th, pred = _scores(v, t, members[0].threshold, kind)
                 m = pooled_metrics(t[1], pred)
-                rows.append({"fold": fold, "method": method, "size": size, "seed": seed,
-                             "threshold": kind, "threshold_value": th, "n_images": len(t[1]),
-                             **{k: m[k] for k in METRICS}})  # fmt: skip
+                rows.append(
+                    {
+                        "fold": fold,
+                        "method": method,
+                        "size": size,
+                        "seed": seed,
+                        "threshold": kind,
+                        "threshold_value": th,
+                        "n_images": len(t[1]),
+                        **{k: m[k] for k in METRICS},
+                    }
+                )
     return rows
 
 
-def table_keys(rows: list[dict], order: list[str], show_tuned: bool) -> list[tuple[str, str, int, str]]:
+def table_keys(
+    rows: list[dict], order: list[str], show_tuned: bool
+) -> list[tuple[str, str, int, str]]:
     """(row label, method, size, threshold kind) in display order."""
-    found = sorted({(r["method"], r["size"]) for r in rows},
-                   key=lambda ms: (FIRST.index(ms[0]) if ms[0] in FIRST else len(FIRST),
-                                   order.index(ms[0]) if ms[0] in order else len(order),
-                                   ms[0], ms[1]))  # fmt: skip
+    found = sorted(
+        {(r["method"], r["size"]) for r in rows},
+        key=lambda ms: (
+            FIRST.index(ms[0]) if ms[0] in FIRST else len(FIRST),
+            order.index(ms[0]) if ms[0] in order else len(order),
+            ms[0],
+            ms[1],
+        ),
+    )
     keys = []
     for method, size in found:
         label = f"{method} ({size})" if size else method
@@ -145,7 +177,9 @@ def table_keys(rows: list[dict], order: list[str], show_tuned: bool) -> list[tup
     return keys
 
 
-def fold_values(rows: list[dict], method: str, size: int, kind: str, ensemble: bool) -> dict[str, list[float]]:
+def fold_values(
+    rows: list[dict], method: str, size: int, kind: str, ensemble: bool
+) -> dict[str, list[float]]:
     """metric -> one value per fold (seed mean for single models, or the ensemble's)."""
     per_fold: dict[int, list[dict]] = defaultdict(list)
     for r in rows:
@@ -153,8 +187,10 @@ def fold_values(rows: list[dict], method: str, size: int, kind: str, ensemble: b
             (r["seed"] == "ensemble") == ensemble
         ):
             per_fold[r["fold"]].append(r)
-    return {k: [float(np.nanmean([r[k] for r in rs])) for _, rs in sorted(per_fold.items())]
-            for k in METRICS}  # fmt: skip
+    return {
+        k: [float(np.nanmean([r[k] for r in rs])) for _, rs in sorted(per_fold.items())]
+        for k in METRICS
+    }
 
 
 def fmt(mean: float, std: float) -> str:
@@ -162,8 +198,10 @@ def fmt(mean: float, std: float) -> str:
 
 
 def markdown_table(rows: list[dict], keys: list[tuple[str, str, int, str]], ensemble: bool) -> str:
-    lines = ["| Method | " + " | ".join(HEADER_NAMES[k] for k in METRICS) + " |",
-             "|---|" + "---|" * len(METRICS)]  # fmt: skip
+    lines = [
+        "| Method | " + " | ".join(HEADER_NAMES[k] for k in METRICS) + " |",
+        "|---|" + "---|" * len(METRICS),
+    ]
     for label, method, size, kind in keys:
         vals = fold_values(rows, method, size, kind, ensemble)
         lines.append(f"| {label} | " + " | ".join(fmt(*mean_std(vals[k])) for k in METRICS) + " |")
@@ -181,26 +219,37 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def per_label_rows(trained: list[Trained], keys: list[tuple[str, str, int, str]],
-                   labels: list[str]) -> list[dict]:  # fmt: skip
+def per_label_rows(
+    trained: list[Trained], keys: list[tuple[str, str, int, str]], labels: list[str]
+) -> list[dict]:
     """One row per table row, fold and label: test positives, TPR and TNR (seed-averaged)."""
     out = []
     for _, method, size, kind in keys:
         folds: dict[int, list[list[dict]]] = defaultdict(list)  # fold -> seeds -> label rows
         for t in trained:
             if (t.method, t.size) == (method, size):
-                _, pred = _scores((t.val_probs, t.val_labels), (t.test_probs, t.test_labels),
-                                  t.threshold, kind)  # fmt: skip
+                _, pred = _scores(
+                    (t.val_probs, t.val_labels), (t.test_probs, t.test_labels), t.threshold, kind
+                )
                 folds[t.fold].append(per_label_metrics(t.test_labels, pred, labels))
         for fold, seeds in sorted(folds.items()):
             for j, name in enumerate(labels):
-                name_ = method if kind == "default" else (
-                    "tuned_threshold" if method == "baseline" else f"{method} + tuned")
-                out.append({"method": name_,
-                            "size": size, "fold": fold, "label": name,
-                            "positives": seeds[0][j]["tp"] + seeds[0][j]["fn"],
-                            "tpr": _nanmean([s[j]["tpr"] for s in seeds]),
-                            "tnr": _nanmean([s[j]["tnr"] for s in seeds])})  # fmt: skip
+                name_ = (
+                    method
+                    if kind == "default"
+                    else ("tuned_threshold" if method == "baseline" else f"{method} + tuned")
+                )
+                out.append(
+                    {
+                        "method": name_,
+                        "size": size,
+                        "fold": fold,
+                        "label": name,
+                        "positives": seeds[0][j]["tp"] + seeds[0][j]["fn"],
+                        "tpr": _nanmean([s[j]["tpr"] for s in seeds]),
+                        "tnr": _nanmean([s[j]["tnr"] for s in seeds]),
+                    }
+                )
     return out
 
 
@@ -219,7 +268,9 @@ def write_results(run: RunDir, show_tuned: bool | None = None) -> dict[str, Path
     """(Re)write ``RUN/results`` from the finished trainings; returns the files by name."""
     trained = finished_trainings(run)
     if not trained:
-        raise ValueError(f"{run.path}: no finished classifier trainings (fold_*/classify/*/seed_*/done)")
+        raise ValueError(
+            f"{run.path}: no finished classifier trainings (fold_*/classify/*/seed_*/done)"
+        )
     exp = run.config.experiment
     if show_tuned is None:
         show_tuned = "tuned_threshold" in exp.imbalance_baselines
@@ -227,20 +278,43 @@ def write_results(run: RunDir, show_tuned: bool | None = None) -> dict[str, Path
     keys = table_keys(rows, list(exp.methods) + list(exp.imbalance_baselines), show_tuned)
     thr = trained[0].threshold
     note = _counts_note(trained)
-    t1 = (f"Table 1: single models, mean ± std over folds ({note}; per fold the seeds' metrics "
-          f"are averaged); threshold {thr:g} (tuned_threshold: tuned on validation GMS).\n\n"
-          + markdown_table(rows, keys, ensemble=False) + "\n")  # fmt: skip
-    t2 = (f"Table 2: seed ensembles (mean of the seeds' probabilities), mean ± std over folds "
-          f"({note}); threshold {thr:g}.\n\n" + markdown_table(rows, keys, ensemble=True) + "\n")
+    t1 = (
+        f"Table 1: single models, mean ± std over folds ({note}; per fold the seeds' metrics "
+        f"are averaged); threshold {thr:g} (tuned_threshold: tuned on validation GMS).\n\n"
+        + markdown_table(rows, keys, ensemble=False)
+        + "\n"
+    )
+    t2 = (
+        f"Table 2: seed ensembles (mean of the seeds' probabilities), mean ± std over folds "
+        f"({note}); threshold {thr:g}.\n\n" + markdown_table(rows, keys, ensemble=True) + "\n"
+    )
     st1, st2 = stats_rows(rows, keys, ensemble=False), stats_rows(rows, keys, ensemble=True)
-    t1 += "\n" + markdown_stats(st1, STATS_TITLE.format(what="single models", pairs="folds x seeds")) + "\n"
-    t2 += "\n" + markdown_stats(st2, STATS_TITLE.format(what="seed ensembles", pairs="folds")) + "\n"
+    t1 += (
+        "\n"
+        + markdown_stats(st1, STATS_TITLE.format(what="single models", pairs="folds x seeds"))
+        + "\n"
+    )
+    t2 += (
+        "\n" + markdown_stats(st2, STATS_TITLE.format(what="seed ensembles", pairs="folds")) + "\n"
+    )
     res = run.results_dir
-    paths = {"metrics": res / "metrics.csv", "per_label": res / "per_label.csv",
-             "table1": res / "table1.md", "table2": res / "table2.md", "stats": res / "stats.csv"}  # fmt: skip
+    paths = {
+        "metrics": res / "metrics.csv",
+        "per_label": res / "per_label.csv",
+        "table1": res / "table1.md",
+        "table2": res / "table2.md",
+        "stats": res / "stats.csv",
+    }
     write_text_atomic(paths["stats"], _csv(st1 + st2))
     write_text_atomic(paths["metrics"], _csv(rows))
-    write_text_atomic(paths["per_label"], _csv(per_label_rows(trained, [k for k in keys if not k[0].endswith(" + tuned")], run.dataset.labels)))
+    write_text_atomic(
+        paths["per_label"],
+        _csv(
+            per_label_rows(
+                trained, [k for k in keys if not k[0].endswith(" + tuned")], run.dataset.labels
+            )
+        ),
+    )
     write_text_atomic(paths["table1"], t1)
     write_text_atomic(paths["table2"], t2)
     return paths

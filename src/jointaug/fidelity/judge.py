@@ -48,8 +48,13 @@ def is_builtin_phantom(dataset: Dataset) -> bool:
     return isinstance(dataset.meta.extra.get("phantom"), dict)
 
 
-def train_strong_judge(out: Path, dataset: Dataset, cfg: ClassifyConfig, patients: int = STRONG_PATIENTS,
-                       progress: bool = False) -> Path:  # fmt: skip
+def train_strong_judge(
+    out: Path,
+    dataset: Dataset,
+    cfg: ClassifyConfig,
+    patients: int = STRONG_PATIENTS,
+    progress: bool = False,
+) -> Path:
     """Train (or reuse) the strong judge in ``out``; return its ``model.safetensors``.
 
     Writes ``out/phantom`` (``patients`` extra phantom patients at the dataset's size, phantom
@@ -60,7 +65,9 @@ def train_strong_judge(out: Path, dataset: Dataset, cfg: ClassifyConfig, patient
     from jointaug.dataset.phantom import write_phantom
 
     if not is_builtin_phantom(dataset):
-        raise ValueError(f"{dataset.root}: a strong judge needs the built-in phantom (extra patients)")
+        raise ValueError(
+            f"{dataset.root}: a strong judge needs the built-in phantom (extra patients)"
+        )
     model_path = out / "model.safetensors"
     if (out / DONE).is_file() and model_path.is_file():
         return model_path
@@ -76,15 +83,31 @@ def train_strong_judge(out: Path, dataset: Dataset, cfg: ClassifyConfig, patient
     s = cfg.image_size
     train = load_images(extra, train_cases, s, "judge-train")
     val = load_images(extra, val_cases, s, "judge-val")
-    big = cfg.model_copy(update={"max_samples": cfg.max_samples * STRONG_BUDGET,
-                                 "patience_samples": cfg.patience_samples * STRONG_BUDGET})  # fmt: skip
-    fit(out, train, val, big, 0, list(extra.labels), FitOptions(progress=progress, desc="strong judge"))
-    (out / DONE).write_text(f"{len(train_cases)} train, {len(val_cases)} val images\n", encoding="utf-8")
+    big = cfg.model_copy(
+        update={
+            "max_samples": cfg.max_samples * STRONG_BUDGET,
+            "patience_samples": cfg.patience_samples * STRONG_BUDGET,
+        }
+    )
+    fit(
+        out,
+        train,
+        val,
+        big,
+        0,
+        list(extra.labels),
+        FitOptions(progress=progress, desc="strong judge"),
+    )
+    (out / DONE).write_text(
+        f"{len(train_cases)} train, {len(val_cases)} val images\n", encoding="utf-8"
+    )
     return model_path
 
 
 @torch.no_grad()
-def judge_outputs(judge: Judge, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def judge_outputs(
+    judge: Judge, images: np.ndarray, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities (N, L), penultimate features (N, F)) for prepared images (N, 1, S, S).
 
     Features: the DenseNet's pooled last feature map (the input of its final linear layer).

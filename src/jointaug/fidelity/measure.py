@@ -109,9 +109,15 @@ def measure_set(
     syn.labels = syn.labels[:, order]
     train = fold_part(dataset, fold, "train", image_size)
     test = fold_part(dataset, fold, "test", image_size)
-    rec: dict = {"set": set_dir.name, "fold": fold.fold, "n": len(cases), "image_size": image_size,
-                 "threshold": threshold, "settings": _settings_of(set_dir),
-                 "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    rec: dict = {
+        "set": set_dir.name,
+        "fold": fold.fold,
+        "n": len(cases),
+        "image_size": image_size,
+        "threshold": threshold,
+        "settings": _settings_of(set_dir),
+        "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
     rec["label_fidelity"] = {}
     feats = {}
@@ -133,8 +139,14 @@ def measure_set(
     if all(t is not None for t in syn_tissue) and real_counts:
         s_int = intensity_summary(syn_counts, syn_tissue)
         r_int = intensity_summary(real_counts, real_tissue)
-        rec["intensity"] = {"synthetic": s_int, "real": r_int, "ratio": intensity_ratio(s_int, r_int)}
-    rec["memorisation"] = memorisation(syn.images.astype(np.float32), train.images.astype(np.float32))
+        rec["intensity"] = {
+            "synthetic": s_int,
+            "real": r_int,
+            "ratio": intensity_ratio(s_int, r_int),
+        }
+    rec["memorisation"] = memorisation(
+        syn.images.astype(np.float32), train.images.astype(np.float32)
+    )
     if feats:
         rec["realism"] = {
             "feature_net": judges[0].name,
@@ -147,8 +159,15 @@ def measure_set(
 Renderer = Callable[[list[np.ndarray], list[int]], list[np.ndarray]]
 
 
-def matched_label_fidelity(render: Renderer, dataset: Dataset, fold: Fold, judges: Sequence[Judge],
-                           image_size: int, threshold: float = 0.5, part: str = "test") -> dict:  # fmt: skip
+def matched_label_fidelity(
+    render: Renderer,
+    dataset: Dataset,
+    fold: Fold,
+    judges: Sequence[Judge],
+    image_size: int,
+    threshold: float = 0.5,
+    part: str = "test",
+) -> dict:
     """The generator drawn on the real ``part``'s own clinician maps, judged against the real labels.
 
     ``render(tissue_maps, seeds) -> count images`` is the generator. Per judge: its metrics on
@@ -159,7 +178,9 @@ def matched_label_fidelity(render: Renderer, dataset: Dataset, fold: Fold, judge
     """
     cases = [c for c in dataset.classification_cases(getattr(fold, part)) if c.tissue]
     if not cases:
-        raise ValueError(f"{dataset.root}: fold {fold.fold} has no labelled {part} case with a tissue map")
+        raise ValueError(
+            f"{dataset.root}: fold {fold.fold} has no labelled {part} case with a tissue map"
+        )
     tissues = [dataset.tissue(c) for c in cases]
     images = render(tissues, list(range(len(cases))))
     x = np.stack([prepare_image(np.asarray(im, np.float32), image_size) for im in images])[:, None]
@@ -168,7 +189,9 @@ def matched_label_fidelity(render: Renderer, dataset: Dataset, fold: Fold, judge
     for judge in judges:
         p_syn, _ = judge_outputs(judge, x)
         p_real, _ = judge_outputs(judge, real.images)
-        lf = label_fidelity(real.labels, p_syn, real.labels, p_real, list(dataset.labels), threshold)
+        lf = label_fidelity(
+            real.labels, p_syn, real.labels, p_real, list(dataset.labels), threshold
+        )
         lf.pop("per_joint")
         out[judge.name] = lf
     return out
@@ -186,7 +209,9 @@ def diffusion_renderer(folder: str | Path, config, batch: int = 32) -> Renderer:
         rng = np.random.default_rng(12345)
         rates = []
         for b in range(0, len(tissues), batch):
-            rates += generate_rates(model, tissues[b : b + batch], [10_000 + s for s in seeds[b : b + batch]])
+            rates += generate_rates(
+                model, tissues[b : b + batch], [10_000 + s for s in seeds[b : b + batch]]
+            )
         return [poisson_counts(r, rng) for r in rates]
 
     return render
@@ -203,7 +228,10 @@ def forward_renderer(dataset: Dataset, train_patients: Sequence[str]) -> Rendere
 
     def render(tissues: list[np.ndarray], seeds: list[int]) -> list[np.ndarray]:
         rng = np.random.default_rng(12345)
-        return [poisson_counts(render_rate(t, model.rates_for(""), model.sigma_px), rng) for t in tissues]
+        return [
+            poisson_counts(render_rate(t, model.rates_for(""), model.sigma_px), rng)
+            for t in tissues
+        ]
 
     return render
 
@@ -242,14 +270,23 @@ def run_judges(run, fold: int, strong: bool = True, progress: bool = False) -> l
     if base.is_file():
         judges.append(load_judge("baseline", base))
     if strong and is_builtin_phantom(run.dataset):
-        path = train_strong_judge(run.judge_dir, run.dataset, run.config.classify, progress=progress)
+        path = train_strong_judge(
+            run.judge_dir, run.dataset, run.config.classify, progress=progress
+        )
         judges.append(load_judge("strong", path))
     return judges
 
 
-def run_fidelity(run, folds: Sequence[int] | None = None, names: Sequence[str] | None = None, *,
-                 strong: bool = True, force: bool = False, progress: bool = False,
-                 echo=print) -> list[Path]:  # fmt: skip
+def run_fidelity(
+    run,
+    folds: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
+    *,
+    strong: bool = True,
+    force: bool = False,
+    progress: bool = False,
+    echo=print,
+) -> list[Path]:
     """Write ``fidelity.json`` for every complete set of the run (or the given folds/names).
 
     A fold without a trained baseline classifier is measured with the strong judge alone
@@ -262,13 +299,19 @@ def run_fidelity(run, folds: Sequence[int] | None = None, names: Sequence[str] |
         root = run.augment_root(fold)
         if not root.is_dir():
             continue
-        sets = [p for p in sorted(root.iterdir()) if is_complete(p) and (names is None or p.name in names)]
+        sets = [
+            p
+            for p in sorted(root.iterdir())
+            if is_complete(p) and (names is None or p.name in names)
+        ]
         if not sets:
             continue
         judges = run_judges(run, fold, strong=strong, progress=progress)
         if not any(j.name == "baseline" for j in judges):
-            echo(f"fold {fold}: no baseline classifier yet (train it first) -- label fidelity "
-                 f"{'from the strong judge only' if judges else 'skipped'}")  # fmt: skip
+            echo(
+                f"fold {fold}: no baseline classifier yet (train it first) -- label fidelity "
+                f"{'from the strong judge only' if judges else 'skipped'}"
+            )
         matched: dict[str, dict] = {}
         for p in sets:
             n = min(len(_set_cases(read_dataset(p), MAX_IMAGES)), MAX_IMAGES)
@@ -279,8 +322,9 @@ def run_fidelity(run, folds: Sequence[int] | None = None, names: Sequence[str] |
             render_key, render = _renderer_of(run, fold, rec["settings"])
             if render is not None and judges:
                 if render_key not in matched:
-                    matched[render_key] = matched_label_fidelity(render, run.dataset, split, judges,
-                                                                 cfg.image_size, cfg.threshold)  # fmt: skip
+                    matched[render_key] = matched_label_fidelity(
+                        render, run.dataset, split, judges, cfg.image_size, cfg.threshold
+                    )
                 rec["matched_label_fidelity"] = matched[render_key]
             written.append(write_fidelity(p, rec))
             echo(summary_line(rec))
@@ -298,7 +342,9 @@ def _renderer_of(run, fold: int, settings: dict) -> tuple[str, Renderer | None]:
         if settings.get("sampler") == "ddim" and "steps" in settings:
             upd["fast_steps"] = int(settings["steps"])
         config = run.config.model_copy(update={"diffusion": d.model_copy(update=upd)})
-        return json.dumps(["diffusion", upd], sort_keys=True), diffusion_renderer(run.diffusion_dir(fold), config)
+        return json.dumps(["diffusion", upd], sort_keys=True), diffusion_renderer(
+            run.diffusion_dir(fold), config
+        )
     return "", None
 
 
@@ -312,13 +358,17 @@ def summary_line(rec: dict) -> str:
         parts.append(f"on real test maps ({name}) ratio {_f(lf['ratio'])}")
     ratio = rec.get("intensity", {}).get("ratio", {})
     if ratio:
-        parts.append(f"intensity high {_f(ratio.get('high'))} total {_f(ratio.get('total'))} x real")
+        parts.append(
+            f"intensity high {_f(ratio.get('high'))} total {_f(ratio.get('total'))} x real"
+        )
     mem = rec.get("memorisation", {})
     if mem:
         parts.append(f"near-copies {mem['near_copies']}")
     real = rec.get("realism")
     if real:
-        parts.append(f"FID {_f(real['synthetic']['fid'], 1)} (real test {_f(real['real_test']['fid'], 1)})")
+        parts.append(
+            f"FID {_f(real['synthetic']['fid'], 1)} (real test {_f(real['real_test']['fid'], 1)})"
+        )
     return "; ".join(parts)
 
 

@@ -16,7 +16,9 @@ import numpy as np
 CLASSES = ("background", "normal", "low", "high")
 
 
-def region_means(images: Sequence[np.ndarray], conditions: Sequence[np.ndarray]) -> dict[str, float]:
+def region_means(
+    images: Sequence[np.ndarray], conditions: Sequence[np.ndarray]
+) -> dict[str, float]:
     """Pooled mean counts per condition class; NaN for a class with no pixel."""
     sums = np.zeros(4)
     pixels = np.zeros(4)

@@ -69,12 +69,25 @@ def label_fidelity(
     joints = []
     for a, b in zip(per_s, per_r, strict=True):
         sg, rg = _finite(a["gms"]), _finite(b["gms"])
-        joints.append({"label": a["label"], "synthetic_gms": sg, "real_gms": rg, "ratio": _ratio(sg, rg),
-                       "positives": int(a["tp"] + a["fn"])})  # fmt: skip
+        joints.append(
+            {
+                "label": a["label"],
+                "synthetic_gms": sg,
+                "real_gms": rg,
+                "ratio": _ratio(sg, rg),
+                "positives": int(a["tp"] + a["fn"]),
+            }
+        )
     s = {k: _finite(syn[k]) for k in RATE_KEYS}
     r = {k: _finite(real[k]) for k in RATE_KEYS}
-    return {"synthetic": s, "real": r, "ratio": _ratio(s["gms"], r["gms"]), "per_joint": joints,
-            "n_synthetic": int(len(synthetic_labels)), "n_real": int(len(real_labels))}  # fmt: skip
+    return {
+        "synthetic": s,
+        "real": r,
+        "ratio": _ratio(s["gms"], r["gms"]),
+        "per_joint": joints,
+        "n_synthetic": int(len(synthetic_labels)),
+        "n_real": int(len(real_labels)),
+    }
 
 
 def intensity_summary(images: Sequence[np.ndarray], conditions: Sequence[np.ndarray]) -> dict:
@@ -96,8 +109,9 @@ def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(aa + bb - 2.0 * (a @ b.T), 0.0)
 
 
-def nearest_distances(queries: np.ndarray, reference: np.ndarray, exclude_self: bool = False,
-                      chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def nearest_distances(
+    queries: np.ndarray, reference: np.ndarray, exclude_self: bool = False, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distance of each query row to its nearest reference row, and its index.
 
     queries (N, D), reference (M, D) (images flattened). ``exclude_self``: queries ARE the
@@ -140,5 +154,11 @@ def memorisation(synthetic: np.ndarray, real_train: np.ndarray, copy_fraction: f
     thr = copy_fraction * float(np.percentile(d_real, 5))
     near = int(np.sum(d_syn <= thr))
     med_s, med_r = float(np.median(d_syn)), float(np.median(d_real))
-    return {"near_copies": near, "near_copy_fraction": near / max(len(d_syn), 1), "threshold": thr,
-            "synthetic_median": med_s, "real_median": med_r, "median_ratio": _ratio(med_s, med_r)}  # fmt: skip
+    return {
+        "near_copies": near,
+        "near_copy_fraction": near / max(len(d_syn), 1),
+        "threshold": thr,
+        "synthetic_median": med_s,
+        "real_median": med_r,
+        "median_ratio": _ratio(med_s, med_r),
+    }

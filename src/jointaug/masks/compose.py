@@ -115,12 +115,22 @@ def compose_condition(
         if rng is None:
             raise ValueError("compose_condition: Perlin variation needs an explicit rng")
         check_variation_params(
-            cfg.max_fraction, cfg.max_tries, cfg.batch, cfg.res, cfg.threshold_low,
+            cfg.max_fraction,
+            cfg.max_tries,
+            cfg.batch,
+            cfg.res,
+            cfg.threshold_low,
             cfg.threshold_high,
-        )  # fmt: skip
+        )
         min_px = scaled_min_pixels(cfg.min_pixels, tissue.shape)
-        variation = Variation(cfg.max_fraction, cfg.max_tries, cfg.batch, cfg.res, cfg.threshold_low,
-                              cfg.threshold_high)  # fmt: skip
+        variation = Variation(
+            cfg.max_fraction,
+            cfg.max_tries,
+            cfg.batch,
+            cfg.res,
+            cfg.threshold_low,
+            cfg.threshold_high,
+        )
 
     hand = tissue > 0
     condition = hand.astype(np.uint8)  # NORMAL where the hand is
@@ -138,7 +148,9 @@ def compose_condition(
             region = (regions[sl] == i + 1) & hand[sl]
             if cfg is not None:
                 box = (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
-                region, tries[i], fell_back[i] = vary_in_box(region, box, tissue.shape, rng, min_px, variation)
+                region, tries[i], fell_back[i] = vary_in_box(
+                    region, box, tissue.shape, rng, min_px, variation
+                )
             condition[sl][region] = paint
     return Composed(
         condition=condition,

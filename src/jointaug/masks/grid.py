@@ -54,7 +54,9 @@ def _colour(label_map: np.ndarray) -> np.ndarray:
     return PALETTE[np.clip(label_map, 0, 3)]
 
 
-def _vector_panel(vector: np.ndarray, groups: list[list[int]], width: int, height: int) -> np.ndarray:
+def _vector_panel(
+    vector: np.ndarray, groups: list[list[int]], width: int, height: int
+) -> np.ndarray:
     """(height, width, 3) picture of the vector: one row of cells per group."""
     cols = max(len(g) for g in groups)
     cell = max(4, min((width - 8) // cols, (height - 8) // (2 * len(groups))))

@@ -38,10 +38,18 @@ from jointaug.masks.noise import (
 )
 
 __all__ = [
-    "Variation", "VariationResult", "bounding_box", "box_noise", "check_variation_params",
-    "noise_from_gradients", "perlin_2d", "res_for_shape", "scaled_min_pixels", "vary_in_box",
+    "Variation",
+    "VariationResult",
+    "bounding_box",
+    "box_noise",
+    "check_variation_params",
+    "noise_from_gradients",
+    "perlin_2d",
+    "res_for_shape",
+    "scaled_min_pixels",
+    "vary_in_box",
     "vary_mask",
-]  # fmt: skip
+]
 
 REFERENCE_AREA = 256 * 256  # the paper's image size, at which min_pixels is given
 
@@ -100,9 +108,14 @@ class Variation:
     threshold_high: float = 0.8
 
 
-def vary_in_box(mask_box: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int],
-                rng: np.random.Generator, min_pixels: int,
-                v: Variation = Variation()) -> tuple[np.ndarray, int, bool]:  # fmt: skip
+def vary_in_box(
+    mask_box: np.ndarray,
+    box: tuple[int, int, int, int],
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    min_pixels: int,
+    v: Variation = Variation(),
+) -> tuple[np.ndarray, int, bool]:
     """The variation on a mask already cropped to its box; ``min_pixels`` already scaled.
 
     Returns (varied box mask (h, w) bool, tries, fell_back). See :func:`vary_mask`.
@@ -179,10 +192,13 @@ def vary_mask(
         return VariationResult(mask.copy(), 0, True)
     y0, y1, x0, x1 = box
     varied, tries, fell_back = vary_in_box(
-        mask[y0:y1, x0:x1], box, mask.shape, rng,
+        mask[y0:y1, x0:x1],
+        box,
+        mask.shape,
+        rng,
         scaled_min_pixels(min_pixels, mask.shape),
         Variation(max_fraction, max_tries, batch, res, threshold_low, threshold_high),
-    )  # fmt: skip
+    )
     out = np.zeros_like(mask)
     out[y0:y1, x0:x1] = varied
     return VariationResult(out, tries, fell_back)

@@ -96,7 +96,12 @@ def sample_inflammation(
         as inflamed and some label is eligible, at least one group (and in each inflamed
         group at least one label) is inflamed. With no eligible label it is all 0.
     """
-    for name, p in (("p_any", p_any), ("p_group", p_group), ("p_label", p_label), ("p_high", p_high)):
+    for name, p in (
+        ("p_any", p_any),
+        ("p_group", p_group),
+        ("p_label", p_label),
+        ("p_high", p_high),
+    ):
         _check_probability(name, p)
     eligible = np.ones(n_labels, dtype=bool)
     if exclude is not None:
@@ -153,7 +158,9 @@ def groups_from_meta(meta: DatasetMeta) -> list[list[int]]:
         idx = []
         for name in names:
             if name not in index:
-                raise ValueError(f"dataset {meta.name!r}: group {gname!r} names unknown label {name!r}")
+                raise ValueError(
+                    f"dataset {meta.name!r}: group {gname!r} names unknown label {name!r}"
+                )
             if name in seen:
                 raise ValueError(
                     f"dataset {meta.name!r}: label {name!r} is in groups {seen[name]!r} and {gname!r}"

@@ -79,7 +79,9 @@ def _png_small(arr: np.ndarray) -> bytes:
 
 def page_paths(out: Path, n_pages: int) -> list[Path]:
     """``out`` for page 1, ``out_2.png``... for the next ones."""
-    return [out if k == 0 else out.with_name(f"{out.stem}_{k + 1}{out.suffix}") for k in range(n_pages)]
+    return [
+        out if k == 0 else out.with_name(f"{out.stem}_{k + 1}{out.suffix}") for k in range(n_pages)
+    ]
 
 
 def hands11k_check(
@@ -119,7 +121,15 @@ def hands11k_check(
     w.writerow(["imageName", "aspectOfHand", "accessories", "hand_fraction", "n_fingers", "page"])
     per_page = pairs_per_row * rows_per_page
     for i, r in enumerate(rows):
-        w.writerow([r.image_name, r.aspect, r.accessories, f"{r.hand_fraction:.4f}", r.n_fingers,
-                    i // per_page + 1])  # fmt: skip
+        w.writerow(
+            [
+                r.image_name,
+                r.aspect,
+                r.accessories,
+                f"{r.hand_fraction:.4f}",
+                r.n_fingers,
+                i // per_page + 1,
+            ]
+        )
     write_text_atomic(out.with_suffix(".csv"), buf.getvalue())
     return paths, rows

@@ -29,9 +29,16 @@ from jointaug.natural.openness import count_fingers
 HAND_INFO = "HandInfo.csv"
 HANDS_DIR = "Hands"
 COLUMNS = (
-    "id", "age", "gender", "skinColor", "accessories", "nailPolish",
-    "aspectOfHand", "imageName", "irregularities",
-)  # fmt: skip
+    "id",
+    "age",
+    "gender",
+    "skinColor",
+    "accessories",
+    "nailPolish",
+    "aspectOfHand",
+    "imageName",
+    "irregularities",
+)
 ASPECTS = ("dorsal right", "dorsal left", "palmar right", "palmar left")
 
 
@@ -79,7 +86,9 @@ def read_hand_info(path: str | os.PathLike) -> list[HandRecord]:
     if path.is_dir() or path.suffix.lower() != ".csv":
         path = path / HAND_INFO
     if not path.is_file():
-        raise HandsDataError(f"{path}: missing (an 11k Hands folder holds {HAND_INFO} and {HANDS_DIR}/)")
+        raise HandsDataError(
+            f"{path}: missing (an 11k Hands folder holds {HAND_INFO} and {HANDS_DIR}/)"
+        )
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -134,10 +143,19 @@ def hand_info_text(records: Iterable[HandRecord]) -> str:
     w = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     w.writerow(COLUMNS)
     for r in records:
-        w.writerow([
-            r.id, int(r.age) if r.age.isdigit() else r.age, r.gender, r.skin_color,
-            r.accessories, r.nail_polish, r.aspect, r.image_name, r.irregularities,
-        ])  # fmt: skip
+        w.writerow(
+            [
+                r.id,
+                int(r.age) if r.age.isdigit() else r.age,
+                r.gender,
+                r.skin_color,
+                r.accessories,
+                r.nail_polish,
+                r.aspect,
+                r.image_name,
+                r.irregularities,
+            ]
+        )
     return buf.getvalue()
 
 

@@ -84,7 +84,9 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 
 
 @torch.no_grad()
-def predict_scores(model: UNet, x: np.ndarray, device: str = "cpu", batch_size: int = 16) -> np.ndarray:
+def predict_scores(
+    model: UNet, x: np.ndarray, device: str = "cpu", batch_size: int = 16
+) -> np.ndarray:
     """(N, 3, S, S) float -> (N, 16, S, S) float32 softmax probabilities."""
     model.eval().to(device)
     out = []
@@ -248,8 +250,10 @@ def load_trained_segmenter(path: str | os.PathLike, cfg: NaturalConfig) -> Train
 
     path = Path(path)
     if not path.is_file():
-        raise SegmenterFileError(f"{path}: segmenter weights missing (natural-source writes "
-                                 "OUT.work/segmenter.safetensors)")  # fmt: skip
+        raise SegmenterFileError(
+            f"{path}: segmenter weights missing (natural-source writes "
+            "OUT.work/segmenter.safetensors)"
+        )
     try:
         tensors, meta = load_tensors(path)
     except WeightsError as exc:

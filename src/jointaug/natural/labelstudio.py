@@ -233,6 +233,8 @@ def match_labels(labels: list[PhotoLabels], image_names: list[str]) -> dict[str,
         if name is None:
             continue
         if name in out:
-            raise LabelImportError(f"two label sets for photo {name} ({out[name].source}, {lab.source})")
+            raise LabelImportError(
+                f"two label sets for photo {name} ({out[name].source}, {lab.source})"
+            )
         out[name] = lab
     return out

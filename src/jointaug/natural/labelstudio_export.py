@@ -52,10 +52,21 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 #: Label colours in the editor: one hue per joint row, lighter towards the finger tips.
 JOINT_COLOURS = {
     "wrist": "#7f7f7f",
-    "mcp1": "#1f77b4", "mcp2": "#d62728", "mcp3": "#2ca02c", "mcp4": "#9467bd", "mcp5": "#ff7f0e",
-    "ip1": "#6baed6", "pip2": "#fb6a4a", "pip3": "#74c476", "pip4": "#9e9ac8", "pip5": "#fd8d3c",
-    "dip2": "#fcbba1", "dip3": "#c7e9c0", "dip4": "#dadaeb", "dip5": "#fdd0a2",
-}  # fmt: skip
+    "mcp1": "#1f77b4",
+    "mcp2": "#d62728",
+    "mcp3": "#2ca02c",
+    "mcp4": "#9467bd",
+    "mcp5": "#ff7f0e",
+    "ip1": "#6baed6",
+    "pip2": "#fb6a4a",
+    "pip3": "#74c476",
+    "pip4": "#9e9ac8",
+    "pip5": "#fd8d3c",
+    "dip2": "#fcbba1",
+    "dip3": "#c7e9c0",
+    "dip4": "#dadaeb",
+    "dip5": "#fdd0a2",
+}
 
 
 class ExportError(ValueError):
@@ -66,11 +77,13 @@ def labelling_config(from_name: str = FROM_NAME, to_name: str = TO_NAME) -> str:
     """The Label Studio labelling config (XML) whose labels the importer reads."""
     lines = [
         "<View>",
-        f"  <Image name={quoteattr(to_name)} value={quoteattr('$' + DATA_KEY)} zoom=\"true\"/>",
+        f'  <Image name={quoteattr(to_name)} value={quoteattr("$" + DATA_KEY)} zoom="true"/>',
         f"  <BrushLabels name={quoteattr(from_name)} toName={quoteattr(to_name)}>",
     ]
     for joint in HAND_JOINTS:
-        lines.append(f"    <Label value={quoteattr(joint)} background={quoteattr(JOINT_COLOURS[joint])}/>")
+        lines.append(
+            f"    <Label value={quoteattr(joint)} background={quoteattr(JOINT_COLOURS[joint])}/>"
+        )
     lines += ["  </BrushLabels>", "</View>"]
     return "\n".join(lines) + "\n"
 
@@ -79,10 +92,15 @@ def brush_result(joint: str, mask: np.ndarray, score: float | None = None) -> di
     """One joint's (H, W) bool mask as a Label Studio brush result (annotation or prediction)."""
     h, w = mask.shape
     out = {
-        "id": joint, "type": "brushlabels", "from_name": FROM_NAME, "to_name": TO_NAME,
-        "original_width": int(w), "original_height": int(h), "image_rotation": 0,
+        "id": joint,
+        "type": "brushlabels",
+        "from_name": FROM_NAME,
+        "to_name": TO_NAME,
+        "original_width": int(w),
+        "original_height": int(h),
+        "image_rotation": 0,
         "value": {"format": "rle", "rle": mask_to_brush(mask), "brushlabels": [joint]},
-    }  # fmt: skip
+    }
     if score is not None:
         out["score"] = round(float(score), 4)
     return out
@@ -105,7 +123,9 @@ def _scale_box(box: CropBox, fy: float, fx: float) -> CropBox:
 def _resize_mask_smooth(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if mask.shape == tuple(shape):
         return mask
-    im = Image.fromarray(mask.astype(np.float32)).resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+    im = Image.fromarray(mask.astype(np.float32)).resize(
+        (shape[1], shape[0]), Image.Resampling.BILINEAR
+    )
     return np.asarray(im) > 0.5
 
 
@@ -157,7 +177,9 @@ def list_photos(paths: list[Path]) -> list[Path]:
             folder = path / "Hands" if (path / "Hands").is_dir() else path
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
             if not files:
-                raise ExportError(f"{folder}: no photos ({', '.join(PHOTO_SUFFIXES)}) in this folder")
+                raise ExportError(
+                    f"{folder}: no photos ({', '.join(PHOTO_SUFFIXES)}) in this folder"
+                )
             found += files
         elif path.is_file():
             if path.suffix.lower() not in PHOTO_SUFFIXES:

@@ -140,9 +140,13 @@ def mcp_row_from_silhouette(mask: np.ndarray) -> float | None:
     if n < 2:
         return None
     bottoms = ndimage.labeled_comprehension(
-        np.arange(lab.size).reshape(lab.shape) // lab.shape[1], lab, np.arange(1, n + 1),
-        np.max, float, np.nan,
-    )  # fmt: skip
+        np.arange(lab.size).reshape(lab.shape) // lab.shape[1],
+        lab,
+        np.arange(1, n + 1),
+        np.max,
+        float,
+        np.nan,
+    )
     return float(np.median(bottoms))
 
 
@@ -194,9 +198,14 @@ def _place(
     matrix = np.array([1.0 / scale, sign / scale])
     offset = np.array(src_anchor, float) - matrix * np.array(out_anchor, float)
     return ndimage.affine_transform(
-        layer, matrix, offset=offset, output_shape=(out_size, out_size),
-        order=order, mode="constant", cval=0,
-    )  # fmt: skip
+        layer,
+        matrix,
+        offset=offset,
+        output_shape=(out_size, out_size),
+        order=order,
+        mode="constant",
+        cval=0,
+    )
 
 
 def trim_bottom(mask: np.ndarray, from_row: float, min_fraction: float = 0.7) -> np.ndarray:
@@ -209,7 +218,9 @@ def trim_bottom(mask: np.ndarray, from_row: float, min_fraction: float = 0.7) ->
     """
     rows = np.nonzero(mask.any(1))[0]
     start = int(np.clip(np.ceil(from_row), rows[0], rows[-1]))
-    widths = np.array([np.subtract(*_widest_run(mask[r])[::-1]) for r in range(start, rows[-1] + 1)])
+    widths = np.array(
+        [np.subtract(*_widest_run(mask[r])[::-1]) for r in range(start, rows[-1] + 1)]
+    )
     if widths.size == 0:
         return mask
     full = np.flatnonzero(widths >= min_fraction * np.median(widths))
@@ -257,8 +268,15 @@ class Layout:
     gap: float = 0.02
 
 
-def make_scene(rgb: np.ndarray, mask: np.ndarray, regions: np.ndarray | None, size: int,
-               rng: np.random.Generator, aspect: str = "", layout: Layout = Layout()) -> Scene:  # fmt: skip
+def make_scene(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    regions: np.ndarray | None,
+    size: int,
+    rng: np.random.Generator,
+    aspect: str = "",
+    layout: Layout = Layout(),
+) -> Scene:
     """Build the two-hand scene of one photo.
 
     Args:
@@ -320,7 +338,10 @@ def make_scene(rgb: np.ndarray, mask: np.ndarray, regions: np.ndarray | None, si
             regions_out[joint] = reg_p[joint] + offset
     image_u16 = np.clip(np.rint(image * 257.0), 0, 65535).astype(np.uint16)
     return Scene(
-        image=image_u16, tissue=tissue, regions=regions_out,
+        image=image_u16,
+        tissue=tissue,
+        regions=regions_out,
         mirrored=left_label if mirror_left_copy else right_label,
-        rotation_deg=angle, thumb_side=side,
-    )  # fmt: skip
+        rotation_deg=angle,
+        thumb_side=side,
+    )

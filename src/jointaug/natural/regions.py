@@ -19,10 +19,21 @@ from jointaug.natural.openness import palm_radius
 #: Disc radius of a keypoint, as a fraction of the palm's inscribed radius R.
 JOINT_RADIUS_FRACTION = {
     "wrist": 0.60,
-    "mcp1": 0.28, "mcp2": 0.30, "mcp3": 0.30, "mcp4": 0.30, "mcp5": 0.27,
-    "ip1": 0.24, "pip2": 0.24, "pip3": 0.24, "pip4": 0.24, "pip5": 0.21,
-    "dip2": 0.19, "dip3": 0.19, "dip4": 0.19, "dip5": 0.17,
-}  # fmt: skip
+    "mcp1": 0.28,
+    "mcp2": 0.30,
+    "mcp3": 0.30,
+    "mcp4": 0.30,
+    "mcp5": 0.27,
+    "ip1": 0.24,
+    "pip2": 0.24,
+    "pip3": 0.24,
+    "pip4": 0.24,
+    "pip5": 0.21,
+    "dip2": 0.19,
+    "dip3": 0.19,
+    "dip4": 0.19,
+    "dip5": 0.17,
+}
 
 #: Paint order: large regions first.
 PAINT_ORDER = (

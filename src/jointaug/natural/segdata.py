@@ -70,7 +70,9 @@ def crop_labels(regions: np.ndarray, box: CropBox, size: int) -> np.ndarray:
 
 def uncrop_labels(pred: np.ndarray, box: CropBox, shape: tuple[int, int]) -> np.ndarray:
     """(S, S) label map predicted in the box -> (H, W) uint8 of the photo (0 outside the box)."""
-    big = Image.fromarray(pred.astype(np.uint8)).resize((box.side, box.side), Image.Resampling.NEAREST)
+    big = Image.fromarray(pred.astype(np.uint8)).resize(
+        (box.side, box.side), Image.Resampling.NEAREST
+    )
     big = np.asarray(big)
     h, w = shape
     out = np.zeros((h, w), np.uint8)
@@ -87,9 +89,14 @@ def uncrop_scores(scores: np.ndarray, box: CropBox, shape: tuple[int, int]) -> n
     Each class's score is resized bilinearly to the box before the argmax, so
     region edges are smooth rather than S-pixel blocks; 0 outside the box.
     """
-    big = np.stack([
-        np.asarray(Image.fromarray(c.astype(np.float32)).resize(
-            (box.side, box.side), Image.Resampling.BILINEAR))
-        for c in scores
-    ])  # fmt: skip
+    big = np.stack(
+        [
+            np.asarray(
+                Image.fromarray(c.astype(np.float32)).resize(
+                    (box.side, box.side), Image.Resampling.BILINEAR
+                )
+            )
+            for c in scores
+        ]
+    )
     return uncrop_labels(big.argmax(0).astype(np.uint8), box, shape)

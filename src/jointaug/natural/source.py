@@ -197,22 +197,37 @@ def build_natural_source(
     writer = DatasetWriter(out, _meta(photos, standin, seg), extra_columns=EXTRA_COLUMNS)
     try:
         todo = [r for r in kept if _case_id(r.image_name) not in writer.done_ids]
-        _write_cases(writer, todo, _Scenes(photos, labels, seg.model, device, size, cfg, seed), progress)
+        _write_cases(
+            writer, todo, _Scenes(photos, labels, seg.model, device, size, cfg, seed), progress
+        )
     except BaseException:
         writer.abort()
         raise
     return writer.close()
 
 
-def _select(photos: Path, records: list[HandRecord], cfg: NaturalConfig, seed: int, work_dir: Path,
-            progress: bool) -> list[HandRecord]:  # fmt: skip
+def _select(
+    photos: Path,
+    records: list[HandRecord],
+    cfg: NaturalConfig,
+    seed: int,
+    work_dir: Path,
+    progress: bool,
+) -> list[HandRecord]:
     """The photos kept by the filters (and include/exclude lists); decisions to selection.csv."""
     include = _optional_list(photos, cfg.include_list, "include.txt")
     exclude = _optional_list(photos, cfg.exclude_list, "exclude.txt")
     kept, decisions = select_photos(
-        photos, records, cfg.max_images, cfg.min_fingers, np.random.default_rng([seed, 1]),
-        include, exclude, cfg.photo_max_side, progress,
-    )  # fmt: skip
+        photos,
+        records,
+        cfg.max_images,
+        cfg.min_fingers,
+        np.random.default_rng([seed, 1]),
+        include,
+        exclude,
+        cfg.photo_max_side,
+        progress,
+    )
     write_text_atomic(work_dir / "selection.csv", decisions_csv_text(decisions))
     if not kept:
         raise HandsDataError(
@@ -236,9 +251,13 @@ def _meta(photos: Path, standin: bool, seg) -> DatasetMeta:
         never_inflame=list(NEVER_INFLAME),
         source="stand-in" if standin else "11k Hands",
         views=[VIEW],
-        segmenter={"val_dice_mean": _nanmean(seg.val_dice[1:]), "n_train": seg.n_train,
-                   "n_val": seg.n_val, "joints": list(HAND_JOINTS)},
-    )  # fmt: skip
+        segmenter={
+            "val_dice_mean": _nanmean(seg.val_dice[1:]),
+            "n_train": seg.n_train,
+            "n_val": seg.n_val,
+            "joints": list(HAND_JOINTS),
+        },
+    )
     return meta
 
 
@@ -288,14 +307,29 @@ def _write_cases(writer: DatasetWriter, todo: list[HandRecord], w: _Scenes, prog
                 regions = regions_from_labels(labels[rec.image_name], mask.shape, mask)
                 source = "labels"
             rng = np.random.default_rng([seed, 2, zlib.crc32(rec.image_name.encode())])
-            scene = make_scene(rgb, mask, regions, w.size, rng, aspect=rec.aspect,
-                               layout=Layout(hand_length=tuple(cfg.hand_length)))  # fmt: skip
+            scene = make_scene(
+                rgb,
+                mask,
+                regions,
+                w.size,
+                rng,
+                aspect=rec.aspect,
+                layout=Layout(hand_length=tuple(cfg.hand_length)),
+            )
             writer.add(
-                case_id=_case_id(rec.image_name), patient_id=rec.id, view=VIEW,
-                image=scene.image, tissue=scene.tissue, regions=scene.regions,
-                extra={"source_image": rec.image_name, "aspect": rec.aspect,
-                       "mirrored": scene.mirrored, "regions_from": source},
-            )  # fmt: skip
+                case_id=_case_id(rec.image_name),
+                patient_id=rec.id,
+                view=VIEW,
+                image=scene.image,
+                tissue=scene.tissue,
+                regions=scene.regions,
+                extra={
+                    "source_image": rec.image_name,
+                    "aspect": rec.aspect,
+                    "mirrored": scene.mirrored,
+                    "regions_from": source,
+                },
+            )
             if bar is not None:
                 bar.update(1)
     if bar is not None:

@@ -21,9 +21,13 @@ import numpy as np
 from scipy import ndimage
 
 SKIN_TONES = (
-    (236, 196, 168), (226, 176, 142), (205, 148, 112),
-    (176, 120, 86), (142, 94, 64), (104, 68, 48),
-)  # fmt: skip
+    (236, 196, 168),
+    (226, 176, 142),
+    (205, 148, 112),
+    (176, 120, 86),
+    (142, 94, 64),
+    (104, 68, 48),
+)
 SKIN_NAMES = ("very fair", "fair", "medium", "medium", "dark", "very dark")
 ACCESSORY_COLOURS = ((214, 172, 40), (200, 30, 40), (30, 70, 200), (20, 150, 70), (130, 70, 35))
 POLISH_COLOURS = ((170, 20, 40), (200, 40, 120), (120, 20, 60))
@@ -78,8 +82,10 @@ def hand_geometry(
         angles = {k: np.deg2rad(v * spread + rng.normal(0, 1.5)) for k, v in base_angles.items()}
         thumb_angle = np.deg2rad(rng.uniform(-62, -45))
     else:
-        angles = {k: np.deg2rad(v + rng.normal(0, 0.5)) for k, v in
-                  {"2": 2.0, "3": 0.5, "4": -1.0, "5": -2.5}.items()}  # fmt: skip
+        angles = {
+            k: np.deg2rad(v + rng.normal(0, 0.5))
+            for k, v in {"2": 2.0, "3": 0.5, "4": -1.0, "5": -2.5}.items()
+        }
         thumb_angle = np.deg2rad(rng.uniform(-22, -15))
     joints: dict[str, tuple[float, float]] = {}
     tips: dict[str, tuple[float, float]] = {}
@@ -95,7 +101,11 @@ def hand_geometry(
         r = radii[k] * s
         if pose == "fist":  # fingers curled under: only the knuckles show
             pip, dip, tip = base + 0.12 * L * d, base + 0.16 * L * d, base + 0.20 * L * d
-        joints[f"mcp{k}"], joints[f"pip{k}"], joints[f"dip{k}"] = tuple(base), tuple(pip), tuple(dip)
+        joints[f"mcp{k}"], joints[f"pip{k}"], joints[f"dip{k}"] = (
+            tuple(base),
+            tuple(pip),
+            tuple(dip),
+        )
         tips[k] = tuple(tip)
         fr[k] = r
         capsules.append((*base, *tip, r, 0.82 * r))
@@ -157,8 +167,10 @@ def hand_sdf(geom: HandGeometry, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _smooth_noise(shape, rng, sigma, amp):
-    return ndimage.gaussian_filter(rng.normal(0, 1, shape), sigma) * amp / max(
-        1e-6, 1.0 / (2 * np.sqrt(np.pi) * sigma)
+    return (
+        ndimage.gaussian_filter(rng.normal(0, 1, shape), sigma)
+        * amp
+        / max(1e-6, 1.0 / (2 * np.sqrt(np.pi) * sigma))
     )
 
 
@@ -206,8 +218,13 @@ def render_photo(
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _paper(sdf: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, yy: np.ndarray,
-           xx: np.ndarray) -> np.ndarray:  # fmt: skip
+def _paper(
+    sdf: np.ndarray,
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    yy: np.ndarray,
+    xx: np.ndarray,
+) -> np.ndarray:
     """The background (H, W, 3): white to light grey paper, a gentle gradient, a soft
     neutral shadow of the hand."""
     h, w = shape
@@ -222,8 +239,14 @@ def _paper(sdf: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, yy
     return paper[..., None] + tint + rng.normal(0, 1.2, (h, w, 3))
 
 
-def _skin_marks(img: np.ndarray, geom: HandGeometry, face: str, polish: tuple[int, int, int] | None,
-                xx: np.ndarray, yy: np.ndarray) -> np.ndarray:  # fmt: skip
+def _skin_marks(
+    img: np.ndarray,
+    geom: HandGeometry,
+    face: str,
+    polish: tuple[int, int, int] | None,
+    xx: np.ndarray,
+    yy: np.ndarray,
+) -> np.ndarray:
     """Knuckle wrinkles / creases (thin darker arcs at PIP and DIP), then palm creases
     (palmar) or nails near the finger tips (dorsal). No random draws."""
     for k in "2345":
@@ -259,8 +282,15 @@ def _skin_marks(img: np.ndarray, geom: HandGeometry, face: str, polish: tuple[in
     return img
 
 
-def _paint_accessory(img: np.ndarray, hand_alpha: np.ndarray, geom: HandGeometry, rng: np.random.Generator,
-                     accessory: str, xx: np.ndarray, yy: np.ndarray) -> None:  # fmt: skip
+def _paint_accessory(
+    img: np.ndarray,
+    hand_alpha: np.ndarray,
+    geom: HandGeometry,
+    rng: np.random.Generator,
+    accessory: str,
+    xx: np.ndarray,
+    yy: np.ndarray,
+) -> None:
     """A ring on a finger or a watch band across the forearm (a saturated band), in place."""
     h = img.shape[0]
     colour = ACCESSORY_COLOURS[int(rng.integers(len(ACCESSORY_COLOURS)))]
@@ -271,8 +301,16 @@ def _paint_accessory(img: np.ndarray, hand_alpha: np.ndarray, geom: HandGeometry
         c = (mx + 0.55 * (px - mx), my + 0.55 * (py - my))
         d = np.array([px - mx, py - my]) / max(np.hypot(px - mx, py - my), 1e-6)
         n = np.array([-d[1], d[0]]) * geom.finger_radius[k] * 1.05
-        _paint_band(img, hand_alpha, xx, yy, (c[0] - n[0], c[1] - n[1]),
-                    (c[0] + n[0], c[1] + n[1]), 0.02 * h, colour)  # fmt: skip
+        _paint_band(
+            img,
+            hand_alpha,
+            xx,
+            yy,
+            (c[0] - n[0], c[1] - n[1]),
+            (c[0] + n[0], c[1] + n[1]),
+            0.02 * h,
+            colour,
+        )
     else:  # watch band across the forearm
         wx, wy = geom.joints["wrist"]
         half = geom.boxes[1][2] * 1.08

@@ -69,11 +69,22 @@ class PhotoStyle:
     polish: bool = False
 
 
-def make_photo(record_id: str, image_name: str, aspect: str, rng: np.random.Generator,
-               size: tuple[int, int] = (400, 300),
-               style: PhotoStyle = PhotoStyle()) -> tuple[np.ndarray, StandInPhoto]:  # fmt: skip
+def make_photo(
+    record_id: str,
+    image_name: str,
+    aspect: str,
+    rng: np.random.Generator,
+    size: tuple[int, int] = (400, 300),
+    style: PhotoStyle = PhotoStyle(),
+) -> tuple[np.ndarray, StandInPhoto]:
     """Render one photo; returns ((H, W, 3) uint8, its truth). ``size`` = (width, height)."""
-    skin, scale, pose, accessory, polish = style.skin, style.scale, style.pose, style.accessory, style.polish
+    skin, scale, pose, accessory, polish = (
+        style.skin,
+        style.scale,
+        style.pose,
+        style.accessory,
+        style.polish,
+    )
     w, h = size
     geom = hand_geometry(w, h, rng, pose=pose, scale=scale)
     face = aspect.split()[0]
@@ -84,10 +95,16 @@ def make_photo(record_id: str, image_name: str, aspect: str, rng: np.random.Gene
         geom = mirror_geometry(geom, w)
     hand = hand_sdf(geom, (h, w)) < 0
     rec = HandRecord(
-        id=record_id, age=str(int(rng.integers(18, 70))), gender=("male", "female")[skin % 2],
-        skin_color=SKIN_NAMES[skin], accessories=int(bool(accessory)), nail_polish=int(polish),
-        aspect=aspect, image_name=image_name, irregularities=0,
-    )  # fmt: skip
+        id=record_id,
+        age=str(int(rng.integers(18, 70))),
+        gender=("male", "female")[skin % 2],
+        skin_color=SKIN_NAMES[skin],
+        accessories=int(bool(accessory)),
+        nail_polish=int(polish),
+        aspect=aspect,
+        image_name=image_name,
+        irregularities=0,
+    )
     joints = np.array([geom.joints[j] for j in HAND_JOINTS], dtype=np.float64)
     return img, StandInPhoto(rec, pose, joints, hand)
 
@@ -100,9 +117,15 @@ def _jpeg(img: np.ndarray, quality: int = 92) -> bytes:
 
 def _result(kind: str, w: int, h: int, value: dict, k: int) -> dict:
     return {
-        "id": f"r{k}", "type": kind, "from_name": "joints", "to_name": "image",
-        "original_width": w, "original_height": h, "image_rotation": 0, "value": value,
-    }  # fmt: skip
+        "id": f"r{k}",
+        "type": kind,
+        "from_name": "joints",
+        "to_name": "image",
+        "original_width": w,
+        "original_height": h,
+        "image_rotation": 0,
+        "value": value,
+    }
 
 
 def labelstudio_task(
@@ -114,35 +137,65 @@ def labelstudio_task(
     results = []
     if kind == "keypoint":
         for k, (j, (x, y)) in enumerate(zip(HAND_JOINTS, pct, strict=True)):
-            results.append(_result("keypointlabels", w, h, {
-                "x": round(float(x), 4), "y": round(float(y), 4), "width": 0.6,
-                "keypointlabels": [j]}, k))  # fmt: skip
+            results.append(
+                _result(
+                    "keypointlabels",
+                    w,
+                    h,
+                    {
+                        "x": round(float(x), 4),
+                        "y": round(float(y), 4),
+                        "width": 0.6,
+                        "keypointlabels": [j],
+                    },
+                    k,
+                )
+            )
     elif kind == "brush":
-        kp = PhotoLabels(photo.record.image_name, keypoints={
-            j: (x / 100.0, y / 100.0) for j, (x, y) in zip(HAND_JOINTS, pct, strict=True)})  # fmt: skip
+        kp = PhotoLabels(
+            photo.record.image_name,
+            keypoints={
+                j: (x / 100.0, y / 100.0) for j, (x, y) in zip(HAND_JOINTS, pct, strict=True)
+            },
+        )
         regions = regions_from_labels(kp, (h, w), hand=photo.hand)
         for k, j in enumerate(HAND_JOINTS):
             m = regions == k + 1
             if m.any():
-                results.append(_result("brushlabels", w, h, {
-                    "format": "rle", "rle": mask_to_brush(m), "brushlabels": [j]}, k))  # fmt: skip
+                results.append(
+                    _result(
+                        "brushlabels",
+                        w,
+                        h,
+                        {"format": "rle", "rle": mask_to_brush(m), "brushlabels": [j]},
+                        k,
+                    )
+                )
     elif kind == "polygon":
         r_palm = palm_radius(photo.hand)
         t = np.linspace(0, 2 * np.pi, 8, endpoint=False)
         for k, (j, (x, y)) in enumerate(zip(HAND_JOINTS, photo.joints, strict=True)):
             r = JOINT_RADIUS_FRACTION[j] * r_palm
             pts = np.stack([(x + r * np.cos(t)) / w * 100, (y + r * np.sin(t)) / h * 100], 1)
-            results.append(_result("polygonlabels", w, h, {
-                "points": np.round(pts, 4).tolist(), "polygonlabels": [j], "closed": True}, k))  # fmt: skip
+            results.append(
+                _result(
+                    "polygonlabels",
+                    w,
+                    h,
+                    {"points": np.round(pts, 4).tolist(), "polygonlabels": [j], "closed": True},
+                    k,
+                )
+            )
     else:
         raise ValueError(f"unknown label kind {kind!r}")
     return {
         "id": task_id,
         "data": {"image": f"/data/upload/1/{prefix}-{photo.record.image_name}"},
-        "annotations": [{"id": task_id, "was_cancelled": False, "ground_truth": False,
-                         "result": results}],
+        "annotations": [
+            {"id": task_id, "was_cancelled": False, "ground_truth": False, "result": results}
+        ],
         "predictions": [],
-    }  # fmt: skip
+    }
 
 
 def write_standin(
@@ -164,8 +217,15 @@ def write_standin(
         size: photo (width, height) in pixels.
     """
     folder = Path(folder)
-    params = {"n_photos": n_photos, "n_labelled": n_labelled, "seed": seed, "size": list(size),
-              "p_accessory": p_accessory, "p_closed": p_closed, "version": 1}  # fmt: skip
+    params = {
+        "n_photos": n_photos,
+        "n_labelled": n_labelled,
+        "seed": seed,
+        "size": list(size),
+        "p_accessory": p_accessory,
+        "p_closed": p_closed,
+        "version": 1,
+    }
     marker = folder / MARKER
     if marker.is_file():
         try:
@@ -201,9 +261,11 @@ def write_standin(
         records.append(photo.record)
         truth[name] = {
             "pose": pose,
-            "joints": {j: [float(x) / size[0], float(y) / size[1]]
-                       for j, (x, y) in zip(HAND_JOINTS, photo.joints, strict=True)},
-        }  # fmt: skip
+            "joints": {
+                j: [float(x) / size[0], float(y) / size[1]]
+                for j, (x, y) in zip(HAND_JOINTS, photo.joints, strict=True)
+            },
+        }
         if pose == "open" and not accessory:
             candidates.append(photo)
     picked = [candidates[i] for i in sorted(rng.permutation(len(candidates))[:n_labelled])]

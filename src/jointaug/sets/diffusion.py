@@ -53,10 +53,19 @@ from jointaug.sets.writer import (  # noqa: F401 - re-exported: the task graph a
     shard_ranges,
 )
 
-EXTRA_COLUMNS = ["source_case", "sample_seed", "perlin_tries", "perlin_fallbacks", "sampler", "steps"]
+EXTRA_COLUMNS = [
+    "source_case",
+    "sample_seed",
+    "perlin_tries",
+    "perlin_fallbacks",
+    "sampler",
+    "steps",
+]
 # settings keys added after sets were first written, with the value such sets were made with
 LATER_KEYS = {"guidance_scale": 1.0, "upsample": "nearest"}
-NOT_COMPARED = frozenset({"batch_size"})  # batches are aligned, so the batch size does not change a case
+NOT_COMPARED = frozenset(
+    {"batch_size"}
+)  # batches are aligned, so the batch size does not change a case
 
 
 @dataclass(frozen=True)
@@ -77,25 +86,45 @@ def model_record(model_dir: Path) -> dict:
         info = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         info = {}
-    return {"step": info.get("step", done.get("step")), "train_cases": len(info.get("train_cases", [])),
-            "key": done.get("key")}  # fmt: skip
+    return {
+        "step": info.get("step", done.get("step")),
+        "train_cases": len(info.get("train_cases", [])),
+        "key": done.get("key"),
+    }
 
 
-def set_settings(*, name: str, fold: int, source_kind: str, perlin: bool, source_root: Path,
-                 model: dict, config: Config, batch_size: int | str | None = None) -> dict:  # fmt: skip
+def set_settings(
+    *,
+    name: str,
+    fold: int,
+    source_kind: str,
+    perlin: bool,
+    source_root: Path,
+    model: dict,
+    config: Config,
+    batch_size: int | str | None = None,
+) -> dict:
     """The settings an augmentation set records (``augmentation.json``) and is compared by
     (all but ``batch_size``: batches are aligned, a case does not depend on it)."""
     cfg = config.diffusion
     return {
-        "fold": fold, "name": name, "source": source_kind, "perlin": bool(perlin),
-        "source_dataset": str(Path(source_root).resolve()), "seed": cfg.seed,
-        "model_step": model.get("step"), "model_train_cases": model.get("train_cases"),
+        "fold": fold,
+        "name": name,
+        "source": source_kind,
+        "perlin": bool(perlin),
+        "source_dataset": str(Path(source_root).resolve()),
+        "seed": cfg.seed,
+        "model_step": model.get("step"),
+        "model_train_cases": model.get("train_cases"),
         "model_key": model.get("key"),
-        "sampler": cfg.sampler, "steps": sampler_steps(cfg), "batch_size": cfg.sample_batch_size if batch_size is None else batch_size,
-        "guidance_scale": cfg.guidance_scale, "upsample": cfg.upsample,
+        "sampler": cfg.sampler,
+        "steps": sampler_steps(cfg),
+        "batch_size": cfg.sample_batch_size if batch_size is None else batch_size,
+        "guidance_scale": cfg.guidance_scale,
+        "upsample": cfg.upsample,
         "inflammation_sampler": config.sampler.model_dump(),
         "perlin_config": config.perlin.model_dump() if perlin else None,
-    }  # fmt: skip
+    }
 
 
 def stale_set(out: Path, settings: dict) -> StaleOutput | None:
@@ -103,7 +132,9 @@ def stale_set(out: Path, settings: dict) -> StaleOutput | None:
     return writer.stale_set(out, settings, "augmentation set", LATER_KEYS, NOT_COMPARED)
 
 
-def _set_meta(name: str, fold: int, dataset: Dataset, source: Source, settings: dict) -> DatasetMeta:
+def _set_meta(
+    name: str, fold: int, dataset: Dataset, source: Source, settings: dict
+) -> DatasetMeta:
     views = list(dict.fromkeys(c.view for c in source.cases))
     return DatasetMeta(
         name=f"{name}-fold{fold}",
@@ -124,27 +155,48 @@ def _sampler(model: TrainedModel, source: Source, steps: int):
     cfg = model.cfg
 
     def make_batch(plans: Sequence[PlannedCase]) -> list[SetCase]:
-        rates = generate_rates(model, [p.composed.condition for p in plans], [p.diffusion_seed for p in plans])
+        rates = generate_rates(
+            model, [p.composed.condition for p in plans], [p.diffusion_seed for p in plans]
+        )
         out = []
         for p, rate in zip(plans, rates, strict=True):
             src = p.source_case
-            out.append(SetCase(
-                patient_id=src.patient_id if source.kind == "mp" else f"natural-{src.patient_id}",
-                view=src.view, image=poisson_counts(rate, p.poisson_rng), labels=p.composed.labels,
-                tissue=p.composed.condition, regions=p.regions,
-                extra={"source_case": src.case_id, "sample_seed": str(p.diffusion_seed),
-                       "perlin_tries": str(p.composed.total_tries),
-                       "perlin_fallbacks": str(p.composed.n_fell_back), "sampler": cfg.sampler,
-                       "steps": str(steps)},
-            ))  # fmt: skip
+            out.append(
+                SetCase(
+                    patient_id=src.patient_id
+                    if source.kind == "mp"
+                    else f"natural-{src.patient_id}",
+                    view=src.view,
+                    image=poisson_counts(rate, p.poisson_rng),
+                    labels=p.composed.labels,
+                    tissue=p.composed.condition,
+                    regions=p.regions,
+                    extra={
+                        "source_case": src.case_id,
+                        "sample_seed": str(p.diffusion_seed),
+                        "perlin_tries": str(p.composed.total_tries),
+                        "perlin_fallbacks": str(p.composed.n_fell_back),
+                        "sampler": cfg.sampler,
+                        "steps": str(steps),
+                    },
+                )
+            )
         return out
 
     return make_batch
 
 
-def make_augmentation_set(out: Path, n: int, which: DiffusionSet, *, dataset: Dataset, config: Config,
-                          progress: bool = True, shard: tuple[int, int] | None = None,
-                          batch_size: int | None = None) -> Path:  # fmt: skip
+def make_augmentation_set(
+    out: Path,
+    n: int,
+    which: DiffusionSet,
+    *,
+    dataset: Dataset,
+    config: Config,
+    progress: bool = True,
+    shard: tuple[int, int] | None = None,
+    batch_size: int | None = None,
+) -> Path:
     """Write (or resume, or grow) an augmentation set of ``n`` synthetic images; return its folder.
 
     Args:
@@ -164,23 +216,55 @@ def make_augmentation_set(out: Path, n: int, which: DiffusionSet, *, dataset: Da
     # a set keeps the batch it was started with (contents differ across batch sizes only
     # by float rounding, but a set should not mix); else the given / configured / auto one
     b = recorded_batch(out) or batch_size or sample_batch_size(cfg, model.net, model.device)
-    settings = set_settings(name=which.name, fold=which.fold, source_kind=which.source.kind,
-                            perlin=which.perlin, source_root=which.source.dataset.root,
-                            model=model_record(which.model_dir), config=config, batch_size=b)  # fmt: skip
+    settings = set_settings(
+        name=which.name,
+        fold=which.fold,
+        source_kind=which.source.kind,
+        perlin=which.perlin,
+        source_root=which.source.dataset.root,
+        model=model_record(which.model_dir),
+        config=config,
+        batch_size=b,
+    )
     spec = SetSpec(
-        name=which.name, settings=settings, extra_columns=EXTRA_COLUMNS, batch_size=b,
+        name=which.name,
+        settings=settings,
+        extra_columns=EXTRA_COLUMNS,
+        batch_size=b,
         meta=_set_meta(which.name, which.fold, dataset, which.source, settings),
-        planner=CasePlanner(which.source, cfg.seed, which.fold, which.name, config.sampler,
-                            config.perlin if which.perlin else None),
-        later_keys=LATER_KEYS, not_compared=NOT_COMPARED, desc=f"augment {which.name} fold {which.fold}",
-    )  # fmt: skip
+        planner=CasePlanner(
+            which.source,
+            cfg.seed,
+            which.fold,
+            which.name,
+            config.sampler,
+            config.perlin if which.perlin else None,
+        ),
+        later_keys=LATER_KEYS,
+        not_compared=NOT_COMPARED,
+        desc=f"augment {which.name} fold {which.fold}",
+    )
     make_batch = _sampler(model, which.source, settings["steps"])
     return writer.write_set(out, n, spec, make_batch, progress=progress, shard=shard)
 
 
-def merge_shards(out: Path, n: int, ranges: Sequence[tuple[int, int]], *, dataset: Dataset,
-                 source: Source, fold: int, name: str) -> Path:  # fmt: skip
+def merge_shards(
+    out: Path,
+    n: int,
+    ranges: Sequence[tuple[int, int]],
+    *,
+    dataset: Dataset,
+    source: Source,
+    fold: int,
+    name: str,
+) -> Path:
     """Move the finished shards' files into the set ``out``, then write its cases.csv and
     dataset.json (the completeness marker) last; remove the shard folders."""
-    return writer.merge_shards(out, n, ranges, name=name, extra_columns=EXTRA_COLUMNS,
-                               meta_of=lambda settings: _set_meta(name, fold, dataset, source, settings))  # fmt: skip
+    return writer.merge_shards(
+        out,
+        n,
+        ranges,
+        name=name,
+        extra_columns=EXTRA_COLUMNS,
+        meta_of=lambda settings: _set_meta(name, fold, dataset, source, settings),
+    )

@@ -36,23 +36,35 @@ def fit_for_fold(dataset: Dataset, train_patients: Sequence[str]) -> ForwardMode
     """The imaging model fitted on the fold's train cases that have a tissue map (any view)."""
     cases = fold_train_cases(dataset, train_patients)
     if not cases:
-        raise DatasetError(f"{dataset.root}: the fold's train patients have no case with a tissue map")
+        raise DatasetError(
+            f"{dataset.root}: the fold's train patients have no case with a tissue map"
+        )
     images = [dataset.image(c) for c in cases]
     tissues = [dataset.tissue(c) for c in cases]
     return fit_forward_model(images, tissues, [c.case_id for c in cases])
 
 
-def _settings(dataset: Dataset, fold: int, config: Config, model: ForwardModel, perlin: bool) -> dict:
+def _settings(
+    dataset: Dataset, fold: int, config: Config, model: ForwardModel, perlin: bool
+) -> dict:
     return {
-        "kind": "forward", "fold": fold, "name": NAMES[perlin], "plan_name": PLAN_NAMES[perlin],
-        "source": "mp", "perlin": perlin,
-        "source_dataset": str(dataset.root.resolve()), "seed": config.diffusion.seed,
+        "kind": "forward",
+        "fold": fold,
+        "name": NAMES[perlin],
+        "plan_name": PLAN_NAMES[perlin],
+        "source": "mp",
+        "perlin": perlin,
+        "source_dataset": str(dataset.root.resolve()),
+        "seed": config.diffusion.seed,
         "train_cases": sorted(model.per_image),
-        "forward_model": {"sigma_px": model.sigma_px, "low_ratio": model.low_ratio,
-                          "high_ratio": model.high_ratio},
+        "forward_model": {
+            "sigma_px": model.sigma_px,
+            "low_ratio": model.low_ratio,
+            "high_ratio": model.high_ratio,
+        },
         "inflammation_sampler": config.sampler.model_dump(),
         "perlin_config": config.perlin.model_dump() if perlin else None,
-    }  # fmt: skip
+    }
 
 
 def _render(model: ForwardModel):
@@ -61,14 +73,25 @@ def _render(model: ForwardModel):
     def make_batch(plans: Sequence[PlannedCase]) -> list[SetCase]:
         out = []
         for p in plans:
-            rate = render_rate(p.composed.condition, model.rates_for(p.source_case.case_id), model.sigma_px)
-            out.append(SetCase(
-                patient_id=p.source_case.patient_id, view=p.source_case.view,
-                image=poisson_counts(rate, p.poisson_rng), labels=p.composed.labels,
-                tissue=p.composed.condition, regions=p.regions,
-                extra={"source_case": p.source_case.case_id, "perlin_tries": str(p.composed.total_tries),
-                       "perlin_fallbacks": str(p.composed.n_fell_back), "generator": "forward"},
-            ))  # fmt: skip
+            rate = render_rate(
+                p.composed.condition, model.rates_for(p.source_case.case_id), model.sigma_px
+            )
+            out.append(
+                SetCase(
+                    patient_id=p.source_case.patient_id,
+                    view=p.source_case.view,
+                    image=poisson_counts(rate, p.poisson_rng),
+                    labels=p.composed.labels,
+                    tissue=p.composed.condition,
+                    regions=p.regions,
+                    extra={
+                        "source_case": p.source_case.case_id,
+                        "perlin_tries": str(p.composed.total_tries),
+                        "perlin_fallbacks": str(p.composed.n_fell_back),
+                        "generator": "forward",
+                    },
+                )
+            )
         return out
 
     return make_batch
@@ -102,15 +125,30 @@ def make_forward_set(
     model = fit_for_fold(dataset, train_patients)
     settings = _settings(dataset, fold, config, model, perlin)
     meta = DatasetMeta(
-        name=f"{name}-fold{fold}", labels=list(dataset.labels),
+        name=f"{name}-fold{fold}",
+        labels=list(dataset.labels),
         groups={k: list(v) for k, v in dataset.meta.groups.items()},
         classification_views=list(dict.fromkeys(c.view for c in src.cases)),
         description=f"{name} control set of fold {fold}: sampled inflammation conditions rendered by "
         f"a fitted imaging model (blur sigma {model.sigma_px:.2f} px, per-class rates, Poisson noise)",
-        modality=dataset.meta.modality, extra={"augmentation": settings},
-    )  # fmt: skip
-    planner = CasePlanner(src, config.diffusion.seed, fold, PLAN_NAMES[perlin], config.sampler,
-                          config.perlin if perlin else None)  # fmt: skip
-    spec = SetSpec(name=name, settings=settings, meta=meta, extra_columns=EXTRA_COLUMNS, planner=planner,
-                   what="forward set", desc=f"{name} fold {fold}")  # fmt: skip
+        modality=dataset.meta.modality,
+        extra={"augmentation": settings},
+    )
+    planner = CasePlanner(
+        src,
+        config.diffusion.seed,
+        fold,
+        PLAN_NAMES[perlin],
+        config.sampler,
+        config.perlin if perlin else None,
+    )
+    spec = SetSpec(
+        name=name,
+        settings=settings,
+        meta=meta,
+        extra_columns=EXTRA_COLUMNS,
+        planner=planner,
+        what="forward set",
+        desc=f"{name} fold {fold}",
+    )
     return write_set(Path(out), n, spec, _render(model), progress=progress)

@@ -108,7 +108,9 @@ def fit_forward_model(
             raise ValueError(f"image {np.shape(im)} and tissue map {np.shape(t)} differ in shape")
     size = max(np.shape(images[0]))
     grid = list(sigmas) if sigmas is not None else [s * size / 256 for s in SIGMAS_AT_256]
-    pick = np.unique(np.linspace(0, len(images) - 1, min(max_fit_images, len(images))).round().astype(int))
+    pick = np.unique(
+        np.linspace(0, len(images) - 1, min(max_fit_images, len(images))).round().astype(int)
+    )
     resid = {s: sum(fit_rates(images[i], tissues[i], s)[1] for i in pick) for s in grid}
     sigma = min(resid, key=resid.get)
     per, lows, highs = {}, [], []
@@ -128,7 +130,9 @@ def fit_forward_model(
     per = {k: (b, n if np.isfinite(n) else fill) for k, (b, n) in per.items()}
     low = float(np.median(lows)) if lows else DEFAULT_LOW_RATIO
     high = float(np.median(highs)) if highs else max(DEFAULT_HIGH_RATIO, low)
-    return ForwardModel(float(sigma), low, high, per, {f"{s:g}": float(v) for s, v in resid.items()})
+    return ForwardModel(
+        float(sigma), low, high, per, {f"{s:g}": float(v) for s, v in resid.items()}
+    )
 
 
 def render_rate(tissue: np.ndarray, rates: np.ndarray, sigma_px: float) -> np.ndarray:

@@ -87,8 +87,9 @@ def case_visit(case: Case) -> tuple[int, int, str]:
     return int(m.group(1)) - 1, int(m.group(2) or 1), m.group(3)
 
 
-def render_case(params: PatientParams, view: str, vector: np.ndarray,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def render_case(
+    params: PatientParams, view: str, vector: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free mean counts (H, W) and tissue map for a sampled vector (0/1/2 per label).
 
     Levels map to the phantom's states (1 low -> 2, 2 high -> 3); the dorsal view is the
@@ -104,11 +105,16 @@ def render_case(params: PatientParams, view: str, vector: np.ndarray,
 
 def _settings(dataset: Dataset, fold: int, config: Config, info: dict) -> dict:
     return {
-        "fold": fold, "name": NAME, "kind": "oracle", "source": "mp", "perlin": False,
-        "source_dataset": str(dataset.root.resolve()), "seed": config.diffusion.seed,
+        "fold": fold,
+        "name": NAME,
+        "kind": "oracle",
+        "source": "mp",
+        "perlin": False,
+        "source_dataset": str(dataset.root.resolve()),
+        "seed": config.diffusion.seed,
         "phantom": {k: info[k] for k in ("version", "patients", "size", "seed")},
         "inflammation_sampler": config.sampler.model_dump(),
-    }  # fmt: skip
+    }
 
 
 def _renderer(info: dict):
@@ -125,19 +131,35 @@ def _renderer(info: dict):
                 params_cache[(index, visit)] = visit_params(seed, index, size, visit)
             rng = np.random.default_rng(p.diffusion_seed)
             mean, tissue = render_case(params_cache[(index, visit)], view, p.composed.vector, rng)
-            out.append(SetCase(
-                patient_id=p.source_case.patient_id, view=view,
-                image=p.poisson_rng.poisson(mean).astype(np.int32), labels=p.composed.labels,
-                tissue=tissue, regions=p.regions,
-                extra={"source_case": p.source_case.case_id, "render_seed": str(p.diffusion_seed)},
-            ))  # fmt: skip
+            out.append(
+                SetCase(
+                    patient_id=p.source_case.patient_id,
+                    view=view,
+                    image=p.poisson_rng.poisson(mean).astype(np.int32),
+                    labels=p.composed.labels,
+                    tissue=tissue,
+                    regions=p.regions,
+                    extra={
+                        "source_case": p.source_case.case_id,
+                        "render_seed": str(p.diffusion_seed),
+                    },
+                )
+            )
         return out
 
     return make_batch
 
 
-def make_oracle_set(out: str | Path, n: int, *, dataset: Dataset, train_patients: Sequence[str],
-                    fold: int, config: Config, progress: bool = True) -> Path:  # fmt: skip
+def make_oracle_set(
+    out: str | Path,
+    n: int,
+    *,
+    dataset: Dataset,
+    train_patients: Sequence[str],
+    fold: int,
+    config: Config,
+    progress: bool = True,
+) -> Path:
     """Write (resume, grow) the oracle set of ``n`` images at ``out``; return ``out``.
 
     Case ``i`` is a pure function of (``diffusion.seed``, fold, "oracle", i), so a set grown
@@ -149,14 +171,22 @@ def make_oracle_set(out: str | Path, n: int, *, dataset: Dataset, train_patients
     src = mp_source(dataset, tuple(train_patients))
     settings = _settings(dataset, fold, config, info)
     meta = DatasetMeta(
-        name=f"{NAME}-fold{fold}", labels=list(dataset.labels),
+        name=f"{NAME}-fold{fold}",
+        labels=list(dataset.labels),
         groups={k: list(v) for k, v in dataset.meta.groups.items()},
         classification_views=list(dict.fromkeys(c.view for c in src.cases)),
         description=f"oracle set of fold {fold}: sampled inflammation vectors rendered by the "
         "built-in phantom's own imaging model on the fold's train patients' anatomy",
-        modality=dataset.meta.modality, extra={"augmentation": settings},
-    )  # fmt: skip
-    spec = SetSpec(name=NAME, settings=settings, meta=meta, extra_columns=EXTRA_COLUMNS,
-                   planner=CasePlanner(src, config.diffusion.seed, fold, NAME, config.sampler, None),
-                   what="oracle set", desc=f"oracle set fold {fold}")  # fmt: skip
+        modality=dataset.meta.modality,
+        extra={"augmentation": settings},
+    )
+    spec = SetSpec(
+        name=NAME,
+        settings=settings,
+        meta=meta,
+        extra_columns=EXTRA_COLUMNS,
+        planner=CasePlanner(src, config.diffusion.seed, fold, NAME, config.sampler, None),
+        what="oracle set",
+        desc=f"oracle set fold {fold}",
+    )
     return write_set(Path(out), n, spec, _renderer(info), progress=progress)

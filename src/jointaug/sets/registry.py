@@ -73,25 +73,43 @@ SETS: dict[str, SetKind] = {}
 MIX_OPTIONS = frozenset({"oversample"})
 
 
-def register_set(name: str, generator: str, source: str = "mp", perlin: bool = False,
-                 factory: str = "", options: dict | None = None) -> SetKind:  # fmt: skip
+def register_set(
+    name: str,
+    generator: str,
+    source: str = "mp",
+    perlin: bool = False,
+    factory: str = "",
+    options: dict | None = None,
+) -> SetKind:
     """Add (or replace) a set kind; returns it. ``options`` are passed to the factory."""
     if generator != "diffusion" and not factory:
         raise ValueError(f"set {name!r}: a {generator!r} generator needs factory='module:function'")
-    kind = SetKind(name, generator, source, bool(perlin), factory, tuple(sorted((options or {}).items())))
+    kind = SetKind(
+        name, generator, source, bool(perlin), factory, tuple(sorted((options or {}).items()))
+    )
     SETS[name] = kind
     return kind
 
 
-for _name, _source, _perlin in (("mp", "mp", False), ("mp-perlin", "mp", True),
-                                ("11k", "natural", False), ("11k-perlin", "natural", True)):  # fmt: skip
+for _name, _source, _perlin in (
+    ("mp", "mp", False),
+    ("mp-perlin", "mp", True),
+    ("11k", "natural", False),
+    ("11k-perlin", "natural", True),
+):
     register_set(_name, "diffusion", _source, _perlin)
 # controls: the phantom's own renderer on the train anatomy (built-in phantom only)
 # and a non-learned physics sketch rendering the mp / mp-perlin conditions
 register_set("oracle", "oracle", "mp", False, "jointaug.sets.oracle:make_oracle_set")
 for _name, _perlin in (("forward", False), ("forward-perlin", True)):
-    register_set(_name, "forward", "mp", _perlin, "jointaug.sets.forward:make_forward_set",
-                 {"perlin": _perlin})
+    register_set(
+        _name,
+        "forward",
+        "mp",
+        _perlin,
+        "jointaug.sets.forward:make_forward_set",
+        {"perlin": _perlin},
+    )
 
 
 def unregister_set(name: str) -> None:

@@ -63,7 +63,11 @@ class Source:
 def mp_source(dataset: Dataset, train_patients: tuple[str, ...]) -> Source:
     """The fold's train cases with tissue and region maps, classification views only."""
     keep, views = set(train_patients), set(dataset.meta.classification_views)
-    cases = [c for c in dataset.cases if c.patient_id in keep and c.tissue and c.regions and c.view in views]
+    cases = [
+        c
+        for c in dataset.cases
+        if c.patient_id in keep and c.tissue and c.regions and c.view in views
+    ]
     if not cases:
         raise DatasetError(
             f"{dataset.root}: no train case of this fold has both a tissue map and a region map in "
@@ -82,13 +86,17 @@ def natural_source(folder: str | Path, labels: list[str]) -> Source:
         )
     ds = read_dataset(folder)
     if list(ds.labels) != list(labels):
-        raise DatasetError(f"{folder}: its labels differ from the run dataset's; they must be the same list")
+        raise DatasetError(
+            f"{folder}: its labels differ from the run dataset's; they must be the same list"
+        )
     cases = [c for c in ds.cases if c.tissue and c.regions]
     if not cases:
         raise DatasetError(f"{folder}: no case has both a tissue (hand) map and a region map")
     never = ds.meta.extra.get("never_inflame", [])
     if not isinstance(never, list):
-        raise DatasetError(f"{folder / 'dataset.json'}: 'never_inflame' must be a list of label names")
+        raise DatasetError(
+            f"{folder / 'dataset.json'}: 'never_inflame' must be a list of label names"
+        )
     try:
         exclude = exclusion_mask(ds.labels, [str(x) for x in never])
     except ValueError as exc:
@@ -123,10 +131,14 @@ def plan_case(
     case = source.cases[int(rng.integers(len(source.cases)))]
     tissue, regions = source.maps(case)
     groups = groups_from_meta(source.dataset.meta)
-    vector = sample_with_config(groups, len(source.dataset.labels), rng, sampler, exclude=source.exclude)
+    vector = sample_with_config(
+        groups, len(source.dataset.labels), rng, sampler, exclude=source.exclude
+    )
     composed = compose_condition(tissue, regions, vector, rng, perlin)
     diffusion_seed = int(diffusion_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-    return PlannedCase(index, case, composed, regions, diffusion_seed, np.random.default_rng(poisson_ss))
+    return PlannedCase(
+        index, case, composed, regions, diffusion_seed, np.random.default_rng(poisson_ss)
+    )
 
 
 @dataclass(frozen=True)
@@ -141,4 +153,6 @@ class CasePlanner:
     perlin: PerlinConfig | None = None
 
     def __call__(self, index: int) -> PlannedCase:
-        return plan_case(index, self.source, self.seed, self.fold, self.name, self.sampler, self.perlin)
+        return plan_case(
+            index, self.source, self.seed, self.fold, self.name, self.sampler, self.perlin
+        )

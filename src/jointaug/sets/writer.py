@@ -100,12 +100,25 @@ def check_size(n: int, what: str = "augmentation set") -> None:
         raise ValueError(f"{what} size must be >= 1, got {n}")
 
 
-def stale_set(out: Path, settings: dict, what: str = "augmentation set", later_keys: dict | None = None,
-              not_compared: frozenset[str] = frozenset()) -> StaleOutput | None:  # fmt: skip
+def stale_set(
+    out: Path,
+    settings: dict,
+    what: str = "augmentation set",
+    later_keys: dict | None = None,
+    not_compared: frozenset[str] = frozenset(),
+) -> StaleOutput | None:
     """The set in ``out`` (finished or partly written) if made with other settings
     (:func:`jointaug.outputs.check` decides)."""
-    return check(Output(what, Path(out), settings=settings, record=SETTINGS_FILE, ignore=not_compared,
-                        defaults=later_keys or {})).stale  # fmt: skip
+    return check(
+        Output(
+            what,
+            Path(out),
+            settings=settings,
+            record=SETTINGS_FILE,
+            ignore=not_compared,
+            defaults=later_keys or {},
+        )
+    ).stale
 
 
 def record_settings(out: Path, spec: SetSpec) -> None:
@@ -115,7 +128,9 @@ def record_settings(out: Path, spec: SetSpec) -> None:
     if stale is not None:
         raise StaleOutputError([stale])
     if not (out / SETTINGS_FILE).is_file() and out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out}: exists but is not an augmentation set (no {SETTINGS_FILE}); move it away")
+        raise ValueError(
+            f"{out}: exists but is not an augmentation set (no {SETTINGS_FILE}); move it away"
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / SETTINGS_FILE, json.dumps(spec.settings, indent=2) + "\n")
 
@@ -123,7 +138,9 @@ def record_settings(out: Path, spec: SetSpec) -> None:
 def recorded_batch(out: Path) -> int | None:
     """The batch size a set was started with (None: no set there yet)."""
     try:
-        return int(json.loads((Path(out) / SETTINGS_FILE).read_text(encoding="utf-8"))["batch_size"])
+        return int(
+            json.loads((Path(out) / SETTINGS_FILE).read_text(encoding="utf-8"))["batch_size"]
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -139,8 +156,15 @@ def shard_dir(out: Path, start: int, stop: int) -> Path:
     return Path(out) / SHARDS / f"{start:06d}-{stop:06d}"
 
 
-def write_set(out: Path, n: int, spec: SetSpec, make_batch: MakeBatch, *, progress: bool = True,
-              shard: tuple[int, int] | None = None) -> Path:  # fmt: skip
+def write_set(
+    out: Path,
+    n: int,
+    spec: SetSpec,
+    make_batch: MakeBatch,
+    *,
+    progress: bool = True,
+    shard: tuple[int, int] | None = None,
+) -> Path:
     """Write (or resume, or grow) the set ``out`` to ``n`` cases; return the folder written
     (``out``, or the shard folder with ``shard=(start, stop)``). Module docstring."""
     check_size(n, spec.what)
@@ -153,14 +177,21 @@ def write_set(out: Path, n: int, spec: SetSpec, make_batch: MakeBatch, *, progre
     if shard is not None:
         lo, hi = int(shard[0]), min(int(shard[1]), n)
         if lo % spec.batch_size:
-            raise ValueError(f"shard start {lo} is not a multiple of the set's batch size {spec.batch_size}")
+            raise ValueError(
+                f"shard start {lo} is not a multiple of the set's batch size {spec.batch_size}"
+            )
         target = shard_dir(out, lo, hi)
         if is_complete(target):
             return target
     writer = DatasetWriter(target, spec.meta, spec.extra_columns, append=True)
     done = writer.done_ids | ({c.case_id for c in complete} if shard is not None else set())
-    bar = progress_bar(hi - lo, sum(case_id(spec.name, i) in done for i in range(lo, hi)),
-                       spec.desc or spec.name, "img", enabled=progress)  # fmt: skip
+    bar = progress_bar(
+        hi - lo,
+        sum(case_id(spec.name, i) in done for i in range(lo, hi)),
+        spec.desc or spec.name,
+        "img",
+        enabled=progress,
+    )
     try:
         for start in range(lo, hi, spec.batch_size):
             idx = range(start, min(start + spec.batch_size, hi))
@@ -183,13 +214,28 @@ def write_set(out: Path, n: int, spec: SetSpec, make_batch: MakeBatch, *, progre
 
 
 def _add(writer: DatasetWriter, name: str, index: int, case: SetCase) -> None:
-    writer.add(case_id=case_id(name, index), patient_id=case.patient_id, view=case.view, image=case.image,
-               labels=case.labels, tissue=case.tissue, regions=case.regions, extra=case.extra,
-               subdir=f"{index // CASES_PER_SUBDIR:03d}")  # fmt: skip
+    writer.add(
+        case_id=case_id(name, index),
+        patient_id=case.patient_id,
+        view=case.view,
+        image=case.image,
+        labels=case.labels,
+        tissue=case.tissue,
+        regions=case.regions,
+        extra=case.extra,
+        subdir=f"{index // CASES_PER_SUBDIR:03d}",
+    )
 
 
-def merge_shards(out: Path, n: int, ranges: Sequence[tuple[int, int]], *, name: str,
-                 meta_of: Callable[[dict], DatasetMeta], extra_columns: Sequence[str]) -> Path:  # fmt: skip
+def merge_shards(
+    out: Path,
+    n: int,
+    ranges: Sequence[tuple[int, int]],
+    *,
+    name: str,
+    meta_of: Callable[[dict], DatasetMeta],
+    extra_columns: Sequence[str],
+) -> Path:
     """Move the finished shards' files into the set ``out``, then write its cases.csv and
     dataset.json (the completeness marker) last; remove the shard folders.
     ``meta_of(settings)``: the set's metadata from its recorded settings."""
@@ -205,7 +251,9 @@ def merge_shards(out: Path, n: int, ranges: Sequence[tuple[int, int]], *, name: 
             continue  # already in the set (merged before)
         part = shard_dir(out, lo, min(hi, n))
         if not is_complete(part):
-            raise DatasetError(f"{part}: shard [{lo}, {hi}) of {out} is not finished; run its task first")
+            raise DatasetError(
+                f"{part}: shard [{lo}, {hi}) of {out} is not finished; run its task first"
+            )
         _move_cases(read_dataset(part), out, cases)
     missing = [c for c in (case_id(name, i) for i in range(n)) if c not in cases]
     if missing:
