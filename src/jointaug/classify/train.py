@@ -49,7 +49,7 @@ from jointaug.classify.data import ImageSet
 from jointaug.classify.losses import make_loss, masked_bce
 from jointaug.classify.metrics import binarize, pooled_metrics
 from jointaug.classify.model import build_model, model_metadata
-from jointaug.classify.transforms import PaperAugment, crop_pad_px
+from jointaug.classify.transforms import AugmentParams, PaperAugment, apply_augment, crop_pad_px
 from jointaug.config import ClassifyConfig
 from jointaug.keys import classify_settings, settings_key, split_seed
 from jointaug.runtime import autocast_for, maybe_compile, resolve_device
@@ -185,9 +185,12 @@ class _Step:
     forward: torch.nn.Module | None = None  # the compiled model (config compile), else model
     real: torch.Tensor | None = None  # indices of the real train images (real_share)
 
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        """One step on the images ``idx``; returns the (detached, on-device) batch loss."""
-        x = self.augment(self.x[idx].float(), self.gen)
+    def __call__(self, idx: torch.Tensor, params: AugmentParams | None = None) -> torch.Tensor:
+        """One step on the images ``idx`` warped by ``params`` (both on the device; default:
+        drawn now from ``gen``); returns the (detached, on-device) batch loss."""
+        if params is None:
+            params = self.augment.sample(len(idx), self.gen)
+        x = apply_augment(self.x[idx].float(), params)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast_for(self.dev, self.cfg.amp):
@@ -197,6 +200,38 @@ class _Step:
         loss.backward()
         self.opt.step()
         return loss.detach()
+
+
+def to_device(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """``t`` on ``dev``: from pinned memory without blocking the host on CUDA."""
+    if dev.type != "cuda":
+        return t
+    return t.pin_memory().to(dev, non_blocking=True)
+
+
+def plan_epoch(step: _Step) -> list[tuple[torch.Tensor, AugmentParams]]:
+    """One epoch's batches: (indices, augmentation parameters) per batch, on the device.
+
+    Drawn on the host from the data generator in the order the per-step draws had (the
+    epoch's order, then each batch's parameters), so CPU results are unchanged; then the
+    epoch is copied to the device ONCE (5 pinned, non-blocking copies) and cut into
+    batches there: no host-to-device copy or synchronisation per step."""
+    cfg, n = step.cfg, step.x.shape[0]
+    batches = epoch_order(n, cfg.batch_size, step.real, cfg.real_share, step.gen)
+    drawn = [step.augment.sample(len(b), step.gen) for b in batches]
+    idx = to_device(torch.cat(batches), step.dev)
+    whole = AugmentParams(
+        *(to_device(torch.cat([getattr(p, f) for p in drawn]), step.dev) for f in _PARAM_FIELDS)
+    )
+    out, lo = [], 0
+    for b in batches:
+        hi = lo + len(b)
+        out.append((idx[lo:hi], AugmentParams(*(getattr(whole, f)[lo:hi] for f in _PARAM_FIELDS))))
+        lo = hi
+    return out
+
+
+_PARAM_FIELDS = tuple(f.name for f in fields(AugmentParams))
 
 
 def effective_budget(cfg: ClassifyConfig, n_train: int) -> ClassifyConfig:
@@ -258,13 +293,12 @@ def _train_period(step: _Step, st: FitState, bar, on_step: Callable[[int], None]
     step.model.train()
     losses = []
     for _ in range(epochs_per_eval(cfg, n)):
-        for idx in epoch_order(n, cfg.batch_size, step.real, cfg.real_share, step.gen):
-            idx = idx.to(step.dev)
+        for idx, params in plan_epoch(step):
             if cfg.lr_schedule == "cosine":
                 lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(st.samples / cfg.max_samples, 1.0)))
                 for g in step.opt.param_groups:
                     g["lr"] = lr
-            losses.append(step(idx))
+            losses.append(step(idx, params))
             st.samples += len(idx)
             bar.update(len(idx))
             if on_step is not None:
@@ -277,12 +311,13 @@ def _train_period(step: _Step, st: FitState, bar, on_step: Callable[[int], None]
     return float(np.mean(torch.stack(losses).double().cpu().numpy())) if losses else math.nan
 
 
-def _validate(step: _Step, val: ImageSet) -> dict[str, float]:
-    """Validation loss (BCE) and pooled metrics at ``cfg.threshold``."""
+def _validate(step: _Step, val: ImageSet, val_x: torch.Tensor) -> dict[str, float]:
+    """Validation loss (BCE) and pooled metrics at ``cfg.threshold``; ``val_x``: the
+    validation images (on the device: copied once per fit)."""
     cfg = step.cfg
     logits = predict_logits(
         step.model,
-        torch.from_numpy(val.images),
+        val_x,
         2 * cfg.batch_size,
         step.dev,
         cfg.amp,
@@ -315,8 +350,8 @@ def _make_step(
             cfg.rotate_deg, cfg.flip_prob, cfg.crop_prob, crop_pad_px(cfg.crop_pad, cfg.image_size)
         ),
         gen=torch.Generator().manual_seed(data_seed),
-        x=torch.from_numpy(train.images).to(dev),
-        y=torch.from_numpy(train.labels).to(dev),
+        x=to_device(torch.from_numpy(train.images), dev),  # once per fit
+        y=to_device(torch.from_numpy(train.labels), dev),
         cfg=cfg,
         dev=dev,
         real=torch.tensor(
@@ -364,6 +399,7 @@ def fit(
     init_seed, data_seed, torch_seed = split_seed(seed)
     step = _make_step(train, cfg, labels, loss_kind, init_seed, data_seed, dev)
     model = step.model
+    val_x = to_device(torch.from_numpy(val.images), dev)
     fp = fingerprint(cfg, loss_kind, seed, len(train))
     ckpt = out_dir / CHECKPOINT
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
@@ -387,7 +423,7 @@ def fit(
                 while not st.finished:
                     train_loss = _train_period(step, st, bar, on_step)
                     if st.evaluated(
-                        cfg, train_loss, _validate(step, val), time.perf_counter() - t0
+                        cfg, train_loss, _validate(step, val, val_x), time.perf_counter() - t0
                     ):
                         best = _state_copy(model)
                     log.append(st.log[-1])
