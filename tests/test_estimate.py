@@ -97,7 +97,8 @@ def test_plan_counts_follow_the_plan(tmp_path):
     assert c.trainings == len(main) + len(curve) == 3 * 2 * 2 + 3
     assert c.diffusion_steps == 3 * 10 and c.images == 3 * 8
     assert c.classifier_samples_max == c.trainings * cfg.classify.max_samples
-    assert c.classifier_samples_min == c.trainings * cfg.classify.patience_samples
+    floor = c.trainings * min(cfg.classify.patience_samples, cfg.classify.max_samples)
+    assert floor <= c.classifier_samples_min <= c.classifier_samples_max  # first eval + patience
     assert c.eval_images_max > c.trainings
 
 
@@ -110,3 +111,15 @@ def test_slow_cpu_stages_are_timed_at_a_small_batch_and_scaled(monkeypatch):
     assert dict(rates.batches) == {"classifier": 2, "diffusion": 2} and len(timed) == 2
     assert rates.classifier_s_per_sample == pytest.approx(5.0)  # 10 s for 2 images
     assert rates.diffusion_step_s == pytest.approx(10.0 / 2 * 16)  # scaled to the batch of 16
+
+
+def test_training_floor_is_first_evaluation_plus_patience_rounded_up():
+    """A training stops no earlier than its first evaluation plus the patience rounded up
+    to the evaluation period (as fit does: test_early_stopping_counts_samples)."""
+    from jointaug.experiments.estimate import training_samples_range
+
+    # fit's own case: evaluations every 128 samples, patience 300 -> stops at 512
+    assert training_samples_range(10_000, 300, 128) == (512, 10_000)
+    assert training_samples_range(10_000, 256, 128) == (384, 10_000)  # exact multiple
+    assert training_samples_range(450, 300, 128) == (450, 450)  # capped by max_samples
+    assert training_samples_range(100, 300, 128) == (100, 100)  # first evaluation at the cap

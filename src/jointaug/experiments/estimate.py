@@ -21,7 +21,8 @@ throughput changes little with the batch, a GPU's a lot, which is why a GPU is n
 
 :func:`estimate` turns :class:`Counts` (steps, images, samples per stage of a plan) into
 one :class:`StageEstimate` per stage plus the total. The classifier stage is a range:
-early stopping ends a training between ``patience_samples`` and ``max_samples``.
+early stopping ends a training between its first evaluation plus ``patience_samples``
+(rounded up to the evaluation period: :func:`training_samples_range`) and ``max_samples``.
 The task graph (``experiments/pipeline.py``) computes the counts; this module knows
 nothing about run folders.
 """
@@ -63,6 +64,22 @@ class Counts:
     classifier_samples_min: int = 0  # every training stopping as early as it can
     classifier_samples_max: int = 0  # every training running to max_samples
     eval_images_max: int = 0  # validation images evaluated (at max_samples) + test
+
+
+def training_samples_range(
+    max_samples: int, patience_samples: int, samples_per_eval: int
+) -> tuple[int, int]:
+    """(fewest, most) images one classifier training sees.
+
+    Training evaluates every ``samples_per_eval`` images (whole epochs) and at
+    ``max_samples``; the first evaluation is always the best so far, and training stops at
+    the first evaluation at least ``patience_samples`` after the best. So the earliest
+    stop is the first evaluation plus the patience rounded UP to the evaluation period
+    (not the patience alone), capped at ``max_samples``."""
+    per = max(1, int(samples_per_eval))
+    first = min(max_samples, per)
+    floor = first + -(-int(patience_samples) // per) * per
+    return min(max_samples, floor), int(max_samples)
 
 
 @dataclass(frozen=True)

@@ -154,8 +154,10 @@ def plan_counts(run: RunDir, plan: Plan) -> Counts:
         c = effective_budget(cfg.classify, n_train)  # the budget grows with the mix (cpu profile)
         per_eval = max(1, epochs_per_eval(c, n_train) * n_train)
         evals += -(-c.max_samples // per_eval) * n_val + n_val + n_test
-        lo += min(c.patience_samples, c.max_samples)
-        hi += c.max_samples
+        floor, most = estimate_mod.training_samples_range(
+            c.max_samples, c.patience_samples, per_eval
+        )
+        lo, hi = lo + floor, hi + most
     return Counts(
         diffusion_steps=nf * cfg.diffusion.train_steps if plan.needs_diffusion else 0,
         images=plan.diffusion_images() * nf,  # what the diffusion sampler draws
