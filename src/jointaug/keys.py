@@ -49,14 +49,38 @@ def settings_key(record: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def classify_settings(cfg) -> dict:
-    """A ClassifyConfig as recorded by a classifier (speed flags and seeds list left out)."""
-    return cfg.model_dump(exclude=set(CLASSIFY_NOT_TRAINING))
+def runtime_settings(device_type: str, amp: bool) -> dict:
+    """What a trained output records of how it was computed: ``{}`` on the CPU and
+    ``{"device": "cuda", "amp": amp}`` on a GPU.
+
+    A model trained on the CPU is not the one a GPU run would train (other random
+    streams: the diffusion generator lives on the device; other kernels; bf16 under
+    ``amp``), so a GPU run must not silently reuse it: the device type and precision are
+    part of the settings key. The CPU (float32: autocast is off there) is the default
+    every output was made with before this field existed, so it adds NOTHING to the
+    record and every existing CPU key is unchanged; a CPU-made output seen by a GPU run
+    (or the reverse) is reported stale (``runtime.device: <unset> -> "cuda"``), never
+    reused or deleted. ``amp`` counts only on CUDA (on the CPU it changes nothing)."""
+    if device_type == "cpu":
+        return {}
+    return {"device": device_type, "amp": bool(amp)}
 
 
-def diffusion_settings(cfg) -> dict:
-    """A DiffusionConfig as recorded by a trained model (sampling/logging left out)."""
-    return cfg.model_dump(exclude=set(DIFFUSION_NOT_TRAINING))
+def _with_runtime(record: dict, device_type: str, amp: bool) -> dict:
+    rt = runtime_settings(device_type, amp)
+    return {**record, "runtime": rt} if rt else record
+
+
+def classify_settings(cfg, device_type: str = "cpu") -> dict:
+    """A ClassifyConfig as recorded by a classifier (speed flags and seeds list left out),
+    trained on ``device_type`` (:func:`runtime_settings`: nothing added on the CPU)."""
+    return _with_runtime(cfg.model_dump(exclude=set(CLASSIFY_NOT_TRAINING)), device_type, cfg.amp)
+
+
+def diffusion_settings(cfg, device_type: str = "cpu") -> dict:
+    """A DiffusionConfig as recorded by a trained model (sampling/logging left out),
+    trained on ``device_type`` (:func:`runtime_settings`: nothing added on the CPU)."""
+    return _with_runtime(cfg.model_dump(exclude=set(DIFFUSION_NOT_TRAINING)), device_type, cfg.amp)
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -19,7 +19,7 @@ round differently, which is why every verb applies the same ``threads``).
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Protocol
 
 import torch
@@ -61,6 +61,36 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise DeviceError(f"device {str(name)!r} is not supported: use auto, cpu, cuda or cuda:N")
     return dev
+
+
+_ASSUMED: list[str] = []  # the device type a scheduler knows its workers use
+
+
+@contextmanager
+def assume_device_type(device_type: str | None):
+    """While active, :func:`key_device_type` resolves ``auto`` to ``device_type`` (a
+    scheduler whose tasks run elsewhere, e.g. the Ray driver on a cluster with GPUs,
+    must not ask its own torch); ``None``: no change."""
+    if device_type is None:
+        yield
+        return
+    _ASSUMED.append(device_type)
+    try:
+        yield
+    finally:
+        _ASSUMED.pop()
+
+
+def key_device_type(name: str | torch.device = "auto") -> str:
+    """``cpu`` or ``cuda``: the device type a stage run with the config's ``device`` uses,
+    for settings keys (:func:`jointaug.keys.runtime_settings`). Explicit names need no
+    GPU to be resolved; ``auto`` is the assumed type (:func:`assume_device_type`) or
+    whether this process's torch sees a GPU."""
+    if isinstance(name, torch.device):
+        return name.type
+    if name == "auto":
+        return _ASSUMED[-1] if _ASSUMED else resolve_device("auto").type
+    return "cuda" if str(name).startswith("cuda") else "cpu"
 
 
 def apply_runtime(config: RuntimeSettings) -> torch.device:

@@ -86,9 +86,12 @@ class FitResult:
     log: list[dict]
 
 
-def fingerprint(cfg: ClassifyConfig, loss: str, seed: int, n_train: int) -> str:
-    """What a checkpoint must agree with to be resumed."""
-    return settings_key([classify_settings(cfg), loss, seed, n_train])
+def fingerprint(
+    cfg: ClassifyConfig, loss: str, seed: int, n_train: int, device_type: str = "cpu"
+) -> str:
+    """What a checkpoint must agree with to be resumed (a CPU checkpoint is not resumed
+    on a GPU: :func:`jointaug.keys.runtime_settings`)."""
+    return settings_key([classify_settings(cfg, device_type), loss, seed, n_train])
 
 
 @torch.no_grad()
@@ -400,7 +403,7 @@ def fit(
     step = _make_step(train, cfg, labels, loss_kind, init_seed, data_seed, dev)
     model = step.model
     val_x = to_device(torch.from_numpy(val.images), dev)
-    fp = fingerprint(cfg, loss_kind, seed, len(train))
+    fp = fingerprint(cfg, loss_kind, seed, len(train), dev.type)
     ckpt = out_dir / CHECKPOINT
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(torch_seed)  # dropout only; restored on exit

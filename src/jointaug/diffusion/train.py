@@ -58,9 +58,13 @@ LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
 GRID_CASES = 4
 
 
-def diffusion_record(cfg: DiffusionConfig, case_ids: Sequence[str]) -> tuple[str, dict]:
-    """(key, settings) a trained model depends on: its training settings and train cases."""
-    settings = diffusion_settings(cfg)
+def diffusion_record(
+    cfg: DiffusionConfig, case_ids: Sequence[str], device_type: str = "cpu"
+) -> tuple[str, dict]:
+    """(key, settings) a trained model depends on: its training settings, the device type
+    and precision on a GPU (nothing on the CPU: :func:`jointaug.keys.runtime_settings`)
+    and its train cases."""
+    settings = diffusion_settings(cfg, device_type)
     key = settings_key([settings, list(case_ids)])  # the key of earlier versions, unchanged
     return key, {"diffusion": settings, "train_cases": list(case_ids)}
 
@@ -203,7 +207,8 @@ def train_diffusion(
     cfg = network_config(diffusion)
     folder = Path(folder)
     cases = fold_train_cases(dataset, tuple(train_patients))
-    key, record = diffusion_record(cfg, [c.case_id for c in cases])
+    device = resolve_device(opt.device)
+    key, record = diffusion_record(cfg, [c.case_id for c in cases], device.type)
     if is_trained(folder, cfg.train_steps, key):
         return folder
     stale = stale_vs(folder, "diffusion model", key, record)
@@ -214,7 +219,7 @@ def train_diffusion(
         folder,
         fold,
         cfg,
-        resolve_device(opt.device),
+        device,
         load_train_arrays(dataset, cases, cfg.image_size),
     )
     st = _resume(run) if run.checkpoint.is_file() else TrainState()

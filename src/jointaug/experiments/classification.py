@@ -78,12 +78,18 @@ class Job:
 
 
 def job_record(
-    classify: ClassifyConfig, job: Job, split: Fold, sets: dict[str, dict | None]
+    classify: ClassifyConfig,
+    job: Job,
+    split: Fold,
+    sets: dict[str, dict | None],
+    device_type: str = "cpu",
 ) -> tuple[str, dict]:
     """(key, settings) a finished training depends on: classifier settings (not the seeds
-    list or speed flags), loss, seed, the fold's patients, the mix, its size, and the
-    settings of the augmentation sets it reads (``sets``: name -> augmentation.json)."""
-    cfg = classify_settings(classify)
+    list or speed flags), the device type and precision on a GPU (nothing on the CPU:
+    :func:`jointaug.keys.runtime_settings`), loss, seed, the fold's patients, the mix,
+    its size, and the settings of the augmentation sets it reads (``sets``: name ->
+    augmentation.json)."""
+    cfg = classify_settings(classify, device_type)
     loss = job.method.loss or cfg["loss"]
     parts = [list(split.train), list(split.val), list(split.test)]
     key = settings_key([cfg, loss, job.seed, parts, job.method.mix, job.size, sets])  # as before
@@ -100,11 +106,17 @@ def job_record(
 
 
 def classifier_output(
-    out: Path, classify: ClassifyConfig, job: Job, split: Fold, sets: dict[str, dict | None]
+    out: Path,
+    classify: ClassifyConfig,
+    job: Job,
+    split: Fold,
+    sets: dict[str, dict | None],
+    device_type: str = "cpu",
 ) -> Output:
     """The training folder ``out`` of ``job``: its ``done`` marker records the key of
-    :func:`job_record` (``sets``: name -> the augmentation.json of each set it reads)."""
-    key, record = job_record(classify, job, split, sets)
+    :func:`job_record` (``sets``: name -> the augmentation.json of each set it reads;
+    ``device_type``: where it is trained)."""
+    key, record = job_record(classify, job, split, sets, device_type)
     return Output("classifier", Path(out), key, record)
 
 
@@ -176,7 +188,8 @@ def train_classifier(
     for name, folder in sets.items():
         f = Path(folder) / SET_SETTINGS
         set_settings[name] = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
-    declared = classifier_output(out, cfg, job, split, set_settings)
+    dev = resolve_device(config.device)
+    declared = classifier_output(out, cfg, job, split, set_settings, dev.type)
     state = check(declared)
     if state.status is Status.CURRENT:
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
@@ -190,7 +203,6 @@ def train_classifier(
     val = fold_part(dataset, split, "val", cfg.image_size, cache, workers)
     test = fold_part(dataset, split, "test", cfg.image_size, cache, workers)
     loss = job.method.loss or cfg.loss
-    dev = resolve_device(config.device)
     t0 = time.perf_counter()
     res = fit(
         out,

@@ -21,6 +21,7 @@ from jointaug.dataset.format import is_complete, read_dataset
 from jointaug.experiments.classification import Job, classifier_output
 from jointaug.experiments.rundir import RunDir
 from jointaug.outputs import DONE, SET_SETTINGS, Output, StaleOutput, check, find_stale, read_done
+from jointaug.runtime import key_device_type
 from jointaug.sets.registry import set_kind
 
 
@@ -42,9 +43,10 @@ def model_output(run: RunDir, fold: int, config: Config | None = None) -> Output
     from jointaug.diffusion.train import diffusion_record
     from jointaug.diffusion.trainset import fold_train_cases
 
-    cfg = network_config((config or run.config).diffusion)
+    config = config or run.config
+    cfg = network_config(config.diffusion)
     cases = fold_train_cases(run.dataset, run.splits.fold(fold).train)
-    key, record = diffusion_record(cfg, [c.case_id for c in cases])
+    key, record = diffusion_record(cfg, [c.case_id for c in cases], key_device_type(config.device))
     return Output(
         "diffusion model",
         run.diffusion_dir(fold),
@@ -145,7 +147,12 @@ def job_output(run: RunDir, job: Job, sets: dict[str, dict | None] | None = None
     ones on disk now)."""
     sets = recorded_sets(run, job) if sets is None else sets
     return classifier_output(
-        job.dir(run), run.config.classify, job, run.splits.fold(job.fold), sets
+        job.dir(run),
+        run.config.classify,
+        job,
+        run.splits.fold(job.fold),
+        sets,
+        key_device_type(run.config.device),
     )
 
 
