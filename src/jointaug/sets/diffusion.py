@@ -68,6 +68,35 @@ NOT_COMPARED = frozenset(
 )  # batches are aligned, so the batch size does not change a case
 
 
+AUTO_CAP = 1024  # sample_batch_size's cap
+_AUTO = "auto<="
+
+
+def auto_batch(cap: int) -> str:
+    """The batch parameter of the shards of a set with ``sample_batch_size: auto``: the
+    auto batch of the card the first shard runs on, at most ``cap``, recorded in
+    ``augmentation.json`` before any case is written and used by every shard."""
+    return f"{_AUTO}{int(cap)}"
+
+
+def auto_batch_cap(batch_size: int | str | None) -> int | None:
+    """``cap`` of :func:`auto_batch`; None for a number (or None)."""
+    if isinstance(batch_size, str) and batch_size.startswith(_AUTO):
+        return int(batch_size[len(_AUTO) :])
+    return None
+
+
+def shard_alignment(n: int, shards: int, cap: int = AUTO_CAP) -> int:
+    """The power of two the shards of a set of ``n`` with an auto batch are aligned to:
+    the largest one <= ``cap`` that still gives ``shards`` shards. Auto batches are
+    powers of two, so the batch ``min(auto, alignment)`` divides every shard start."""
+    per = max(1, -(-n // max(1, shards)))
+    g = min(cap, 1 << (per.bit_length() - 1))
+    while g > 1 and len(shard_ranges(n, shards, g)) < min(shards, n):
+        g //= 2
+    return g
+
+
 @dataclass(frozen=True)
 class DiffusionSet:
     """Which diffusion set: its coordinates (they seed every case) and its inputs."""
@@ -186,6 +215,16 @@ def _sampler(model: TrainedModel, source: Source, steps: int):
     return make_batch
 
 
+def _set_batch(out: Path, batch_size: int | str | None, model: TrainedModel) -> int:
+    """The set's recorded batch, else the given one, else the configured / auto one
+    (at most the cap of :func:`auto_batch`)."""
+    cap = auto_batch_cap(batch_size)
+    b = recorded_batch(out) or (batch_size if cap is None else None)
+    if not b:
+        b = sample_batch_size(model.cfg, model.net, model.device)
+    return int(b if cap is None else min(b, cap))
+
+
 def make_augmentation_set(
     out: Path,
     n: int,
@@ -195,7 +234,7 @@ def make_augmentation_set(
     config: Config,
     progress: bool = True,
     shard: tuple[int, int] | None = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
 ) -> Path:
     """Write (or resume, or grow) an augmentation set of ``n`` synthetic images; return its folder.
 
@@ -207,7 +246,9 @@ def make_augmentation_set(
         shard: write only cases ``[start, stop)`` into a shard folder (module docstring).
         batch_size: the sampling batch of a new set (the shards of one set must agree;
             default ``diffusion.sample_batch_size``, sized to the GPU when ``auto``); a set
-            keeps the batch it was started with.
+            keeps the batch it was started with. ``auto_batch(cap)`` (shards of a set
+            with an auto batch): the auto batch at most ``cap`` (the power of two the
+            shards are aligned to), recorded by the first shard to start and used by all.
     """
     writer.check_size(n)
     out = Path(out)
@@ -215,17 +256,25 @@ def make_augmentation_set(
     cfg = model.cfg
     # a set keeps the batch it was started with (contents differ across batch sizes only
     # by float rounding, but a set should not mix); else the given / configured / auto one
-    b = recorded_batch(out) or batch_size or sample_batch_size(cfg, model.net, model.device)
-    settings = set_settings(
-        name=which.name,
-        fold=which.fold,
-        source_kind=which.source.kind,
-        perlin=which.perlin,
-        source_root=which.source.dataset.root,
-        model=model_record(which.model_dir),
-        config=config,
-        batch_size=b,
-    )
+    b = _set_batch(out, batch_size, model)
+
+    def settings_with(batch: int) -> dict:
+        return set_settings(
+            name=which.name,
+            fold=which.fold,
+            source_kind=which.source.kind,
+            perlin=which.perlin,
+            source_root=which.source.dataset.root,
+            model=model_record(which.model_dir),
+            config=config,
+            batch_size=batch,
+        )
+
+    settings = settings_with(b)
+    if auto_batch_cap(batch_size) is not None and recorded_batch(out) is None:
+        # shards of a set with an auto batch: the first to start records its batch, all use it
+        b = int(writer.claim_settings(out, settings).get("batch_size") or b)
+        settings = settings_with(b)
     spec = SetSpec(
         name=which.name,
         settings=settings,

@@ -135,6 +135,31 @@ def record_settings(out: Path, spec: SetSpec) -> None:
     write_text_atomic(out / SETTINGS_FILE, json.dumps(spec.settings, indent=2) + "\n")
 
 
+def claim_settings(out: Path, settings: dict) -> dict:
+    """Record ``settings`` unless a set is recorded in ``out`` already; return the recorded
+    settings (the claimed ones, or those another process recorded first).
+
+    Exclusive: the file is linked into place (``os.link`` fails if it exists), so of the
+    shards of one set started at once exactly one decides what all use (its sampling
+    batch). Stale settings are not judged here: :func:`record_settings` does that next."""
+    out = Path(out)
+    target = out / SETTINGS_FILE
+    if not target.is_file() and not (out.exists() and any(out.iterdir())):
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".{SETTINGS_FILE}.{os.getpid()}.claim"
+        tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            pass  # another shard recorded first: use its settings
+        finally:
+            tmp.unlink(missing_ok=True)
+    try:
+        return json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return settings  # not a set folder: record_settings reports it
+
+
 def recorded_batch(out: Path) -> int | None:
     """The batch size a set was started with (None: no set there yet)."""
     try:
