@@ -158,3 +158,24 @@ def test_emulated_bf16_is_not_used(monkeypatch):
         assert native_bf16(cuda) and isinstance(autocast_for(cuda, True), torch.autocast)
     assert isinstance(autocast_for(cuda, False), contextlib.nullcontext)
     assert not native_bf16(torch.device("cpu"))
+
+
+def test_cpu_tasks_of_a_cuda_run_run_on_the_cpu_where_no_gpu_is_visible(
+    tmp_path, tiny_dataset, monkeypatch
+):
+    """Ray gives a task without num_gpus no CUDA device: with device: cuda, the natural
+    source, merges and the report must not stop with DeviceError (they need no GPU)."""
+    import torch
+
+    from jointaug.config import load_config
+    from jointaug.experiments.graph import task_run
+    from jointaug.experiments.kinds import Task
+    from jointaug.experiments.rundir import RunDir
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = RunDir.create(tmp_path / "run", tiny_dataset, load_config("demo", ["device=cuda"]))
+    cpu_task = task_run(run, Task("natural", "natural", {}, num_gpus=0.0))
+    gpu_task = task_run(run, Task("diffusion/0", "diffusion", {"fold": 0}, num_gpus=1.0))
+    assert cpu_task.config.device == "cpu" and cpu_task.path == run.path
+    assert gpu_task.config.device == "cuda" and run.config.device == "cuda"  # the run is unchanged
+    assert "device: cuda" in (run.path / "config.yaml").read_text()

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,19 +37,19 @@ from jointaug.classify.train import CHECKPOINT, FitOptions, fit
 from jointaug.config import ClassifyConfig, Config
 from jointaug.dataset.format import Dataset
 from jointaug.dataset.splits import Fold
+from jointaug.experiments.jobs import Job, classifier_output
 from jointaug.experiments.methods import (
     IMBALANCE_BASELINES,
-    Method,
     parse_methods,
     required_sets,
     resolve_method,
 )
+from jointaug.experiments.outputs import job_done, job_output
 from jointaug.experiments.rundir import RunDir
 from jointaug.files import atomic_path, move_aside, write_text_atomic
-from jointaug.keys import classify_settings, job_seed, settings_key
+from jointaug.keys import job_seed
 from jointaug.outputs import (
     SET_SETTINGS,
-    Output,
     StaleOutputError,
     Status,
     check,
@@ -60,85 +59,9 @@ from jointaug.outputs import (
 from jointaug.runtime import resolve_device, runtime_record
 
 
-@dataclass(frozen=True)
-class Job:
-    """One training: a fold, a method at a size (0 = no augmentation), a seed."""
-
-    fold: int
-    method: Method
-    size: int
-    seed: int
-
-    def dir(self, run: RunDir) -> Path:
-        return run.classify_dir(self.fold, self.method.dir_name(self.size), self.seed)
-
-    def label(self) -> str:
-        size = f" N={self.size}" if self.method.augmented else ""
-        return f"fold {self.fold} · {self.method.name}{size} · seed {self.seed}"
-
-
-def job_record(
-    classify: ClassifyConfig,
-    job: Job,
-    split: Fold,
-    sets: dict[str, dict | None],
-    device_type: str = "cpu",
-) -> tuple[str, dict]:
-    """(key, settings) a finished training depends on: classifier settings (not the seeds
-    list or speed flags), the device type and precision on a GPU (nothing on the CPU:
-    :func:`jointaug.keys.runtime_settings`), loss, seed, the fold's patients, the mix,
-    its size, and the settings of the augmentation sets it reads (``sets``: name ->
-    augmentation.json)."""
-    cfg = classify_settings(classify, device_type)
-    loss = job.method.loss or cfg["loss"]
-    parts = [list(split.train), list(split.val), list(split.test)]
-    key = settings_key([cfg, loss, job.seed, parts, job.method.mix, job.size, sets])  # as before
-    record = {
-        "classify": cfg,
-        "loss": loss,
-        "seed": job.seed,
-        "fold": {"train": parts[0], "val": parts[1], "test": parts[2]},
-        "mix": [list(x) for x in job.method.mix],
-        "size": job.size,
-        "sets": sets,
-    }
-    return key, record
-
-
-def classifier_output(
-    out: Path,
-    classify: ClassifyConfig,
-    job: Job,
-    split: Fold,
-    sets: dict[str, dict | None],
-    device_type: str = "cpu",
-) -> Output:
-    """The training folder ``out`` of ``job``: its ``done`` marker records the key of
-    :func:`job_record` (``sets``: name -> the augmentation.json of each set it reads;
-    ``device_type``: where it is trained)."""
-    key, record = job_record(classify, job, split, sets, device_type)
-    return Output("classifier", Path(out), key, record)
-
-
-def plan_jobs(
-    methods: Sequence[Method], folds: Sequence[int], sizes: Sequence[int], seeds: Sequence[int]
-) -> list[Job]:
-    """Trainings for ``methods`` (a non-training method adds its base), fold-major order."""
-    trained: list[Method] = []
-    for m in methods:
-        m = m if m.trains else resolve_method(m.base)
-        if m.name not in {t.name for t in trained}:
-            trained.append(m)
-    return [
-        Job(f, m, size, s) for f in folds for m in trained for size in m.sizes(sizes) for s in seeds
-    ]
-
-
 def check_sets(run: RunDir, jobs: Sequence[Job], include_done: bool = False) -> None:
     """Raise MixError listing every augmentation set that is missing or too small
     for the jobs still to train (all jobs with ``include_done``)."""
-    from jointaug.experiments.outputs import job_done
-
     problems = []
     todo = [j for j in jobs if include_done or not job_done(run, j)]
     for fold in sorted({j.fold for j in todo}):
@@ -295,8 +218,6 @@ def describe_plan(run: RunDir, jobs: Sequence[Job]) -> str:
     folds = sorted({j.fold for j in jobs})
     methods = list(dict.fromkeys(j.method.dir_name(j.size) for j in jobs))
     seeds = sorted({j.seed for j in jobs})
-    from jointaug.experiments.outputs import job_done
-
     done = sum(job_done(run, j) for j in jobs)
     cfg, ds = run.config.classify, run.dataset
     n_train = [len(ds.classification_cases(run.splits.fold(f).train)) for f in folds]
@@ -361,8 +282,6 @@ def train_single(
     if size is None:
         size = run.config.experiment.sizes[0] if m.augmented else 0
     job = Job(fold, m, int(size) if m.augmented else 0, seed)
-    from jointaug.experiments.outputs import job_output
-
     stale = check(job_output(run, job)).stale
     if not (retrain or force):
         handle_stale([stale], run.path, retrain=False)  # stale: StaleOutputError, nothing moved

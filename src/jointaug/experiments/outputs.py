@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jointaug.config import Config
 from jointaug.dataset.format import is_complete, read_dataset
-from jointaug.experiments.classification import Job, classifier_output
+from jointaug.experiments.jobs import Job, classifier_output
 from jointaug.experiments.rundir import RunDir
 from jointaug.outputs import DONE, SET_SETTINGS, Output, StaleOutput, check, find_stale, read_done
 from jointaug.runtime import key_device_type

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jointaug.experiments import estimate as estimate_mod
-from jointaug.experiments.classification import describe_plan, plan_jobs
+from jointaug.experiments.classification import describe_plan
 from jointaug.experiments.estimate import Counts, Rates
+from jointaug.experiments.jobs import plan_jobs
 from jointaug.experiments.methods import Method, mixture_name, parse_methods, required_sets
 from jointaug.experiments.rundir import RunDir
 from jointaug.runtime import apply_runtime, resolve_device
@@ -277,7 +278,8 @@ def build_tasks(
     run: RunDir, plan: Plan, options: RunOptions | None = None, rates: Rates | None = None
 ) -> list:
     """The task graph of ``plan`` (with time estimates when ``rates`` are given)."""
-    from jointaug.experiments.graph import GraphOptions, build_graph, estimate_tasks
+    from jointaug.experiments.graph import build_graph, estimate_tasks
+    from jointaug.experiments.kinds import GraphOptions
 
     opt = options or RunOptions()
     graph = GraphOptions(

@@ -24,7 +24,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jointaug.experiments.graph import KINDS, Task, run_task, task_done
+from jointaug.experiments.graph import run_task, task_done
+from jointaug.experiments.kinds import KINDS, Task
 from jointaug.experiments.rundir import RunDir
 
 Echo = Callable[[str], None]

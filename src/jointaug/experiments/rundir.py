@@ -80,6 +80,13 @@ class RunDir:
     def splits_path(self) -> Path:
         return self.path / "splits.json"
 
+    def with_config(self, config: Config) -> RunDir:
+        """The same folder read with ``config`` instead of its config.yaml (nothing is
+        written): e.g. one task's view of the run with another device."""
+        other = RunDir(self.path)
+        other.__dict__["config"] = config  # what the cached property would hold
+        return other
+
     @cached_property
     def config(self) -> Config:
         if not self.config_path.is_file():
