@@ -4,7 +4,7 @@ Writes the phantom (48 patients, ``--phantom-size`` px), splits patients 30 / 6 
 train / validation / test, trains one CPU-sized DenseNet (``--size`` px, ``--blocks``)
 with the repository's training loop, and for every test image (palmar and dorsal) computes
 the maps exactly as ``jointaug predict`` does (:mod:`jointaug.classify.explain`, then
-:func:`jointaug.experiments.predict.to_image_grid` onto the image's own grid).
+:func:`jointaug.experiments.overlay.to_image_grid` onto the image's own grid).
 
 For each true positive (label 1, p >= 0.5) it asks where the map's peak lies, using the
 phantom's region maps (joint i = region id i):
@@ -47,7 +47,8 @@ from jointaug.classify.transforms import prepare_image
 from jointaug.config import load_config
 from jointaug.dataset.io import read_image
 from jointaug.dataset.phantom import write_phantom
-from jointaug.experiments.predict import explain_note, map_peaks, overlay, to_image_grid
+from jointaug.experiments.overlay import map_peaks, overlay, to_image_grid
+from jointaug.experiments.predict import explain_note
 from jointaug.weights import load_tensors
 
 

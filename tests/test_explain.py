@@ -23,7 +23,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from jointaug.classify.transforms import prepare_image
-from jointaug.experiments.predict import (
+from jointaug.experiments.overlay import (
     draw_explanations,
     map_peaks,
     prob_colour,
@@ -40,7 +40,7 @@ def _blob(shape, x, y, sigma=2.0):
 def test_drawing_helpers_need_no_torch():
     code = (
         "import sys, numpy as np\n"
-        "from jointaug.experiments.predict import draw_explanations, to_image_grid\n"
+        "from jointaug.experiments.overlay import draw_explanations, to_image_grid\n"
         "m = to_image_grid(np.random.default_rng(0).random((2, 8, 8)), (12, 16))\n"
         "rgb = draw_explanations(np.ones((12, 16)), m, np.array([0.9, 0.1]), 0.5, zoom=2)\n"
         "assert rgb.shape == (24, 32, 3) and 'torch' not in sys.modules, sorted(sys.modules)\n"

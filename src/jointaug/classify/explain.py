@@ -28,7 +28,7 @@ At 64 px (4 x 4 map) Grad-CAM at ``class_layers.relu`` was at chance (7 % vs 10 
 Each member's map of each label is scaled to maximum 1 (all zeros stays zeros: no
 evidence for that label anywhere), then the members are averaged. Maps are on the
 classifier's input grid (S, S) of :func:`jointaug.classify.transforms.prepare_image`;
-:func:`jointaug.experiments.predict.to_image_grid` puts them back on the user's image.
+:func:`jointaug.experiments.overlay.to_image_grid` puts them back on the user's image.
 """
 
 from __future__ import annotations

@@ -131,28 +131,38 @@ def _unit(deg: float) -> np.ndarray:
     return np.array([np.sin(r), np.cos(r)])
 
 
-def hand_layout(hp: HandParams, squeeze: float = 1.0, shear: float = 0.0) -> HandLayout:
-    """Place one hand in the image. ``squeeze`` < 1 and ``shear`` make an oblique view."""
-    L = hp.length_px
-    rot = np.deg2rad(hp.rotation_deg)
-    c, s = np.cos(rot), np.sin(rot)
-    lin = np.array([[squeeze * hp.width, shear], [0.0, 1.0]])  # local (u, v) -> squeezed (u, v)
+class _Frame:
+    """The map from a hand's local frame (units of L) to image pixels: squeeze, shear,
+    rotation, mirror, then the wrist as origin."""
 
-    def vec(uv: np.ndarray) -> np.ndarray:  # local displacement -> image displacement
-        u, v = lin @ np.asarray(uv, dtype=float) * L
-        ur, vr = u * c + v * s, -u * s + v * c
-        return np.array([hp.mirror * ur, -vr])
+    def __init__(self, hp: HandParams, squeeze: float, shear: float) -> None:
+        self.L = hp.length_px
+        rot = np.deg2rad(hp.rotation_deg)
+        self.c, self.s = np.cos(rot), np.sin(rot)
+        # local (u, v) -> squeezed (u, v)
+        self.lin = np.array([[squeeze * hp.width, shear], [0.0, 1.0]])
+        self.mirror = hp.mirror
+        self.origin = np.array([hp.wrist_x, hp.wrist_y])
 
-    origin = np.array([hp.wrist_x, hp.wrist_y])
+    def vec(self, uv: np.ndarray) -> np.ndarray:
+        """Local displacement -> image displacement."""
+        u, v = self.lin @ np.asarray(uv, dtype=float) * self.L
+        ur, vr = u * self.c + v * self.s, -u * self.s + v * self.c
+        return np.array([self.mirror * ur, -vr])
 
-    def pt(uv) -> np.ndarray:
-        return origin + vec(uv)
+    def pt(self, uv) -> np.ndarray:
+        """Local point -> image point."""
+        return self.origin + self.vec(uv)
 
-    def direction(uv: np.ndarray) -> np.ndarray:
-        d = vec(uv)
+    def direction(self, uv: np.ndarray) -> np.ndarray:
+        """Local displacement -> unit image direction."""
+        d = self.vec(uv)
         return d / max(float(np.linalg.norm(d)), 1e-9)
 
-    # digit chains in local coordinates
+
+def _digit_chains(hp: HandParams) -> tuple[list[list[np.ndarray]], list[tuple[float, ...]]]:
+    """Joint points of each digit (thumb first) in local coordinates, base to tip, and
+    the capsule radii (L) of its three segments."""
     chains, radii = [], []
     p = np.array(_THUMB_BASE, dtype=float)
     chain = [p]
@@ -171,23 +181,25 @@ def hand_layout(hp: HandParams, squeeze: float = 1.0, shear: float = 0.0) -> Han
         chains.append(chain)
         r = _FINGER_RADIUS[i]
         radii.append((r, 0.95 * r, 0.9 * r))
+    return chains, radii
 
-    capsules = [
-        [(pt(ch[k]), pt(ch[k + 1]), rad[k] * L) for k in range(3)]
-        for ch, rad in zip(chains, radii, strict=True)
-    ]
 
+def _joint_regions(
+    frame: _Frame, hp: HandParams, chains: list[list[np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(joints, directions, axes), each (15, 2) in HAND_JOINTS order, in image pixels."""
+    L = frame.L
     joints = np.zeros((N_JOINTS, 2))
     dirs = np.zeros((N_JOINTS, 2))
     axes = np.zeros((N_JOINTS, 2))
-    joints[WRIST] = pt(_WRIST_REGION_CENTRE)
-    dirs[WRIST] = direction(np.array([0.0, 1.0]))
+    joints[WRIST] = frame.pt(_WRIST_REGION_CENTRE)
+    dirs[WRIST] = frame.direction(np.array([0.0, 1.0]))
     axes[WRIST] = np.array(_WRIST_REGION_AXES) * L * np.array([1.0, hp.width])
 
     def put(name: str, chain: list[np.ndarray], k: int, key: str, scale: float) -> None:
         j = HAND_JOINTS.index(name)
-        joints[j] = pt(chain[k])
-        dirs[j] = direction(chain[k + 1] - chain[k - 1] if k > 0 else chain[k + 1] - chain[k])
+        joints[j] = frame.pt(chain[k])
+        dirs[j] = frame.direction(chain[k + 1] - chain[k - 1] if k > 0 else chain[k + 1] - chain[k])
         axes[j] = np.array(_REGION_AXES[key]) * L * scale
 
     put("mcp1", chains[0], 1, "mcp1", hp.digit_scale[0])
@@ -197,8 +209,20 @@ def hand_layout(hp: HandParams, squeeze: float = 1.0, shear: float = 0.0) -> Han
         put(f"mcp{i + 2}", chains[i + 1], 0, "mcp", 1.0)
         put(f"pip{i + 2}", chains[i + 1], 1, "pip", rscale)
         put(f"dip{i + 2}", chains[i + 1], 2, "dip", rscale)
-    outline = np.array([pt(q) for q in _OUTLINE])
-    return HandLayout(joints, dirs, axes, capsules, outline, _PALM_EDGE * L)
+    return joints, dirs, axes
+
+
+def hand_layout(hp: HandParams, squeeze: float = 1.0, shear: float = 0.0) -> HandLayout:
+    """Place one hand in the image. ``squeeze`` < 1 and ``shear`` make an oblique view."""
+    frame = _Frame(hp, squeeze, shear)
+    chains, radii = _digit_chains(hp)
+    capsules = [
+        [(frame.pt(ch[k]), frame.pt(ch[k + 1]), rad[k] * frame.L) for k in range(3)]
+        for ch, rad in zip(chains, radii, strict=True)
+    ]
+    joints, dirs, axes = _joint_regions(frame, hp, chains)
+    outline = np.array([frame.pt(q) for q in _OUTLINE])
+    return HandLayout(joints, dirs, axes, capsules, outline, _PALM_EDGE * frame.L)
 
 
 def hand_extent(lay: HandLayout) -> tuple[float, float, float]:

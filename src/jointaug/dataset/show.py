@@ -140,18 +140,12 @@ def _centroids(regions: np.ndarray) -> dict[int, tuple[float, float]]:
     return {i: (sx[i] / count[i], sy[i] / count[i]) for i in np.nonzero(count)[0] if i > 0}
 
 
-def montage(dataset: Dataset, out: Path | str, n: int = 8, seed: int = 0) -> Path:
-    """Draw ``n`` cases (image; tissue overlay; region overlay) and a prevalence chart.
-
-    Writes a PNG of :func:`montage_size` pixels to ``out`` (atomically) and returns its path.
-    """
+def _figure(dataset: Dataset, cols: int):
+    """The Agg figure of a montage with ``cols`` case columns, titled with the dataset's
+    name and counts; returns (figure, grid spec of 3 case rows and the chart row)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    out = Path(out)
-    rng = np.random.default_rng(seed)
-    picked = pick_cases(dataset, n, rng)
-    cols = max(len(picked), 1)
     width, height = montage_size(cols)
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     FigureCanvasAgg(fig)
@@ -171,46 +165,70 @@ def montage(dataset: Dataset, out: Path | str, n: int = 8, seed: int = 0) -> Pat
         f"{len(dataset.patients())} patients",
         fontsize=10,
     )
+    return fig, grid
+
+
+def _name_regions(ax, case: Case, regions: np.ndarray, labels: list[str]) -> None:
+    """Write each label's name at its region's centroid, positive labels in bold red."""
+    positive = case.labels == 1
+    centres = _centroids(regions)
+    size = float(np.clip(16 / np.sqrt(max(len(centres), 1)), 2.8, 6.0))
+    for rid, (x, y) in centres.items():
+        if rid <= len(labels):
+            hot = bool(positive[rid - 1]) if positive.size else False
+            ax.text(
+                x,
+                y,
+                labels[rid - 1],
+                fontsize=size,
+                ha="center",
+                va="center",
+                color="red" if hot else "black",
+                fontweight="bold" if hot else "normal",
+            )
+
+
+def _draw_case(axes: list, dataset: Dataset, case: Case, palette: np.ndarray, name: bool) -> bool:
+    """One case's column: the image, the tissue overlay, the region overlay (its labels
+    named if ``name``). Returns whether the labels were named."""
+    img = _scaled(dataset.image(case))
+    tissue, regions = dataset.tissue(case), dataset.regions(case)
+    for ax in axes:
+        ax.set_axis_off()
+    npos = int(np.nansum(case.labels)) if case.is_labelled else None
+    status = "unlabelled" if npos is None else f"{npos} positive"
+    axes[0].set_title(f"{case.case_id}\n{case.view}, {status}", fontsize=7)
+    axes[0].imshow(img, cmap=IMAGE_CMAP, vmin=0, vmax=1, interpolation="nearest")
+    for ax in axes[1:]:
+        ax.imshow(img, cmap=IMAGE_CMAP, vmin=0, vmax=0.6 / 0.35, interpolation="nearest")
+    if tissue is not None:
+        axes[1].imshow(_tissue_rgba(tissue), interpolation="nearest")
+    else:
+        axes[1].set_title("no tissue map", fontsize=6)
+    if regions is None:
+        axes[2].set_title("no region map", fontsize=6)
+        return False
+    axes[2].imshow(_region_rgba(regions, palette), interpolation="nearest")
+    if name:
+        _name_regions(axes[2], case, regions, dataset.labels)
+    return name
+
+
+def montage(dataset: Dataset, out: Path | str, n: int = 8, seed: int = 0) -> Path:
+    """Draw ``n`` cases (image; tissue overlay; region overlay) and a prevalence chart.
+
+    The labels are named on the first case that has a region map. Writes a PNG of
+    :func:`montage_size` pixels to ``out`` (atomically) and returns its path.
+    """
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    picked = pick_cases(dataset, n, rng)
+    fig, grid = _figure(dataset, max(len(picked), 1))
     palette = _region_palette()
     named = False
     for col, case in enumerate(picked):
-        img = _scaled(dataset.image(case))
-        tissue, regions = dataset.tissue(case), dataset.regions(case)
         axes = [fig.add_subplot(grid[r, col]) for r in range(3)]
-        for ax in axes:
-            ax.set_axis_off()
-        npos = int(np.nansum(case.labels)) if case.is_labelled else None
-        status = "unlabelled" if npos is None else f"{npos} positive"
-        axes[0].set_title(f"{case.case_id}\n{case.view}, {status}", fontsize=7)
-        axes[0].imshow(img, cmap=IMAGE_CMAP, vmin=0, vmax=1, interpolation="nearest")
-        for ax in axes[1:]:
-            ax.imshow(img, cmap=IMAGE_CMAP, vmin=0, vmax=0.6 / 0.35, interpolation="nearest")
-        if tissue is not None:
-            axes[1].imshow(_tissue_rgba(tissue), interpolation="nearest")
-        else:
-            axes[1].set_title("no tissue map", fontsize=6)
-        if regions is not None:
-            axes[2].imshow(_region_rgba(regions, palette), interpolation="nearest")
-            if not named:
-                named = True
-                positive = case.labels == 1
-                centres = _centroids(regions)
-                size = float(np.clip(16 / np.sqrt(max(len(centres), 1)), 2.8, 6.0))
-                for rid, (x, y) in centres.items():
-                    if rid <= len(dataset.labels):
-                        hot = bool(positive[rid - 1]) if positive.size else False
-                        axes[2].text(
-                            x,
-                            y,
-                            dataset.labels[rid - 1],
-                            fontsize=size,
-                            ha="center",
-                            va="center",
-                            color="red" if hot else "black",
-                            fontweight="bold" if hot else "normal",
-                        )
-        else:
-            axes[2].set_title("no region map", fontsize=6)
+        named = _draw_case(axes, dataset, case, palette, not named) or named
     if not picked:
         ax = fig.add_subplot(grid[0:3, :])
         ax.set_axis_off()

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jointaug.classify.data import fold_part, load_images
+from jointaug.classify.data import ImageSet, fold_part, load_images
 from jointaug.classify.transforms import prepare_image
 from jointaug.dataset.format import Dataset, is_complete, read_dataset
 from jointaug.dataset.splits import Fold
@@ -76,6 +76,45 @@ def _settings_of(set_dir: Path) -> dict:
         return json.loads((set_dir / SET_SETTINGS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _judge(
+    judges: Sequence[Judge],
+    syn: ImageSet,
+    test: ImageSet,
+    train: ImageSet,
+    labels: list[str],
+    threshold: float,
+) -> tuple[dict, dict]:
+    """Label fidelity per judge on the synthetic and the real test images, and the
+    first judge's features of the train, test and synthetic images (for realism)."""
+    fidelity, feats = {}, {}
+    for j, judge in enumerate(judges):
+        p_syn, f_syn = judge_outputs(judge, syn.images)
+        p_test, f_test = judge_outputs(judge, test.images)
+        lf = label_fidelity(syn.labels, p_syn, test.labels, p_test, labels, threshold)
+        lf["judge"] = str(judge.path)
+        fidelity[judge.name] = lf
+        if j == 0:
+            _, f_train = judge_outputs(judge, train.images)
+            feats = {"train": f_train, "test": f_test, "synthetic": f_syn}
+    return fidelity, feats
+
+
+def _intensity(sds: Dataset, cases: list, dataset: Dataset, fold: Fold) -> dict | None:
+    """Region intensities of the set's images on their composed tissue maps vs the
+    fold's real train images on their clinician maps, and the ratios (None when a set
+    case has no tissue map or no real train case has one)."""
+    syn_counts = [sds.image(c) for c in cases]
+    syn_tissue = [sds.tissue(c) for c in cases]
+    train_cases = [c for c in dataset.classification_cases(fold.train) if c.tissue]
+    real_counts = [dataset.image(c) for c in train_cases]
+    real_tissue = [dataset.tissue(c) for c in train_cases]
+    if not (all(t is not None for t in syn_tissue) and real_counts):
+        return None
+    s_int = intensity_summary(syn_counts, syn_tissue)
+    r_int = intensity_summary(real_counts, real_tissue)
+    return {"synthetic": s_int, "real": r_int, "ratio": intensity_ratio(s_int, r_int)}
 
 
 def measure_set(
@@ -118,32 +157,10 @@ def measure_set(
         "settings": _settings_of(set_dir),
         "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-    rec["label_fidelity"] = {}
-    feats = {}
-    for j, judge in enumerate(judges):
-        p_syn, f_syn = judge_outputs(judge, syn.images)
-        p_test, f_test = judge_outputs(judge, test.images)
-        lf = label_fidelity(syn.labels, p_syn, test.labels, p_test, labels, threshold)
-        lf["judge"] = str(judge.path)
-        rec["label_fidelity"][judge.name] = lf
-        if j == 0:
-            _, f_train = judge_outputs(judge, train.images)
-            feats = {"train": f_train, "test": f_test, "synthetic": f_syn}
-
-    syn_counts = [sds.image(c) for c in cases]
-    syn_tissue = [sds.tissue(c) for c in cases]
-    train_cases = [c for c in dataset.classification_cases(fold.train) if c.tissue]
-    real_counts = [dataset.image(c) for c in train_cases]
-    real_tissue = [dataset.tissue(c) for c in train_cases]
-    if all(t is not None for t in syn_tissue) and real_counts:
-        s_int = intensity_summary(syn_counts, syn_tissue)
-        r_int = intensity_summary(real_counts, real_tissue)
-        rec["intensity"] = {
-            "synthetic": s_int,
-            "real": r_int,
-            "ratio": intensity_ratio(s_int, r_int),
-        }
+    rec["label_fidelity"], feats = _judge(judges, syn, test, train, labels, threshold)
+    intensity = _intensity(sds, cases, dataset, fold)
+    if intensity is not None:
+        rec["intensity"] = intensity
     rec["memorisation"] = memorisation(
         syn.images.astype(np.float32), train.images.astype(np.float32)
     )

@@ -74,6 +74,41 @@ def _perlin_config(perlin: PerlinConfig | dict | None) -> PerlinConfig | None:
     raise TypeError(f"perlin must be a PerlinConfig, a dict or None, got {type(perlin).__name__}")
 
 
+def _check_inputs(tissue: np.ndarray, regions: np.ndarray, vector: np.ndarray) -> None:
+    """Raise ValueError unless the maps are 2D, alike in shape, and fit the vector."""
+    if tissue.ndim != 2 or regions.shape != tissue.shape:
+        raise ValueError(
+            f"tissue map {tissue.shape} and region map {regions.shape} must be 2D and the same shape"
+        )
+    if vector.ndim != 1:
+        raise ValueError(f"inflammation vector must be 1D, got shape {vector.shape}")
+    if vector.size and (vector.min() < 0 or vector.max() > 2):
+        raise ValueError("inflammation vector values must be 0 (none), 1 (low) or 2 (high)")
+    n_labels = vector.size
+    if regions.size and (regions.min() < 0 or regions.max() > n_labels):
+        raise ValueError(
+            f"region map has values up to {int(regions.max())} but the vector has {n_labels} labels"
+        )
+
+
+def _variation(
+    cfg: PerlinConfig, rng: np.random.Generator | None, shape: tuple[int, ...]
+) -> tuple[int, Variation]:
+    """Checked Perlin settings for a map of ``shape``: (min pixels scaled, Variation)."""
+    if rng is None:
+        raise ValueError("compose_condition: Perlin variation needs an explicit rng")
+    params = (
+        cfg.max_fraction,
+        cfg.max_tries,
+        cfg.batch,
+        cfg.res,
+        cfg.threshold_low,
+        cfg.threshold_high,
+    )
+    check_variation_params(*params)
+    return scaled_min_pixels(cfg.min_pixels, shape), Variation(*params)
+
+
 def compose_condition(
     tissue: np.ndarray,
     regions: np.ndarray,
@@ -97,40 +132,11 @@ def compose_condition(
     tissue = np.asarray(tissue)
     regions = np.asarray(regions)
     vector = np.asarray(vector)
-    if tissue.ndim != 2 or regions.shape != tissue.shape:
-        raise ValueError(
-            f"tissue map {tissue.shape} and region map {regions.shape} must be 2D and the same shape"
-        )
-    if vector.ndim != 1:
-        raise ValueError(f"inflammation vector must be 1D, got shape {vector.shape}")
-    if vector.size and (vector.min() < 0 or vector.max() > 2):
-        raise ValueError("inflammation vector values must be 0 (none), 1 (low) or 2 (high)")
+    _check_inputs(tissue, regions, vector)
     n_labels = vector.size
-    if regions.size and (regions.min() < 0 or regions.max() > n_labels):
-        raise ValueError(
-            f"region map has values up to {int(regions.max())} but the vector has {n_labels} labels"
-        )
     cfg = _perlin_config(perlin)
     if cfg is not None:
-        if rng is None:
-            raise ValueError("compose_condition: Perlin variation needs an explicit rng")
-        check_variation_params(
-            cfg.max_fraction,
-            cfg.max_tries,
-            cfg.batch,
-            cfg.res,
-            cfg.threshold_low,
-            cfg.threshold_high,
-        )
-        min_px = scaled_min_pixels(cfg.min_pixels, tissue.shape)
-        variation = Variation(
-            cfg.max_fraction,
-            cfg.max_tries,
-            cfg.batch,
-            cfg.res,
-            cfg.threshold_low,
-            cfg.threshold_high,
-        )
+        min_px, variation = _variation(cfg, rng, tissue.shape)
 
     hand = tissue > 0
     condition = hand.astype(np.uint8)  # NORMAL where the hand is

@@ -9,6 +9,7 @@ stays inside its joint.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def source_cases(dataset: Dataset) -> list[Case]:
     return [c for c in dataset.cases if c.tissue and c.regions]
 
 
+@functools.cache
 def _font(size: int):
     try:
         return ImageFont.load_default(size=size)
@@ -77,6 +79,45 @@ def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((size, size), Image.NEAREST))
 
 
+def _perlin_panel(
+    tissue: np.ndarray,
+    regions: np.ndarray,
+    vector: np.ndarray,
+    rng: np.random.Generator,
+    perlin_cfg: PerlinConfig,
+) -> tuple[np.ndarray, str]:
+    """The condition with Perlin variation, the unvaried inflamed regions outlined,
+    and its caption part (tries, fall-backs)."""
+    varied = compose_condition(tissue, regions, vector, rng, perlin_cfg)
+    rgb = _colour(varied.condition)
+    inflamed = np.where(np.isin(regions, np.flatnonzero(vector > 0) + 1), regions, 0)
+    rgb[find_boundaries(inflamed * (tissue > 0), mode="inner")] = OUTLINE
+    return rgb, f"  Perlin tries {varied.total_tries}  fell back {varied.n_fell_back}"
+
+
+def _blank_canvas(titles: list[str], n: int, panel_px: int) -> Image.Image:
+    """A white canvas for ``n`` rows of ``len(titles)`` panels, the titles on top."""
+    n_cols = len(titles)
+    width = n_cols * panel_px + (n_cols + 1) * GAP
+    row_h = panel_px + CAPTION + GAP
+    canvas = Image.new("RGB", (width, HEADER + n * row_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(16)
+    for k, title in enumerate(titles):
+        draw.text((GAP + k * (panel_px + GAP), 4), title, fill=(0, 0, 0), font=font)
+    return canvas
+
+
+def _paste_row(
+    canvas: Image.Image, y: int, panels: list[np.ndarray], caption: str, panel_px: int
+) -> None:
+    """Paste one row of panels at height ``y`` and write its caption under them."""
+    for k, panel in enumerate(panels):
+        x = GAP + k * (panel_px + GAP)
+        canvas.paste(Image.fromarray(_resize(panel, panel_px)), (x, y))
+    ImageDraw.Draw(canvas).text((GAP, y + panel_px + 4), caption, fill=(0, 0, 0), font=_font(12))
+
+
 def conditions_grid(
     dataset: Dataset | str | os.PathLike,
     out: str | os.PathLike,
@@ -111,17 +152,7 @@ def conditions_grid(
     order = rng.permutation(len(sources))
 
     titles = ["image", "tissue map", "sampled vector", "condition", "condition + Perlin"]
-    if not perlin:
-        titles = titles[:4]
-    n_cols = len(titles)
-    width = n_cols * panel_px + (n_cols + 1) * GAP
-    row_h = panel_px + CAPTION + GAP
-    canvas = Image.new("RGB", (width, HEADER + n * row_h), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    font, small = _font(16), _font(12)
-    for k, title in enumerate(titles):
-        draw.text((GAP + k * (panel_px + GAP), 4), title, fill=(0, 0, 0), font=font)
-
+    canvas = _blank_canvas(titles if perlin else titles[:4], n, panel_px)
     for row in range(n):
         case = sources[int(order[row % len(sources)])]
         image, tissue, regions = ds.image(case), ds.tissue(case), ds.regions(case)
@@ -132,24 +163,14 @@ def conditions_grid(
             )
         vector = sample_with_config(groups, n_labels, rng, sampler_cfg)
         plain = compose_condition(tissue, regions, vector)
-        panels = [_grey(image), _colour(tissue), None, _colour(plain.condition)]
+        vector_rgb = _vector_panel(vector, groups, panel_px, panel_px)
+        panels = [_grey(image), _colour(tissue), vector_rgb, _colour(plain.condition)]
         caption = f"{case.case_id}  low {int((vector == 1).sum())}  high {int((vector == 2).sum())}"
         if perlin:
-            varied = compose_condition(tissue, regions, vector, rng, perlin_cfg)
-            rgb = _colour(varied.condition)
-            inflamed = np.where(np.isin(regions, np.flatnonzero(vector > 0) + 1), regions, 0)
-            rgb[find_boundaries(inflamed * (tissue > 0), mode="inner")] = OUTLINE
+            rgb, perlin_caption = _perlin_panel(tissue, regions, vector, rng, perlin_cfg)
             panels.append(rgb)
-            caption += f"  Perlin tries {varied.total_tries}  fell back {varied.n_fell_back}"
-        y = HEADER + row * row_h
-        for k, panel in enumerate(panels):
-            x = GAP + k * (panel_px + GAP)
-            if panel is None:
-                panel = _vector_panel(vector, groups, panel_px, panel_px)
-            else:
-                panel = _resize(panel, panel_px)
-            canvas.paste(Image.fromarray(panel), (x, y))
-        draw.text((GAP, y + panel_px + 4), caption, fill=(0, 0, 0), font=small)
+            caption += perlin_caption
+        _paste_row(canvas, HEADER + row * (panel_px + CAPTION + GAP), panels, caption, panel_px)
 
     out = Path(out)
     with atomic_path(out) as tmp:

@@ -102,6 +102,36 @@ def predict(model: UNet, x: np.ndarray, device: str = "cpu", batch_size: int = 1
     return predict_scores(model, x, device, batch_size).argmax(1).astype(np.uint8)
 
 
+def _train_epoch(
+    model: UNet,
+    data: tuple[torch.Tensor, torch.Tensor],
+    opt: torch.optim.Optimizer,
+    loss_fn: DiceCELoss,
+    gen: torch.Generator,
+    batch_size: int,
+    device: str,
+) -> float:
+    """One pass over ``data`` = (crops, targets) in a random order, each crop mirrored
+    with probability 1/2; returns the mean training loss."""
+    xt, yt = data
+    model.train()
+    perm = torch.randperm(len(xt), generator=gen)
+    total, count = 0.0, 0
+    for i in range(0, len(xt), batch_size):
+        idx = perm[i : i + batch_size]
+        xb, yb = xt[idx], yt[idx]
+        flip = torch.rand(len(idx), generator=gen) < 0.5  # a mirrored hand is still a hand
+        xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb).to(device)
+        yb = torch.where(flip[:, None, None, None], yb.flip(-1), yb).to(device)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        count += len(idx)
+    return total / max(count, 1)
+
+
 def train_segmenter(
     x: np.ndarray,
     y: np.ndarray,
@@ -137,22 +167,7 @@ def train_segmenter(
 
         bar = progress_bar(n_epochs, 0, "train joint segmenter", "epoch")
     for _ in range(n_epochs):
-        model.train()
-        perm = torch.randperm(len(tr), generator=gen)
-        total, count = 0.0, 0
-        for i in range(0, len(tr), bs):
-            idx = perm[i : i + bs]
-            xb, yb = xt[idx], yt[idx]
-            flip = torch.rand(len(idx), generator=gen) < 0.5  # a mirrored hand is still a hand
-            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb).to(device)
-            yb = torch.where(flip[:, None, None, None], yb.flip(-1), yb).to(device)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        losses.append(total / max(count, 1))
+        losses.append(_train_epoch(model, (xt, yt), opt, loss_fn, gen, bs, device))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")

@@ -268,6 +268,55 @@ class Layout:
     gap: float = 0.02
 
 
+def _cut_forearm(
+    mask_u: np.ndarray, top_row: float, wrist_row: float, forearm_keep: float
+) -> np.ndarray:
+    """A copy of the upright mask cut ``forearm_keep`` hand lengths below the wrist, then
+    trimmed to its last full-width row (:func:`trim_bottom`)."""
+    length_px = wrist_row - top_row
+    mask_u = mask_u.copy()
+    mask_u[int(np.ceil(wrist_row + forearm_keep * length_px)) + 1 :] = False
+    return trim_bottom(mask_u, top_row + 0.5 * length_px)
+
+
+def _left_copy_column(
+    extent: tuple[float, float], scale: float, size: int, layout: Layout, rng: np.random.Generator
+) -> float:
+    """A random wrist column for the image-left copy, which spans ``extent`` = (left,
+    right) photo pixels around its wrist column: kept in [margin, centre - gap/2]."""
+    ext_left, ext_right = extent
+    lo = layout.margin * size + ext_left * scale
+    hi = (0.5 - layout.gap / 2) * size - ext_right * scale
+    return rng.uniform(lo, hi) if hi > lo else (lo + hi) / 2
+
+
+def _paste_copy(
+    scene: Scene,
+    hand: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    anchors: tuple[tuple[float, float], tuple[float, float]],
+    s: float,
+    mirror: bool,
+    region_offset: int,
+) -> None:
+    """Paste one copy of ``hand`` = (mask, luminance, joint map or None) into ``scene``
+    (float luminance, not yet uint16) where no hand is yet, in place: scaled by ``s``,
+    mirrored if asked, ``anchors`` = (photo (row, col), scene (row, col)), the forearm
+    continued down; joint ids shifted by ``region_offset``."""
+    mask_u, lum, reg = hand
+    anchor_src, anchor_out = anchors
+    size = scene.tissue.shape[0]
+    m = _place(mask_u.astype(np.uint8), s, anchor_src, anchor_out, size, mirror, 0) > 0
+    lum_p = _place(lum, s, anchor_src, anchor_out, size, mirror, 1)
+    extend_down(m, lum_p)
+    free = m & (scene.tissue == 0)
+    scene.tissue[free] = 1
+    scene.image[free] = lum_p[free]
+    if reg is not None:
+        reg_p = _place(reg, s, anchor_src, anchor_out, size, mirror, 0)
+        joint = free & (reg_p > 0)
+        scene.regions[joint] = reg_p[joint] + region_offset
+
+
 def make_scene(
     rgb: np.ndarray,
     mask: np.ndarray,
@@ -286,22 +335,17 @@ def make_scene(
         aspect: the 11k ``aspectOfHand`` (used when the joint map cannot tell the thumb side).
         layout: hand size and placement ranges (:class:`Layout`).
     """
-    hand_length, top, forearm_keep = layout.hand_length, layout.top, layout.forearm_keep
-    margin, gap = layout.margin, layout.gap
     if not mask.any():
         raise ValueError("empty hand mask: nothing to lay out")
     rgb_u, mask_u, reg_u, angle = upright(rgb, mask, regions)
     side = thumb_side(reg_u, aspect)
     top_row, wrist_row, wrist_col = landmarks(mask_u, reg_u)
-    length_px = wrist_row - top_row
-    mask_u = mask_u.copy()
-    mask_u[int(np.ceil(wrist_row + forearm_keep * length_px)) + 1 :] = False
-    mask_u = trim_bottom(mask_u, top_row + 0.5 * length_px)
+    mask_u = _cut_forearm(mask_u, top_row, wrist_row, layout.forearm_keep)
     cc = np.nonzero(mask_u.any(0))[0]
     # horizontal extent relative to the wrist column, in photo pixels
     ext_lo, ext_hi = wrist_col - cc[0] + 0.5, cc[-1] - wrist_col + 0.5
-    half = 0.5 * size - gap * size / 2 - margin * size  # room for one hand, scene pixels
-    scale = rng.uniform(*hand_length) * size / length_px
+    half = 0.5 * size - layout.gap * size / 2 - layout.margin * size  # one hand's room
+    scale = rng.uniform(*layout.hand_length) * size / (wrist_row - top_row)
     scale = min(scale, half / (ext_lo + ext_hi))
     lum = rgb_u.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     lum = np.where(mask_u, lum, 0.0).astype(np.float32)
@@ -310,38 +354,26 @@ def make_scene(
     want_left_copy_thumb = "right" if THUMBS_TOWARD_CENTRE else "left"
     mirror_left_copy = side != want_left_copy_thumb
     left_label, right_label = ("R", "L") if R_ON_IMAGE_LEFT else ("L", "R")
-    image = np.zeros((size, size), np.float32)
-    tissue = np.zeros((size, size), np.uint8)
-    regions_out = np.zeros((size, size), np.uint8)
-    top_out = rng.uniform(*top) * size
-    # the image-left copy spans [wx - ext_left, wx + ext_right]; keep it in [margin, centre - gap/2]
-    ext_left, ext_right = (ext_hi, ext_lo) if mirror_left_copy else (ext_lo, ext_hi)
-    lo, hi = margin * size + ext_left * scale, (0.5 - gap / 2) * size - ext_right * scale
-    x_left = rng.uniform(lo, hi) if hi > lo else (lo + hi) / 2
+    scene = Scene(
+        image=np.zeros((size, size), np.float32),
+        tissue=np.zeros((size, size), np.uint8),
+        regions=np.zeros((size, size), np.uint8),
+        mirrored=left_label if mirror_left_copy else right_label,
+        rotation_deg=angle,
+        thumb_side=side,
+    )
+    top_out = rng.uniform(*layout.top) * size
+    extent = (ext_hi, ext_lo) if mirror_left_copy else (ext_lo, ext_hi)
+    x_left = _left_copy_column(extent, scale, size, layout, rng)
     for wx, mirror, prefix in (
         (x_left, mirror_left_copy, left_label),
         (size - 1 - x_left, not mirror_left_copy, right_label),
     ):
         s = scale * rng.uniform(0.98, 1.0)
         anchor_out = (top_out + rng.uniform(-0.01, 0.01) * size, wx)
-        anchor_src = (top_row, wrist_col)
-        m = _place(mask_u.astype(np.uint8), s, anchor_src, anchor_out, size, mirror, 0) > 0
-        lum_p = _place(lum, s, anchor_src, anchor_out, size, mirror, 1)
-        extend_down(m, lum_p)
-        free = m & (tissue == 0)
-        tissue[free] = 1
-        image[free] = lum_p[free]
-        if reg is not None:
-            reg_p = _place(reg, s, anchor_src, anchor_out, size, mirror, 0)
-            joint = free & (reg_p > 0)
-            offset = 0 if prefix == "R" else len(JOINT_INDEX)
-            regions_out[joint] = reg_p[joint] + offset
-    image_u16 = np.clip(np.rint(image * 257.0), 0, 65535).astype(np.uint16)
-    return Scene(
-        image=image_u16,
-        tissue=tissue,
-        regions=regions_out,
-        mirrored=left_label if mirror_left_copy else right_label,
-        rotation_deg=angle,
-        thumb_side=side,
-    )
+        offset = 0 if prefix == "R" else len(JOINT_INDEX)
+        _paste_copy(
+            scene, (mask_u, lum, reg), ((top_row, wrist_col), anchor_out), s, mirror, offset
+        )
+    scene.image = np.clip(np.rint(scene.image * 257.0), 0, 65535).astype(np.uint16)
+    return scene

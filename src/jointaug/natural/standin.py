@@ -58,6 +58,89 @@ def _rot(points: np.ndarray, centre: np.ndarray, angle: float) -> np.ndarray:
     return centre + np.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], -1)
 
 
+def _finger_angles(pose: str, rng: np.random.Generator) -> tuple[dict[str, float], float]:
+    """Directions (radians from straight up) of fingers 2-5 and of the thumb: spread
+    apart for an "open" hand, nearly parallel for "together" and "fist"."""
+    if pose == "open":
+        spread = rng.uniform(1.1, 1.6)
+        base_angles = {"2": -13.0, "3": -1.0, "4": 11.0, "5": 24.0}
+        angles = {k: np.deg2rad(v * spread + rng.normal(0, 1.5)) for k, v in base_angles.items()}
+        thumb_angle = np.deg2rad(rng.uniform(-62, -45))
+    else:
+        angles = {
+            k: np.deg2rad(v + rng.normal(0, 0.5))
+            for k, v in {"2": 2.0, "3": 0.5, "4": -1.0, "5": -2.5}.items()
+        }
+        thumb_angle = np.deg2rad(rng.uniform(-22, -15))
+    return angles, thumb_angle
+
+
+def _add_fingers(
+    geom: HandGeometry, angles: dict[str, float], palm: tuple[float, float, float], s: float
+) -> None:
+    """Fingers 2-5 (MCP, PIP, DIP, tip, a tapered capsule each) along the knuckle line,
+    in place. ``palm``: (centre x, knuckle line y, palm width); ``s``: hand size in
+    pixels. A fist shows only the knuckles. No random draws."""
+    cx, y_mcp, pw = palm
+    lengths = {"2": 0.31, "3": 0.35, "4": 0.325, "5": 0.25}
+    radii = {"2": 0.045, "3": 0.047, "4": 0.044, "5": 0.038}
+    for i, k in enumerate("2345"):
+        x_mcp = cx - pw / 2 + pw * (0.13 + 0.25 * i)
+        y = y_mcp - 0.02 * s * np.cos((i - 1.5) / 1.5 * np.pi / 2)
+        d = np.array([np.sin(angles[k]), -np.cos(angles[k])])
+        L = lengths[k] * s
+        base = np.array([x_mcp, y])
+        pip, dip, tip = base + 0.45 * L * d, base + 0.75 * L * d, base + L * d
+        r = radii[k] * s
+        if geom.pose == "fist":  # fingers curled under: only the knuckles show
+            pip, dip, tip = base + 0.12 * L * d, base + 0.16 * L * d, base + 0.20 * L * d
+        geom.joints[f"mcp{k}"], geom.joints[f"pip{k}"], geom.joints[f"dip{k}"] = (
+            tuple(base),
+            tuple(pip),
+            tuple(dip),
+        )
+        geom.tips[k] = tuple(tip)
+        geom.finger_radius[k] = r
+        geom.capsules.append((*base, *tip, r, 0.82 * r))
+
+
+def _add_thumb(geom: HandGeometry, cmc: np.ndarray, thumb_angle: float, s: float) -> None:
+    """The thumb from its carpometacarpal base ``cmc`` (MCP, IP, tip, the thenar
+    eminence and the thumb's capsule), in place. No random draws."""
+    d = np.array([np.sin(thumb_angle), -np.cos(thumb_angle)])
+    mcp1 = cmc + 0.15 * s * d
+    ip1 = mcp1 + 0.11 * s * d
+    tip1 = ip1 + 0.09 * s * d
+    if geom.pose == "fist":
+        tip1 = ip1 + 0.03 * s * d
+    geom.joints["mcp1"], geom.joints["ip1"] = tuple(mcp1), tuple(ip1)
+    geom.tips["1"] = tuple(tip1)
+    geom.finger_radius["1"] = 0.05 * s
+    geom.capsules.append((*cmc, *mcp1, 0.085 * s, 0.055 * s))  # thenar eminence
+    geom.capsules.append((*mcp1, *tip1, 0.052 * s, 0.043 * s))
+
+
+def _tilted(geom: HandGeometry, tilt: float) -> HandGeometry:
+    """``geom`` rotated by ``tilt`` radians about the wrist (boxes take the tilt as angle)."""
+    centre = np.array(geom.joints["wrist"])
+    return HandGeometry(
+        joints={k: tuple(_rot(np.array(v), centre, tilt)) for k, v in geom.joints.items()},
+        capsules=[
+            (
+                *_rot(np.array(c[:2]), centre, tilt),
+                *_rot(np.array(c[2:4]), centre, tilt),
+                c[4],
+                c[5],
+            )
+            for c in geom.capsules
+        ],
+        boxes=[(*_rot(np.array(b[:2]), centre, tilt), b[2], b[3], b[4], tilt) for b in geom.boxes],
+        tips={k: tuple(_rot(np.array(v), centre, tilt)) for k, v in geom.tips.items()},
+        finger_radius=geom.finger_radius,
+        pose=geom.pose,
+    )
+
+
 def hand_geometry(
     width: int, height: int, rng: np.random.Generator, pose: str = "open", scale: float = 1.0
 ) -> HandGeometry:
@@ -74,72 +157,20 @@ def hand_geometry(
     y_wrist = H * rng.uniform(0.82, 0.88)
     pw, ph = 0.30 * s, 0.35 * s  # palm width and height
     y_mcp = y_wrist - ph
-    lengths = {"2": 0.31, "3": 0.35, "4": 0.325, "5": 0.25}
-    radii = {"2": 0.045, "3": 0.047, "4": 0.044, "5": 0.038}
-    if pose == "open":
-        spread = rng.uniform(1.1, 1.6)
-        base_angles = {"2": -13.0, "3": -1.0, "4": 11.0, "5": 24.0}
-        angles = {k: np.deg2rad(v * spread + rng.normal(0, 1.5)) for k, v in base_angles.items()}
-        thumb_angle = np.deg2rad(rng.uniform(-62, -45))
-    else:
-        angles = {
-            k: np.deg2rad(v + rng.normal(0, 0.5))
-            for k, v in {"2": 2.0, "3": 0.5, "4": -1.0, "5": -2.5}.items()
-        }
-        thumb_angle = np.deg2rad(rng.uniform(-22, -15))
-    joints: dict[str, tuple[float, float]] = {}
-    tips: dict[str, tuple[float, float]] = {}
-    capsules: list[tuple[float, ...]] = []
-    fr: dict[str, float] = {}
-    for i, k in enumerate("2345"):
-        x_mcp = cx - pw / 2 + pw * (0.13 + 0.25 * i)
-        y = y_mcp - 0.02 * s * np.cos((i - 1.5) / 1.5 * np.pi / 2)
-        d = np.array([np.sin(angles[k]), -np.cos(angles[k])])
-        L = lengths[k] * s
-        base = np.array([x_mcp, y])
-        pip, dip, tip = base + 0.45 * L * d, base + 0.75 * L * d, base + L * d
-        r = radii[k] * s
-        if pose == "fist":  # fingers curled under: only the knuckles show
-            pip, dip, tip = base + 0.12 * L * d, base + 0.16 * L * d, base + 0.20 * L * d
-        joints[f"mcp{k}"], joints[f"pip{k}"], joints[f"dip{k}"] = (
-            tuple(base),
-            tuple(pip),
-            tuple(dip),
-        )
-        tips[k] = tuple(tip)
-        fr[k] = r
-        capsules.append((*base, *tip, r, 0.82 * r))
+    angles, thumb_angle = _finger_angles(pose, rng)
+    geom = HandGeometry(joints={}, capsules=[], boxes=[], tips={}, finger_radius={}, pose=pose)
+    _add_fingers(geom, angles, (cx, y_mcp, pw), s)
     # thumb: carpometacarpal base low on the palm's thumb side
-    cmc = np.array([cx - pw * 0.36, y_wrist - 0.18 * ph])
-    d = np.array([np.sin(thumb_angle), -np.cos(thumb_angle)])
-    mcp1 = cmc + 0.15 * s * d
-    ip1 = mcp1 + 0.11 * s * d
-    tip1 = ip1 + 0.09 * s * d
-    if pose == "fist":
-        tip1 = ip1 + 0.03 * s * d
-    joints["mcp1"], joints["ip1"] = tuple(mcp1), tuple(ip1)
-    tips["1"] = tuple(tip1)
-    fr["1"] = 0.05 * s
-    capsules.append((*cmc, *mcp1, 0.085 * s, 0.055 * s))  # thenar eminence
-    capsules.append((*mcp1, *tip1, 0.052 * s, 0.043 * s))
-    joints["wrist"] = (cx, y_wrist)
-    boxes = [
+    _add_thumb(geom, np.array([cx - pw * 0.36, y_wrist - 0.18 * ph]), thumb_angle, s)
+    geom.joints["wrist"] = (cx, y_wrist)
+    geom.boxes += [
         (cx, (y_mcp + y_wrist) / 2, pw / 2, ph / 2 + 0.01 * s, 0.09 * s, 0.0),  # palm
         (cx, y_wrist + 0.6 * H, 0.40 * pw, 0.6 * H + 0.04 * s, 0.02 * s, 0.0),  # forearm
     ]
     if pose == "fist":  # curled fingers make a rounded bump over the knuckles
-        boxes.append((cx + 0.02 * s, y_mcp + 0.01 * s, pw / 2, 0.07 * s, 0.06 * s, 0.0))
+        geom.boxes.append((cx + 0.02 * s, y_mcp + 0.01 * s, pw / 2, 0.07 * s, 0.06 * s, 0.0))
     # whole-hand tilt about the wrist
-    tilt = np.deg2rad(rng.normal(0, 5.0))
-    centre = np.array(joints["wrist"])
-    joints = {k: tuple(_rot(np.array(v), centre, tilt)) for k, v in joints.items()}
-    tips = {k: tuple(_rot(np.array(v), centre, tilt)) for k, v in tips.items()}
-    capsules = [
-        (*_rot(np.array(c[:2]), centre, tilt), *_rot(np.array(c[2:4]), centre, tilt), c[4], c[5])
-        for c in capsules
-    ]
-    boxes = [(*_rot(np.array(b[:2]), centre, tilt), b[2], b[3], b[4], tilt) for b in boxes]
-    return HandGeometry(joints, capsules, boxes, tips, fr, pose)
+    return _tilted(geom, np.deg2rad(rng.normal(0, 5.0)))
 
 
 def _capsule_sdf(xx, yy, x0, y0, x1, y1, r0, r1):

@@ -128,66 +128,64 @@ def _result(kind: str, w: int, h: int, value: dict, k: int) -> dict:
     }
 
 
+def _keypoint_results(photo: StandInPhoto, pct: np.ndarray, size: tuple[int, int]) -> list:
+    """One keypoint per joint, at ``pct`` (percent of width/height)."""
+    w, h = size
+    results = []
+    for k, (j, (x, y)) in enumerate(zip(HAND_JOINTS, pct, strict=True)):
+        value = {"x": round(float(x), 4), "y": round(float(y), 4), "width": 0.6}
+        results.append(_result("keypointlabels", w, h, {**value, "keypointlabels": [j]}, k))
+    return results
+
+
+def _brush_results(photo: StandInPhoto, pct: np.ndarray, size: tuple[int, int]) -> list:
+    """One brush RLE mask per joint whose region (from the keypoints at ``pct``, clipped
+    to the true silhouette) is not empty."""
+    w, h = size
+    kp = PhotoLabels(
+        photo.record.image_name,
+        keypoints={j: (x / 100.0, y / 100.0) for j, (x, y) in zip(HAND_JOINTS, pct, strict=True)},
+    )
+    regions = regions_from_labels(kp, (h, w), hand=photo.hand)
+    results = []
+    for k, j in enumerate(HAND_JOINTS):
+        m = regions == k + 1
+        if m.any():
+            value = {"format": "rle", "rle": mask_to_brush(m), "brushlabels": [j]}
+            results.append(_result("brushlabels", w, h, value, k))
+    return results
+
+
+def _polygon_results(photo: StandInPhoto, pct: np.ndarray, size: tuple[int, int]) -> list:
+    """One octagon per joint, its radius the joint's share of the palm radius."""
+    w, h = size
+    r_palm = palm_radius(photo.hand)
+    t = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    results = []
+    for k, (j, (x, y)) in enumerate(zip(HAND_JOINTS, photo.joints, strict=True)):
+        r = JOINT_RADIUS_FRACTION[j] * r_palm
+        pts = np.stack([(x + r * np.cos(t)) / w * 100, (y + r * np.sin(t)) / h * 100], 1)
+        value = {"points": np.round(pts, 4).tolist(), "polygonlabels": [j], "closed": True}
+        results.append(_result("polygonlabels", w, h, value, k))
+    return results
+
+
+_RESULTS_OF_KIND = {
+    "keypoint": _keypoint_results,
+    "brush": _brush_results,
+    "polygon": _polygon_results,
+}
+
+
 def labelstudio_task(
     photo: StandInPhoto, kind: str, size: tuple[int, int], task_id: int, prefix: str
 ) -> dict:
     """A Label Studio export task labelling ``photo``'s 15 joints with one label kind."""
     w, h = size
     pct = photo.joints / np.array([w, h]) * 100.0
-    results = []
-    if kind == "keypoint":
-        for k, (j, (x, y)) in enumerate(zip(HAND_JOINTS, pct, strict=True)):
-            results.append(
-                _result(
-                    "keypointlabels",
-                    w,
-                    h,
-                    {
-                        "x": round(float(x), 4),
-                        "y": round(float(y), 4),
-                        "width": 0.6,
-                        "keypointlabels": [j],
-                    },
-                    k,
-                )
-            )
-    elif kind == "brush":
-        kp = PhotoLabels(
-            photo.record.image_name,
-            keypoints={
-                j: (x / 100.0, y / 100.0) for j, (x, y) in zip(HAND_JOINTS, pct, strict=True)
-            },
-        )
-        regions = regions_from_labels(kp, (h, w), hand=photo.hand)
-        for k, j in enumerate(HAND_JOINTS):
-            m = regions == k + 1
-            if m.any():
-                results.append(
-                    _result(
-                        "brushlabels",
-                        w,
-                        h,
-                        {"format": "rle", "rle": mask_to_brush(m), "brushlabels": [j]},
-                        k,
-                    )
-                )
-    elif kind == "polygon":
-        r_palm = palm_radius(photo.hand)
-        t = np.linspace(0, 2 * np.pi, 8, endpoint=False)
-        for k, (j, (x, y)) in enumerate(zip(HAND_JOINTS, photo.joints, strict=True)):
-            r = JOINT_RADIUS_FRACTION[j] * r_palm
-            pts = np.stack([(x + r * np.cos(t)) / w * 100, (y + r * np.sin(t)) / h * 100], 1)
-            results.append(
-                _result(
-                    "polygonlabels",
-                    w,
-                    h,
-                    {"points": np.round(pts, 4).tolist(), "polygonlabels": [j], "closed": True},
-                    k,
-                )
-            )
-    else:
+    if kind not in _RESULTS_OF_KIND:
         raise ValueError(f"unknown label kind {kind!r}")
+    results = _RESULTS_OF_KIND[kind](photo, pct, size)
     return {
         "id": task_id,
         "data": {"image": f"/data/upload/1/{prefix}-{photo.record.image_name}"},
@@ -195,6 +193,58 @@ def labelstudio_task(
             {"id": task_id, "was_cancelled": False, "ground_truth": False, "result": results}
         ],
         "predictions": [],
+    }
+
+
+def _is_written(marker: Path, params: dict) -> bool:
+    """True when ``marker`` records ``params``; a marker recording others (or unreadable)
+    is deleted."""
+    if not marker.is_file():
+        return False
+    try:
+        if json.loads(marker.read_text())["params"] == params:
+            return True
+    except (json.JSONDecodeError, KeyError):
+        pass
+    marker.unlink()
+    return False
+
+
+class _Subjects:
+    """Hands out subjects: each gets 4-6 photos, one skin tone and one hand scale."""
+
+    def __init__(self) -> None:
+        self.subject, self.left, self.skin, self.scale = 0, 0, 0, 1.0
+
+    def next_photo(self, rng: np.random.Generator) -> None:
+        """Count one more photo, starting a new subject when the current one has none left."""
+        if self.left == 0:
+            self.subject += 1
+            self.left = int(rng.integers(4, 7))
+            self.skin = int(rng.integers(len(SKIN_TONES)))
+            self.scale = float(rng.uniform(0.88, 1.05))
+        self.left -= 1
+
+
+def _draw_look(
+    rng: np.random.Generator, subject: _Subjects, p_accessory: float, p_closed: float
+) -> tuple[str, PhotoStyle]:
+    """A random aspect, accessory, pose and nail polish for a photo of ``subject``."""
+    aspect = ASPECTS[int(rng.integers(4))]
+    accessory = ("ring", "watch")[int(rng.integers(2))] if rng.random() < p_accessory else ""
+    pose = ("together", "fist")[int(rng.integers(2))] if rng.random() < p_closed else "open"
+    polish = aspect.startswith("dorsal") and rng.random() < 0.15
+    return aspect, PhotoStyle(subject.skin, subject.scale, pose, accessory, polish)
+
+
+def _truth(photo: StandInPhoto, size: tuple[int, int]) -> dict:
+    """A photo's ground truth: pose and joints as fractions of width/height."""
+    return {
+        "pose": photo.pose,
+        "joints": {
+            j: [float(x) / size[0], float(y) / size[1]]
+            for j, (x, y) in zip(HAND_JOINTS, photo.joints, strict=True)
+        },
     }
 
 
@@ -227,46 +277,25 @@ def write_standin(
         "version": 1,
     }
     marker = folder / MARKER
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text())["params"] == params:
-                return folder
-        except (json.JSONDecodeError, KeyError):
-            pass
-        marker.unlink()
+    if _is_written(marker, params):
+        return folder
     rng = np.random.default_rng([seed, 11_000])
     records, truth, candidates = [], {}, []
-    subject, left = 0, 0
-    skin, scale = 0, 1.0
+    subjects = _Subjects()
     it = range(n_photos)
     if progress:
         from jointaug.progress import progress_iter
 
         it = progress_iter(it, "stand-in photos", "photo")
     for i in it:
-        if left == 0:
-            subject += 1
-            left = int(rng.integers(4, 7))
-            skin = int(rng.integers(len(SKIN_TONES)))
-            scale = float(rng.uniform(0.88, 1.05))
-        left -= 1
-        aspect = ASPECTS[int(rng.integers(4))]
-        accessory = ("ring", "watch")[int(rng.integers(2))] if rng.random() < p_accessory else ""
-        pose = ("together", "fist")[int(rng.integers(2))] if rng.random() < p_closed else "open"
-        polish = aspect.startswith("dorsal") and rng.random() < 0.15
+        subjects.next_photo(rng)
+        aspect, style = _draw_look(rng, subjects, p_accessory, p_closed)
         name = f"Hand_{i + 1:07d}.jpg"
-        style = PhotoStyle(skin, scale, pose, accessory, polish)
-        img, photo = make_photo(f"{subject:07d}", name, aspect, rng, size, style)
+        img, photo = make_photo(f"{subjects.subject:07d}", name, aspect, rng, size, style)
         write_bytes_atomic(photo_path(folder, name), _jpeg(img))
         records.append(photo.record)
-        truth[name] = {
-            "pose": pose,
-            "joints": {
-                j: [float(x) / size[0], float(y) / size[1]]
-                for j, (x, y) in zip(HAND_JOINTS, photo.joints, strict=True)
-            },
-        }
-        if pose == "open" and not accessory:
+        truth[name] = _truth(photo, size)
+        if style.pose == "open" and not style.accessory:
             candidates.append(photo)
     picked = [candidates[i] for i in sorted(rng.permutation(len(candidates))[:n_labelled])]
     tasks = [
