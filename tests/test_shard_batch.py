@@ -70,3 +70,12 @@ def test_auto_batch_shards_record_one_batch_and_merge_like_a_whole_set(tmp_path)
     assert imgs and all(
         (out / p).read_bytes() == (ref.augment_dir(0, "mp") / p).read_bytes() for p in imgs
     )
+
+
+def test_the_graph_gives_auto_shards_the_auto_batch_not_a_fixed_64(tmp_path):
+    from jointaug.experiments.kinds import shard_batch
+
+    assert shard_batch(tmp_path / "new", "auto", 8192, 4) == (1024, auto_batch(1024))
+    assert shard_batch(tmp_path / "new", 32, 8192, 4) == (32, 32)  # the configured batch
+    claim_settings(tmp_path / "old", {"batch_size": 256})  # a set started before: its batch
+    assert shard_batch(tmp_path / "old", "auto", 8192, 4) == (256, 256)

@@ -55,14 +55,19 @@ class GraphOptions:
     natural_dir: str | None = None
 
 
-def shard_batch(set_dir: Path, configured: int | str) -> int:
-    """The sampling batch all shards of a set use."""
-    from jointaug.diffusion.sample import CPU_SAMPLE_BATCH
-    from jointaug.sets.diffusion import recorded_batch
+def shard_batch(set_dir: Path, configured: int | str, n: int, shards: int) -> tuple[int, int | str]:
+    """(alignment, batch parameter) of the shards of a set of ``n``: the batch it was
+    started with, else the configured one; for ``auto`` the card's auto batch at most
+    the power of two the shards are aligned to (``sets.diffusion.auto_batch``: the first
+    shard to start records it in ``augmentation.json``, all use it). The driver decides
+    nothing about the card (it may have none)."""
+    from jointaug.sets.diffusion import auto_batch, recorded_batch, shard_alignment
 
-    return recorded_batch(set_dir) or (
-        CPU_SAMPLE_BATCH if configured == "auto" else int(configured)
-    )
+    b = recorded_batch(set_dir) or (None if configured == "auto" else int(configured))
+    if b is not None:
+        return b, b
+    g = shard_alignment(n, shards)
+    return g, auto_batch(g)
 
 
 # ---- the kinds of task ------------------------------------------------------------------
@@ -196,9 +201,11 @@ def _build_sets(g: Building, fold: int | None) -> None:
             g.set_task[(fold, name)] = f"set/{fold}/{name}"
             continue
         # the shards of one set must agree on its batch: the one it was started
-        # with, else the configured one (a fixed default instead of ``auto``)
-        b = shard_batch(g.run.augment_dir(fold, name), g.run.config.diffusion.sample_batch_size)
-        ranges = shard_ranges(n, g.opt.shards, b)
+        # with, else the configured one, else (auto) the one the first shard records
+        align, b = shard_batch(
+            g.run.augment_dir(fold, name), g.run.config.diffusion.sample_batch_size, n, g.opt.shards
+        )
+        ranges = shard_ranges(n, g.opt.shards, align)
         ids = [f"set/{fold}/{name}/{lo}-{hi}" for lo, hi in ranges]
         for tid, (lo, hi) in zip(ids, ranges, strict=True):
             g.add(
