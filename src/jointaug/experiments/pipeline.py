@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -303,7 +304,7 @@ def run_experiment(
     if opt.executor not in ("local", "ray"):
         raise ValueError(f"unknown executor {opt.executor!r} (local or ray)")
     t0 = time.perf_counter()
-    with run_lock(run.path):
+    with run_lock(run.path), _scheduler(opt):
         preflight(run, plan, retrain=opt.retrain, echo=echo)
         last = _execute(run, plan, opt, echo)
     task_wall_s = last.get("task_wall_s", {})
@@ -318,6 +319,21 @@ def run_experiment(
         "task_wall_s": task_wall_s,
         "stage_times": stage_times,
     }
+
+
+@contextmanager
+def _scheduler(opt: RunOptions):
+    """Ray: started (or joined) for the whole call, so that ``device: auto`` in the settings
+    keys the driver checks (preflight, done tasks) means where the cluster runs its GPU
+    tasks, not what the driver's own torch sees (``runtime.assume_device_type``)."""
+    if opt.executor != "ray":
+        yield
+        return
+    from jointaug.experiments.ray_executor import cluster_session
+    from jointaug.runtime import assume_device_type
+
+    with cluster_session(opt.ray_address, opt.ray_init) as dt, assume_device_type(dt):
+        yield
 
 
 def _execute(run: RunDir, plan: Plan, opt: RunOptions, echo: Echo) -> dict:

@@ -39,8 +39,9 @@ class GraphFailed(RuntimeError):
     """Some tasks failed; the message holds each one's error and log path."""
 
 
-def execute(run_path: str, task: Task) -> dict:
-    """What a Ray worker runs: one task, its output to its log; errors returned, not raised."""
+def execute(run_path: str, task: Task, cache=None) -> dict:
+    """What a Ray worker runs: one task, its output to its log; errors returned, not raised.
+    ``cache``: a classifier worker's image cache (kept across its trainings)."""
     log = RunDir(Path(run_path)).log_path(task.id)
     log.parent.mkdir(parents=True, exist_ok=True)
     fault = Path(os.environ[FAULT_ENV]) if os.environ.get(FAULT_ENV) else None
@@ -58,10 +59,85 @@ def execute(run_path: str, task: Task) -> dict:
             f.flush()
             os._exit(1)  # a worker killed mid-task
         try:
-            return run_task(run_path, task, progress=True)
+            return run_task(run_path, task, progress=True, cache=cache)
         except BaseException as exc:  # noqa: BLE001 - reported to the driver with the log
             traceback.print_exc(file=f)
             return {"id": task.id, "error": f"{type(exc).__name__}: {exc}", "log": str(log)}
+
+
+class ClassifierWorker:
+    """A long-lived Ray actor that trains classifiers one after another (one actor per GPU
+    share, ``--gpus-per-classifier``), keeping its prepared images (``ImageCache``, cleared
+    when the fold changes, as the local executor does) and its process (torch, MONAI,
+    the CUDA context, cuDNN autotuning) across trainings. A Ray task per training would
+    pay all of that again for each of the ~215 trainings. The same ``run_task`` runs
+    either way, so the results are the local executor's."""
+
+    def __init__(self) -> None:
+        from jointaug.classify.data import ImageCache
+
+        self.cache, self.fold = ImageCache(), None
+
+    def run(self, run_path: str, task: Task) -> dict:
+        fold = task.params.get("fold")
+        if fold != self.fold:
+            self.cache.clear()
+            self.fold = fold
+        return execute(run_path, task, cache=self.cache)
+
+
+class _Pool:
+    """The driver's classifier workers: an actor is started when a training is ready and
+    none is free (Ray queues it until its GPU share is free), reused for the next ready
+    training, and stopped as soon as none is ready, so idle workers never hold GPU shares
+    a diffusion model or a set shard is waiting for (no deadlock between the kinds)."""
+
+    def __init__(self, ray, retries: int):
+        self.ray, self.retries = ray, retries
+        self.cls = ray.remote(ClassifierWorker)
+        self.idle: list = []
+        self.busy: dict = {}  # object ref -> actor
+
+    def submit(self, opts: dict, run_path: str, task: Task):
+        if self.idle:
+            actor = self.idle.pop()
+        else:
+            actor = self.cls.options(
+                num_cpus=opts["num_cpus"],
+                num_gpus=opts["num_gpus"],
+                max_restarts=self.retries,
+                max_task_retries=self.retries,
+            ).remote()
+        ref = actor.run.remote(run_path, task)
+        self.busy[ref] = actor
+        return ref
+
+    def release(self, ref, ok: bool) -> None:
+        actor = self.busy.pop(ref, None)
+        if actor is None:
+            return
+        if ok:
+            self.idle.append(actor)
+        else:
+            self.ray.kill(actor)  # died more often than retries: never reused
+
+    def stop_idle(self) -> None:
+        for actor in self.idle:
+            self.ray.kill(actor)
+        self.idle.clear()
+
+
+@contextlib.contextmanager
+def cluster_session(address: str | None = None, init_kwargs: dict | None = None):
+    """Ray, started (or joined) for a whole ``jointaug run``; yields the device type its
+    GPU tasks run on (``cuda`` when the cluster has GPUs), which is what ``device: auto``
+    means in the settings keys the driver checks (it never asks its own torch)."""
+    ray, started = _init_ray(address, init_kwargs)
+    try:
+        yield "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _init_ray(address: str | None, init_kwargs: dict | None):
@@ -92,12 +168,16 @@ def run_ray(
     heartbeat_s: float = 60.0,
 ) -> dict:
     """Run ``tasks`` on Ray (a new local instance, or the cluster at ``address``)."""
-    ray, started = _init_ray(address, init_kwargs)
-    try:
-        return _schedule(ray, run, tasks, echo, retries, heartbeat_s)
-    finally:
-        if started:
-            ray.shutdown()
+    from jointaug.runtime import assume_device_type
+
+    with cluster_session(address, init_kwargs) as device_type, assume_device_type(device_type):
+        return _schedule(ray_module(), run, tasks, echo, retries, heartbeat_s)
+
+
+def ray_module():
+    import ray
+
+    return ray
 
 
 class _Schedule:
@@ -107,6 +187,7 @@ class _Schedule:
         self.ray, self.run, self.echo, self.retries = ray, run, echo, retries
         self.gpus = ray.cluster_resources().get("GPU", 0) > 0
         self.remote = ray.remote(execute)
+        self.pool = _Pool(ray, retries)
         self.todo = {t.id: t for t in tasks if not KINDS[t.kind].final}
         self.total = len(self.todo)
         self.counts = {k: sum(t.kind == k for t in self.todo.values()) for k in KINDS}
@@ -138,15 +219,20 @@ class _Schedule:
                     "name": tid,
                 }
                 # an absolute path: workers on other nodes see the run folder at the same place
-                self.running[
-                    self.remote.options(**opts).remote(str(self.run.path.resolve()), t)
-                ] = t
+                path = str(self.run.path.resolve())
+                if KINDS[t.kind].fold_cache:  # classifiers: long-lived workers
+                    self.running[self.pool.submit(opts, path, t)] = t
+                else:
+                    self.running[self.remote.options(**opts).remote(path, t)] = t
+        self.pool.stop_idle()  # nothing ready for them: free their GPU shares
 
     def collect(self, ref) -> None:
         t = self.running.pop(ref)
         try:
             out = self.ray.get(ref)
+            self.pool.release(ref, ok=True)
         except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than retries
+            self.pool.release(ref, ok=False)
             out = {
                 "id": t.id,
                 "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
@@ -218,6 +304,7 @@ def _schedule(
         if not ready or time.monotonic() - last_beat >= heartbeat_s:
             s.heartbeat()
             last_beat = time.monotonic()
+    s.pool.stop_idle()
     s.raise_failures()
     final = [t for t in tasks if KINDS[t.kind].final]
     walls = s.walls
