@@ -117,6 +117,13 @@ class DiffusionConfig(_Section):
     upsample: Literal["nearest", "bilinear"] = (
         "nearest"  # model size -> dataset size (paper: nearest)
     )
+    # train to a criterion (diffusion/criterion.py): stop when the label fidelity on the
+    # fold's validation conditions has not improved by min_delta for patience checks
+    stop_on_fidelity: bool = False
+    fidelity_every: int = 2_000  # steps between checks
+    fidelity_patience: int = 3  # checks without improvement before stopping
+    fidelity_min_delta: float = 0.01
+    fidelity_cases: int = 16  # validation conditions sampled per check (fast sampler)
 
 
 class SamplerConfig(_Section):

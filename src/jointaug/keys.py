@@ -43,6 +43,19 @@ DIFFUSION_NOT_TRAINING = frozenset(
 )
 
 
+# diffusion.*: the stopping criterion's settings, recorded only when it is on (models
+# trained before it existed, and every model trained without it, keep their keys)
+FIDELITY_FIELDS = frozenset(
+    {
+        "stop_on_fidelity",
+        "fidelity_every",
+        "fidelity_patience",
+        "fidelity_min_delta",
+        "fidelity_cases",
+    }
+)
+
+
 def settings_key(record: Any) -> str:
     """16 hex digits of sha256 over the canonical JSON of ``record``."""
     blob = json.dumps(record, sort_keys=True, default=str)
@@ -80,7 +93,10 @@ def classify_settings(cfg, device_type: str = "cpu") -> dict:
 def diffusion_settings(cfg, device_type: str = "cpu") -> dict:
     """A DiffusionConfig as recorded by a trained model (sampling/logging left out),
     trained on ``device_type`` (:func:`runtime_settings`: nothing added on the CPU)."""
-    return _with_runtime(cfg.model_dump(exclude=set(DIFFUSION_NOT_TRAINING)), device_type, cfg.amp)
+    skip = set(DIFFUSION_NOT_TRAINING)
+    if not getattr(cfg, "stop_on_fidelity", False):
+        skip |= FIDELITY_FIELDS
+    return _with_runtime(cfg.model_dump(exclude=skip), device_type, cfg.amp)
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -35,6 +35,7 @@ import torch
 from jointaug.config import DiffusionConfig
 from jointaug.dataset.format import Dataset
 from jointaug.diffusion import checkpoint as ck
+from jointaug.diffusion.criterion import FidelityProbe, Plateau
 from jointaug.diffusion.grid import samples_grid, write_png_rgb
 from jointaug.diffusion.intensity import IntensityMap, fit_intensity
 from jointaug.diffusion.loop import DiffusionStep, LossMeter, train_step
@@ -55,18 +56,29 @@ from jointaug.runtime import maybe_compile, resolve_device, runtime_record
 from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
 
 LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
+STOP_FIDELITY = "fidelity"  # done marker's stop_reason of a model stopped by its criterion
 GRID_CASES = 4
 
 
 def diffusion_record(
-    cfg: DiffusionConfig, case_ids: Sequence[str], device_type: str = "cpu"
+    cfg: DiffusionConfig,
+    case_ids: Sequence[str],
+    device_type: str = "cpu",
+    val_case_ids: Sequence[str] = (),
 ) -> tuple[str, dict]:
     """(key, settings) a trained model depends on: its training settings, the device type
     and precision on a GPU (nothing on the CPU: :func:`jointaug.keys.runtime_settings`)
-    and its train cases."""
+    and its train cases; with ``stop_on_fidelity`` also the validation cases it stops on."""
     settings = diffusion_settings(cfg, device_type)
-    key = settings_key([settings, list(case_ids)])  # the key of earlier versions, unchanged
-    return key, {"diffusion": settings, "train_cases": list(case_ids)}
+    if not cfg.stop_on_fidelity:
+        key = settings_key([settings, list(case_ids)])  # the key of earlier versions, unchanged
+        return key, {"diffusion": settings, "train_cases": list(case_ids)}
+    key = settings_key([settings, list(case_ids), list(val_case_ids)])
+    return key, {
+        "diffusion": settings,
+        "train_cases": list(case_ids),
+        "fidelity_cases": list(val_case_ids),
+    }
 
 
 def is_trained(folder: Path, train_steps: int | None = None, key: str | None = None) -> bool:
@@ -76,7 +88,11 @@ def is_trained(folder: Path, train_steps: int | None = None, key: str | None = N
     if done is None:
         return False
     try:
-        steps_ok = train_steps is None or int(done["step"]) >= train_steps
+        steps_ok = (
+            train_steps is None
+            or int(done["step"]) >= train_steps
+            or done.get("stop_reason") == STOP_FIDELITY  # trained to its criterion
+        )
     except (ValueError, KeyError, TypeError):
         return False
     return steps_ok and (key is None or done.get("key") == key)
@@ -163,6 +179,8 @@ class TrainState:
     global_rng: torch.Tensor | None = None  # torch's global generator (dropout) at ``step``
     cuda_rng: torch.Tensor | None = None
     first: int = 1  # the first step of the current log interval
+    plateau: Plateau | None = None  # the stopping criterion's checks (stop_on_fidelity)
+    stopped: bool = False  # stopped by the criterion at ``step``
 
 
 @dataclass
@@ -178,6 +196,7 @@ class _Fold:
     parts: DiffusionStep
     eps_ema: torch.nn.Module
     info: dict  # what a checkpoint must agree with (train cases, intensity map, network)
+    probe: FidelityProbe | None = None  # held-out conditions of the stopping criterion
 
     @property
     def checkpoint(self) -> Path:
@@ -191,6 +210,7 @@ def train_diffusion(
     fold: int,
     diffusion: DiffusionConfig,
     options: TrainOptions | None = None,
+    val_patients: Sequence[str] = (),
 ) -> Path:
     """Train (or resume, or skip) one fold's diffusion model in ``folder``; return it.
 
@@ -199,6 +219,8 @@ def train_diffusion(
         dataset: the dataset; trains on the cases of ``train_patients`` with a tissue map.
         fold: fold index (part of the seeds and the sample-grid title).
         diffusion: the diffusion settings; options: device, progress bar, ``stop_after``.
+        val_patients: the fold's validation patients: their conditions are what
+            ``stop_on_fidelity`` scores (:mod:`jointaug.diffusion.criterion`).
 
     Raises StaleOutputError (deleting nothing) when ``folder`` holds a finished model
     trained with other settings or cases; the caller moves it aside first to retrain.
@@ -208,7 +230,10 @@ def train_diffusion(
     folder = Path(folder)
     cases = fold_train_cases(dataset, tuple(train_patients))
     device = resolve_device(opt.device)
-    key, record = diffusion_record(cfg, [c.case_id for c in cases], device.type)
+    val_cases = fold_train_cases(dataset, tuple(val_patients)) if cfg.stop_on_fidelity else []
+    key, record = diffusion_record(
+        cfg, [c.case_id for c in cases], device.type, [c.case_id for c in val_cases]
+    )
     if is_trained(folder, cfg.train_steps, key):
         return folder
     stale = stale_vs(folder, "diffusion model", key, record)
@@ -223,6 +248,8 @@ def train_diffusion(
         load_train_arrays(dataset, cases, cfg.image_size),
     )
     st = _resume(run) if run.checkpoint.is_file() else TrainState()
+    if cfg.stop_on_fidelity:
+        run.probe, st.plateau = _criterion(run, dataset, val_cases, st)
     run.parts.meter = LossMeter(run.device, st.ema_loss)
     (folder / DONE).unlink(missing_ok=True)
     end = (
@@ -231,7 +258,7 @@ def train_diffusion(
         else min(cfg.train_steps, st.step + opt.stop_after)
     )
     _train(run, st, end, opt.progress)
-    if st.step < cfg.train_steps:
+    if st.step < cfg.train_steps and not st.stopped:
         return folder
     _finish(run, st, key, record)
     return folder
@@ -263,6 +290,29 @@ def _prepare(
     return _Fold(folder, fold, cfg, device, arrays, intensity, parts, eps_ema, info)
 
 
+def _criterion(run: _Fold, dataset: Dataset, val_cases: list, st: TrainState):
+    """The stopping criterion's probe (None without validation conditions: the model then
+    trains to ``train_steps``) and its checks so far (from the checkpoint)."""
+    cfg = run.cfg
+    plateau = Plateau.from_json(st.plateau, cfg.fidelity_patience, cfg.fidelity_min_delta)
+    if not val_cases:
+        print(f"diffusion fold {run.fold}: stop_on_fidelity without validation tissue maps: off")
+        return None, plateau
+    arrays = load_train_arrays(dataset, val_cases, cfg.image_size)
+    probe = FidelityProbe(
+        arrays.counts, arrays.channels, run.intensity.to_model, cfg, run.fold, run.device
+    )
+    return probe, plateau
+
+
+def _check_fidelity(run: _Fold, st: TrainState) -> None:
+    """Every ``fidelity_every`` steps: score the EMA model; stop on a plateau."""
+    if run.probe is None or st.plateau is None or st.step % run.cfg.fidelity_every:
+        return
+    score = run.probe.score(run.eps_ema, run.intensity.model_range)
+    st.stopped = st.plateau.update(st.step, score)
+
+
 def _resume(run: _Fold) -> TrainState:
     """Load the checkpoint into ``run``'s parts; the state it was written at."""
     path, p = run.checkpoint, run.parts
@@ -290,6 +340,8 @@ def _resume(run: _Fold) -> TrainState:
         float(meta["ema_loss"]),
         tensors["rng.global"],
         tensors.get("rng.cuda"),
+        plateau=meta.get("fidelity"),  # a dict here; _criterion makes it a Plateau
+        stopped=bool(meta.get("stopped", False)),
     )
 
 
@@ -313,6 +365,8 @@ def _save_checkpoint(run: _Fold, st: TrainState) -> None:
         "optim_groups": groups,
         **run.info,
     }
+    if st.plateau is not None:
+        meta["fidelity"], meta["stopped"] = st.plateau.to_json(), st.stopped
     ck.save_tensors(run.checkpoint, tensors, meta)
 
 
@@ -342,11 +396,12 @@ def _train(run: _Fold, st: TrainState, end: int, progress: bool) -> None:
                 torch.cuda.set_rng_state(st.cuda_rng, device)
         st.first = st.step + 1
         try:
-            while st.step < end:
+            while st.step < end and not st.stopped:
                 t0 = time.perf_counter()
                 train_step(p, st.step)
                 st.step += 1
                 st.wall_s += time.perf_counter() - t0
+                _check_fidelity(run, st)
                 bar.update(1)
                 row_due = st.step % log_every == 0 or st.step == cfg.train_steps
                 ckpt_due = clock.due(st.step) or stop.requested
@@ -410,5 +465,8 @@ def _finish(run: _Fold, st: TrainState, key: str, record: dict) -> None:
         "diffusion": run.cfg.model_dump(),
         **run.info,
     }
+    stop = {"stop_reason": STOP_FIDELITY} if st.stopped else {}
+    if st.plateau is not None:
+        model_info["fidelity"] = {**st.plateau.to_json(), "stopped": st.stopped}
     write_text_atomic(run.folder / "model.json", json.dumps(model_info, indent=2) + "\n")
-    write_done(run.folder, key, record, step=st.step)
+    write_done(run.folder, key, record, step=st.step, **stop)

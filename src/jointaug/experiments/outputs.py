@@ -45,8 +45,12 @@ def model_output(run: RunDir, fold: int, config: Config | None = None) -> Output
 
     config = config or run.config
     cfg = network_config(config.diffusion)
-    cases = fold_train_cases(run.dataset, run.splits.fold(fold).train)
-    key, record = diffusion_record(cfg, [c.case_id for c in cases], key_device_type(config.device))
+    split = run.splits.fold(fold)
+    cases = fold_train_cases(run.dataset, split.train)
+    val = fold_train_cases(run.dataset, split.val) if cfg.stop_on_fidelity else []
+    key, record = diffusion_record(
+        cfg, [c.case_id for c in cases], key_device_type(config.device), [c.case_id for c in val]
+    )
     return Output(
         "diffusion model",
         run.diffusion_dir(fold),
@@ -62,8 +66,10 @@ def expected_model(run: RunDir, fold: int, config: Config) -> dict:
     out = model_output(run, fold, config)
     done = read_done(out.path) or {}
     step = config.diffusion.train_steps
-    if done.get("key") == out.key and int(done.get("step", 0)) >= step:
-        step = int(done["step"])
+    if done.get("key") == out.key and (
+        int(done.get("step", 0)) >= step or done.get("stop_reason") == "fidelity"
+    ):
+        step = int(done["step"])  # trained on, or stopped by its criterion
     return {"step": step, "train_cases": len(out.settings["train_cases"]), "key": out.key}
 
 

@@ -39,6 +39,7 @@ def train_fold_diffusion(
         fold,
         config.diffusion,
         TrainOptions(config.device, progress, stop_after),
+        val_patients=run.splits.fold(fold).val,  # stop_on_fidelity's held-out conditions
     )
 
 
