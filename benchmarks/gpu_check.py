@@ -1,32 +1,44 @@
-"""A prepared GPU check of the paper profile: a few seconds of every stage, on the real code.
+"""A prepared GPU check of the paper profile: the real code on the card, in <= 5 minutes.
 
-On a CUDA machine (about 2-4 minutes, under 8): at the ``paper`` profile's settings
-(batch sizes, bf16 autocast, channels-last, fused Adam, auto sampling batch) it runs
+On a CUDA machine (about 3-4 minutes with start-up; no stage starts after ``--budget``
+270 s), at the ``paper`` profile's settings (batch sizes, bf16 autocast, channels-last,
+fused Adam, auto sampling batch):
 
-1. diffusion training steps (the training loop's own ``train_step``: guidance and min-SNR
-   options as configured, fused Adam, ``_foreach`` EMA),
-2. DDPM sampling (the full 500-step ancestral sampler, stopped after its time budget:
-   seconds per step x 500 = seconds per image batch),
-3. DDIM sampling (``fast_steps``),
-4. classifier training steps (DenseNet121 at 256 px, the training loop's own ``_Step``),
-5. evaluation (classifier inference at twice the training batch),
+timed stages (the figures of the calibration file's ``rates``):
+1. diffusion training steps (the loop's own ``train_step``), 2. DDPM sampling (the full
+   500-step sampler, stopped after its time budget), 3. DDIM sampling (``fast_steps``),
+4. classifier training (the loop's own ``plan_epoch`` + ``_Step``), with the GPU
+   utilisation sampled over the window (``torch.cuda.utilization``; skipped with a note
+   where pynvml is missing), 5. evaluation (inference at twice the training batch);
 
-then ``experiments.estimate.calibrate`` (what ``jointaug run --plan`` measures), and prints
-per stage the throughput and the peak GPU memory, and the projected time of the whole
-paper grid (5 folds, every Table 1/2 method, Fig. 6 curve sizes) on this card from the
-plan's counts. Exits 1 if any stage fails (the others still run), else 0.
+checks (each fails the run if it fails):
+6. sync points: ``torch.cuda.set_sync_debug_mode("warn")`` over one classifier step
+   (must be 0) and one epoch plan (counted);
+7. bf16 vs fp32: the same 4 classifier steps in both: losses within 5 %;
+8. sampling headroom: a DDIM call at the auto sampling batch peaks below 90 % of the card;
+9. checkpoint resume: a classifier training checkpoints, is killed, resumes, ends right;
+10. packing: aggregate images/s of 1, 2 and 4 concurrent classifier trainings (processes,
+    ``bench_packing.py``): ``packing_gain`` = gain at 4 (``--gpus-per-classifier 0.25``);
 
-Without CUDA it says so and runs the same stages on a tiny CPU configuration for a
-second each (a smoke test that the script runs), then exits 0 (1 if a stage fails).
+then the projected paper grid from the measured rates and ``experiments.estimate.calibrate``
+(what ``jointaug run --plan`` measures). ``--json FILE`` writes ``{"rates": {...},
+"packing_gain": g, "card": ..., "results": {...}, "failed": [...]}``, which
+``jointaug run --plan --calibration FILE`` reads (``experiments.cards.read_calibration``).
+Exit status 1 if any stage or check fails or did not run (the others still run), else 0.
 
-    python benchmarks/gpu_check.py                  # everything, ~20 s per stage budget
-    python benchmarks/gpu_check.py --seconds 10 --json gpu_check.json
+Without CUDA it says so and runs every stage and check on a tiny CPU configuration for
+about a second each (packing with 1 and 2 processes), then exits 0 (1 on a failure): a
+smoke test that the script works, whose figures mean nothing.
+
+    python benchmarks/gpu_check.py --json gpu_check.json
+    python benchmarks/gpu_check.py --seconds 20 --packing-seconds 15 --budget 500
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -198,16 +210,66 @@ def classifier_parts(cfg, dev, n_labels: int = 30, n_images: int = 256):
     return c, _make_step(train, c, [f"L{i}" for i in range(n_labels)], c.loss, 0, 1, dev), train
 
 
+class _Utilisation:
+    """GPU utilisation sampled every 0.1 s in a thread (``torch.cuda.utilization``, which
+    needs pynvml); ``note`` says why there is none."""
+
+    def __init__(self, dev: torch.device):
+        import threading
+
+        self.samples: list[float] = []
+        self.note = ""
+        self.stop = threading.Event()
+        self.thread = None
+        if dev.type != "cuda":
+            self.note = "skipped: no CUDA device"
+            return
+        try:
+            torch.cuda.utilization(dev)
+        except Exception as exc:  # noqa: BLE001 - pynvml missing or NVML unavailable
+            self.note = f"skipped: torch.cuda.utilization unavailable ({type(exc).__name__}: {exc})"
+            return
+        self.thread = threading.Thread(target=self._run, args=(dev,), daemon=True)
+
+    def _run(self, dev) -> None:
+        while not self.stop.is_set():
+            self.samples.append(float(torch.cuda.utilization(dev)))
+            time.sleep(0.1)
+
+    def __enter__(self):
+        if self.thread is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+    def summary(self) -> dict:
+        if not self.samples:
+            return {"gpu_util_note": self.note or "no samples"}
+        return {
+            "gpu_util_mean_pct": float(np.mean(self.samples)),
+            "gpu_util_samples": len(self.samples),
+        }
+
+
 def stage_classifier_train(cfg, dev, seconds: float) -> dict:
+    """The training loop's own path (``plan_epoch`` + ``_Step``), GPU utilisation sampled."""
+    from jointaug.classify.train import plan_epoch
+
     c, step, train = classifier_parts(cfg, dev)
-    gen = torch.Generator().manual_seed(0)
-    n = len(train)
+    batches: list = []
 
     def one():
         step.model.train()
-        step(torch.randperm(n, generator=gen)[: c.batch_size].to(dev))
+        if not batches:
+            batches.extend(plan_epoch(step))
+        step(*batches.pop(0))
 
-    calls, secs = _timed_loop(one, dev, seconds)
+    with _Utilisation(dev) as util:
+        calls, secs = _timed_loop(one, dev, seconds)
     return {
         "unit": "sample",
         "per_s": calls * c.batch_size / secs,
@@ -215,6 +277,7 @@ def stage_classifier_train(cfg, dev, seconds: float) -> dict:
         "batch": c.batch_size,
         "amp": c.amp,
         "channels_last": c.channels_last,
+        **util.summary(),
     }
 
 
@@ -237,6 +300,160 @@ def stage_evaluation(cfg, dev, seconds: float) -> dict:
     }
 
 
+# ---- checks (each returns a dict; "ok": False or an exception is a failure) -----------
+
+
+def check_sync_points(cfg, dev, seconds: float) -> dict:
+    """Host-device synchronisations in one classifier step (``set_sync_debug_mode("warn")``
+    warns at each): the step must have none; the epoch plan (once per epoch) is counted
+    apart. On the CPU there is nothing to synchronise: the step runs, the count is 0."""
+    import warnings
+
+    from jointaug.classify.train import plan_epoch
+
+    c, step, _ = classifier_parts(cfg, dev)
+    step.model.train()
+    plan = plan_epoch(step)
+    for b in plan[:2]:  # warm-up: cuDNN autotuning, allocator
+        step(*b)
+    _sync(dev)
+    counts, msgs = {}, []
+    for name, fn in (("epoch_plan", lambda: plan_epoch(step)), ("step", lambda: step(*plan[2]))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if dev.type == "cuda":
+                torch.cuda.set_sync_debug_mode("warn")
+            try:
+                fn()
+            finally:
+                if dev.type == "cuda":
+                    torch.cuda.set_sync_debug_mode(0)
+        sync = [w for w in caught if "synchroniz" in str(w.message).lower()]
+        counts[name] = len(sync)
+        msgs += [f"{name}: {w.filename}:{w.lineno}: {str(w.message)[:120]}" for w in sync[:3]]
+    _sync(dev)
+    return {"ok": counts["step"] == 0, "sync_warnings": counts, "first_warnings": msgs}
+
+
+def check_bf16(cfg, dev, seconds: float, steps: int = 4, rel_tol: float = 0.05) -> dict:
+    """The same first ``steps`` classifier steps (same weights, batches, augmentation) in
+    bf16 autocast and in float32: losses within ``rel_tol`` of each other."""
+    from jointaug.classify.train import plan_epoch
+
+    losses = {}
+    for amp in (True, False):
+        c = cfg.model_copy(update={"classify": cfg.classify.model_copy(update={"amp": amp})})
+        _, step, _ = classifier_parts(c, dev)
+        step.model.train()
+        plan = plan_epoch(step)
+        losses[amp] = [float(step(*plan[k])) for k in range(steps)]
+    diffs = [
+        abs(a - b) / max(abs(b), 1e-6) for a, b in zip(losses[True], losses[False], strict=True)
+    ]
+    return {
+        "ok": max(diffs) <= rel_tol,
+        "loss_bf16": losses[True],
+        "loss_fp32": losses[False],
+        "max_rel_diff": max(diffs),
+        "tolerance": rel_tol,
+        "note": "" if dev.type == "cuda" else "CPU: autocast is off, both runs are float32",
+    }
+
+
+def check_headroom(cfg, dev, seconds: float, max_share: float = 0.9) -> dict:
+    """Peak memory of a 2-step DDIM at the auto sampling batch: at most ``max_share`` of
+    the card (the auto batch aims at 60 % of the free memory)."""
+    from jointaug.diffusion.sample import sample_batch_size, sample_fast
+
+    d, net, ema, sched, _ = diffusion_parts(cfg, dev)
+    from jointaug.diffusion.model import EpsilonView
+    from jointaug.diffusion.sample import NoiseSchedule
+
+    eps = EpsilonView(ema.shadow, sched.alphas_cumprod, d.network_output)
+    auto = d.model_copy(update={"sample_batch_size": "auto"})
+    b = sample_batch_size(auto, eps, dev)
+    _reset_peak(dev)
+    s = d.image_size
+    cond = torch.rand(b, 3, s, s, device=dev)
+    sample_fast(eps, cond, list(range(b)), NoiseSchedule.from_config(d), 2, amp=d.amp)
+    _sync(dev)
+    if dev.type != "cuda":
+        return {"ok": True, "batch": b, "note": "CPU: the auto batch is the fixed CPU batch"}
+    total = torch.cuda.get_device_properties(dev).total_memory
+    peak = torch.cuda.max_memory_reserved(dev)
+    return {
+        "ok": peak <= max_share * total,
+        "batch": b,
+        "peak_gib": peak / 2**30,
+        "total_gib": total / 2**30,
+        "share": peak / total,
+    }
+
+
+def check_checkpoint(cfg, dev, seconds: float) -> dict:
+    """A classifier training on the card checkpoints at its first evaluation, is killed
+    after it, and the next call resumes from the checkpoint and ends where it should."""
+    from jointaug.classify.data import ImageSet
+    from jointaug.classify.train import CHECKPOINT, FitOptions, fit
+
+    class Kill(Exception):
+        pass
+
+    c = cfg.classify.model_copy(
+        update={
+            "max_samples": 128,
+            "patience_samples": 10_000,
+            "eval_every_epochs": 1,
+            "checkpoint_minutes": 0.0,
+        }
+    )
+    rng = np.random.default_rng(0)
+    s = c.image_size
+
+    def part(n):
+        x = rng.random((n, 1, s, s), dtype=np.float32).astype(np.float16)
+        y = (rng.random((n, 30)) < 0.3).astype(np.float32)
+        return ImageSet(x, y, [f"c{i}" for i in range(n)], ["train"] * n)
+
+    train, val, labels = part(64), part(32), [f"L{i}" for i in range(30)]
+
+    def kill(samples):
+        if samples > 64:
+            raise Kill
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            fit(tmp, train, val, c, 0, labels, FitOptions(device=dev, progress=False, on_step=kill))
+        except Kill:
+            pass
+        written = (Path(tmp) / CHECKPOINT).is_file()
+        res = fit(tmp, train, val, c, 0, labels, FitOptions(device=dev, progress=False))
+    rows = [int(r["samples"]) for r in res.log]
+    ok = written and res.samples == 128 and rows == [64, 128]
+    return {
+        "ok": ok,
+        "checkpoint_written": written,
+        "resumed_log_samples": rows,
+        "samples": res.samples,
+    }
+
+
+def check_packing(cfg, dev, seconds: float, overrides: list[str], ks: list[int]) -> dict:
+    """Aggregate images/s of 1, 2, 4 concurrent classifier trainings (separate processes,
+    ``bench_packing.py``); ``packing_gain`` = the gain at the largest k (4: the default
+    ``--gpus-per-classifier 0.25``), which ``experiments/schedule.py`` uses."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_packing import measure_packing
+
+    res = measure_packing(ks, "paper", overrides, dev.type, seconds)
+    return {
+        "ok": True,
+        **res,
+        "packing_gain": res["gain"][ks[-1]],
+        "mps": bool(os.environ.get("CUDA_MPS_PIPE_DIRECTORY")),
+    }
+
+
 def paper_counts(cfg):
     """The whole paper grid's counts, from a plan over the built-in phantom (48 patients)."""
     from jointaug.dataset.phantom import write_phantom
@@ -256,52 +473,56 @@ def paper_counts(cfg):
         return plan_counts(run, plan), len(run.dataset.labels)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--seconds", type=float, default=20.0, help="time budget per stage on CUDA [20]"
-    )
-    ap.add_argument(
-        "--json", type=Path, default=None, help="also write the figures to this JSON file"
-    )
-    args = ap.parse_args()
+TIMED = (
+    "diffusion training",
+    "DDPM sampling",
+    "DDIM sampling",
+    "classifier training",
+    "evaluation",
+)
 
-    from jointaug.config import load_config
-    from jointaug.experiments.estimate import Rates, calibrate, estimate, format_estimates
-    from jointaug.runtime import apply_runtime, runtime_record
 
-    has_cuda = torch.cuda.is_available()
-    if has_cuda:
-        cfg = load_config("paper", ["device=cuda"])
-        seconds = args.seconds
-    else:
-        print(
-            "gpu_check: no CUDA device (torch sees none): running a tiny CPU smoke version "
-            "of every stage instead; the figures below are NOT the paper profile's."
-        )
-        cfg = load_config("paper", ["device=cpu", "threads=1", *CPU_SMOKE])
-        seconds = 1.0
-    dev = apply_runtime(cfg)
-    rec = runtime_record(dev)
-    print(
-        f"device: {rec['device']}  torch {rec['torch']}  CUDA {rec['cuda']}  threads {rec['threads']}"
-        + (
-            f"  native bf16 {torch.cuda.is_bf16_supported(including_emulation=False)}"
-            if has_cuda
-            else ""
-        )
-    )
-    t_start = time.perf_counter()
-    stages = {
+def _stages(cfg, dev, seconds: float, packing: tuple[list[str], list[int], float]) -> dict:
+    over, ks, pack_s = packing
+    return {
         "diffusion training": lambda: stage_diffusion_train(cfg, dev, seconds),
         "DDPM sampling": lambda: stage_sampling(cfg, dev, seconds, "ddpm"),
         "DDIM sampling": lambda: stage_sampling(cfg, dev, seconds, "ddim"),
         "classifier training": lambda: stage_classifier_train(cfg, dev, seconds),
         "evaluation": lambda: stage_evaluation(cfg, dev, seconds),
+        "sync points": lambda: check_sync_points(cfg, dev, seconds),
+        "bf16 vs fp32": lambda: check_bf16(cfg, dev, seconds),
+        "sampling headroom": lambda: check_headroom(cfg, dev, seconds),
+        "checkpoint resume": lambda: check_checkpoint(cfg, dev, seconds),
+        "packing": lambda: check_packing(cfg, dev, pack_s, over, ks),
     }
+
+
+def _line(name: str, r: dict) -> str:
+    if name in TIMED:
+        return (
+            f"  {name:<20} {r['per_s']:10.2f} {r['unit']}s/s  ({r['s_per_unit'] * 1e3:9.3f} ms per "
+            f"{r['unit']}, batch {r['batch']}, peak {r['peak_gib']:.1f} GiB, {r['wall_s']:.0f} s)"
+            + (f", GPU util {r['gpu_util_mean_pct']:.0f} %" if "gpu_util_mean_pct" in r else "")
+            + (f" [{r['gpu_util_note']}]" if "gpu_util_note" in r else "")
+        )
+    shown = {k: v for k, v in r.items() if k not in ("ok", "wall_s", "peak_gib", "per_process")}
+    return (
+        f"  {name:<20} {'ok' if r.get('ok', True) else 'FAILED'}  {json.dumps(shown, default=str)}"
+    )
+
+
+def run_stages(stages: dict, dev, deadline: float) -> tuple[dict, list[str]]:
+    """Run every stage (a failure does not stop the others); stop starting new ones past
+    ``deadline`` (perf_counter), which counts as a failure (a check that did not run)."""
     results: dict[str, dict] = {}
     failed: list[str] = []
     for name, fn in stages.items():
+        if time.perf_counter() > deadline:
+            failed.append(name)
+            results[name] = {"error": "skipped: time budget spent"}
+            print(f"  {name:<20} SKIPPED: time budget spent")
+            continue
         _reset_peak(dev)
         t0 = time.perf_counter()
         try:
@@ -309,10 +530,9 @@ def main() -> int:
             r["peak_gib"] = _peak_gib(dev)
             r["wall_s"] = time.perf_counter() - t0
             results[name] = r
-            print(
-                f"  {name:<20} {r['per_s']:10.2f} {r['unit']}s/s  ({r['s_per_unit'] * 1e3:9.3f} ms per {r['unit']}, "
-                f"batch {r['batch']}, peak {r['peak_gib']:.1f} GiB, {r['wall_s']:.0f} s)"
-            )
+            if not r.get("ok", True):
+                failed.append(name)
+            print(_line(name, r), flush=True)
         except Exception as exc:  # noqa: BLE001 - report every stage, fail at the end
             failed.append(name)
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -321,49 +541,109 @@ def main() -> int:
         finally:
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
-    try:
-        counts, n_labels = paper_counts(load_config("paper", [f"device={dev.type}"]))
-        measured = Rates(
-            device=rec["device"],
-            diffusion_step_s=results.get("diffusion training", {}).get("s_per_unit", 0.0),
-            sample_s_per_image=results.get(f"{cfg.diffusion.sampler.upper()} sampling", {}).get(
-                "s_per_unit", 0.0
-            ),
-            classifier_s_per_sample=results.get("classifier training", {}).get("s_per_unit", 0.0),
-            eval_s_per_image=results.get("evaluation", {}).get("s_per_unit", 0.0),
-            batches=tuple((k, v["batch"]) for k, v in results.items() if "batch" in v),
+    return results, failed
+
+
+def measured_rates(results: dict, cfg, device: str):
+    """The calibration file's ``rates`` (``experiments.cards.read_calibration``)."""
+    from jointaug.experiments.estimate import Rates
+
+    def s(name):
+        return results.get(name, {}).get("s_per_unit", 0.0)
+
+    return Rates(
+        device=device,
+        diffusion_step_s=s("diffusion training"),
+        sample_s_per_image=s(f"{cfg.diffusion.sampler.upper()} sampling"),
+        classifier_s_per_sample=s("classifier training"),
+        eval_s_per_image=s("evaluation"),
+        batches=tuple((k, v["batch"]) for k, v in results.items() if k in TIMED and "batch" in v),
+    )
+
+
+def projection(rates, cfg, dev, has_cuda: bool) -> dict:
+    from jointaug.config import load_config
+    from jointaug.experiments.estimate import calibrate, estimate, format_estimates
+
+    counts, n_labels = paper_counts(load_config("paper", [f"device={dev.type}"]))
+    rows = estimate(rates, counts)
+    what = (
+        "projected paper grid on this card"
+        if has_cuda
+        else "projected (tiny CPU smoke, meaningless)"
+    )
+    print(f"{what} from the measured rates ({counts.trainings} classifier trainings):")
+    print(format_estimates(rows, rates))
+    cal = calibrate(cfg, n_labels, dev)
+    print("  jointaug run --plan's own calibration (experiments/estimate.calibrate):")
+    print(format_estimates(estimate(cal, counts), cal))
+    return {"rows": [r.__dict__ for r in rows], "calibrate": cal.to_json()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--seconds", type=float, default=10.0, help="time budget per timed stage on CUDA [10]"
+    )
+    ap.add_argument(
+        "--packing-seconds", type=float, default=8.0, help="timed window per k on CUDA [8]"
+    )
+    ap.add_argument(
+        "--budget", type=float, default=270.0, help="start no stage after this many s [270]"
+    )
+    ap.add_argument("--json", type=Path, default=None, help="write the calibration JSON here")
+    args = ap.parse_args()
+    t_start = time.perf_counter()
+
+    from jointaug.config import load_config
+    from jointaug.runtime import apply_runtime, runtime_record
+
+    has_cuda = torch.cuda.is_available()
+    if has_cuda:
+        over, seconds, packing = (
+            ["device=cuda"],
+            args.seconds,
+            (["device=cuda"], [1, 2, 4], args.packing_seconds),
         )
-        rows = estimate(measured, counts)
+    else:
         print(
-            (
-                "projected paper grid on this card"
-                if has_cuda
-                else "projected (tiny CPU smoke, meaningless)"
-            )
-            + f" from the measured rates ({counts.trainings} classifier trainings):"
+            "gpu_check: no CUDA device (torch sees none): running a tiny CPU smoke version "
+            "of every stage instead; the figures below are NOT the paper profile's."
         )
-        print(format_estimates(rows, measured))
-        cal = calibrate(cfg, n_labels, dev)
-        print("  jointaug run --plan's own calibration (experiments/estimate.calibrate):")
-        print(format_estimates(estimate(cal, counts), cal))
-        results["projection"] = {"rows": [r.__dict__ for r in rows], "calibrate": cal.to_json()}
+        over = ["device=cpu", "threads=1", *CPU_SMOKE]
+        seconds, packing = 1.0, (over, [1, 2], 1.0)
+    cfg = load_config("paper", over)
+    dev = apply_runtime(cfg)
+    rec = runtime_record(dev)
+    print(
+        f"device: {rec['device']}  torch {rec['torch']}  CUDA {rec['cuda']}  threads {rec['threads']}"
+    )
+    results, failed = run_stages(_stages(cfg, dev, seconds, packing), dev, t_start + args.budget)
+    rates = measured_rates(results, cfg, rec["device"])
+    try:
+        results["projection"] = projection(rates, cfg, dev, has_cuda)
     except Exception as exc:  # noqa: BLE001
         failed.append("projection")
         print(f"  projection FAILED: {type(exc).__name__}: {exc}")
         traceback.print_exc()
     total = time.perf_counter() - t_start
+    n = len(results) - ("projection" in results)
     print(
-        f"gpu_check: {len(stages) - len([f for f in failed if f in stages])}/{len(stages)} stages ok "
-        f"in {total:.0f} s" + (f"; FAILED: {', '.join(failed)}" if failed else "")
+        f"gpu_check: {n - len([f for f in failed if f != 'projection'])}/{n} stages ok in {total:.0f} s"
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
     )
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"runtime": rec, "results": results, "failed": failed, "wall_s": total},
-                indent=1,
-                default=str,
-            )
-        )
+        gain = results.get("packing", {}).get("packing_gain")
+        out = {
+            "card": rec["device"],
+            "runtime": rec,
+            "rates": rates.to_json(),
+            "packing_gain": gain,
+            "results": results,
+            "failed": failed,
+            "wall_s": total,
+        }
+        args.json.write_text(json.dumps(out, indent=1, default=str))
     return 1 if failed else 0
 
 
