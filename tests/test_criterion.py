@@ -57,6 +57,7 @@ def test_criterion_settings_leave_existing_keys_alone():
     assert not load_config("paper").diffusion.stop_on_fidelity
 
 
+@pytest.mark.slow  # trains a diffusion model
 def test_training_stops_on_the_criterion_and_counts_as_trained(tmp_path, monkeypatch):
     from jointaug.diffusion import criterion
     from jointaug.experiments.outputs import expected_model, model_output

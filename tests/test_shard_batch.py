@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from helpers import TWO_HAND_OVERRIDES as OVERRIDES
 from helpers import write_two_hand_dataset
 
@@ -42,6 +43,7 @@ def test_the_first_claim_wins(tmp_path):
     assert not [p for p in out.iterdir() if p.name.endswith(".claim")]
 
 
+@pytest.mark.slow  # trains a diffusion model
 def test_auto_batch_shards_record_one_batch_and_merge_like_a_whole_set(tmp_path):
     data = write_two_hand_dataset(tmp_path / "data")
     over = [*OVERRIDES, "diffusion.train_steps=2", "diffusion.sample_batch_size=auto"]
