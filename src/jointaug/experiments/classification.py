@@ -107,11 +107,7 @@ def train_classifier(
     """
     out = Path(out)
     cfg = config.classify
-    set_settings = {}
-    for name, folder in sets.items():
-        f = Path(folder) / SET_SETTINGS
-        set_settings[name] = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
-    declared = classifier_output(out, cfg, job, split, set_settings)
+    declared = _declared(out, cfg, job, split, sets)
     state = check(declared)
     if state.status is Status.CURRENT:
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
@@ -138,7 +134,31 @@ def train_classifier(
     )
     val_p, test_p = _save_predictions(out, res.best_state, val, test, cfg, len(dataset.labels), dev)
     tuned = tune_threshold(val.labels, val_p)
-    result = {
+    result = _result(job, loss, (train, val, test), res, dev, t0) | {
+        "threshold": cfg.threshold,
+        "threshold_tuned": tuned,
+        "test": pooled_metrics(test.labels, binarize(test_p, cfg.threshold)),
+        "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
+    }
+    write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
+    write_done(out, declared.key, declared.settings, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    return result
+
+
+def _declared(out: Path, cfg: ClassifyConfig, job: Job, split: Fold, sets: dict[str, Path]):
+    """The declared output of ``job`` against the settings of the sets it reads now."""
+    set_settings = {}
+    for name, folder in sets.items():
+        f = Path(folder) / SET_SETTINGS
+        set_settings[name] = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    return classifier_output(out, cfg, job, split, set_settings)
+
+
+def _result(job: Job, loss: str, parts: tuple, res, dev, t0: float) -> dict:
+    """The first part of ``result.json``: the job, its data and how the training went."""
+    train, val, test = parts
+    return {
         "fold": job.fold,
         "method": job.method.name,
         "size": job.size,
@@ -156,15 +176,7 @@ def train_classifier(
         "wall_s": res.wall_s,
         "wall_s_this_call": time.perf_counter() - t0,
         **runtime_record(dev),
-        "threshold": cfg.threshold,
-        "threshold_tuned": tuned,
-        "test": pooled_metrics(test.labels, binarize(test_p, cfg.threshold)),
-        "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
     }
-    write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
-    write_done(out, declared.key, declared.settings, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    (out / CHECKPOINT).unlink(missing_ok=True)
-    return result
 
 
 def _save_predictions(
