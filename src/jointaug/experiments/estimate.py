@@ -309,10 +309,14 @@ def _fmt_h(hours: float) -> str:
 
 def format_estimates(rows: list[StageEstimate], rates: Rates) -> str:
     """The estimate as aligned text lines (for ``jointaug run --plan``)."""
-    lines = [
-        f"  estimate on this machine ({rates.device}; measured, synchronised; "
-        f"batches timed: {', '.join(f'{k} {b}' for k, b in rates.batches)}):"
-    ]
+    if rates.batches:
+        head = (
+            f"  estimate on this machine ({rates.device}; measured, synchronised; "
+            f"batches timed: {', '.join(f'{k} {b}' for k, b in rates.batches)}):"
+        )
+    else:  # a named card's FLOP model (experiments/cards.py): nothing was timed
+        head = f"  estimate for {rates.device} (nothing timed here):"
+    lines = [head]
     for r in rows:
         when = (
             _fmt_h(r.hours) if r.hours_max is None else f"{_fmt_h(r.hours)} - {_fmt_h(r.hours_max)}"
