@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from jointaug.experiments.evidence import OOF, compare, finalize
+from jointaug.experiments.evidence import OOF, CompareOptions, compare, finalize
 from jointaug.experiments.stats import bootstrap_ci
 
 
@@ -139,8 +139,9 @@ def run(sim: Sim, reps: int, rng: np.random.Generator, n_boot: int = 2000) -> di
                             d["y"],
                             d["patient"],
                             rng,
-                            n_boot=n_boot,
-                            seeds="fixed" if mode == "fixed" else "resample",
+                            CompareOptions(
+                                n_boot=n_boot, seeds="fixed" if mode == "fixed" else "resample"
+                            ),
                             fold=d["fold"] if mode == "fold" else None,
                         )
                     ]
