@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from jointaug.classify.metrics import tune_threshold
 from jointaug.cli import app
 from jointaug.config import load_config
-from jointaug.experiments.oof import collect_run, oof_csv, read_oof_csv
+from jointaug.experiments.oof import collect_run, merge, oof_csv, read_oof_csv
+from jointaug.experiments.provenance import profile_hash, read_profile_hash
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stats import StatsOptions, read_stats, stats_table
 from jointaug.experiments.tables import recompute, write_results
@@ -161,7 +162,8 @@ def test_oof_csv_round_trip_gives_identical_stats(fake_run, tmp_path):
     again = recompute(paths["oof"], tmp_path / "again", FAST.__class__())
     assert paths["stats"].read_text() == again["stats"].read_text()
     assert paths["table1"].read_text() == again["table1"].read_text()
-    assert (run.results_dir / "profile.sha256").read_text().split()[0].isalnum()
+    cfg = load_config("demo", ["experiment.imbalance_baselines=[tuned_threshold]"])
+    assert read_profile_hash(run) == profile_hash(cfg)  # the dataset path is not in it
     assert "| Joint | positives |" in paths["per_joint"].read_text()
     t1 = paths["table1"].read_text()
     assert "| Method | Accuracy | TPR | TNR | F1 | GMS |" in t1 and "AUPRC | Brier | ECE |" in t1
@@ -199,3 +201,12 @@ def test_stats_verb_on_a_run_folder_and_on_a_csv(fake_run, tmp_path):
     assert res.output.split("wrote")[0] == res2.output.split("wrote")[0]
     bad = runner.invoke(app, ["stats", str(tmp_path / "nothing.csv")])
     assert bad.exit_code == 2 and "neither a run folder nor an oof.csv" in bad.output
+
+
+def test_pooled_datasets_keep_their_own_clusters(fake_run):
+    _, data = fake_run
+    both = merge({"d1": data, "d2": data})
+    p = both.pooled(("mp", 16), "default", False)
+    one = data.pooled(("mp", 16), "default", False)
+    assert len(set(p.patient)) == 2 * len(set(one.patient)) and len(p.folds) == 2 * len(one.folds)
+    assert p.patient[0].startswith("d1:")

@@ -246,3 +246,33 @@ def write_oof(data: OOFSet, path: str | os.PathLike) -> Path:
 
     write_text_atomic(Path(path), oof_csv(data))
     return Path(path)
+
+
+def merge(sets: dict[str, OOFSet]) -> OOFSet:
+    """Several datasets' OOF predictions as one (the pooled confirmation result).
+
+    Each dataset keeps its own clusters: patient and case ids are prefixed with the
+    dataset's name, so no two datasets share a patient, and folds are renumbered
+    (``index * 1000 + fold``) so each (dataset, fold) keeps its own seed redraw. The pooled
+    bootstrap then resamples the patients of all datasets together (not stratified by
+    dataset: with equal-sized datasets the difference is small). Methods (and sizes) missing
+    from a dataset are left out of the pool; the labels must agree.
+    """
+    names = list(sets)
+    labels = sets[names[0]].labels
+    if any(s.labels != labels for s in sets.values()):
+        raise ValueError("the datasets have different labels")
+    keys = set.intersection(*(set(s.methods) for s in sets.values()))
+    out = OOFSet(list(labels))
+    for key in sorted(keys):
+        m = out.methods.setdefault(key, MethodPreds(*key))
+        for i, name in enumerate(names):
+            for fold, f in sets[name].methods[key].folds.items():
+                m.folds[i * 1000 + fold] = FoldPreds(
+                    [f"{name}:{c}" for c in f.case_ids],
+                    np.array([f"{name}:{p}" for p in f.patient]),
+                    f.y,
+                    dict(f.probs),
+                    dict(f.thresholds),
+                )
+    return out
