@@ -225,7 +225,16 @@ def run(args: RunArgs) -> None:
                 fail(str(exc), code=1)
             raise
     _echo("\n" + result["tables"])
+    _echo(_verdicts(rd))
     _echo(f"done in {result['wall_s']:.0f} s; report: {result['report']}")
+
+
+def _verdicts(rd) -> str:
+    """The verdict block of ``RUN/results/stats.csv`` (single models)."""
+    from jointaug.experiments.stats import read_stats
+    from jointaug.experiments.verdicts import verdict_block
+
+    return verdict_block(read_stats(rd.results_dir / "stats.csv"))
 
 
 def register(app: typer.Typer) -> None:
@@ -247,6 +256,7 @@ def register(app: typer.Typer) -> None:
         with run_lock(rd.path):
             paths = write_results(rd)
             _echo(paths["table1"].read_text(encoding="utf-8"))
+            _echo(_verdicts(rd))
             _echo(f"report: {write_report(rd)}")
 
     @app.command("predict")

@@ -1,7 +1,8 @@
 """``jointaug report RUN``: tables, figures and one self-contained ``report.html``.
 
 Reads what the classification stage left in ``RUN/results`` (``metrics.csv``,
-``per_label.csv``, ``table1.md``, ``table2.md``) and the augmentation sets under
+``per_label.csv``, ``table1.md``, ``table2.md``, ``stats.csv``, ``per_joint.md``,
+``profile.sha256``) and the augmentation sets under
 ``RUN/fold_K/augment``; draws ``fig6.png``, ``per_joint.png`` and
 ``real_vs_synthetic.png``; and writes ``report.html`` with every picture embedded
 (base64), readable offline.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from jointaug.dataset.format import is_complete, read_dataset
 from jointaug.experiments import figures
+from jointaug.experiments.provenance import profile_hash, read_profile_hash
 from jointaug.experiments.rundir import RunDir
 from jointaug.files import write_text_atomic
 
@@ -198,22 +200,44 @@ def fidelity_section(run: RunDir) -> str:
 
 
 def stats_section(run: RunDir) -> str:
-    """HTML of the paired statistics (``results/stats.csv``): one verdict line per method
-    against its reference, single models; '' when there are none."""
-    from jointaug.experiments.stats import read_stats, verdict_lines
+    """HTML of the verdicts (``results/stats.csv``): one line per method against the
+    baseline and its controls, single models and seed ensembles; '' when there are none."""
+    from jointaug.experiments.stats import read_stats
+    from jointaug.experiments.verdicts import verdict_lines
 
-    rows = [r for r in read_stats(run.results_dir / "stats.csv") if r["models"] == "single"]
+    rows = read_stats(run.results_dir / "stats.csv")
     if not rows:
         return ""
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in verdict_lines(rows))
-    return (
+    parts = [
         "<h2>Does it help? Paired statistics</h2>"
-        "<p>Each method against its reference, paired over folds x seeds (the same patients "
-        "and seed): mean ΔGMS, 95% bootstrap confidence interval, Wilcoxon signed-rank p. "
-        "<b>helps</b> / <b>hurts</b>: the interval excludes 0; <b>no evidence</b>: it does "
-        "not. Tuned rows are compared with the baseline's tuned threshold; synthetic sets also "
-        "with oversample (duplicated real images, same count).</p>"
-        f"<ul>{items}</ul>"
+        "<p>Pooled out-of-fold predictions (every patient tested once per seed); each method "
+        "against the baseline, synthetic sets also against the controls of the same size "
+        "(oversample, oversample-prev, shuffled; strongest first) and mp-perlin against mp: "
+        "ΔGMS at 0.5, ΔGMS at thresholds tuned on each model's validation part, ΔAUPRC. "
+        "Paired patient-cluster bootstrap (single models: each fold's seed redrawn too), "
+        "percentile 95% CI, Holm over each table. <b>helps</b> / <b>hurts</b>: Holm p &lt; "
+        "0.05 and the CI excludes 0; <b>equivalent</b>: 90% CI within the margin (TOST); "
+        "else <b>inconclusive</b>. A synthetic set's headline is judged against its "
+        "controls at tuned thresholds and on AUPRC.</p>"
+    ]
+    for table, title in (
+        ("single", "Single models"),
+        ("ensemble", "Seed ensembles (conditional on the trained models)"),
+    ):
+        lines = verdict_lines([r for r in rows if r["models"] == table])
+        if lines:
+            items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+            parts.append(f"<h3>{title}</h3><ul>{items}</ul>")
+    return "".join(parts)
+
+
+def per_joint_section(run: RunDir) -> str:
+    """HTML of ``results/per_joint.md`` ('' when missing)."""
+    path = run.results_dir / "per_joint.md"
+    if not path.is_file():
+        return ""
+    return "<h2>Per joint (pooled out-of-fold)</h2>" + markdown_table_to_html(
+        path.read_text(encoding="utf-8")
     )
 
 
@@ -275,6 +299,8 @@ def write_report(run: RunDir) -> Path:
         f"{len(run.splits.folds)} folds, seeds {cfg.classify.seeds}, classifier at "
         f"{cfg.classify.image_size}px, diffusion at {cfg.diffusion.image_size}px with "
         f"{cfg.diffusion.timesteps} steps. Written {dt.datetime.now():%Y-%m-%d %H:%M}.</p>",
+        f"<p>frozen profile: <code>{read_profile_hash(run) or profile_hash(cfg)}</code> "
+        "(sha256 of the resolved config without the dataset path)</p>",
     ]
     for name, title in (
         ("table1.md", "Table 1: single models (mean ± std over folds)"),
@@ -284,6 +310,7 @@ def write_report(run: RunDir) -> Path:
             parts.append(f"<h2>{title}</h2>")
             parts.append(markdown_table_to_html((res / name).read_text(encoding="utf-8")))
     parts.append(stats_section(run))
+    parts.append(per_joint_section(run))
     parts.append(fidelity_section(run))
     for path, caption in pictures:
         parts.append(_img(path, caption))
