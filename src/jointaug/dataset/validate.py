@@ -56,6 +56,7 @@ from jointaug.dataset.format import (
     header_problems,
     is_blank_row,
     label_cell_hint,
+    layout_problems,
     parse_label_cell,
     read_cases_table,
     safe_relpath,
@@ -155,6 +156,8 @@ def _check_meta(root: Path, report: Report) -> DatasetMeta | None:
     if not isinstance(views, list):
         report.add("json", "'classification_views' must be a list", file="dataset.json")
         obj["classification_views"] = []
+    for message in layout_problems(obj):
+        report.add("json", message, file="dataset.json")
     return DatasetMeta.from_json(obj)
 
 
