@@ -210,7 +210,35 @@ def input_layout(dataset: Dataset, cfg: ClassifyConfig) -> InputLayout | None:
             )
         index = {lab: i for i, lab in enumerate(labels)}
         slots = (tuple(index[a] for a, _ in pairs), tuple(index[b] for _, b in pairs))
-    return InputLayout(tuple(mirrored_views(dataset.meta)), perm, slots)
+    layout = InputLayout(tuple(mirrored_views(dataset.meta)), perm, slots)
+    if layout.per_hand:
+        check_hand_sides(dataset, layout)
+    return layout
+
+
+def check_hand_sides(dataset: Dataset, layout: InputLayout) -> None:
+    """Per hand: on the first classification case with a region map, each pair's first
+    label must lie in the image's left half and its second in the right half (canonical
+    layout); raises DatasetError naming the pairs that do not. No region map: no check."""
+    case = next((c for c in dataset.classification_cases() if c.regions), None)
+    if case is None or layout.hand_slots is None:
+        return
+    regions = dataset.regions(case)
+    if layout.mirrored(case.view):
+        regions = regions[:, ::-1]
+    half = regions.shape[1] / 2
+    wrong = []
+    for a, b in zip(*layout.hand_slots, strict=True):
+        for i, left in ((a, True), (b, False)):
+            cols = np.nonzero(regions == i + 1)[1]
+            if cols.size and (cols.mean() < half) != left:
+                wrong.append(dataset.labels[i])
+    if wrong:
+        raise DatasetError(
+            f"{dataset.root}: classify.per_hand: in case {case.case_id!r} (canonical layout) "
+            f"{', '.join(wrong[:4])} lie in the other half of the image than 'mirror_pairs' "
+            "says; write each pair as [label in the left half, label in the right half]"
+        )
 
 
 def fold_part(

@@ -39,6 +39,12 @@ def arch_of(cfg: ClassifyConfig) -> dict:
     return out
 
 
+def input_width(arch: ClassifyConfig | dict) -> int:
+    """The network's input width: ``image_size``, or twice it per hand (height: image_size)."""
+    a = arch_of(arch) if isinstance(arch, ClassifyConfig) else arch
+    return int(a["image_size"]) * (2 if a.get("per_hand") else 1)
+
+
 def assemble_hands(logits: torch.Tensor, slots: torch.Tensor, n_labels: int) -> torch.Tensor:
     """Crop logits (2B, P) (crop 2i: image i's left half, 2i+1: its right half) -> image
     logits (B, n_labels): label ``slots[h, k]`` of image i is output k of its crop h."""
