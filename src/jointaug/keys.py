@@ -49,9 +49,19 @@ def settings_key(record: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+# classify.* keys added after classifiers were first recorded, with their defaults: left out
+# of the record while at the default, so outputs made before them keep their keys
+CLASSIFY_LATER_KEYS = {"lr_aware": False, "per_hand": False}
+
+
 def classify_settings(cfg) -> dict:
-    """A ClassifyConfig as recorded by a classifier (speed flags and seeds list left out)."""
-    return cfg.model_dump(exclude=set(CLASSIFY_NOT_TRAINING))
+    """A ClassifyConfig as recorded by a classifier (speed flags and seeds list left out;
+    later keys only when set away from their defaults)."""
+    out = cfg.model_dump(exclude=set(CLASSIFY_NOT_TRAINING))
+    for k, default in CLASSIFY_LATER_KEYS.items():
+        if k in out and out[k] == default:
+            del out[k]
+    return out
 
 
 def diffusion_settings(cfg) -> dict:

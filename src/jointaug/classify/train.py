@@ -49,7 +49,7 @@ from jointaug.classify.data import ImageSet
 from jointaug.classify.losses import make_loss, masked_bce
 from jointaug.classify.metrics import binarize, pooled_metrics
 from jointaug.classify.model import build_model, model_metadata
-from jointaug.classify.transforms import PaperAugment, crop_pad_px
+from jointaug.classify.transforms import InputLayout, PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
 from jointaug.keys import classify_settings, settings_key, split_seed
 from jointaug.runtime import autocast_for, maybe_compile, resolve_device
@@ -184,15 +184,17 @@ class _Step:
     dev: torch.device
     forward: torch.nn.Module | None = None  # the compiled model (config compile), else model
     real: torch.Tensor | None = None  # indices of the real train images (real_share)
+    layout: InputLayout | None = None  # lr_aware / per_hand (classify/transforms.py)
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         """One step on the images ``idx``; returns the (detached, on-device) batch loss."""
-        x = self.augment(self.x[idx].float(), self.gen)
+        # augmentation: lr_aware flips permute labels, per_hand augments each hand crop
+        x, y = self.augment.batch(self.x[idx].float(), self.y[idx], self.gen, self.layout)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast_for(self.dev, self.cfg.amp):
             logits = (self.forward or self.model)(x)
-        loss = self.loss_fn(logits.float(), self.y[idx])
+        loss = self.loss_fn(logits.float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -303,7 +305,7 @@ def _make_step(
     data_seed: int,
     dev: torch.device,
 ) -> _Step:
-    model = build_model(cfg, len(labels), seed=init_seed).to(dev)
+    model = build_model(cfg, len(labels), seed=init_seed, layout=train.layout).to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return _Step(
@@ -322,6 +324,7 @@ def _make_step(
         real=torch.tensor(
             [i for i, s in enumerate(train.sources) if s == "train"], dtype=torch.long
         ),
+        layout=train.layout,
     )
 
 
@@ -401,7 +404,7 @@ def fit(
             finally:
                 bar.close()
     best = {k: v.cpu() for k, v in best.items()}
-    save_tensors(out_dir / MODEL, best, model_metadata(cfg, labels))
+    save_tensors(out_dir / MODEL, best, model_metadata(cfg, labels, train.layout))
     return FitResult(
         best,
         float(st.best_gms),

@@ -331,7 +331,7 @@ def write_phantom(
         ds = read_dataset(out)
         got = ds.meta.extra.get("phantom", {})
         if {k: got.get(k) for k in wanted} == wanted:
-            return ds
+            return declare_layout(ds)
         raise DatasetError(f"{out}: already holds a different dataset; choose another folder")
     marker = out / ".phantom-params.json"
     if marker.is_file() and not overwrite:
@@ -341,6 +341,7 @@ def write_phantom(
                 f"({marker.read_text().strip()}); delete the folder or rerun with those"
             )
     meta = DatasetMeta.hands(f"phantom-{patients}", phantom_description(patients, size, seed))
+    meta.extra.update(layout_keys())
     plan = case_plan(patients, seed)
     writer = DatasetWriter(out, meta, extra_columns=["visit", "total_counts"], overwrite=overwrite)
     try:
@@ -380,6 +381,27 @@ def write_phantom(
     writer.meta.extra["phantom"] = phantom_summary(writer.cases, wanted, patients, seed)
     ds = writer.close()
     marker.unlink(missing_ok=True)
+    return ds
+
+
+def layout_keys() -> dict:
+    """The phantom's optional layout keys (docs/dataset_format.md): the dorsal view is the
+    palmar view mirrored left-right; ``R_x`` (the image's left half in the palmar view)
+    mirrors ``L_x``."""
+    return {
+        "mirrored_views": ["dorsal"],
+        "mirror_pairs": [[f"R_{j}", f"L_{j}"] for j in HAND_JOINTS],
+    }
+
+
+def declare_layout(ds: Dataset) -> Dataset:
+    """A phantom written before the layout keys existed, with them declared in its
+    dataset.json (they state how it was always drawn; images and cases are untouched)."""
+    keys = layout_keys()
+    if all(k in ds.meta.extra for k in keys):
+        return ds
+    ds.meta.extra.update(keys)
+    write_text_atomic(ds.root / "dataset.json", json.dumps(ds.meta.to_json(), indent=2) + "\n")
     return ds
 
 

@@ -29,7 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from jointaug.classify.data import ImageCache, MixError, fold_part, set_prefix, training_mix
+from jointaug.classify.data import (
+    ImageCache,
+    MixError,
+    fold_part,
+    input_layout,
+    set_prefix,
+    training_mix,
+)
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
@@ -115,11 +122,11 @@ def train_classifier(
         raise StaleOutputError([state.stale])
     cache = cache or ImageCache()
     workers = max(1, cfg.num_workers)
-    train = training_mix(
-        dataset, split, job.method.mix, job.size, dict(sets), cfg.image_size, cache, workers
-    )
-    val = fold_part(dataset, split, "val", cfg.image_size, cache, workers)
-    test = fold_part(dataset, split, "test", cfg.image_size, cache, workers)
+    layout = input_layout(dataset, cfg)  # None unless classify.lr_aware / per_hand
+    mix, size = job.method.mix, cfg.image_size
+    train = training_mix(dataset, split, mix, job.size, dict(sets), size, cache, workers, layout)
+    val = fold_part(dataset, split, "val", size, cache, workers, layout)
+    test = fold_part(dataset, split, "test", size, cache, workers, layout)
     loss = job.method.loss or cfg.loss
     dev = resolve_device(config.device)
     t0 = time.perf_counter()

@@ -202,7 +202,7 @@ def _classifier_rates(
     config: Config, n_labels: int, stages: tuple[str, ...], timing: tuple, out: dict, batches: list
 ) -> None:
     """Time one classifier training image and one inference (into ``out``, ``batches``)."""
-    from jointaug.classify.model import build_model
+    from jointaug.classify.model import build_model, input_width
 
     dev = timing[0]
     c = config.classify
@@ -214,7 +214,7 @@ def _classifier_rates(
         opt = torch.optim.Adam(net.parameters(), lr=c.lr, fused=dev.type == "cuda")
 
         def cls_step(b: int) -> Callable[[], None]:
-            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(
+            x = torch.randn(b, 1, c.image_size, input_width(c), device=dev).contiguous(
                 memory_format=fmt
             )
             y = (torch.rand(b, n_labels, device=dev) < 0.3).float()
@@ -235,7 +235,7 @@ def _classifier_rates(
     if "evaluation" in stages:
 
         def evaluate(b: int) -> Callable[[], None]:
-            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(
+            x = torch.randn(b, 1, c.image_size, input_width(c), device=dev).contiguous(
                 memory_format=fmt
             )
 
