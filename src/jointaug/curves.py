@@ -89,6 +89,18 @@ def note(message: str) -> None:
     print(f"note: {message}", file=sys.stderr, flush=True)
 
 
+def tensorboard_hint(run_path: str | Path) -> str:
+    """The one line ``jointaug run`` prints: where the curves are, how to watch them."""
+    import importlib.util
+    import shlex
+
+    cmd = f"tensorboard --logdir {shlex.quote(str(run_path))}"
+    missing = importlib.util.find_spec("tensorboard") is None
+    return f"training curves: progress.png beside each model; live: {cmd}" + (
+        f" (after {INSTALL_HINT})" if missing else ""
+    )
+
+
 def summary_writer(folder: Path):
     """A fresh TensorBoard writer in ``folder`` (older event files there removed), or None
     when the tensorboard package is not installed (noted once per process)."""
@@ -202,18 +214,33 @@ def panels_of(spec: CurveSpec, rows: Sequence[dict]) -> list[Panel]:
     ]
 
 
+def _y_axis(ax, log_y: bool) -> None:
+    """Plain numbers on the y axis (no "1e-5" offset text over the panel's title); a log
+    scale when asked and the values span a decade; a constant series (a fixed learning
+    rate) centred in [0, 2 v]."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.tick_params(labelsize=8)
+    ys = [y for line in ax.get_lines() for y in line.get_ydata()]
+    if log_y and ys and min(ys) > 0 and max(ys) >= 10 * min(ys):  # a decade or more
+        ax.set_yscale("log")
+        return
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    if ys and min(ys) == max(ys) and ys[0] > 0:
+        ax.set_ylim(0, 2 * ys[0])
+
+
 def draw_progress(rows: Sequence[dict], spec: CurveSpec, out: str | Path) -> Path:
     """Draw ``rows`` (log.csv rows) as ``out`` (PNG, written atomically): one panel per
     :func:`panels_of`, ``PANEL_PX`` pixels each, the step column on a shared x axis."""
     from matplotlib.figure import Figure  # no pyplot: no global figure state
-    from matplotlib.ticker import FormatStrFormatter
 
     panels = panels_of(spec, rows)
     w, h = PANEL_PX
     height = h * len(panels)  # fixed margins (in pixels): a layout engine doubles the time
     fig = Figure(figsize=(w / DPI, height / DPI), dpi=DPI)
     fig.subplots_adjust(
-        left=75 / w, right=1 - 190 / w, top=1 - 60 / height, bottom=45 / height, hspace=0.35
+        left=80 / w, right=1 - 190 / w, top=1 - 60 / height, bottom=45 / height, hspace=0.35
     )
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     best = _num(rows[-1].get(spec.best)) if rows and spec.best else None
@@ -223,10 +250,7 @@ def draw_progress(rows: Sequence[dict], spec: CurveSpec, out: str | Path) -> Pat
         else:
             for column in panel.columns:
                 ax.plot(*_series(rows, spec.x, column), label=spec.label(column))
-        if panel.log_y and ax.has_data():
-            ax.set_yscale("log")
-        else:  # values as they are (no "1e-5" offset text over the panel's title)
-            ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+        _y_axis(ax, panel.log_y)
         if best is not None:
             ax.axvline(
                 best, color="k", ls="--", lw=0.8, label="best model" if ax is axes[0] else None
