@@ -11,7 +11,8 @@ One call of :func:`fit` trains one network (one fold, method and seed) in ``out_
   ``max_samples`` (samples = images seen, not epochs; ``max_epochs`` / ``patience_epochs``
   grow both with the training set: :func:`effective_budget`); ``real_share`` keeps at
   least that share of real train images in every batch (:func:`epoch_order`);
-- after every evaluation a row is appended to ``log.csv``; ``checkpoint.safetensors``
+- after every evaluation a row is appended to ``log.csv`` (and to TensorBoard event files
+  in ``events/`` and ``progress.png``: :mod:`jointaug.curves`); ``checkpoint.safetensors``
   is written atomically at an evaluation when ``cfg.checkpoint_minutes`` have passed
   since the last one, and when training ends (:mod:`jointaug.training`); calling
   :func:`fit` again on the same folder resumes from the checkpoint and ends exactly
@@ -51,6 +52,7 @@ from jointaug.classify.metrics import binarize, pooled_metrics
 from jointaug.classify.model import build_model, model_metadata
 from jointaug.classify.transforms import InputLayout, PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
+from jointaug.curves import CurveSpec, Panel
 from jointaug.keys import classify_settings, settings_key, split_seed
 from jointaug.runtime import autocast_for, maybe_compile, resolve_device
 from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
@@ -68,7 +70,33 @@ LOG_COLUMNS = (
     "val_gms",
     "best_val_gms",
     "best_samples",
+    "lr",
     "wall_s",
+)
+CURVES = CurveSpec(  # events/ and progress.png (jointaug.curves), step = training images seen
+    x="samples",
+    xlabel="training images seen",
+    tags=(
+        ("train_loss", "loss/train"),
+        ("val_loss", "loss/val"),
+        ("val_gms", "val/gms"),
+        ("val_tpr", "val/tpr"),
+        ("val_tnr", "val/tnr"),
+        ("val_accuracy", "val/accuracy"),
+        ("val_f1", "val/f1"),
+        ("best_val_gms", "val/best_gms"),
+        ("lr", "lr"),
+        ("epoch", "epoch"),
+    ),
+    panels=(
+        Panel(
+            "loss (train: mean of the batches since the last evaluation)",
+            ("train_loss", "val_loss"),
+        ),
+        Panel("validation (pooled, at the threshold)", ("val_gms", "val_tpr", "val_tnr")),
+        Panel("learning rate", ("lr",)),
+    ),
+    best="best_samples",
 )
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
@@ -380,7 +408,7 @@ def fit(
                     f"{ckpt}: made with another config, loss, seed or training set; "
                     "rerun with --force to start over"
                 )
-        log = LogFile(out_dir / "log.csv", LOG_COLUMNS, st.log)
+        log = LogFile(out_dir / "log.csv", LOG_COLUMNS, st.log, CURVES)
         clock = CheckpointClock(cfg.checkpoint_minutes, 0, cfg.max_samples)
         t0 = time.perf_counter() - st.wall_s
         bar = _progress(o.progress, st.horizon(cfg), st.samples, desc)
@@ -389,9 +417,8 @@ def fit(
             try:
                 while not st.finished:
                     train_loss = _train_period(step, st, bar, on_step)
-                    if st.evaluated(
-                        cfg, train_loss, _validate(step, val), time.perf_counter() - t0
-                    ):
+                    m = {**_validate(step, val), "lr": float(step.opt.param_groups[0]["lr"])}
+                    if st.evaluated(cfg, train_loss, m, time.perf_counter() - t0):
                         best = _state_copy(model)
                     log.append(st.log[-1])
                     if st.finished or clock.due(st.samples) or stop.requested:
@@ -403,6 +430,7 @@ def fit(
                     bar.set_postfix(loss=f"{train_loss:.3f}", best_gms=f"{st.best_gms:.3f}")
             finally:
                 bar.close()
+                log.close()
     best = {k: v.cpu() for k, v in best.items()}
     save_tensors(out_dir / MODEL, best, model_metadata(cfg, labels, train.layout))
     return FitResult(

@@ -319,7 +319,10 @@ def run_experiment(
 
 
 def _execute(run: RunDir, plan: Plan, opt: RunOptions, echo: Echo) -> dict:
-    """Describe the plan, then run its tasks with the chosen executor (lock held)."""
+    """Describe the plan (and where to point TensorBoard), then run its tasks with the
+    chosen executor (lock held)."""
+    from jointaug.curves import tensorboard_hint
+
     local = opt.executor == "local"
     if local:  # the Ray driver sets up nothing: its tasks do, on their devices
         apply_runtime(run.config)
@@ -329,6 +332,7 @@ def _execute(run: RunDir, plan: Plan, opt: RunOptions, echo: Echo) -> dict:
     tasks = build_tasks(run, plan, opt)
     main, curve = plan.jobs()
     echo(describe_plan(run, [*main, *curve]))
+    echo(tensorboard_hint(run.path))
     if local:
         from jointaug.experiments.graph import run_local
 

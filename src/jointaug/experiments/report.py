@@ -14,8 +14,10 @@ import base64
 import csv
 import datetime as dt
 import html
+import os
 from pathlib import Path
 
+from jointaug.curves import PROGRESS
 from jointaug.dataset.format import is_complete, read_dataset
 from jointaug.experiments import figures
 from jointaug.experiments.provenance import profile_hash, read_profile_hash
@@ -78,6 +80,8 @@ th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}
 th:first-child,td:first-child{text-align:left}
 thead{background:#f3f3f3} img{max-width:100%} figure{margin:1.5em 0}
 figcaption{color:#666;font-size:13px} code{background:#f5f5f5;padding:1px 4px}
+.curves{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:0 12px}
+.curves figure{margin:0.5em 0} details{margin:0.8em 0} summary{cursor:pointer}
 """
 
 
@@ -241,6 +245,79 @@ def per_joint_section(run: RunDir) -> str:
     )
 
 
+CURVES_EMBED_MAX = 24  # classifier progress.png embedded up to this many; linked beyond
+
+
+def _curve(path: Path, res: Path, caption: str, embed: bool) -> str:
+    """One training's progress.png: embedded (with a link to the file) or a link only."""
+    href = html.escape(Path(os.path.relpath(path, res)).as_posix())
+    if not embed:
+        return f'<a href="{href}">{html.escape(caption)}</a>'
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure><a href="{href}"><img alt="{html.escape(caption)}" '
+        f'src="data:image/png;base64,{data}"></a><figcaption>{html.escape(caption)}</figcaption></figure>'
+    )
+
+
+def _classifier_links(found: list[Path], res: Path) -> str:
+    """A table: one row per method folder, one cell per fold with a link per seed
+    (``found``: ``fold_K/classify/METHOD/seed_S/progress.png`` files)."""
+
+    def fold_key(name: str) -> tuple[int, str]:
+        tail = name.removeprefix("fold_")
+        return (int(tail), name) if tail.isdigit() else (1 << 30, name)
+
+    folds = sorted({p.parts[-5] for p in found}, key=fold_key)
+    rows = []
+    for method in sorted({p.parts[-3] for p in found}):
+        cells = []
+        for fold in folds:
+            seeds = [p for p in found if p.parts[-5] == fold and p.parts[-3] == method]
+            cells.append(
+                " ".join(_curve(p, res, p.parts[-2].replace("seed_", "s"), False) for p in seeds)
+            )
+        rows.append(
+            f"<tr><td>{html.escape(method)}</td>"
+            + "".join(f"<td>{c}</td>" for c in cells)
+            + "</tr>"
+        )
+    head = "".join(f"<th>{html.escape(f.replace('_', ' '))}</th>" for f in folds)
+    return f"<table><thead><tr><th>Method</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def curves_section(run: RunDir) -> str:
+    """HTML of the trainings' ``progress.png`` (:mod:`jointaug.curves`): each fold's
+    diffusion model embedded; the classifiers in a table of links (method x fold, a link
+    per seed; relative to ``results/``), embedded too when at most CURVES_EMBED_MAX."""
+    res = run.results_dir
+    diffusion = [run.diffusion_dir(f) / PROGRESS for f in range(len(run.splits.folds))]
+    diffusion = [p for p in diffusion if p.is_file()]
+    found = [p / PROGRESS for p in run.classify_dirs() if (p / PROGRESS).is_file()]
+    if not diffusion and not found:
+        return ""
+    parts = [
+        "<h2>Training curves</h2><p>Each training's <code>progress.png</code> (beside its "
+        "model): losses, validation metrics, learning rate, speed. Live, with the tensorboard "
+        f"extra: <code>tensorboard --logdir {html.escape(str(run.path))}</code>.</p>"
+    ]
+    if diffusion:
+        figs = "".join(
+            _curve(p, res, f"diffusion, {p.parts[-3].replace('_', ' ')}", True) for p in diffusion
+        )
+        parts.append(
+            f"<details open><summary>Diffusion models ({len(diffusion)})</summary><div class='curves'>{figs}</div></details>"
+        )
+    if found:
+        parts.append(f"<details><summary>Classifiers ({len(found)} trainings)</summary>")
+        parts.append(_classifier_links(found, res))
+        if len(found) <= CURVES_EMBED_MAX:
+            figs = "".join(_curve(p, res, "/".join(p.parts[-5:-1]), True) for p in found)
+            parts.append(f"<div class='curves'>{figs}</div>")
+        parts.append("</details>")
+    return "".join(parts)
+
+
 def write_report(run: RunDir) -> Path:
     """Draw the figures and write ``RUN/results/report.html``; return its path."""
     res = run.results_dir
@@ -314,6 +391,7 @@ def write_report(run: RunDir) -> Path:
     parts.append(fidelity_section(run))
     for path, caption in pictures:
         parts.append(_img(path, caption))
+    parts.append(curves_section(run))
     parts.append("<h2>Files</h2><ul>")
     for p in sorted(res.iterdir()):
         if p.suffix in (".csv", ".md", ".png") and not p.name.startswith("."):
