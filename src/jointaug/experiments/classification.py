@@ -34,7 +34,7 @@ from jointaug.classify.data import ImageCache, MixError, fold_part, set_prefix, 
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, FitOptions, fit
+from jointaug.classify.train import CHECKPOINT, FitOptions, effective_budget, fit
 from jointaug.config import ClassifyConfig, Config
 from jointaug.dataset.format import Dataset
 from jointaug.dataset.splits import Fold
@@ -73,7 +73,7 @@ class Job:
         return run.classify_dir(self.fold, self.method.dir_name(self.size), self.seed)
 
     def label(self) -> str:
-        size = f" N={self.size}" if self.method.augmented else ""
+        size = f" N={self.size}" if self.method.sized else ""
         return f"fold {self.fold} · {self.method.name}{size} · seed {self.seed}"
 
 
@@ -190,6 +190,8 @@ def train_classifier(
     val = fold_part(dataset, split, "val", cfg.image_size, cache, workers)
     test = fold_part(dataset, split, "test", cfg.image_size, cache, workers)
     loss = job.method.loss or cfg.loss
+    if job.method.budget:  # the budget of the augmented runs of this size, real images only
+        cfg = effective_budget(cfg, len(train) + job.size)
     dev = resolve_device(config.device)
     t0 = time.perf_counter()
     res = fit(
@@ -347,8 +349,8 @@ def train_single(
         raise ValueError(f"method {method!r} trains nothing (it reuses {m.base!r}'s models)")
     run.splits.fold(fold)
     if size is None:
-        size = run.config.experiment.sizes[0] if m.augmented else 0
-    job = Job(fold, m, int(size) if m.augmented else 0, seed)
+        size = run.config.experiment.sizes[0] if m.sized else 0
+    job = Job(fold, m, int(size) if m.sized else 0, seed)
     from jointaug.experiments.outputs import job_output
 
     stale = check(job_output(run, job)).stale
