@@ -172,23 +172,13 @@ def train_classifier(
     """
     out = Path(out)
     cfg = config.classify
-    set_settings = {}
-    for name, folder in sets.items():
-        f = Path(folder) / SET_SETTINGS
-        set_settings[name] = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
-    declared = classifier_output(out, cfg, job, split, set_settings)
+    declared = classifier_output(out, cfg, job, split, _set_settings(sets))
     state = check(declared)
     if state.status is Status.CURRENT:
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
     if state.stale is not None:
         raise StaleOutputError([state.stale])
-    cache = cache or ImageCache()
-    workers = max(1, cfg.num_workers)
-    train = training_mix(
-        dataset, split, job.method.mix, job.size, dict(sets), cfg.image_size, cache, workers
-    )
-    val = fold_part(dataset, split, "val", cfg.image_size, cache, workers)
-    test = fold_part(dataset, split, "test", cfg.image_size, cache, workers)
+    train, val, test = _parts(dataset, split, job, sets, cfg, cache or ImageCache())
     loss = job.method.loss or cfg.loss
     if job.method.budget:  # the budget of the augmented runs of this size, real images only
         cfg = effective_budget(cfg, len(train) + job.size)
@@ -232,6 +222,26 @@ def train_classifier(
     write_done(out, declared.key, declared.settings, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     (out / CHECKPOINT).unlink(missing_ok=True)
     return result
+
+
+def _set_settings(sets: dict[str, Path]) -> dict[str, dict | None]:
+    """The augmentation.json of each set folder (None where there is none)."""
+    out = {}
+    for name, folder in sets.items():
+        f = Path(folder) / SET_SETTINGS
+        out[name] = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    return out
+
+
+def _parts(dataset: Dataset, split: Fold, job: Job, sets: dict[str, Path], cfg, cache):
+    """(train mix, val, test) ImageSets of a training."""
+    workers = max(1, cfg.num_workers)
+    train = training_mix(
+        dataset, split, job.method.mix, job.size, dict(sets), cfg.image_size, cache, workers
+    )
+    val = fold_part(dataset, split, "val", cfg.image_size, cache, workers)
+    test = fold_part(dataset, split, "test", cfg.image_size, cache, workers)
+    return train, val, test
 
 
 def _save_predictions(

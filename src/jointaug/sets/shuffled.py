@@ -46,6 +46,19 @@ def _recorded_size(out: Path) -> int:
         return 0
 
 
+def _meta(src: Dataset, dataset: Dataset, fold: int, settings: dict) -> DatasetMeta:
+    return DatasetMeta(
+        name=f"{NAME}-fold{fold}",
+        labels=list(src.labels),
+        groups={k: list(v) for k, v in src.meta.groups.items()},
+        classification_views=list(src.meta.classification_views),
+        description=f"shuffled control of fold {fold}: the first {settings['permuted_over']} "
+        f"{IMAGES} images with their label vectors permuted across images (seeded)",
+        modality=dataset.meta.modality,
+        extra={"augmentation": settings},
+    )
+
+
 def make_shuffled_set(
     out: str | Path,
     n: int,
@@ -78,16 +91,6 @@ def make_shuffled_set(
         "images": recorded,
     }
     perm = label_permutation(config.diffusion.seed, fold, size)
-    meta = DatasetMeta(
-        name=f"{NAME}-fold{fold}",
-        labels=list(src.labels),
-        groups={k: list(v) for k, v in src.meta.groups.items()},
-        classification_views=list(src.meta.classification_views),
-        description=f"shuffled control of fold {fold}: the first {size} {IMAGES} images with "
-        "their label vectors permuted across images (seeded)",
-        modality=dataset.meta.modality,
-        extra={"augmentation": settings},
-    )
 
     def make_batch(plans: Sequence[SetCasePlan]) -> list[SetCase]:
         return [
@@ -106,7 +109,7 @@ def make_shuffled_set(
     spec = SetSpec(
         name=NAME,
         settings=settings,
-        meta=meta,
+        meta=_meta(src, dataset, fold, settings),
         extra_columns=EXTRA_COLUMNS,
         planner=lambda i: SetCasePlan(i, cases[i]),
         what="shuffled set",
