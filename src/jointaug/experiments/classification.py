@@ -40,7 +40,7 @@ from jointaug.classify.data import (
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, FitOptions, fit
+from jointaug.classify.train import CHECKPOINT, FitOptions, effective_budget, fit
 from jointaug.config import ClassifyConfig, Config
 from jointaug.dataset.format import Dataset
 from jointaug.dataset.splits import Fold
@@ -120,14 +120,10 @@ def train_classifier(
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
     if state.stale is not None:
         raise StaleOutputError([state.stale])
-    cache = cache or ImageCache()
-    workers = max(1, cfg.num_workers)
-    layout = input_layout(dataset, cfg)  # None unless classify.lr_aware / per_hand
-    mix, size = job.method.mix, cfg.image_size
-    train = training_mix(dataset, split, mix, job.size, dict(sets), size, cache, workers, layout)
-    val = fold_part(dataset, split, "val", size, cache, workers, layout)
-    test = fold_part(dataset, split, "test", size, cache, workers, layout)
+    train, val, test = _parts(dataset, split, job, sets, cfg, cache or ImageCache())
     loss = job.method.loss or cfg.loss
+    if job.method.budget:  # the budget of the augmented runs of this size, real images only
+        cfg = effective_budget(cfg, len(train) + job.size)
     dev = resolve_device(config.device)
     t0 = time.perf_counter()
     res = fit(
@@ -184,6 +180,17 @@ def _result(job: Job, loss: str, parts: tuple, res, dev, t0: float) -> dict:
         "wall_s_this_call": time.perf_counter() - t0,
         **runtime_record(dev),
     }
+
+
+def _parts(dataset: Dataset, split: Fold, job: Job, sets: dict[str, Path], cfg, cache):
+    """(train mix, val, test) ImageSets of a training."""
+    workers = max(1, cfg.num_workers)
+    layout = input_layout(dataset, cfg)  # None unless classify.lr_aware / per_hand
+    mix, size = job.method.mix, cfg.image_size
+    train = training_mix(dataset, split, mix, job.size, dict(sets), size, cache, workers, layout)
+    val = fold_part(dataset, split, "val", size, cache, workers, layout)
+    test = fold_part(dataset, split, "test", size, cache, workers, layout)
+    return train, val, test
 
 
 def _save_predictions(
@@ -299,8 +306,8 @@ def train_single(
         raise ValueError(f"method {method!r} trains nothing (it reuses {m.base!r}'s models)")
     run.splits.fold(fold)
     if size is None:
-        size = run.config.experiment.sizes[0] if m.augmented else 0
-    job = Job(fold, m, int(size) if m.augmented else 0, seed)
+        size = run.config.experiment.sizes[0] if m.sized else 0
+    job = Job(fold, m, int(size) if m.sized else 0, seed)
     stale = check(job_output(run, job)).stale
     if not (retrain or force):
         handle_stale([stale], run.path, retrain=False)  # stale: StaleOutputError, nothing moved
