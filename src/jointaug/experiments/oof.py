@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from collections import defaultdict
@@ -35,11 +36,57 @@ import numpy as np
 
 from jointaug.classify.metrics import tune_threshold
 from jointaug.experiments.pooled import OOF, pool_folds
+from jointaug.experiments.rundir import RunDir
+from jointaug.outputs import DONE
 
 DECIMALS = 5
 MODES = ("default", "tuned")
 ENSEMBLE = "ensemble"
 KEY_COLUMNS = ("method", "size", "seed", "fold", "case_id", "patient_id")
+
+
+@dataclass
+class Trained:
+    """One finished training's outputs."""
+
+    fold: int
+    method: str
+    size: int
+    seed: int
+    threshold: float
+    val_probs: np.ndarray
+    val_labels: np.ndarray
+    test_probs: np.ndarray
+    test_labels: np.ndarray
+    test_ids: list[str]
+
+
+def _load(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def finished_trainings(run: RunDir) -> list[Trained]:
+    """Every ``classify/*/seed_*`` folder with a ``done`` marker."""
+    out = []
+    for d in run.classify_dirs():
+        if not (d / DONE).is_file():
+            continue
+        r = json.loads((d / "result.json").read_text(encoding="utf-8"))
+        out.append(
+            Trained(
+                int(r["fold"]),
+                str(r["method"]),
+                int(r["size"]),
+                int(r["seed"]),
+                float(r["threshold"]),
+                _load(d / "val_probs.npy"),
+                _load(d / "val_labels.npy"),
+                _load(d / "test_probs.npy"),
+                _load(d / "test_labels.npy"),
+                json.loads((d / "test_case_ids.json").read_text(encoding="utf-8")),
+            )
+        )
+    return out
 
 
 def quantize(probs: np.ndarray) -> np.ndarray:
@@ -133,7 +180,7 @@ class OOFSet:
 
 
 def _fold_preds(members: list, patient_of: dict[str, str]) -> FoldPreds:
-    """A fold's :class:`FoldPreds` from its seeds' trainings (``tables.Trained``)."""
+    """A fold's :class:`FoldPreds` from its seeds' trainings (:class:`Trained`)."""
     members = sorted(members, key=lambda t: t.seed)
     ids = members[0].test_ids
     if any(t.test_ids != ids for t in members):
@@ -162,7 +209,7 @@ def _fold_preds(members: list, patient_of: dict[str, str]) -> FoldPreds:
 
 
 def collect(trained: list, labels: list[str], patient_of: dict[str, str]) -> OOFSet:
-    """The :class:`OOFSet` of finished trainings (``tables.finished_trainings``);
+    """The :class:`OOFSet` of finished trainings (:func:`finished_trainings`);
     ``patient_of``: case id -> patient id."""
     groups: dict[tuple[str, int, int], list] = defaultdict(list)
     for t in trained:
@@ -176,8 +223,6 @@ def collect(trained: list, labels: list[str], patient_of: dict[str, str]) -> OOF
 
 def collect_run(run) -> OOFSet:
     """The :class:`OOFSet` of a run folder's finished trainings."""
-    from jointaug.experiments.tables import finished_trainings
-
     trained = finished_trainings(run)
     if not trained:
         raise ValueError(

@@ -322,6 +322,33 @@ def write_report(run: RunDir) -> Path:
     """Draw the figures and write ``RUN/results/report.html``; return its path."""
     res = run.results_dir
     res.mkdir(parents=True, exist_ok=True)
+    pictures = _pictures(run, res)
+    parts = _head(run)
+    for name, title in (
+        ("table1.md", "Table 1: single models (mean ± std over folds)"),
+        ("table2.md", "Table 2: seed ensembles (mean ± std over folds)"),
+    ):
+        if (res / name).is_file():
+            parts.append(f"<h2>{title}</h2>")
+            parts.append(markdown_table_to_html((res / name).read_text(encoding="utf-8")))
+    parts.append(stats_section(run))
+    parts.append(per_joint_section(run))
+    parts.append(fidelity_section(run))
+    for path, caption in pictures:
+        parts.append(_img(path, caption))
+    parts.append(curves_section(run))
+    parts.append("<h2>Files</h2><ul>")
+    for p in sorted(res.iterdir()):
+        if p.suffix in (".csv", ".md", ".png") and not p.name.startswith("."):
+            parts.append(f"<li><code>results/{html.escape(p.name)}</code></li>")
+    parts.append("</ul></body></html>")
+    out = res / "report.html"
+    write_text_atomic(out, "\n".join(parts))
+    return out
+
+
+def _pictures(run: RunDir, res: Path) -> list[tuple[Path, str]]:
+    """The report's figures (drawn now from the results) and pictures of the run."""
     metrics = read_rows(res / "metrics.csv")
     per_label = read_rows(res / "per_label.csv")
     pictures: list[tuple[Path, str]] = []
@@ -366,9 +393,13 @@ def write_report(run: RunDir) -> Path:
         pictures.insert(
             0, (montage, "The dataset: images, tissue and region maps, per-joint prevalence")
         )
+    return pictures
 
+
+def _head(run: RunDir) -> list[str]:
+    """The report's first lines: title, dataset, profile and its hash."""
     cfg = run.config
-    parts = [
+    return [
         "<!doctype html><html><head><meta charset='utf-8'><title>jointaug report</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>jointaug report: {html.escape(run.path.name)}</h1>",
@@ -379,24 +410,3 @@ def write_report(run: RunDir) -> Path:
         f"<p>frozen profile: <code>{read_profile_hash(run) or profile_hash(cfg)}</code> "
         "(sha256 of the resolved config without the dataset path)</p>",
     ]
-    for name, title in (
-        ("table1.md", "Table 1: single models (mean ± std over folds)"),
-        ("table2.md", "Table 2: seed ensembles (mean ± std over folds)"),
-    ):
-        if (res / name).is_file():
-            parts.append(f"<h2>{title}</h2>")
-            parts.append(markdown_table_to_html((res / name).read_text(encoding="utf-8")))
-    parts.append(stats_section(run))
-    parts.append(per_joint_section(run))
-    parts.append(fidelity_section(run))
-    for path, caption in pictures:
-        parts.append(_img(path, caption))
-    parts.append(curves_section(run))
-    parts.append("<h2>Files</h2><ul>")
-    for p in sorted(res.iterdir()):
-        if p.suffix in (".csv", ".md", ".png") and not p.name.startswith("."):
-            parts.append(f"<li><code>results/{html.escape(p.name)}</code></li>")
-    parts.append("</ul></body></html>")
-    out = res / "report.html"
-    write_text_atomic(out, "\n".join(parts))
-    return out

@@ -21,6 +21,14 @@ NAMES = {"gms": "GMS", "tpr": "TPR", "tnr": "TNR", "auroc": "AUROC", "auprc": "A
 NAMES.update({"brier": "Brier", "ece": "ECE"})
 
 
+def row_name(label: str, method: str, kind: str) -> str:
+    """The method column of per-label / per-joint rows (``tuned_threshold`` for the
+    baseline tuned, ``<method> + tuned`` for the others)."""
+    if kind == "default":
+        return method
+    return "tuned_threshold" if method == "baseline" else f"{method} + tuned"
+
+
 def _cell(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.3f}"
 
@@ -46,8 +54,6 @@ def summary_markdown(data: OOFSet, keys, ensemble: bool) -> str:
 def per_joint_rows(data: OOFSet, keys) -> list[dict]:
     """Per table row and joint, on the pooled out-of-fold predictions of the single models:
     positives, TPR, TNR at the row's thresholds and AUPRC (seed means)."""
-    from jointaug.experiments.tables import row_name
-
     out = []
     for label, method, size, kind in keys:
         if (method, size) not in data.methods:

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,57 +41,17 @@ from jointaug.classify.metrics import METRICS, mean_std, per_label_metrics, pool
 from jointaug.experiments.oof import ENSEMBLE, OOFSet, collect_run, write_oof
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stats import StatsOptions, stats_rows
-from jointaug.experiments.summary import per_joint_markdown, per_joint_rows, summary_markdown
+from jointaug.experiments.summary import (
+    per_joint_markdown,
+    per_joint_rows,
+    row_name,
+    summary_markdown,
+)
 from jointaug.experiments.verdicts import markdown_stats, stats_title, verdict_lines
 from jointaug.files import write_text_atomic
-from jointaug.outputs import DONE
 
 FIRST = ("baseline", "bce_pos_weight", "focal", "tuned_threshold", "oversample", "oracle")
 HEADER_NAMES = {"accuracy": "Accuracy", "tpr": "TPR", "tnr": "TNR", "f1": "F1", "gms": "GMS"}
-
-
-@dataclass
-class Trained:
-    """One finished training's outputs."""
-
-    fold: int
-    method: str
-    size: int
-    seed: int
-    threshold: float
-    val_probs: np.ndarray
-    val_labels: np.ndarray
-    test_probs: np.ndarray
-    test_labels: np.ndarray
-    test_ids: list[str]
-
-
-def _load(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
-
-
-def finished_trainings(run: RunDir) -> list[Trained]:
-    """Every ``classify/*/seed_*`` folder with a ``done`` marker."""
-    out = []
-    for d in run.classify_dirs():
-        if not (d / DONE).is_file():
-            continue
-        r = json.loads((d / "result.json").read_text(encoding="utf-8"))
-        out.append(
-            Trained(
-                int(r["fold"]),
-                str(r["method"]),
-                int(r["size"]),
-                int(r["seed"]),
-                float(r["threshold"]),
-                _load(d / "val_probs.npy"),
-                _load(d / "val_labels.npy"),
-                _load(d / "test_probs.npy"),
-                _load(d / "test_labels.npy"),
-                json.loads((d / "test_case_ids.json").read_text(encoding="utf-8")),
-            )
-        )
-    return out
 
 
 def metric_rows(data: OOFSet) -> list[dict]:
@@ -189,14 +147,6 @@ def _counts_note(data: OOFSet) -> str:
 def _nanmean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return float(np.mean(finite)) if finite else math.nan
-
-
-def row_name(label: str, method: str, kind: str) -> str:
-    """The method column of per-label / per-joint rows (``tuned_threshold`` for the
-    baseline tuned, ``<method> + tuned`` for the others)."""
-    if kind == "default":
-        return method
-    return "tuned_threshold" if method == "baseline" else f"{method} + tuned"
 
 
 def per_label_rows(data: OOFSet, keys: list[tuple[str, str, int, str]]) -> list[dict]:
