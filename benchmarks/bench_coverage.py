@@ -1,5 +1,8 @@
 """Coverage of the patient cluster bootstrap (experiments/evidence.py) vs the old fold-seed bootstrap.
 
+The line marked ``(= run)`` is the very comparison ``jointaug run`` and ``jointaug stats``
+make for ΔGMS (``StatsOptions().compare_options("gms")`` with each image's fold).
+
 Simulated studies shaped like the real one: 48 patients with 1-3 images each, 30 joint
 labels at ~11 % prevalence, a patient random effect and a patient-joint effect (the images of
 a patient share their labels' latent state), patient-level 5-fold CV with 3 seeds per fold.
@@ -26,8 +29,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from jointaug.experiments.evidence import OOF, compare, finalize
-from jointaug.experiments.stats import bootstrap_ci
+from jointaug.experiments.evidence import OOF, CompareOptions, compare, finalize
+from jointaug.experiments.stats import StatsOptions
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,23 @@ def true_delta(sim: Sim, rng: np.random.Generator, n_patients: int = 20_000) -> 
     return float(np.mean(vals)), float(abs(vals[0] - vals[1]) / 2)
 
 
+def bootstrap_ci(
+    diffs: list[float], rng: np.random.Generator, n_boot: int = 2000, level: float = 0.95
+) -> tuple[float, float]:
+    """The old method's interval: percentile bootstrap of the mean of ``diffs`` (iid)."""
+    d = np.asarray([x for x in diffs if not np.isnan(x)], dtype=np.float64)
+    means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def mode_options(mode: str, n_boot: int) -> CompareOptions:
+    """The options of each mode; ``fold`` is exactly what ``jointaug run`` / ``stats`` use for
+    ΔGMS (:meth:`StatsOptions.compare_options`, with ``fold`` given), at ``n_boot``."""
+    run = replace(StatsOptions().compare_options("gms"), n_boot=n_boot)
+    return run if mode == "fold" else replace(run, seeds="fixed" if mode == "fixed" else "resample")
+
+
 def naive(d: dict, sim: Sim, rng: np.random.Generator) -> tuple[float, float]:
     """The old method: bootstrap the mean of the 15 per-(fold, seed) ΔGMS as if independent."""
     diffs = [
@@ -139,8 +159,7 @@ def run(sim: Sim, reps: int, rng: np.random.Generator, n_boot: int = 2000) -> di
                             d["y"],
                             d["patient"],
                             rng,
-                            n_boot=n_boot,
-                            seeds="fixed" if mode == "fixed" else "resample",
+                            mode_options(mode, n_boot),
                             fold=d["fold"] if mode == "fold" else None,
                         )
                     ]
@@ -177,7 +196,7 @@ def main() -> None:
     )
     ap.add_argument("--reps", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-boot", type=int, default=2000)
+    ap.add_argument("--n-boot", type=int, default=StatsOptions().n_boot_gms)
     ap.add_argument(
         "--fold-method-sd",
         type=float,
@@ -202,12 +221,18 @@ def main() -> None:
     names = {
         "fixed": "patients; seeds fixed",
         "resample": "patients x seed pools",
-        "fold": "patients x seeds per fold",
+        "fold": "patients x seeds per fold (= run)",
         "naive": "old: 15 fold-seed pairs iid",
     }
     for k, m in r["methods"].items():
         print(f"{names[k]:<34} {m['cover']:>16.3f} {m['width']:>11.4f} {m['helps_null']:>19.3f}")
     print(f"(binomial se of a coverage near 0.95 at {args.reps} reps: {se:.3f})")
+    o = mode_options("fold", args.n_boot)
+    print(
+        f"jointaug run / stats use for ΔGMS: seeds={o.seeds!r} with fold given, n_boot "
+        f">= {StatsOptions().n_boot_gms} (raised to 50 per comparison of a table), "
+        f"margin {o.margin}: the line marked '(= run)'"
+    )
 
 
 if __name__ == "__main__":

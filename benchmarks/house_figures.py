@@ -18,7 +18,7 @@ from pathlib import Path
 # rooms from the ground up: a room may import rooms on its own floor or below
 FLOORS = [
     {"files", "progress", "keys", "init", "runtime"},
-    {"config", "weights", "training", "outputs", "dataset"},
+    {"config", "weights", "training", "curves", "outputs", "dataset"},
     {"masks", "natural", "diffusion", "classify"},
     {"sets", "fidelity", "generate"},  # generate/: the room before sets/ and fidelity/
     {"experiments"},

@@ -121,24 +121,23 @@ def test_metrics_csv_has_seeds_ensembles_and_threshold_kinds(finished_run):
 def test_tables_show_methods_and_the_tuned_threshold_row(finished_run):
     run, (_, _, summary) = finished_run
     full = (run.results_dir / "table1.md").read_text()
-    t1, _, st = full.partition("Paired differences")
+    t1, _, rest = full.partition("Pooled out-of-fold metrics")
     assert "| Method | Accuracy | TPR | TNR | F1 | GMS |" in t1
     names = [line.split("|")[1].strip() for line in t1.splitlines() if line.startswith("| ")][1:]
     assert names == ["baseline", "tuned_threshold", "mp-perlin (16)", "mp-perlin (16) + tuned"]
-    # every row but the baseline paired against its reference, with a verdict
-    srows = [
-        [c.strip() for c in line.strip("|").split("|")]
-        for line in st.splitlines()
-        if line.startswith("| ") and not line.startswith("| Method")
-    ]
-    assert [(r[0], r[1]) for r in srows] == [
-        ("tuned_threshold", "baseline"),
-        ("mp-perlin (16)", "baseline"),
-        ("mp-perlin (16) + tuned", "tuned_threshold"),
-    ]
-    assert all(r[2] == "4" and r[-1] in ("helps", "hurts", "no evidence") for r in srows)
+    assert "| Method | GMS | TPR | TNR | AUROC | AUPRC | Brier | ECE |" in rest
+    # every method paired against the baseline, with a verdict
     stats = read_csv(run.results_dir / "stats.csv")
-    assert {r["models"] for r in stats} == {"single", "ensemble"} and len(stats) == 6
+    single = [r for r in stats if r["models"] == "single"]
+    assert [(r["method"], r["reference"], r["metric"], r["threshold"]) for r in single] == [
+        ("tuned_threshold", "baseline", "gms", "tuned vs default"),
+        ("mp-perlin (16)", "baseline", "gms", "default"),
+        ("mp-perlin (16)", "baseline", "gms", "tuned"),
+        ("mp-perlin (16)", "baseline", "auprc", "none"),
+    ]
+    verdicts = ("helps", "hurts", "equivalent", "inconclusive")
+    assert all(r["verdict"] in verdicts and r["n_patients"] != "0" for r in stats)
+    assert {r["models"] for r in stats} == {"single", "ensemble"} and len(stats) == 8
     cell = re.compile(r"^(\d\.\d\d±\d\.\d\d|n/a)$")
     for line in [x for x in t1.splitlines()[4:] if x.startswith("|")]:
         cells = [c.strip() for c in line.strip("|").split("|")[1:]]
@@ -165,17 +164,22 @@ def test_finished_trainings_are_skipped(finished_run):
 def test_tables_from_a_hand_made_results_folder(tmp_path, dataset):
     """Known probabilities -> known table cells (mean ± std over folds of seed means)."""
     run = RunDir.create(tmp_path / "run", dataset, load_config("demo", TINY))
-    y = np.array([[1, 0, 0, 1], [0, 0, 1, 0]], np.float32)
-    perfect = np.where(y == 1, 0.9, 0.1).astype(np.float32)
-    all_neg = np.full_like(y, 0.2)  # predicts nothing: TPR 0, TNR 1
-    for fold, seeds in ((0, (perfect, perfect)), (1, (perfect, all_neg))):
-        for seed, p in enumerate(seeds):
+    acc_neg = []
+    for fold in (0, 1):
+        cases = run.dataset.classification_cases(run.splits.fold(fold).test)
+        ids = [c.case_id for c in cases]
+        y = np.stack([c.labels for c in cases]).astype(np.float32)
+        perfect = np.where(y == 1, 0.9, 0.1).astype(np.float32)
+        all_neg = np.full_like(y, 0.2)  # predicts nothing: TPR 0, TNR 1
+        known = np.isfinite(y)
+        acc_neg.append(float(np.mean(y[known] == 0)))
+        for seed, p in enumerate((perfect, perfect) if fold == 0 else (perfect, all_neg)):
             d = run.classify_dir(fold, "baseline", seed)
             d.mkdir(parents=True)
             for part in ("val", "test"):
                 np.save(d / f"{part}_probs.npy", p)
                 np.save(d / f"{part}_labels.npy", y)
-                (d / f"{part}_case_ids.json").write_text(json.dumps(["a", "b"]))
+                (d / f"{part}_case_ids.json").write_text(json.dumps(ids))
             (d / "result.json").write_text(
                 json.dumps(
                     {"fold": fold, "method": "baseline", "size": 0, "seed": seed, "threshold": 0.5}
@@ -185,11 +189,15 @@ def test_tables_from_a_hand_made_results_folder(tmp_path, dataset):
     paths = write_results(run, show_tuned=False)
     t1 = paths["table1"].read_text()
     # fold 0: TPR 1, fold 1: mean(1, 0) = 0.5 -> 0.75 ± 0.35; TNR 1 everywhere
-    # GMS and F1 of fold 1 = mean(1, 0) = 0.5; accuracy of fold 1 = mean(1, 5/8)
-    assert "| baseline | 0.91±0.13 | 0.75±0.35 | 1.00±0.00 | 0.75±0.35 | 0.75±0.35 |" in t1
+    # GMS and F1 of fold 1 = mean(1, 0) = 0.5; accuracy of fold 1 = mean(1, negatives share)
+    acc = [1.0, (1 + acc_neg[1]) / 2]
+    cell = f"{np.mean(acc):.2f}±{np.std(acc, ddof=1):.2f}"
+    assert f"| baseline | {cell} | 0.75±0.35 | 1.00±0.00 | 0.75±0.35 | 0.75±0.35 |" in t1
     t2 = paths["table2"].read_text()
     # ensemble of fold 1: mean probs (0.55 on positives) -> perfect
     assert "| baseline | 1.00±0.00 | 1.00±0.00 | 1.00±0.00 | 1.00±0.00 | 1.00±0.00 |" in t2
+    oof = (run.results_dir / "oof.csv").read_text().splitlines()
+    assert oof[0].startswith("method,size,seed,fold,case_id,patient_id,threshold_default")
 
 
 def test_missing_augmentation_set_stops_before_training(tmp_path, dataset):

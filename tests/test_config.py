@@ -74,9 +74,13 @@ def test_every_shipped_profile_loads_and_best_is_paper_plus_generator_options():
         k for k in paper["diffusion"] if paper["diffusion"][k] != best["diffusion"][k]
     } <= options
     assert best["diffusion"]["cond_dropout"] > 0 and best["diffusion"]["guidance_scale"] > 1
+    # and the classifier's left/right option (issue 20): on in paper-best, off in the paper
+    assert (paper["classify"]["lr_aware"], best["classify"]["lr_aware"]) == (False, True)
+    best["classify"]["lr_aware"] = False
     assert {k: v for k, v in paper.items() if k not in ("diffusion", "profile")} == {
         k: v for k, v in best.items() if k not in ("diffusion", "profile")
     }
+    assert configs["cpu"].classify.lr_aware and not configs["demo"].classify.lr_aware
     # the paper keeps the paper's method: every option off
     d = configs["paper"].diffusion
     assert (d.cond_dropout, d.guidance_scale, d.min_snr_gamma, d.lr_schedule, d.upsample) == (

@@ -1,4 +1,5 @@
-"""The controls: the oracle set (phantom renderer), oversample, real share, growing budget."""
+"""The controls: the oracle-plan set (phantom renderer on its own plan), oversample, real
+share, growing budget. The controls read from mp-perlin: test_controls_sets.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.dataset.splits import make_splits
 from jointaug.experiments.methods import required_sets, resolve_method
-from jointaug.sets.oracle import OracleError, make_oracle_set
+from jointaug.sets.oracle_plan import make_oracle_plan_set as make_oracle_set
+from jointaug.sets.phantom_render import OracleError
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +124,7 @@ def test_oversample_duplicates_each_real_image_evenly():
 def test_oversample_and_oracle_are_methods():
     m = resolve_method("oversample")
     assert m.augmented and m.dir_name(512) == "oversample_512"
-    assert required_sets([m, resolve_method("oracle")], [512]) == {"oracle": 512}
+    assert required_sets([m, resolve_method("oracle-plan")], [512]) == {"oracle-plan": 512}
 
 
 def test_real_share_batches_hold_the_share():
@@ -171,22 +173,26 @@ def test_pipeline_runs_the_controls_and_reports_verdicts(tmp_path):
         ),
     )
     run = RunDir.create(tmp_path / "run", tmp_path / "data", cfg)
-    plan = make_plan(run, ["baseline", "oversample", "oracle", "tuned_threshold"])
-    assert plan.sets == {"oracle": 6} and not plan.needs_diffusion
+    plan = make_plan(run, ["baseline", "oversample", "oracle-plan", "tuned_threshold"])
+    assert plan.sets == {"oracle-plan": 6} and not plan.needs_diffusion
     result = run_experiment(
         run, plan, RunOptions(progress=False, estimate=False), echo=lambda m: None
     )
-    assert len(read_dataset(run.augment_dir(2, "oracle")).cases) == 6
+    assert len(read_dataset(run.augment_dir(2, "oracle-plan")).cases) == 6
     assert not run.augment_dir(0, "oversample").exists()  # drawn from the train part
     import json
 
     r = json.loads((run.classify_dir(1, "oversample_6", 0) / "result.json").read_text())
     assert r["n_train"] == r["n_train_real"] + 6
     t1 = (run.results_dir / "table1.md").read_text()
-    for row in ("| oversample (6) |", "| oracle (6) + tuned |", "| oracle (6) | oversample (6) |"):
+    for row in (
+        "| oversample (6) |",
+        "| oracle-plan (6) + tuned |",
+        "| oracle-plan (6) | oversample (6) |",
+    ):
         assert row in t1, row
     lines = demo_verdicts(run)
-    assert any(x.startswith("oracle (6) vs baseline: ") for x in lines)
+    assert any(x.startswith("oracle-plan (6) vs baseline: ") for x in lines)
     assert all(("helps" in x) or ("hurts" in x) or ("no evidence" in x) for x in lines)
     assert "Does it help? Paired statistics" in result["report"].read_text()
     times = json.loads((run.results_dir / "stage_times.json").read_text())

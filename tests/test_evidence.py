@@ -23,6 +23,7 @@ from jointaug.classify.metrics import (
 )
 from jointaug.experiments.evidence import (
     OOF,
+    CompareOptions,
     Comparison,
     compare,
     finalize,
@@ -142,8 +143,10 @@ def test_cluster_bootstrap_is_wider_than_image_bootstrap_for_duplicated_images()
     y, patient, pa, pb = _study(rng, imgs=4, noise_a=0.7, noise_b=1.2, n_seeds=1)
     pa, pb = np.repeat(pa[:, ::4], 4, axis=1), np.repeat(pb[:, ::4], 4, axis=1)  # identical images
     a, b = OOF(pa), OOF(pb)
-    by_patient = compare(a, b, y, patient, np.random.default_rng(0), n_boot=1000)
-    by_image = compare(a, b, y, np.arange(len(y)), np.random.default_rng(0), n_boot=1000)
+    by_patient = compare(a, b, y, patient, np.random.default_rng(0), CompareOptions(n_boot=1000))
+    by_image = compare(
+        a, b, y, np.arange(len(y)), np.random.default_rng(0), CompareOptions(n_boot=1000)
+    )
     assert by_patient.estimate == pytest.approx(by_image.estimate)
     w_pat = by_patient.ci_high - by_patient.ci_low
     w_img = by_image.ci_high - by_image.ci_low
@@ -158,7 +161,10 @@ def test_strong_effect_helps_and_reverse_hurts():
     y, patient, pa, pb = _study(rng, noise_a=0.3, noise_b=2.5)
     a, b = OOF(pa), OOF(pb)
     c = finalize(
-        [compare(a, b, y, patient, rng, n_boot=500), compare(b, a, y, patient, rng, n_boot=500)]
+        [
+            compare(a, b, y, patient, rng, CompareOptions(n_boot=500)),
+            compare(b, a, y, patient, rng, CompareOptions(n_boot=500)),
+        ]
     )
     assert c[0].estimate > 0.05 and c[0].ci_low > 0 and c[0].verdict == "helps"
     assert c[1].verdict == "hurts" and c[0].n_patients == 48 and c[0].n_seeds == 3
@@ -169,7 +175,11 @@ def test_null_is_not_called_helps():
     calls = []
     for _ in range(10):
         y, patient, pa, pb = _study(rng)
-        calls.append(finalize([compare(OOF(pa), OOF(pb), y, patient, rng, n_boot=300)])[0].verdict)
+        calls.append(
+            finalize([compare(OOF(pa), OOF(pb), y, patient, rng, CompareOptions(n_boot=300))])[
+                0
+            ].verdict
+        )
     assert calls.count("helps") <= 1
 
 
@@ -178,16 +188,22 @@ def test_equivalence_only_within_the_margin():
     y, patient, pa, _ = _study(rng)
     pb = np.clip(pa + rng.normal(0, 0.01, pa.shape), 0, 1)  # nearly the same model
     a, b = OOF(pa), OOF(pb)
-    eq = finalize([compare(a, b, y, patient, np.random.default_rng(0), n_boot=500)])[0]
+    eq = finalize(
+        [compare(a, b, y, patient, np.random.default_rng(0), CompareOptions(n_boot=500))]
+    )[0]
     assert eq.verdict == "equivalent" and eq.p_tost < 0.05
     assert -0.03 < eq.ci90_low and eq.ci90_high < 0.03
     tight = finalize(
-        [compare(a, b, y, patient, np.random.default_rng(0), n_boot=500, margin=1e-4)]
+        [
+            compare(
+                a, b, y, patient, np.random.default_rng(0), CompareOptions(n_boot=500, margin=1e-4)
+            )
+        ]
     )[0]
     assert tight.verdict == "inconclusive"
     # a real difference of ~0.05+ is not "equivalent" at the +-0.03 margin
     _, _, pa2, pb2 = _study(np.random.default_rng(8), noise_a=0.3, noise_b=2.5)
-    far = finalize([compare(OOF(pa2), OOF(pb2), y, patient, rng, n_boot=300)])[0]
+    far = finalize([compare(OOF(pa2), OOF(pb2), y, patient, rng, CompareOptions(n_boot=300))])[0]
     assert far.verdict != "equivalent"
 
 
@@ -280,7 +296,7 @@ def test_small_coverage_simulation():
             d["y"],
             d["patient"],
             rng,
-            n_boot=400,
+            CompareOptions(n_boot=400),
             fold=d["fold"],
         )
         cover += c.ci_low <= truth <= c.ci_high

@@ -1,6 +1,7 @@
 """The whole grid, paper profile with every size overridden tiny: every stage, resume, report, predict."""
 
 import csv
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -368,3 +369,20 @@ def test_kill_9_at_three_moments_then_rerun_gives_the_same_tables(tiny_run, tmp_
         assert (out / "results" / table).read_text() == (run0.results_dir / table).read_text(), (
             table
         )
+
+
+def test_training_curves_beside_every_model_and_in_the_report(tiny_run):
+    """progress.png (and TensorBoard events when installed) beside every trained model;
+    report.html embeds or links each; the run prints where to point TensorBoard."""
+    from jointaug.curves import EVENTS, PROGRESS
+
+    run, _, result, log = tiny_run
+    assert any(f"tensorboard --logdir {run.path}" in line for line in log)
+    trainings = [run.diffusion_dir(f) for f in range(3)] + run.classify_dirs()
+    page = result["report"].read_text(encoding="utf-8")
+    assert "<h2>Training curves</h2>" in page
+    for folder in trainings:
+        assert (folder / PROGRESS).is_file(), folder
+        assert Path(os.path.relpath(folder / PROGRESS, run.results_dir)).as_posix() in page
+        if importlib.util.find_spec("tensorboard") is not None:
+            assert list((folder / EVENTS).glob("events.out.tfevents.*")), folder

@@ -106,3 +106,57 @@ def test_flop_rates_and_calibration_files(tmp_path):
     path.write_text("{}")
     with pytest.raises(ValueError, match="not a calibration file"):
         read_calibration(path)
+
+
+def test_classifier_floor_is_first_evaluation_plus_patience():
+    from jointaug.config import load_config
+    from jointaug.experiments.makespan import classifier_bounds
+
+    c = load_config("demo").classify.model_copy(
+        update={
+            "max_samples": 10_000,
+            "patience_samples": 2_500,
+            "eval_every_samples": 1_000,
+            "max_epochs": 0,
+            "patience_epochs": 0,
+        }
+    )
+    # 100 train images: an evaluation every 10 epochs = 1,000 samples; the best can be the
+    # first evaluation (1,000), then 2,500 more samples, checked at evaluations -> 4,000
+    assert classifier_bounds(c, 100) == (4_000, 10_000, 1_000)
+    assert classifier_bounds(c.model_copy(update={"max_samples": 3_000}), 100)[0] == 3_000
+
+
+def test_plan_prints_the_makespan_on_n_cards(tmp_path, tiny_dataset):
+    import json
+
+    from typer.testing import CliRunner
+
+    from jointaug.cli import app
+    from jointaug.config import load_config
+    from jointaug.experiments.cards import flop_rates
+
+    base = [
+        "run",
+        "--dataset",
+        str(tiny_dataset),
+        "--out",
+        str(tmp_path / "run"),
+        "--plan",
+        "--methods",
+        "baseline",
+        "--folds",
+        "0",
+        "--set",
+        "device=cpu",
+    ]
+    res = CliRunner().invoke(app, [*base, "--gpus", "2", "--card", "h100"])
+    assert res.exit_code == 0, res.output
+    assert "makespan:" in res.output and "on 2 x H100" in res.output
+    assert "estimate for H100 (FLOP model) (nothing timed here)" in res.output
+    rates = flop_rates(load_config("demo"), 3, "a100")
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps({"rates": rates.to_json(), "packing_gain": 3.0, "card": "A100 test"}))
+    res = CliRunner().invoke(app, [*base, "--gpus", "1", "--calibration", str(cal)])
+    assert res.exit_code == 0, res.output
+    assert "on 1 x A100 test" in res.output and "at 3x the throughput" in res.output

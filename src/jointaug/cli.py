@@ -18,6 +18,7 @@ from jointaug.commands import (
     generate,
     masks,
     natural,
+    stats,
 )
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ for _room in (
     experiment,
     export,
     fidelity,
+    stats,
 ):
     _room.register(app)
 

@@ -67,6 +67,12 @@ class ClassifyConfig(_Section):
     flip_prob: float = 0.5
     crop_prob: float = 0.5
     crop_pad: int = 32  # pixels at 256x256; scaled with image_size
+    # Left/right (classify/transforms.py; dataset.json mirrored_views / mirror_pairs): mirrored
+    # views flipped to the canonical layout at load, horizontal flips permute the labels
+    lr_aware: bool = False
+    # Each image as its two hand halves (image_size x image_size each, the right one mirrored),
+    # one network for the per-hand labels, reassembled per image (implies the canonical layout)
+    per_hand: bool = False
     loss: Literal["bce", "bce_pos_weight", "focal"] = "bce"
     focal_gamma: float = 2.0
     threshold: float = 0.5

@@ -84,10 +84,20 @@ def _with_runtime(record: dict, device_type: str, amp: bool) -> dict:
     return {**record, "runtime": rt} if rt else record
 
 
+# classify.* keys added after classifiers were first recorded, with their defaults: left out
+# of the record while at the default, so outputs made before them keep their keys
+CLASSIFY_LATER_KEYS = {"lr_aware": False, "per_hand": False}
+
+
 def classify_settings(cfg, device_type: str = "cpu") -> dict:
-    """A ClassifyConfig as recorded by a classifier (speed flags and seeds list left out),
-    trained on ``device_type`` (:func:`runtime_settings`: nothing added on the CPU)."""
-    return _with_runtime(cfg.model_dump(exclude=set(CLASSIFY_NOT_TRAINING)), device_type, cfg.amp)
+    """A ClassifyConfig as recorded by a classifier (speed flags and seeds list left out;
+    later keys only when set away from their defaults), trained on ``device_type``
+    (:func:`runtime_settings`: nothing added on the CPU)."""
+    out = cfg.model_dump(exclude=set(CLASSIFY_NOT_TRAINING))
+    for k, default in CLASSIFY_LATER_KEYS.items():
+        if k in out and out[k] == default:
+            del out[k]
+    return _with_runtime(out, device_type, cfg.amp)
 
 
 def diffusion_settings(cfg, device_type: str = "cpu") -> dict:

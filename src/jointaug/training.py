@@ -8,7 +8,9 @@
   A killed run resumes from its last checkpoint exactly (the loops checkpoint only at
   points from which they can resume bit for bit); it loses at most that much time.
 - :class:`LogFile`: ``log.csv`` appended one row at a time, rewritten only once per call
-  (at the start, keeping the rows the checkpoint knows about).
+  (at the start, keeping the rows the checkpoint knows about); given a
+  :class:`~jointaug.curves.CurveSpec`, the same rows also go to TensorBoard event files
+  and ``progress.png`` beside it (:mod:`jointaug.curves`).
 - :class:`GracefulInterrupt`: Ctrl-C stops at the next point a checkpoint can resume from
   exactly, writes it, then raises KeyboardInterrupt.
 """
@@ -24,6 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from jointaug.curves import Curves, CurveSpec
 from jointaug.files import append_text, write_text_atomic
 
 
@@ -51,11 +54,15 @@ def _fmt(v) -> str | int:
 
 
 class LogFile:
-    """``log.csv`` with fixed columns, appended row by row."""
+    """``log.csv`` with fixed columns, appended row by row (and its curves, given a spec)."""
 
-    def __init__(self, path: Path, columns: Sequence[str], keep: list[dict]):
+    def __init__(
+        self, path: Path, columns: Sequence[str], keep: list[dict], curves: CurveSpec | None = None
+    ):
         """Start the log with the rows ``keep`` (those the checkpoint knows about): one
-        atomic rewrite, then appends. A column missing from a row is left empty."""
+        atomic rewrite, then appends. A column missing from a row is left empty. With
+        ``curves``, event files and ``progress.png`` in the same folder; :meth:`close` at
+        the end of the call draws the last picture."""
         self.path, self.columns = Path(path), tuple(columns)
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n", extrasaction="ignore")
@@ -63,9 +70,17 @@ class LogFile:
         for r in keep:
             w.writerow({k: _fmt(r.get(k, "")) for k in self.columns})
         write_text_atomic(self.path, buf.getvalue())
+        self.curves = None if curves is None else Curves(self.path.parent, curves, keep)
 
     def append(self, row: dict) -> None:
         append_text(self.path, ",".join(str(_fmt(row.get(k, ""))) for k in self.columns) + "\n")
+        if self.curves is not None:
+            self.curves.add(row)
+
+    def close(self) -> None:
+        """The curves' last drawing; the event files closed."""
+        if self.curves is not None:
+            self.curves.close()
 
 
 class GracefulInterrupt:

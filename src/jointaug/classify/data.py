@@ -15,6 +15,12 @@ folder in the contract format (``RUN/fold_K/augment/<set>``); its n-th labelled 
 fixed once written and sets grow by appending, so a share of ``n`` images takes the set's
 FIRST ``n`` labelled cases (in ``cases.csv`` order). Shares are rounded to whole images
 with the largest-remainder rule, so they add up to exactly ``N``.
+
+With ``classify.lr_aware`` or ``classify.per_hand`` every loader takes the dataset's
+:class:`InputLayout` (:func:`input_layout`): images of mirrored views are flipped to the
+canonical layout at load time, per hand they are prepared at ``S x 2S``. Augmentation-set
+images are in the layout of the views they copy (a set case keeps its source case's view),
+so the dataset's layout applies to them too.
 """
 
 from __future__ import annotations
@@ -29,8 +35,18 @@ from pathlib import Path
 
 import numpy as np
 
-from jointaug.classify.transforms import prepare_image
-from jointaug.dataset.format import Case, Dataset, DatasetError, is_complete, read_dataset
+from jointaug.classify.transforms import InputLayout, prepare_input
+from jointaug.config import ClassifyConfig
+from jointaug.dataset.format import (
+    Case,
+    Dataset,
+    DatasetError,
+    is_complete,
+    lr_permutation,
+    mirror_pairs,
+    mirrored_views,
+    read_dataset,
+)
 from jointaug.dataset.io import read_image
 from jointaug.dataset.splits import Fold
 
@@ -101,13 +117,15 @@ class ImageSet:
 
     images: (N, 1, S, S) float16, normalised (``prepare_image``);
     labels: (N, L) float32, 1 / 0 / NaN (unknown);
-    case_ids: N ids; sources: N names of where each image came from ("train", a set name).
+    case_ids: N ids; sources: N names of where each image came from ("train", a set name);
+    layout: how the images were laid out (None: as read; per hand images are (N, 1, S, 2S)).
     """
 
     images: np.ndarray
     labels: np.ndarray
     case_ids: list[str]
     sources: list[str]
+    layout: InputLayout | None = None
 
     def __len__(self) -> int:
         return len(self.case_ids)
@@ -119,6 +137,7 @@ class ImageSet:
             labels=np.concatenate([p.labels for p in parts]),
             case_ids=[c for p in parts for c in p.case_ids],
             sources=[s for p in parts for s in p.sources],
+            layout=parts[0].layout if parts else None,
         )
 
 
@@ -126,13 +145,17 @@ class ImageCache:
     """Prepared images by (file, size), shared by the runs of one process (seeds, methods)."""
 
     def __init__(self) -> None:
-        self._store: dict[tuple[str, int, int], np.ndarray] = {}
+        self._store: dict[tuple, np.ndarray] = {}
 
-    def get(self, path: Path, size: int) -> np.ndarray:
-        key = (str(path), os.stat(path).st_mtime_ns, size)
+    def get(
+        self, path: Path, size: int, layout: InputLayout | None = None, view: str | None = None
+    ) -> np.ndarray:
+        key: tuple = (str(path), os.stat(path).st_mtime_ns, size)
+        if layout is not None:
+            key += (layout.mirrored(view), layout.per_hand)
         img = self._store.get(key)
         if img is None:
-            img = prepare_image(read_image(path), size).astype(np.float16)
+            img = prepare_input(read_image(path), size, layout, view).astype(np.float16)
             self._store[key] = img
         return img
 
@@ -147,13 +170,14 @@ def load_images(
     source: str,
     cache: ImageCache | None = None,
     workers: int = 1,
+    layout: InputLayout | None = None,
 ) -> ImageSet:
     """Read and prepare ``cases`` of ``dataset`` -> an ImageSet (labels in dataset order)."""
     cache = cache or ImageCache()
 
     def one(case: Case) -> np.ndarray:
         try:
-            return cache.get(dataset.path(case.image), size)
+            return cache.get(dataset.path(case.image), size, layout, case.view)
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{dataset.root}: case {case.case_id!r}: {exc}") from exc
 
@@ -162,10 +186,59 @@ def load_images(
             imgs = list(pool.map(one, cases))
     else:
         imgs = [one(c) for c in cases]
-    images = np.stack(imgs)[:, None] if imgs else np.zeros((0, 1, size, size), np.float16)
-    return ImageSet(
-        images, dataset.label_matrix(cases), [c.case_id for c in cases], [source] * len(cases)
-    )
+    width = 2 * size if layout is not None and layout.per_hand else size
+    images = np.stack(imgs)[:, None] if imgs else np.zeros((0, 1, size, width), np.float16)
+    ids = [c.case_id for c in cases]
+    return ImageSet(images, dataset.label_matrix(cases), ids, [source] * len(cases), layout)
+
+
+def input_layout(dataset: Dataset, cfg: ClassifyConfig) -> InputLayout | None:
+    """The dataset's :class:`InputLayout` under ``cfg`` (None when ``lr_aware`` and
+    ``per_hand`` are off: images as read). Raises DatasetError when the dataset declares no
+    left/right pairs, or (per hand) when a label is in no pair."""
+    if not (cfg.lr_aware or cfg.per_hand):
+        return None
+    labels = dataset.labels
+    pairs = mirror_pairs(dataset.meta)
+    perm = tuple(int(i) for i in lr_permutation(labels, pairs)) if cfg.lr_aware else None
+    slots = None
+    if cfg.per_hand:
+        if 2 * len(pairs) != len(labels):
+            raise DatasetError(
+                f"{dataset.root}: classify.per_hand needs every label in one 'mirror_pairs' "
+                f"pair ({len(labels)} labels, {len(pairs)} pairs)"
+            )
+        index = {lab: i for i, lab in enumerate(labels)}
+        slots = (tuple(index[a] for a, _ in pairs), tuple(index[b] for _, b in pairs))
+    layout = InputLayout(tuple(mirrored_views(dataset.meta)), perm, slots)
+    if layout.per_hand:
+        check_hand_sides(dataset, layout)
+    return layout
+
+
+def check_hand_sides(dataset: Dataset, layout: InputLayout) -> None:
+    """Per hand: on the first classification case with a region map, each pair's first
+    label must lie in the image's left half and its second in the right half (canonical
+    layout); raises DatasetError naming the pairs that do not. No region map: no check."""
+    case = next((c for c in dataset.classification_cases() if c.regions), None)
+    if case is None or layout.hand_slots is None:
+        return
+    regions = dataset.regions(case)
+    if layout.mirrored(case.view):
+        regions = regions[:, ::-1]
+    half = regions.shape[1] / 2
+    wrong = []
+    for a, b in zip(*layout.hand_slots, strict=True):
+        for i, left in ((a, True), (b, False)):
+            cols = np.nonzero(regions == i + 1)[1]
+            if cols.size and (cols.mean() < half) != left:
+                wrong.append(dataset.labels[i])
+    if wrong:
+        raise DatasetError(
+            f"{dataset.root}: classify.per_hand: in case {case.case_id!r} (canonical layout) "
+            f"{', '.join(wrong[:4])} lie in the other half of the image than 'mirror_pairs' "
+            "says; write each pair as [label in the left half, label in the right half]"
+        )
 
 
 def fold_part(
@@ -175,6 +248,7 @@ def fold_part(
     size: int,
     cache: ImageCache | None = None,
     workers: int = 1,
+    layout: InputLayout | None = None,
 ) -> ImageSet:
     """The labelled classification cases of one part ("train", "val", "test") of a fold."""
     if part not in ("train", "val", "test"):
@@ -182,7 +256,7 @@ def fold_part(
     cases = dataset.classification_cases(getattr(fold, part))
     if not cases:
         raise DatasetError(f"{dataset.root}: fold {fold.fold} has no labelled {part} images")
-    return load_images(dataset, cases, size, part, cache, workers)
+    return load_images(dataset, cases, size, part, cache, workers, layout)
 
 
 def set_prefix(root: Path, n: int, labels: Sequence[str]) -> tuple[Dataset, list[Case]]:
@@ -227,6 +301,7 @@ def oversample_part(train: ImageSet, n: int, fold: int) -> ImageSet:
         train.labels[idx],
         [f"{OVERSAMPLE}/{train.case_ids[i]}#{k}" for k, i in enumerate(idx)],
         [OVERSAMPLE] * n,
+        train.layout,
     )
 
 
@@ -239,13 +314,14 @@ def training_mix(
     size: int,
     cache: ImageCache | None = None,
     workers: int = 1,
+    layout: InputLayout | None = None,
 ) -> ImageSet:
     """The fold's train part plus ``n_images`` from the augmentation sets of ``mix``.
 
     ``set_root`` maps each set name to its folder. Set labels are reordered to the
-    dataset's label order.
+    dataset's label order; ``layout`` (the dataset's) applies to every part.
     """
-    parts = [fold_part(dataset, fold, "train", size, cache, workers)]
+    parts = [fold_part(dataset, fold, "train", size, cache, workers, layout)]
     for name, n in allocate(mix, n_images):
         if n == 0:
             continue
@@ -255,7 +331,7 @@ def training_mix(
         if name not in set_root:
             raise MixError(f"mix names set {name!r}, but no folder is given for it")
         ds, cases = set_prefix(Path(set_root[name]), n, dataset.labels)
-        part = load_images(ds, cases, size, name, cache, workers)
+        part = load_images(ds, cases, size, name, cache, workers, layout)
         order = [ds.labels.index(lab) for lab in dataset.labels]
         part.labels = part.labels[:, order]
         part.case_ids = [f"{name}/{c}" for c in part.case_ids]

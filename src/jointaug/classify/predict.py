@@ -2,6 +2,13 @@
 
 A seed ensemble (the paper's Table 2) averages the per-label probabilities of the
 seeds' models: p_ens = mean_s p_s, then thresholds as a single model would.
+
+A model trained with ``classify.lr_aware`` or ``per_hand`` records its input layout in
+its metadata (:class:`jointaug.classify.transforms.InputLayout`): an image of a view the
+training dataset declared mirrored (e.g. ``dorsal``) must be flipped to the canonical
+layout first, so :func:`predict_files` takes each file's view. A file whose view is not
+given (None) is taken to be in the canonical layout (e.g. ``palmar``): flip a mirrored
+view yourself, or pass its view.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +24,7 @@ import torch
 from jointaug.classify.checkpoint import CheckpointError, load_tensors
 from jointaug.classify.model import build_model
 from jointaug.classify.train import predict_logits
-from jointaug.classify.transforms import prepare_image
+from jointaug.classify.transforms import InputLayout, prepare_input
 from jointaug.dataset.io import read_image
 from jointaug.runtime import resolve_device
 
@@ -24,12 +32,17 @@ from jointaug.runtime import resolve_device
 def load_classifier(
     path: str | os.PathLike, device: str = "cpu"
 ) -> tuple[torch.nn.Module, list[str], dict]:
-    """``model.safetensors`` -> (network in eval mode, label names, architecture dict)."""
+    """``model.safetensors`` -> (network in eval mode, label names, architecture dict).
+
+    The architecture dict carries the input layout under ``"layout"`` when the model
+    has one (``InputLayout.to_json``)."""
     tensors, meta = load_tensors(path)
     try:
         arch, labels = json.loads(meta["arch"]), json.loads(meta["labels"])
         model = build_model(arch, len(labels), seed=None)
         model.load_state_dict(tensors)
+        if "layout" in meta:
+            arch = {**arch, "layout": json.loads(meta["layout"])}
     except (KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a jointaug classifier ({exc})") from exc
     return model.to(resolve_device(device)).eval(), labels, arch
@@ -61,23 +74,47 @@ def ensemble_probs(probs: Sequence[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack(probs), axis=0).astype(np.float32)
 
 
+def dataset_views(dataset, image_paths: Sequence[str | os.PathLike]) -> list[str | None]:
+    """Each file's view where it is an image of ``dataset`` (a parsed dataset folder), else
+    None (then taken to be in the canonical layout)."""
+    by_path = {}
+    for c in dataset.cases:
+        try:
+            by_path[dataset.path(c.image)] = c.view
+        except ValueError:
+            continue
+    return [by_path.get(Path(os.path.realpath(p))) for p in image_paths]
+
+
 def predict_files(
     model_paths: Sequence[str | os.PathLike],
     image_paths: Sequence[str | os.PathLike],
     device: str = "cpu",
+    views: Sequence[str | None] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Ensemble probabilities (N, L) for image files (any contract image type), and labels.
 
-    Every member must share the label names and image size.
+    Every member must share the label names, image size and input layout. ``views``: each
+    file's view where known (module docstring); None: all in the canonical layout.
     """
-    members, labels, size = [], None, None
+    members, labels, size, layout = [], None, None, None
     for p in model_paths:
         model, labs, arch = load_classifier(p, device)
-        if labels is not None and (labs != labels or arch["image_size"] != size):
-            raise CheckpointError(f"{p}: labels or image size differ from the other models")
-        labels, size = labs, int(arch["image_size"])
+        lay = arch.get("layout")
+        if labels is not None and (labs != labels or arch["image_size"] != size or lay != layout):
+            raise CheckpointError(
+                f"{p}: labels, image size or input layout differ from the other models"
+            )
+        labels, size, layout = labs, int(arch["image_size"]), lay
         members.append(model)
     if not members:
         raise ValueError("no model files given")
-    x = np.stack([prepare_image(read_image(p), size) for p in image_paths])[:, None]
+    views = list(views) if views is not None else [None] * len(image_paths)
+    lay = InputLayout.from_json(layout) if layout is not None else None
+    x = np.stack(
+        [
+            prepare_input(read_image(p), size, lay, v)
+            for p, v in zip(image_paths, views, strict=True)
+        ]
+    )[:, None]
     return ensemble_probs([predict_probs(m, x, device=device) for m in members]), list(labels)

@@ -11,7 +11,8 @@ One call of :func:`fit` trains one network (one fold, method and seed) in ``out_
   ``max_samples`` (samples = images seen, not epochs; ``max_epochs`` / ``patience_epochs``
   grow both with the training set: :func:`effective_budget`); ``real_share`` keeps at
   least that share of real train images in every batch (:func:`epoch_order`);
-- after every evaluation a row is appended to ``log.csv``; ``checkpoint.safetensors``
+- after every evaluation a row is appended to ``log.csv`` (and to TensorBoard event files
+  in ``events/`` and ``progress.png``: :mod:`jointaug.curves`); ``checkpoint.safetensors``
   is written atomically at an evaluation when ``cfg.checkpoint_minutes`` have passed
   since the last one, and when training ends (:mod:`jointaug.training`); calling
   :func:`fit` again on the same folder resumes from the checkpoint and ends exactly
@@ -49,8 +50,9 @@ from jointaug.classify.data import ImageSet
 from jointaug.classify.losses import make_loss, masked_bce
 from jointaug.classify.metrics import binarize, pooled_metrics
 from jointaug.classify.model import build_model, model_metadata
-from jointaug.classify.transforms import AugmentParams, PaperAugment, apply_augment, crop_pad_px
+from jointaug.classify.transforms import AugmentParams, InputLayout, PaperAugment, crop_pad_px
 from jointaug.config import ClassifyConfig
+from jointaug.curves import CurveSpec, Panel
 from jointaug.keys import classify_settings, settings_key, split_seed
 from jointaug.runtime import autocast_for, maybe_compile, resolve_device
 from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
@@ -68,7 +70,33 @@ LOG_COLUMNS = (
     "val_gms",
     "best_val_gms",
     "best_samples",
+    "lr",
     "wall_s",
+)
+CURVES = CurveSpec(  # events/ and progress.png (jointaug.curves), step = training images seen
+    x="samples",
+    xlabel="training images seen",
+    tags=(
+        ("train_loss", "loss/train"),
+        ("val_loss", "loss/val"),
+        ("val_gms", "val/gms"),
+        ("val_tpr", "val/tpr"),
+        ("val_tnr", "val/tnr"),
+        ("val_accuracy", "val/accuracy"),
+        ("val_f1", "val/f1"),
+        ("best_val_gms", "val/best_gms"),
+        ("lr", "lr"),
+        ("epoch", "epoch"),
+    ),
+    panels=(
+        Panel(
+            "loss (train: mean of the batches since the last evaluation)",
+            ("train_loss", "val_loss"),
+        ),
+        Panel("validation (pooled, at the threshold)", ("val_gms", "val_tpr", "val_tnr")),
+        Panel("learning rate", ("lr",)),
+    ),
+    best="best_samples",
 )
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
@@ -187,18 +215,21 @@ class _Step:
     dev: torch.device
     forward: torch.nn.Module | None = None  # the compiled model (config compile), else model
     real: torch.Tensor | None = None  # indices of the real train images (real_share)
+    layout: InputLayout | None = None  # lr_aware / per_hand (classify/transforms.py)
 
     def __call__(self, idx: torch.Tensor, params: AugmentParams | None = None) -> torch.Tensor:
-        """One step on the images ``idx`` warped by ``params`` (both on the device; default:
-        drawn now from ``gen``); returns the (detached, on-device) batch loss."""
-        if params is None:
-            params = self.augment.sample(len(idx), self.gen)
-        x = apply_augment(self.x[idx].float(), params)
+        """One step on the images ``idx`` augmented with ``params`` (both on the device:
+        :func:`plan_epoch`; default: drawn now from ``gen``); returns the (detached,
+        on-device) batch loss."""
+        # augmentation: lr_aware flips permute labels, per_hand augments each hand crop
+        x, y = self.augment.batch(
+            self.x[idx].float(), self.y[idx], self.gen, self.layout, params=params
+        )
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast_for(self.dev, self.cfg.amp):
             logits = (self.forward or self.model)(x)
-        loss = self.loss_fn(logits.float(), self.y[idx])
+        loss = self.loss_fn(logits.float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -216,21 +247,23 @@ def plan_epoch(step: _Step) -> list[tuple[torch.Tensor, AugmentParams]]:
     """One epoch's batches: (indices, augmentation parameters) per batch, on the device.
 
     Drawn on the host from the data generator in the order the per-step draws had (the
-    epoch's order, then each batch's parameters), so CPU results are unchanged; then the
-    epoch is copied to the device ONCE (5 pinned, non-blocking copies) and cut into
-    batches there: no host-to-device copy or synchronisation per step."""
-    cfg, n = step.cfg, step.x.shape[0]
+    epoch's order, then each batch's parameters: one row per image, two per image per
+    hand), so CPU results are unchanged; then the epoch is copied to the device ONCE (5
+    pinned, non-blocking copies) and cut into batches there: no host-to-device copy or
+    synchronisation per step."""
+    cfg, n, aug = step.cfg, step.x.shape[0], step.augment
     batches = epoch_order(n, cfg.batch_size, step.real, cfg.real_share, step.gen)
-    drawn = [step.augment.sample(len(b), step.gen) for b in batches]
+    drawn = [aug.sample(aug.draws(len(b), step.layout), step.gen) for b in batches]
     idx = to_device(torch.cat(batches), step.dev)
     whole = AugmentParams(
         *(to_device(torch.cat([getattr(p, f) for p in drawn]), step.dev) for f in _PARAM_FIELDS)
     )
-    out, lo = [], 0
-    for b in batches:
-        hi = lo + len(b)
-        out.append((idx[lo:hi], AugmentParams(*(getattr(whole, f)[lo:hi] for f in _PARAM_FIELDS))))
-        lo = hi
+    out, lo, plo = [], 0, 0
+    for b, p in zip(batches, drawn, strict=True):
+        hi, phi = lo + len(b), plo + len(p.angle_rad)
+        params = AugmentParams(*(getattr(whole, f)[plo:phi] for f in _PARAM_FIELDS))
+        out.append((idx[lo:hi], params))
+        lo, plo = hi, phi
     return out
 
 
@@ -341,7 +374,7 @@ def _make_step(
     data_seed: int,
     dev: torch.device,
 ) -> _Step:
-    model = build_model(cfg, len(labels), seed=init_seed).to(dev)
+    model = build_model(cfg, len(labels), seed=init_seed, layout=train.layout).to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return _Step(
@@ -360,6 +393,7 @@ def _make_step(
         real=torch.tensor(
             [i for i, s in enumerate(train.sources) if s == "train"], dtype=torch.long
         ),
+        layout=train.layout,
     )
 
 
@@ -416,7 +450,7 @@ def fit(
                     f"{ckpt}: made with another config, loss, seed or training set; "
                     "rerun with --force to start over"
                 )
-        log = LogFile(out_dir / "log.csv", LOG_COLUMNS, st.log)
+        log = LogFile(out_dir / "log.csv", LOG_COLUMNS, st.log, CURVES)
         clock = CheckpointClock(cfg.checkpoint_minutes, 0, cfg.max_samples)
         t0 = time.perf_counter() - st.wall_s
         bar = _progress(o.progress, st.horizon(cfg), st.samples, desc)
@@ -425,9 +459,11 @@ def fit(
             try:
                 while not st.finished:
                     train_loss = _train_period(step, st, bar, on_step)
-                    if st.evaluated(
-                        cfg, train_loss, _validate(step, val, val_x), time.perf_counter() - t0
-                    ):
+                    m = {
+                        **_validate(step, val, val_x),
+                        "lr": float(step.opt.param_groups[0]["lr"]),
+                    }
+                    if st.evaluated(cfg, train_loss, m, time.perf_counter() - t0):
                         best = _state_copy(model)
                     log.append(st.log[-1])
                     if st.finished or clock.due(st.samples) or stop.requested:
@@ -439,8 +475,9 @@ def fit(
                     bar.set_postfix(loss=f"{train_loss:.3f}", best_gms=f"{st.best_gms:.3f}")
             finally:
                 bar.close()
+                log.close()
     best = {k: v.cpu() for k, v in best.items()}
-    save_tensors(out_dir / MODEL, best, model_metadata(cfg, labels))
+    save_tensors(out_dir / MODEL, best, model_metadata(cfg, labels, train.layout))
     return FitResult(
         best,
         float(st.best_gms),

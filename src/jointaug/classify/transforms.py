@@ -22,8 +22,23 @@ with ``grid_sample`` (bilinear, zero padding) on the training device. The result
 MONAI's ``Rotate`` -> ``Flip(0)`` -> ``Flip(1)`` -> ``SpatialPad`` + ``SpatialCrop``
 chain (checked in ``tests/test_classify_transforms.py``): the flips and the integer crop
 shift map pixel centres onto pixel centres, so only the rotation interpolates, and the
-pad region of the crop is zeroed explicitly. Labels are anatomical, so no transform here
-touches the label vector.
+pad region of the crop is zeroed explicitly. Labels are anatomical, so by default no
+transform here touches the label vector.
+
+Left/right (config ``classify.lr_aware`` and ``classify.per_hand``, :class:`InputLayout`):
+
+- canonical layout: images of views the dataset declares mirrored (dataset.json
+  ``mirrored_views``, e.g. the dorsal view) are flipped left-right before anything else
+  (:func:`prepare_input`), so the patient's right hand is always on the same side;
+- ``lr_aware``: a horizontal flip in :meth:`PaperAugment.batch` also permutes the label
+  vector by the dataset's left<->right permutation (``mirror_pairs``), so a flipped image
+  and its labels are again an example in the canonical layout;
+- ``per_hand``: an image is prepared at ``size x 2 size`` (rows x columns: the square
+  image at ``2 size``, then the mean of row pairs) and cut into its two halves
+  (:func:`split_hands`): the left half as it is, the right half mirrored, each
+  ``size x size`` (twice the horizontal resolution of the whole image at ``size``, the same
+  vertical one). Each half is augmented on its own; a flip of a single hand keeps its
+  joints' labels (a mirrored hand is the same hand's joints), so labels are not permuted.
 """
 
 from __future__ import annotations
@@ -79,6 +94,81 @@ def prepare_image(counts: np.ndarray, size: int) -> np.ndarray:
     if scale <= 0:
         scale = float(x.max())
     return (x / scale).astype(np.float32) if scale > 0 else x
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """How a dataset's images become classifier inputs (module docstring).
+
+    mirrored_views: views flipped left-right into the canonical layout;
+    label_perm: (L,) left<->right label permutation applied with horizontal flips
+    (``lr_aware``), or None;
+    hand_slots: (2, P) label indices of the left half and of the (mirrored) right half
+    (``per_hand``), or None.
+    """
+
+    mirrored_views: tuple[str, ...] = ()
+    label_perm: tuple[int, ...] | None = None
+    hand_slots: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+
+    @property
+    def per_hand(self) -> bool:
+        return self.hand_slots is not None
+
+    def mirrored(self, view: str | None) -> bool:
+        return view is not None and view in self.mirrored_views
+
+    def to_json(self) -> dict:
+        return {
+            "mirrored_views": list(self.mirrored_views),
+            "label_perm": None if self.label_perm is None else list(self.label_perm),
+            "hand_slots": None if self.hand_slots is None else [list(r) for r in self.hand_slots],
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict) -> InputLayout:
+        perm, slots = raw.get("label_perm"), raw.get("hand_slots")
+        return cls(
+            tuple(raw.get("mirrored_views") or ()),
+            None if perm is None else tuple(int(i) for i in perm),
+            None if slots is None else tuple(tuple(int(i) for i in r) for r in slots),
+        )
+
+
+def prepare_input(
+    counts: np.ndarray, size: int, layout: InputLayout | None = None, view: str | None = None
+) -> np.ndarray:
+    """Counts (H, W) -> the classifier's input: (size, size), or (size, 2 size) per hand.
+
+    The image is first flipped left-right when ``view`` is one of the layout's mirrored
+    views; without a layout this is :func:`prepare_image`.
+    """
+    if layout is None:
+        return prepare_image(counts, size)
+    counts = np.asarray(counts, dtype=np.float32)
+    if layout.mirrored(view):
+        counts = counts[:, ::-1]
+    if not layout.per_hand:
+        return prepare_image(counts, size)
+    x = prepare_image(counts, 2 * size)
+    return x.reshape(size, 2, 2 * size).mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def split_hands(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, S, 2S) -> (2B, C, S, S): per image its left half, then its right half
+    mirrored left-right (interleaved: crop 2i is image i's left half)."""
+    b, c, h, w = images.shape
+    if w != 2 * h:
+        raise ValueError(f"per-hand input must be S x 2S, got {h} x {w}")
+    left, right = images[..., :h], images[..., h:].flip(-1)
+    return torch.stack([left, right], dim=1).reshape(2 * b, c, h, h)
+
+
+def join_hands(crops: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`split_hands`: (2B, C, S, S) -> (B, C, S, 2S)."""
+    n, c, h, w = crops.shape
+    pairs = crops.reshape(n // 2, 2, c, h, w)
+    return torch.cat([pairs[:, 0], pairs[:, 1].flip(-1)], dim=-1)
 
 
 def crop_pad_px(crop_pad_at_256: int, image_size: int) -> int:
@@ -145,6 +235,42 @@ class PaperAugment:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return apply_augment(images, self.sample(images.shape[0], generator))
+
+    def draws(self, batch: int, layout: InputLayout | None = None) -> int:
+        """Parameter rows one batch of ``batch`` images draws (two per image per hand)."""
+        return 2 * batch if layout is not None and layout.per_hand else batch
+
+    def batch(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        generator: torch.Generator,
+        layout: InputLayout | None = None,
+        params: AugmentParams | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment a training batch with its labels (B, L) under ``layout`` (module
+        docstring): without a layout exactly ``self(images, generator)``, labels as given;
+        per hand, each half on its own; ``label_perm``, flips permute labels. ``params``:
+        the batch's :meth:`draws` rows drawn before (on the images' device: the training
+        loop draws a whole epoch at once); default: drawn now from ``generator``."""
+        per_hand = layout is not None and layout.per_hand
+        if params is None:
+            params = self.sample(self.draws(images.shape[0], layout), generator)
+        if per_hand:
+            return join_hands(apply_augment(split_hands(images), params)), labels
+        if layout is None or layout.label_perm is None:
+            return apply_augment(images, params), labels
+        perm = self._perm(layout.label_perm, labels.device)
+        flip = params.flip_cols.to(labels.device)[:, None]
+        return apply_augment(images, params), torch.where(flip, labels[:, perm], labels)
+
+    def _perm(self, perm: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """The label permutation on ``device``, copied there once (not once per step)."""
+        cache = self.__dict__.setdefault("_perms", {})
+        key = (perm, str(device))
+        if key not in cache:
+            cache[key] = torch.tensor(perm, device=device)
+        return cache[key]
 
 
 def augment_matrices(params: AugmentParams, size: int) -> torch.Tensor:

@@ -30,9 +30,9 @@ def register(app: typer.Typer) -> None:
         if result.tables:
             console.print(result.tables, markup=False, highlight=False)
         if result.verdicts:
-            console.print(
-                "does it help? (paired over folds x seeds; helps / hurts: 95% CI excludes 0)"
-            )
+            from jointaug.experiments.verdicts import BLOCK_HEADER
+
+            console.print(BLOCK_HEADER["single"], markup=False, highlight=False)
             for line in result.verdicts:
                 console.print(f"  {line}", markup=False, highlight=False)
         console.print(

@@ -82,6 +82,22 @@ class RunArgs:
     shards: int = typer.Option(
         1, "--shards", help="Split each augmentation set into this many parallel tasks."
     )
+    gpus: int = typer.Option(
+        0, "--gpus", help="With --plan: schedule the task graph on this many cards."
+    )
+    card: str = typer.Option(
+        None,
+        "--card",
+        help="With --gpus: per-task costs for this card (h100, h200, a100; FLOP model).",
+    )
+    calibration: Path = typer.Option(
+        None, "--calibration", help="With --gpus: per-task costs measured by gpu_check.py --json."
+    )
+    packing_gain: float = typer.Option(
+        None,
+        "--packing-gain",
+        help="With --gpus: throughput of a card shared by classifiers vs one [calibration, else 1.8].",
+    )
     profile: str = ProfileOpt
     overrides: list[str] = SetOpt
 
@@ -127,7 +143,7 @@ def _show_plan(args: RunArgs, cfg) -> None:
     from jointaug.experiments.graph import describe_graph, task_done
     from jointaug.experiments.lock import run_lock
     from jointaug.experiments.outputs import stale_outputs
-    from jointaug.experiments.pipeline import build_tasks, calibrate, describe
+    from jointaug.experiments.pipeline import build_tasks, describe
     from jointaug.experiments.rundir import RunDir
 
     if (Path(args.out) / "config.yaml").is_file():
@@ -140,15 +156,46 @@ def _show_plan(args: RunArgs, cfg) -> None:
         with run_lock(args.out):
             rd = RunDir.create(args.out, args.dataset, cfg, splits_file=args.splits)
     plan = args.plan(rd)
-    rates = calibrate(rd, plan)
+    rates, where = _plan_rates(args, rd, plan)
     tasks = build_tasks(rd, plan, args.options(), rates=rates)
     _echo(describe(rd, plan, rates))
     _echo(describe_graph(rd, tasks, {t.id for t in tasks if task_done(rd, t)}))
+    if args.gpus > 0:
+        _echo(_schedule(args, rd, tasks, rates, where))
     main, curve = plan.jobs()
     stale = stale_outputs(rd, plan.folds, plan.sets, [*main, *curve])
     if stale:
         _echo(f"{len(stale)} finished output(s) would be replaced (run with --retrain to confirm):")
         _echo("\n".join(s.describe() for s in stale))
+
+
+def _plan_rates(args: RunArgs, rd, plan) -> tuple:
+    """(rates, where they come from) for ``--plan``: a calibration file of the card, the
+    FLOP model of a named card, or a few real steps timed on this machine."""
+    from jointaug.experiments.cards import card as card_info
+    from jointaug.experiments.cards import flop_rates, read_calibration
+    from jointaug.experiments.pipeline import calibrate
+
+    if args.calibration is not None:
+        rates, extra = read_calibration(args.calibration)
+        return rates, (str(extra.get("card", rates.device)), f"measured, {args.calibration}", extra)
+    if args.card is not None:
+        rates = flop_rates(rd.config, len(rd.dataset.labels), args.card)
+        where = "FLOPs / stated throughput, experiments/cards.py"
+        return rates, (card_info(args.card).name, where, {})
+    rates = calibrate(rd, plan)
+    return rates, (rates.device, "measured on this machine", {})
+
+
+def _schedule(args: RunArgs, rd, tasks, rates, where: tuple) -> str:
+    """``--plan --gpus N``: the makespan of the grid on N cards (``experiments/makespan.py``)."""
+    from jointaug.experiments.makespan import plan_makespan
+
+    card, source, extra = where
+    gain = args.packing_gain or float(extra.get("packing_gain", 1.8))
+    return plan_makespan(
+        rd, tasks, rates, args.gpus, card=card, source=source, packing_gain=gain
+    ).describe()
 
 
 def run(args: RunArgs) -> None:
@@ -178,7 +225,16 @@ def run(args: RunArgs) -> None:
                 fail(str(exc), code=1)
             raise
     _echo("\n" + result["tables"])
+    _echo(_verdicts(rd))
     _echo(f"done in {result['wall_s']:.0f} s; report: {result['report']}")
+
+
+def _verdicts(rd) -> str:
+    """The verdict block of ``RUN/results/stats.csv`` (single models)."""
+    from jointaug.experiments.stats import read_stats
+    from jointaug.experiments.verdicts import verdict_block
+
+    return verdict_block(read_stats(rd.results_dir / "stats.csv"))
 
 
 def register(app: typer.Typer) -> None:
@@ -200,6 +256,7 @@ def register(app: typer.Typer) -> None:
         with run_lock(rd.path):
             paths = write_results(rd)
             _echo(paths["table1"].read_text(encoding="utf-8"))
+            _echo(_verdicts(rd))
             _echo(f"report: {write_report(rd)}")
 
     @app.command("predict")

@@ -203,24 +203,39 @@ def render_view(
     The same ``blobs`` (pixel-free) are drawn in every view of a visit.
     """
     shape = (p.size, p.size)
-    k = p.size / 256.0
     lays = layouts_for(p, view)
-    thick = soft_tissue(lays, shape)
-    sd = p.texture_sd
-    field = 0.8 * smooth_field(rng, shape, 6.0 * k) + 0.6 * smooth_field(rng, shape, 20.0 * k)
-    texture = np.exp(sd * field - sd**2 / 2)
+    thick, tissue_activity = soft_tissue_activity(p, lays, rng)
     uptake, level = render_blobs(lays, blobs, shape)
-    activity = thick * texture + uptake
-    sigma = BLUR_FWHM_PX * k / (2 * np.sqrt(2 * np.log(2)))
-    mean = ndimage.gaussian_filter(activity, sigma)
-    mean += SCATTER_FRACTION * ndimage.gaussian_filter(activity, SCATTER_SIGMA_PX * k)
-    mean = (mean * p.counts_per_unit + BACKGROUND_COUNTS / k**2).astype(np.float32)
+    mean = camera_mean(tissue_activity + uptake, p)
     tissue_mask = thick > TISSUE_THRESHOLD
     tissue = np.maximum(tissue_mask.astype(np.uint8), level)
     regions = None
     if view in CLASSIFICATION_VIEWS:
-        regions = region_map(lays, tissue_mask, [1, 1 + N_JOINTS], margin_px=2.0 * k)
-    return ViewTruth(np.clip(mean, 0, None), tissue, regions)
+        regions = region_map(lays, tissue_mask, [1, 1 + N_JOINTS], margin_px=2.0 * p.size / 256)
+    return ViewTruth(mean, tissue, regions)
+
+
+def soft_tissue_activity(
+    p: PatientParams, lays: list[HandLayout], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(thickness, thickness x texture) (H, W) of a view's hands; ``rng`` draws the texture."""
+    shape = (p.size, p.size)
+    k = p.size / 256.0
+    thick = soft_tissue(lays, shape)
+    sd = p.texture_sd
+    field = 0.8 * smooth_field(rng, shape, 6.0 * k) + 0.6 * smooth_field(rng, shape, 20.0 * k)
+    return thick, thick * np.exp(sd * field - sd**2 / 2)
+
+
+def camera_mean(activity: np.ndarray, p: PatientParams) -> np.ndarray:
+    """The camera's noise-free mean counts (H, W) float32 of an activity map: collimator
+    blur, scatter, counts level and flat background (module docstring)."""
+    k = p.size / 256.0
+    sigma = BLUR_FWHM_PX * k / (2 * np.sqrt(2 * np.log(2)))
+    mean = ndimage.gaussian_filter(activity, sigma)
+    mean += SCATTER_FRACTION * ndimage.gaussian_filter(activity, SCATTER_SIGMA_PX * k)
+    mean = (mean * p.counts_per_unit + BACKGROUND_COUNTS / k**2).astype(np.float32)
+    return np.clip(mean, 0, None)
 
 
 @dataclass(frozen=True)
@@ -331,7 +346,7 @@ def write_phantom(
         ds = read_dataset(out)
         got = ds.meta.extra.get("phantom", {})
         if {k: got.get(k) for k in wanted} == wanted:
-            return ds
+            return declare_layout(ds)
         raise DatasetError(f"{out}: already holds a different dataset; choose another folder")
     marker = out / ".phantom-params.json"
     if marker.is_file() and not overwrite:
@@ -341,6 +356,7 @@ def write_phantom(
                 f"({marker.read_text().strip()}); delete the folder or rerun with those"
             )
     meta = DatasetMeta.hands(f"phantom-{patients}", phantom_description(patients, size, seed))
+    meta.extra.update(layout_keys())
     plan = case_plan(patients, seed)
     writer = DatasetWriter(out, meta, extra_columns=["visit", "total_counts"], overwrite=overwrite)
     try:
@@ -380,6 +396,27 @@ def write_phantom(
     writer.meta.extra["phantom"] = phantom_summary(writer.cases, wanted, patients, seed)
     ds = writer.close()
     marker.unlink(missing_ok=True)
+    return ds
+
+
+def layout_keys() -> dict:
+    """The phantom's optional layout keys (docs/dataset_format.md): the dorsal view is the
+    palmar view mirrored left-right; ``R_x`` (the image's left half in the palmar view)
+    mirrors ``L_x``."""
+    return {
+        "mirrored_views": ["dorsal"],
+        "mirror_pairs": [[f"R_{j}", f"L_{j}"] for j in HAND_JOINTS],
+    }
+
+
+def declare_layout(ds: Dataset) -> Dataset:
+    """A phantom written before the layout keys existed, with them declared in its
+    dataset.json (they state how it was always drawn; images and cases are untouched)."""
+    keys = layout_keys()
+    if all(k in ds.meta.extra for k in keys):
+        return ds
+    ds.meta.extra.update(keys)
+    write_text_atomic(ds.root / "dataset.json", json.dumps(ds.meta.to_json(), indent=2) + "\n")
     return ds
 
 

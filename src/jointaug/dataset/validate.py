@@ -52,6 +52,7 @@ from jointaug.dataset.format import (
     DatasetMeta,
     header_problems,
     label_cell_hint,
+    layout_problems,
     read_cases_table,
 )
 from jointaug.dataset.issues import Issue, Report
@@ -116,6 +117,8 @@ def _check_meta(root: Path, report: Report) -> DatasetMeta | None:
     if not isinstance(views, list):
         report.add("json", "'classification_views' must be a list", file="dataset.json")
         obj["classification_views"] = []
+    for message in layout_problems(obj):
+        report.add("json", message, file="dataset.json")
     return DatasetMeta.from_json(obj)
 
 

@@ -4,6 +4,7 @@ Writes ``RUN/fold_K/diffusion/``::
 
     checkpoint.safetensors  everything needed to resume (net, EMA, Adam, RNG, step)
     log.csv                 step, loss, ema_loss, lr, wall_s
+    progress.png, events/   the log as curves; TensorBoard event files (jointaug.curves)
     samples.png             fixed conditions: condition | real | generated (EMA weights)
     model.safetensors       final raw weights;  ema.safetensors  final EMA weights (sampling)
     model.json              network config, intensity map, schedule, train cases
@@ -33,6 +34,7 @@ from pathlib import Path
 import torch
 
 from jointaug.config import DiffusionConfig
+from jointaug.curves import CurveSpec, Panel
 from jointaug.dataset.format import Dataset
 from jointaug.diffusion import checkpoint as ck
 from jointaug.diffusion.criterion import FidelityProbe, Plateau
@@ -57,6 +59,19 @@ from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
 
 LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
 STOP_FIDELITY = "fidelity"  # done marker's stop_reason of a model stopped by its criterion
+CURVES = CurveSpec(  # events/ and progress.png (jointaug.curves)
+    x="step",
+    xlabel="step",
+    tags=(("loss", "loss/train"), ("ema_loss", "loss/train_ema"), ("lr", "lr")),
+    panels=(
+        Panel(
+            "loss (L2 on the noise; mean of the log interval, and its EMA)",
+            ("loss", "ema_loss"),
+            log_y=True,
+        ),
+        Panel("learning rate", ("lr",)),
+    ),
+)
 GRID_CASES = 4
 
 
@@ -377,7 +392,8 @@ def _train(run: _Fold, st: TrainState, end: int, progress: bool) -> None:
     nor disturbs the caller's random state, and restored on resume. Ctrl-C finishes the
     step, checkpoints, then raises KeyboardInterrupt (resume stays exact)."""
     cfg, p, device = run.cfg, run.parts, run.device
-    log = LogFile(run.folder / "log.csv", LOG_COLUMNS, _read_log(run.folder / "log.csv", st.step))
+    kept = _read_log(run.folder / "log.csv", st.step)
+    log = LogFile(run.folder / "log.csv", LOG_COLUMNS, kept, CURVES)
     grid_idx = _grid_indices(run.arrays)
     log_every = max(1, cfg.train_steps // 1000)
     clock = CheckpointClock(cfg.checkpoint_minutes, cfg.checkpoint_every, end)
@@ -426,6 +442,7 @@ def _train(run: _Fold, st: TrainState, end: int, progress: bool) -> None:
                     raise KeyboardInterrupt
         finally:
             bar.close()
+            log.close()
 
 
 def _interval_end(run: _Fold, st: TrainState, log: LogFile | None, bar) -> None:

@@ -69,14 +69,14 @@ def _flops(build, shape: tuple[int, ...], backward: bool, **kw) -> float:
 def network_flops(config: Config, n_labels: int) -> dict[str, float]:
     """FLOPs per image of the config's networks: ``unet_fwd``, ``unet_fwd_bwd``,
     ``classifier_fwd``, ``classifier_fwd_bwd`` (built on the CPU once, counted on meta)."""
-    from jointaug.classify.model import build_model
+    from jointaug.classify.model import build_model, input_width
     from jointaug.diffusion.model import build_unet, network_config
 
     d = network_config(config.diffusion)
     c = config.classify
     t = {"timesteps": torch.zeros(1, dtype=torch.long, device="meta")}
     unet = (lambda: build_unet(d, init_seed=None)), (1, 4, d.image_size, d.image_size)
-    cls = (lambda: build_model(c, n_labels, seed=None)), (1, 1, c.image_size, c.image_size)
+    cls = (lambda: build_model(c, n_labels, seed=None)), (1, 1, c.image_size, input_width(c))
     return {
         "unet_fwd": _flops(*unet, backward=False, **t),
         "unet_fwd_bwd": _flops(*unet, backward=True, **t),

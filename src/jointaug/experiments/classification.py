@@ -29,11 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from jointaug.classify.data import ImageCache, MixError, fold_part, set_prefix, training_mix
+from jointaug.classify.data import (
+    ImageCache,
+    MixError,
+    fold_part,
+    input_layout,
+    set_prefix,
+    training_mix,
+)
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, FitOptions, fit
+from jointaug.classify.train import CHECKPOINT, FitOptions, effective_budget, fit
 from jointaug.config import ClassifyConfig, Config
 from jointaug.dataset.format import Dataset
 from jointaug.dataset.splits import Fold
@@ -107,25 +114,17 @@ def train_classifier(
     """
     out = Path(out)
     cfg = config.classify
-    set_settings = {}
-    for name, folder in sets.items():
-        f = Path(folder) / SET_SETTINGS
-        set_settings[name] = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
     dev = resolve_device(config.device)
-    declared = classifier_output(out, cfg, job, split, set_settings, dev.type)
+    declared = _declared(out, cfg, job, split, sets, dev.type)
     state = check(declared)
     if state.status is Status.CURRENT:
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
     if state.stale is not None:
         raise StaleOutputError([state.stale])
-    cache = cache or ImageCache()
-    workers = max(1, cfg.num_workers)
-    train = training_mix(
-        dataset, split, job.method.mix, job.size, dict(sets), cfg.image_size, cache, workers
-    )
-    val = fold_part(dataset, split, "val", cfg.image_size, cache, workers)
-    test = fold_part(dataset, split, "test", cfg.image_size, cache, workers)
+    train, val, test = _parts(dataset, split, job, sets, cfg, cache or ImageCache())
     loss = job.method.loss or cfg.loss
+    if job.method.budget:  # the budget of the augmented runs of this size, real images only
+        cfg = effective_budget(cfg, len(train) + job.size)
     t0 = time.perf_counter()
     res = fit(
         out,
@@ -138,7 +137,34 @@ def train_classifier(
     )
     val_p, test_p = _save_predictions(out, res.best_state, val, test, cfg, len(dataset.labels), dev)
     tuned = tune_threshold(val.labels, val_p)
-    result = {
+    result = _result(job, loss, (train, val, test), res, dev, t0) | {
+        "threshold": cfg.threshold,
+        "threshold_tuned": tuned,
+        "test": pooled_metrics(test.labels, binarize(test_p, cfg.threshold)),
+        "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
+    }
+    write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
+    write_done(out, declared.key, declared.settings, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    return result
+
+
+def _declared(
+    out: Path, cfg: ClassifyConfig, job: Job, split: Fold, sets: dict[str, Path], device_type: str
+):
+    """The declared output of ``job`` (trained on ``device_type``) against the settings of
+    the sets it reads now."""
+    set_settings = {}
+    for name, folder in sets.items():
+        f = Path(folder) / SET_SETTINGS
+        set_settings[name] = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    return classifier_output(out, cfg, job, split, set_settings, device_type)
+
+
+def _result(job: Job, loss: str, parts: tuple, res, dev, t0: float) -> dict:
+    """The first part of ``result.json``: the job, its data and how the training went."""
+    train, val, test = parts
+    return {
         "fold": job.fold,
         "method": job.method.name,
         "size": job.size,
@@ -156,15 +182,18 @@ def train_classifier(
         "wall_s": res.wall_s,
         "wall_s_this_call": time.perf_counter() - t0,
         **runtime_record(dev),
-        "threshold": cfg.threshold,
-        "threshold_tuned": tuned,
-        "test": pooled_metrics(test.labels, binarize(test_p, cfg.threshold)),
-        "test_tuned": pooled_metrics(test.labels, binarize(test_p, tuned)),
     }
-    write_text_atomic(out / "result.json", json.dumps(result, indent=1) + "\n")
-    write_done(out, declared.key, declared.settings, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    (out / CHECKPOINT).unlink(missing_ok=True)
-    return result
+
+
+def _parts(dataset: Dataset, split: Fold, job: Job, sets: dict[str, Path], cfg, cache):
+    """(train mix, val, test) ImageSets of a training."""
+    workers = max(1, cfg.num_workers)
+    layout = input_layout(dataset, cfg)  # None unless classify.lr_aware / per_hand
+    mix, size = job.method.mix, cfg.image_size
+    train = training_mix(dataset, split, mix, job.size, dict(sets), size, cache, workers, layout)
+    val = fold_part(dataset, split, "val", size, cache, workers, layout)
+    test = fold_part(dataset, split, "test", size, cache, workers, layout)
+    return train, val, test
 
 
 def _save_predictions(
@@ -280,8 +309,8 @@ def train_single(
         raise ValueError(f"method {method!r} trains nothing (it reuses {m.base!r}'s models)")
     run.splits.fold(fold)
     if size is None:
-        size = run.config.experiment.sizes[0] if m.augmented else 0
-    job = Job(fold, m, int(size) if m.augmented else 0, seed)
+        size = run.config.experiment.sizes[0] if m.sized else 0
+    job = Job(fold, m, int(size) if m.sized else 0, seed)
     stale = check(job_output(run, job)).stale
     if not (retrain or force):
         handle_stale([stale], run.path, retrain=False)  # stale: StaleOutputError, nothing moved

@@ -98,7 +98,7 @@ def run_demo(
 
 
 def demo_verdicts(run: RunDir) -> list[str]:
-    """One line per method against the baseline (single models, paired over folds x seeds)."""
+    """One line per method (single models; :func:`jointaug.experiments.verdicts.verdict_lines`)."""
     from jointaug.experiments.stats import read_stats, verdict_lines
 
     rows = [r for r in read_stats(run.results_dir / "stats.csv") if r["models"] == "single"]

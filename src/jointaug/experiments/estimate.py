@@ -219,7 +219,7 @@ def _classifier_rates(
     config: Config, n_labels: int, stages: tuple[str, ...], timing: tuple, out: dict, batches: list
 ) -> None:
     """Time one classifier training image and one inference (into ``out``, ``batches``)."""
-    from jointaug.classify.model import build_model
+    from jointaug.classify.model import build_model, input_width
 
     dev = timing[0]
     c = config.classify
@@ -231,7 +231,7 @@ def _classifier_rates(
         opt = torch.optim.Adam(net.parameters(), lr=c.lr, fused=dev.type == "cuda")
 
         def cls_step(b: int) -> Callable[[], None]:
-            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(
+            x = torch.randn(b, 1, c.image_size, input_width(c), device=dev).contiguous(
                 memory_format=fmt
             )
             y = (torch.rand(b, n_labels, device=dev) < 0.3).float()
@@ -252,7 +252,7 @@ def _classifier_rates(
     if "evaluation" in stages:
 
         def evaluate(b: int) -> Callable[[], None]:
-            x = torch.randn(b, 1, c.image_size, c.image_size, device=dev).contiguous(
+            x = torch.randn(b, 1, c.image_size, input_width(c), device=dev).contiguous(
                 memory_format=fmt
             )
 
@@ -326,10 +326,14 @@ def _fmt_h(hours: float) -> str:
 
 def format_estimates(rows: list[StageEstimate], rates: Rates) -> str:
     """The estimate as aligned text lines (for ``jointaug run --plan``)."""
-    lines = [
-        f"  estimate on this machine ({rates.device}; measured, synchronised; "
-        f"batches timed: {', '.join(f'{k} {b}' for k, b in rates.batches)}):"
-    ]
+    if rates.batches:
+        head = (
+            f"  estimate on this machine ({rates.device}; measured, synchronised; "
+            f"batches timed: {', '.join(f'{k} {b}' for k, b in rates.batches)}):"
+        )
+    else:  # a named card's FLOP model (experiments/cards.py): nothing was timed
+        head = f"  estimate for {rates.device} (nothing timed here):"
+    lines = [head]
     for r in rows:
         when = (
             _fmt_h(r.hours) if r.hours_max is None else f"{_fmt_h(r.hours)} - {_fmt_h(r.hours_max)}"

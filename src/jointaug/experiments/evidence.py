@@ -44,9 +44,30 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from jointaug.classify.metrics import ECE_BINS, ece_bin, macro_ranking
+from jointaug.experiments.pooled import (  # re-exported: the evidence API in one place
+    METRICS,
+    OOF,
+    mixed_seed_metrics,
+    pool_folds,
+    seed_metrics,
+    summarize,
+)
 
-METRICS = ("gms", "tpr", "tnr", "auroc", "auprc", "brier", "ece")
+__all__ = [
+    "METRICS",
+    "OOF",
+    "CompareOptions",
+    "Comparison",
+    "compare",
+    "finalize",
+    "holm",
+    "mixed_seed_metrics",
+    "pool_folds",
+    "seed_metrics",
+    "summarize",
+    "verdict",
+]
+
 LOWER_IS_BETTER = frozenset({"brier", "ece"})
 N_BOOT = 2000
 LEVEL = 0.95
@@ -55,128 +76,23 @@ MARGIN = 0.03  # the equivalence margin, in units of the metric (GMS by default)
 
 
 @dataclass(frozen=True)
-class OOF:
-    """One method's pooled out-of-fold predictions, one pool per seed.
+class CompareOptions:
+    """How :func:`compare` resamples and what it reports.
 
-    probs: (S, N, L) probabilities in [0, 1]. thresholds: the decision threshold of each
-    prediction, broadcastable to (S, N, L): a scalar, (S, 1, 1), (S, N, 1) (one threshold per
-    model, expanded to its fold's images) or (S, N, L). Only GMS / TPR / TNR use it.
+    metric: one of :data:`METRICS`; n_boot: bootstrap resamples; level: of the interval;
+    margin: the TOST equivalence margin (units of the metric); seeds: "resample" (training
+    noise in the interval, the default) or "fixed"; method / reference / threshold_mode:
+    labels copied into the :class:`Comparison`.
     """
 
-    probs: np.ndarray
-    thresholds: np.ndarray | float = 0.5
-
-    def __post_init__(self) -> None:
-        probs = np.asarray(self.probs, dtype=np.float64)
-        if probs.ndim == 2:
-            probs = probs[None]
-        if probs.ndim != 3:
-            raise ValueError(f"probs must be (S, N, L), got shape {probs.shape}")
-        thr = np.broadcast_to(np.asarray(self.thresholds, dtype=np.float64), probs.shape)
-        object.__setattr__(self, "probs", probs)
-        object.__setattr__(self, "thresholds", thr)
-
-    @property
-    def n_seeds(self) -> int:
-        return self.probs.shape[0]
-
-    def ensemble(self, thresholds: np.ndarray | float) -> OOF:
-        """The seed ensemble (mean probability over seeds) as a one-seed OOF.
-
-        ``thresholds`` broadcastable to (N, L): the ensemble's own threshold (e.g. tuned on
-        the ensemble's validation probabilities, per fold, expanded to the fold's images).
-        """
-        return OOF(self.probs.mean(axis=0, keepdims=True), np.asarray(thresholds, float)[None])
-
-
-def pool_folds(folds: Sequence[dict]) -> tuple[OOF, np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenate the test folds of one method into (OOF, y, patient, fold).
-
-    Each fold is a dict with ``probs`` (S, n_k, L), ``y`` (n_k, L), ``patient`` (n_k,) and
-    ``thresholds`` (S,) or (S, L) (each seed's model threshold for that fold). Raises when a
-    patient appears in two folds. ``fold`` (N,) is the index of each image's fold in ``folds``.
-    Two methods pooled from the same folds in the same order share ``y``, ``patient`` and
-    ``fold`` (check it before comparing).
-    """
-    probs = np.concatenate([np.asarray(f["probs"], float) for f in folds], axis=1)
-    y = np.concatenate([np.asarray(f["y"], float) for f in folds], axis=0)
-    patient = np.concatenate([np.asarray(f["patient"]) for f in folds])
-    thr = []
-    for f in folds:
-        t = np.asarray(f["thresholds"], float)
-        t = t[:, None, None] if t.ndim == 1 else t[:, None, :]
-        thr.append(np.broadcast_to(t, (t.shape[0], len(f["y"]), t.shape[2])))
-    seen: dict = {}
-    for k, f in enumerate(folds):
-        for p in set(np.asarray(f["patient"]).tolist()):
-            if seen.setdefault(p, k) != k:
-                raise ValueError(f"patient {p!r} is tested in folds {seen[p]} and {k}")
-    fold = np.concatenate([np.full(len(f["y"]), k) for k, f in enumerate(folds)])
-    return OOF(probs, np.concatenate(thr, axis=1)), y, patient, fold
-
-
-def _per_image_stats(metric: str, probs: np.ndarray, thr: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(N, k) additive per-image statistics from which the pooled ``metric`` is a ratio."""
-    known = np.isfinite(y)
-    pos = known & (np.nan_to_num(y) > 0.5)
-    neg = known & ~pos
-    if metric in ("gms", "tpr", "tnr"):
-        pred = probs >= thr
-        cols = [pos & pred, pos & ~pred, neg & ~pred, neg & pred]  # tp, fn, tn, fp
-        return np.stack([c.sum(axis=1) for c in cols], axis=1).astype(np.float64)
-    if metric == "brier":
-        err = np.where(known, (probs - np.nan_to_num(y)) ** 2, 0.0)
-        return np.stack([err.sum(axis=1), known.sum(axis=1)], axis=1)
-    if metric == "ece":
-        b = ece_bin(probs)
-        out = np.zeros((probs.shape[0], 3 * ECE_BINS))
-        for k in range(ECE_BINS):
-            m = known & (b == k)
-            out[:, k] = m.sum(axis=1)
-            out[:, ECE_BINS + k] = np.where(m, probs, 0).sum(axis=1)
-            out[:, 2 * ECE_BINS + k] = (m & pos).sum(axis=1)
-        return out
-    raise ValueError(f"unknown metric {metric!r}; choose from {METRICS}")
-
-
-def _from_totals(metric: str, t: np.ndarray) -> np.ndarray:
-    """The pooled metric from summed statistics t (B, k); NaN where undefined."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if metric in ("gms", "tpr", "tnr"):
-            tpr = t[:, 0] / (t[:, 0] + t[:, 1])
-            tnr = t[:, 2] / (t[:, 2] + t[:, 3])
-            return {"tpr": tpr, "tnr": tnr, "gms": np.sqrt(tpr * tnr)}[metric]
-        if metric == "brier":
-            return t[:, 0] / t[:, 1]
-        n, sp, sy = np.split(t, 3, axis=1)  # ece
-        return np.abs(sy - sp).sum(axis=1) / n.sum(axis=1)
-
-
-def seed_metrics(
-    metric: str, oof: OOF, y: np.ndarray, patient_index: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
-    """The pooled ``metric`` of every seed under every patient weighting.
-
-    patient_index (N,) in [0, P); weights (B, P) patient multiplicities (a row of ones is the
-    data set itself). Returns (B, S). All images of a patient carry the patient's weight, so
-    a bootstrap resample moves them together.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-    n_pat = weights.shape[1]
-    out = np.empty((weights.shape[0], oof.n_seeds))
-    for s in range(oof.n_seeds):
-        if metric in ("auroc", "auprc"):
-            auroc, auprc = macro_ranking(y, oof.probs[s], weights[:, patient_index])
-            out[:, s] = auroc if metric == "auroc" else auprc
-            continue
-        per_img = _per_image_stats(metric, oof.probs[s], oof.thresholds[s], y)
-        per_pat = np.stack(
-            [np.bincount(patient_index, per_img[:, j], n_pat) for j in range(per_img.shape[1])],
-            axis=1,
-        )
-        out[:, s] = _from_totals(metric, weights @ per_pat)
-    return out
+    metric: str = "gms"
+    n_boot: int = N_BOOT
+    level: float = LEVEL
+    margin: float = MARGIN
+    seeds: str = "resample"
+    method: str = "A"
+    reference: str = "B"
+    threshold_mode: str = "default"
 
 
 @dataclass(frozen=True)
@@ -223,37 +139,30 @@ def compare(
     y: np.ndarray,
     patient: np.ndarray,
     rng: np.random.Generator,
+    options: CompareOptions | None = None,
     *,
-    metric: str = "gms",
-    n_boot: int = N_BOOT,
-    level: float = LEVEL,
-    margin: float = MARGIN,
-    seeds: str = "resample",
     fold: np.ndarray | None = None,
-    method: str = "A",
-    reference: str = "B",
-    threshold_mode: str = "default",
 ) -> Comparison:
     """Paired cluster bootstrap over patients of metric(a) - metric(b) on the same images.
 
     a, b: OOF predictions of the two methods on the same (N, L) images ``y`` with patient ids
-    ``patient`` (N,). Each of ``n_boot`` resamples draws P patient ids with replacement
+    ``patient`` (N,). Each of ``options.n_boot`` resamples draws P patient ids with replacement
     (all images of a patient move together, both methods with them); per resample and method
     the metric is computed on S seed pools and averaged:
 
-    - ``seeds="fixed"``: the S real seed pools (training noise left out; anti-conservative
+    - ``options.seeds="fixed"``: the S real seed pools (training noise left out; anti-conservative
       when trainings vary, kept for comparison and for one-seed runs);
-    - ``seeds="resample"`` with ``fold`` (N,) (the default; pass ``fold`` from
+    - ``options.seeds="resample"`` with ``fold`` (N,) (the default; pass ``fold`` from
       :func:`pool_folds`): S - 1 pseudo-pools whose model for fold k is a seed drawn with
       replacement, independently per fold; the same draws for both methods;
-    - ``seeds="resample"`` without ``fold``, or for auroc / auprc (not additive over folds):
+    - ``options.seeds="resample"`` without ``fold``, or for auroc / auprc (not additive over folds):
       S - 1 whole seed pools drawn with replacement.
 
     The point estimate always uses the S real pools. With one seed (the seed ensemble) only
     patients are resampled: the ensemble's interval is conditional on its trained models (its
     training noise, smaller than a single model's, is not in it), so read it as a lower bound
     on the uncertainty. Resamples where the metric is undefined (e.g. no positive drawn) are
-    dropped; ``n_boot`` in the result counts those kept.
+    dropped; ``options.n_boot`` in the result counts those kept.
 
     Interval: percentile. With ~50 patients the difference of two paired pooled rates is close
     to symmetric and the simulation in ``benchmarks/bench_coverage.py`` shows the percentile
@@ -273,67 +182,67 @@ def compare(
     p_tost < 0.05 when the 90 % percentile interval lies inside (-margin, +margin) (the same
     event up to the quantile interpolation). The verdict uses the interval.
     """
+    o = options or CompareOptions()
     y = np.asarray(y, dtype=np.float64)
     if a.probs.shape[1:] != y.shape or b.probs.shape[1:] != y.shape:
         raise ValueError(f"probs {a.probs.shape} / {b.probs.shape} do not match y {y.shape}")
-    if seeds not in ("fixed", "resample"):
-        raise ValueError(f"seeds must be 'fixed' or 'resample', got {seeds!r}")
-    ids, pidx = np.unique(np.asarray(patient), return_inverse=True)
+    if o.seeds not in ("fixed", "resample"):
+        raise ValueError(f"seeds must be 'fixed' or 'resample', got {o.seeds!r}")
+    _, pidx = np.unique(np.asarray(patient), return_inverse=True)
     if pidx.size != y.shape[0]:
         raise ValueError(f"patient has {pidx.size} entries for {y.shape[0]} images")
-    n_pat = ids.size
+    d = _boot_differences(a, b, y, pidx, rng, o, fold)
+    return _summarise(d, o, _models(a, b), int(pidx.max()) + 1, min(a.n_seeds, b.n_seeds))
+
+
+def _boot_differences(
+    a: OOF,
+    b: OOF,
+    y: np.ndarray,
+    pidx: np.ndarray,
+    rng: np.random.Generator,
+    o: CompareOptions,
+    fold: np.ndarray | None,
+) -> np.ndarray:
+    """(1 + n_boot,) differences: the data set itself first, then the resamples."""
+    n_pat, metric, n_boot = int(pidx.max()) + 1, o.metric, o.n_boot
     w = np.vstack([np.ones(n_pat), rng.multinomial(n_pat, np.full(n_pat, 1 / n_pat), n_boot)])
     n_seeds = a.n_seeds
-    if seeds == "fixed" or n_seeds == 1 or b.n_seeds != n_seeds:
+    if o.seeds == "fixed" or n_seeds == 1 or b.n_seeds != n_seeds:
         va, vb = seed_metrics(metric, a, y, pidx, w), seed_metrics(metric, b, y, pidx, w)
-        d = va.mean(axis=1) - vb.mean(axis=1)
-    elif fold is not None and metric not in ("auroc", "auprc"):
+        return va.mean(axis=1) - vb.mean(axis=1)
+    if fold is not None and metric not in ("auroc", "auprc"):
         fold_of_patient = _fold_of_patient(np.asarray(fold), pidx, n_pat)
         n_folds = fold_of_patient.max() + 1
         pick = rng.integers(0, n_seeds, size=(n_boot, n_seeds - 1, n_folds))
         ident = np.broadcast_to(np.arange(n_seeds)[None, :, None], (1, n_seeds, n_folds))
-        va = mixed_seed_metrics(metric, a, y, pidx, fold_of_patient, w[:1], ident)
-        vb = mixed_seed_metrics(metric, b, y, pidx, fold_of_patient, w[:1], ident)
-        d0 = va.mean(axis=1) - vb.mean(axis=1)
-        va = mixed_seed_metrics(metric, a, y, pidx, fold_of_patient, w[1:], pick)
-        vb = mixed_seed_metrics(metric, b, y, pidx, fold_of_patient, w[1:], pick)
-        d = np.concatenate([d0, va.mean(axis=1) - vb.mean(axis=1)])
-    else:
-        va, vb = seed_metrics(metric, a, y, pidx, w), seed_metrics(metric, b, y, pidx, w)
-        d0 = va[:1].mean(axis=1) - vb[:1].mean(axis=1)
-        pick = rng.integers(0, n_seeds, (n_boot, n_seeds - 1))
-        rows = np.arange(1, n_boot + 1)[:, None]
-        d = np.concatenate([d0, va[rows, pick].mean(axis=1) - vb[rows, pick].mean(axis=1)])
+        out = []
+        for weights, picks in ((w[:1], ident), (w[1:], pick)):
+            va = mixed_seed_metrics(metric, a, y, pidx, fold_of_patient, weights, picks)
+            vb = mixed_seed_metrics(metric, b, y, pidx, fold_of_patient, weights, picks)
+            out.append(va.mean(axis=1) - vb.mean(axis=1))
+        return np.concatenate(out)
+    va, vb = seed_metrics(metric, a, y, pidx, w), seed_metrics(metric, b, y, pidx, w)
+    d0 = va[:1].mean(axis=1) - vb[:1].mean(axis=1)
+    pick = rng.integers(0, n_seeds, (n_boot, n_seeds - 1))
+    rows = np.arange(1, n_boot + 1)[:, None]
+    return np.concatenate([d0, va[rows, pick].mean(axis=1) - vb[rows, pick].mean(axis=1)])
+
+
+def _summarise(
+    d: np.ndarray, o: CompareOptions, models: str, n_pat: int, n_seeds: int
+) -> Comparison:
+    """The :class:`Comparison` of differences ``d`` (the estimate first, then resamples)."""
     est, boot = float(d[0]), d[1:][np.isfinite(d[1:])]
+    labels = (o.method, o.reference, o.metric, o.threshold_mode, models)
     if boot.size == 0 or math.isnan(est):
         nan = math.nan
-        return Comparison(
-            method,
-            reference,
-            metric,
-            threshold_mode,
-            _models(a, b),
-            est,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            margin,
-            n_pat,
-            min(a.n_seeds, b.n_seeds),
-            0,
-        )
-    q = (1 - level) / 2
+        return Comparison(*labels, est, nan, nan, nan, nan, nan, nan, o.margin, n_pat, n_seeds, 0)
+    q = (1 - o.level) / 2
     lo, hi, lo90, hi90 = np.quantile(boot, [q, 1 - q, 0.05, 0.95])
-    p_tost = max(1 + np.sum(boot <= -margin), 1 + np.sum(boot >= margin)) / (boot.size + 1)
+    p_tost = max(1 + np.sum(boot <= -o.margin), 1 + np.sum(boot >= o.margin)) / (boot.size + 1)
     return Comparison(
-        method,
-        reference,
-        metric,
-        threshold_mode,
-        _models(a, b),
+        *labels,
         est,
         float(lo),
         float(hi),
@@ -341,9 +250,9 @@ def compare(
         float(hi90),
         _p_two_sided(boot),
         float(p_tost),
-        margin,
+        o.margin,
         n_pat,
-        min(a.n_seeds, b.n_seeds),
+        n_seeds,
         int(boot.size),
     )
 
@@ -356,40 +265,6 @@ def _fold_of_patient(fold: np.ndarray, pidx: np.ndarray, n_pat: int) -> np.ndarr
     if np.any(out[pidx] != f):
         raise ValueError("a patient's images are in more than one test fold")
     return out
-
-
-def mixed_seed_metrics(
-    metric: str,
-    oof: OOF,
-    y: np.ndarray,
-    patient_index: np.ndarray,
-    fold_of_patient: np.ndarray,
-    weights: np.ndarray,
-    pick: np.ndarray,
-) -> np.ndarray:
-    """Pooled metric of pseudo-seed pools whose seed is drawn per fold.
-
-    weights (B, P) patient multiplicities; pick (B, S, K): for resample b and pseudo-seed j,
-    the seed whose model predicts fold k. The S x K trainings of a fold-seed grid are
-    independent trainings, so a fold's seed is resampled independently of the other folds'.
-    Additive metrics only (gms, tpr, tnr, brier, ece). Returns (B, S).
-    """
-    y = np.asarray(y, dtype=np.float64)
-    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-    n_pat, n_folds = weights.shape[1], pick.shape[2]
-    per_fold = []  # (K, B, S, k): each fold's totals under each seed
-    for s in range(oof.n_seeds):
-        per_img = _per_image_stats(metric, oof.probs[s], oof.thresholds[s], y)
-        per_pat = np.stack(
-            [np.bincount(patient_index, per_img[:, j], n_pat) for j in range(per_img.shape[1])],
-            axis=1,
-        )
-        per_fold.append([(weights * (fold_of_patient == k)) @ per_pat for k in range(n_folds)])
-    tot = np.asarray(per_fold).transpose(1, 2, 0, 3)  # (K, B, S, k)
-    rows = np.arange(weights.shape[0])[:, None]
-    totals = sum(tot[k][rows, pick[:, :, k]] for k in range(n_folds))  # (B, S, k)
-    b, s, k = totals.shape
-    return _from_totals(metric, totals.reshape(b * s, k)).reshape(b, s)
 
 
 def _models(a: OOF, b: OOF) -> str:
@@ -442,19 +317,3 @@ def finalize(comparisons: Sequence[Comparison], alpha: float = ALPHA) -> list[Co
         c = replace(c, p_holm=float(ph))
         out.append(replace(c, verdict=verdict(c, alpha)))
     return out
-
-
-def summarize(
-    oof: OOF, y: np.ndarray, patient: np.ndarray, metrics: Sequence[str] = METRICS
-) -> dict[str, float]:
-    """Each metric of one method, averaged over its seeds' pools (the table's point values).
-
-    NaN for a metric undefined on every seed (e.g. TNR without negatives).
-    """
-    import warnings
-
-    _, pidx = np.unique(np.asarray(patient), return_inverse=True)
-    ones = np.ones((1, pidx.max() + 1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return {m: float(np.nanmean(seed_metrics(m, oof, y, pidx, ones))) for m in metrics}

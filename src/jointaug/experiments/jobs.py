@@ -31,7 +31,7 @@ class Job:
         return run.classify_dir(self.fold, self.method.dir_name(self.size), self.seed)
 
     def label(self) -> str:
-        size = f" N={self.size}" if self.method.augmented else ""
+        size = f" N={self.size}" if self.method.sized else ""
         return f"fold {self.fold} · {self.method.name}{size} · seed {self.seed}"
 
 

@@ -193,6 +193,7 @@ def _build_sets(g: Building, fold: int | None) -> None:
         deps = (
             *(nat if kind.needs_natural else ()),
             *((f"diffusion/{fold}",) if kind.needs_diffusion else ()),
+            *(g.set_task[(fold, d)] for d in kind.depends_on),  # the sets it reads (made first)
         )
         base = {"fold": fold, "name": name, "n": n, "natural_dir": g.opt.natural_dir}
         gpus = g.opt.gpus_per_set if kind.needs_diffusion else 0.0

@@ -9,11 +9,19 @@ method                 training mix (augmentation sets : share)   notes
 ``11k``                ``11k:1.0``                                natural hands
 ``11k-perlin``         ``11k-perlin:1.0``                         ... with Perlin masks
 ``mpX-11kpY``          ``mp-perlin:X/100+11k-perlin:Y/100``       Table 2, X + Y = 100
-``oracle``             ``oracle:1.0``                             the phantom's renderer
+``oracle``             ``oracle:1.0``                             the phantom's renderer on
+                                                                  mp-perlin's conditions
                                                                   (built-in phantom only)
+``oracle-plan``        ``oracle-plan:1.0``                        ... on its own plan
 ``oversample``         ``oversample:1.0``: N duplicates of the    duplicate-real control
                        train part (no folder)
+``oversample-prev``    ``oversample-prev:1.0``: N duplicates      ... at mp-perlin's
+                       drawn towards mp-perlin's prevalence       positive prevalence
+``shuffled``           ``shuffled:1.0``                           mp-perlin images, labels
+                                                                  permuted (no label info)
 ``forward[-perlin]``   ``forward[-perlin]:1.0``                   non-learned imaging model
+``baseline-budget``    the train part only, at each size N        the baseline with the
+                       (no images added)                          augmented runs' budget
 ``set:share+...``      that mix (``data.parse_mix``)              a user's own sets;
                                                                   ``NAME:1.0``: one set
 ``bce_pos_weight``     baseline, loss ``bce_pos_weight``          imbalance baseline
@@ -24,7 +32,11 @@ method                 training mix (augmentation sets : share)   notes
 
 An augmented method is trained at each size ``N`` (augmentation images added to the
 train part) and stored as ``classify/<method>_<N>``; baseline-like methods have size 0
-and are stored as ``classify/<method>``. Augmentation set ``s`` of fold ``k`` is the
+and are stored as ``classify/<method>``. ``baseline-budget`` is sized but adds nothing:
+at size ``N`` it trains on the real train part with the sample budget of a mix of
+``real + N`` images (``classify.max_epochs`` / ``patience_epochs`` grow the budget
+with the training set: :func:`jointaug.classify.train.effective_budget`), so a gain of
+an augmented method is not just its longer training. Augmentation set ``s`` of fold ``k`` is the
 folder ``RUN/fold_k/augment/s`` (:meth:`RunDir.augment_dir`).
 
 A list of methods is separated by ``,``; the sets of one mix are joined by ``+``
@@ -44,6 +56,7 @@ from jointaug.classify.data import OVERSAMPLE, allocate, parse_mix
 from jointaug.sets.registry import registered_names
 
 IMBALANCE_BASELINES = ("bce_pos_weight", "focal", "tuned_threshold")
+BASELINE_BUDGET = "baseline-budget"
 MIXTURE = re.compile(r"^mp(\d{1,3})-11kp(\d{1,3})$")
 MIX_SEPARATOR = re.compile(r"\s*[+,]\s*")
 
@@ -55,19 +68,29 @@ class Method:
     loss: str | None = None  # None: the config's classify.loss
     trains: bool = True  # False: reuses another method's models (tuned_threshold)
     base: str = ""  # the method whose models are reused
+    budget: bool = False  # sized without images: the budget of real + size images
 
     @property
     def augmented(self) -> bool:
         return bool(self.mix)
 
+    @property
+    def sized(self) -> bool:
+        """Trained at each size (augmented, or the budget control)."""
+        return self.augmented or self.budget
+
     def dir_name(self, size: int) -> str:
         """Folder name under ``classify/`` (``baseline``, ``mp-perlin_8192``)."""
         safe = self.name.replace(":", "=").replace(",", "+")
-        return f"{safe}_{size}" if self.augmented else safe
+        return f"{safe}_{size}" if self.sized else safe
 
     def sizes(self, sizes: Sequence[int]) -> list[int]:
-        """The sizes this method is trained at: ``sizes`` if augmented, else [0]."""
-        return [int(s) for s in sizes] if self.augmented else [0]
+        """The sizes this method is trained at: ``sizes`` if sized, else [0]."""
+        return [int(s) for s in sizes] if self.sized else [0]
+
+    def budget_images(self, n_real: int, size: int) -> int:
+        """The training-set size its sample budget is computed for (real + added)."""
+        return n_real + (size if self.sized else 0)
 
 
 def mixture_name(mp_percent: int) -> str:
@@ -82,6 +105,8 @@ def resolve_method(name: str) -> Method:
     name = name.strip()
     if name == "baseline":
         return Method(name)
+    if name == BASELINE_BUDGET:
+        return Method(name, budget=True)
     if name in ("bce_pos_weight", "focal"):
         return Method(name, loss=name)
     if name == "tuned_threshold":
@@ -99,7 +124,8 @@ def resolve_method(name: str) -> Method:
     if ":" in name:  # a mix; its name is written with "+" (the older "," is read too)
         return Method(MIX_SEPARATOR.sub("+", name.replace(" ", "")), mix=tuple(parse_mix(name)))
     raise ValueError(
-        f"unknown method {name!r}; use baseline, {', '.join([*registered_names(), OVERSAMPLE])}, mpX-11kpY, "
+        f"unknown method {name!r}; use baseline, {BASELINE_BUDGET}, "
+        f"{', '.join([*registered_names(), OVERSAMPLE])}, mpX-11kpY, "
         f"{', '.join(IMBALANCE_BASELINES)} or a mix like mp-perlin:0.8+11k-perlin:0.2"
     )
 

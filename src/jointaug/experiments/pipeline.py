@@ -48,6 +48,7 @@ class Plan:
     seeds: list[int]
     sets: dict[str, int] = field(default_factory=dict)  # per fold: set name -> images
     curve_methods: list[str] | None = None  # None: every augmented method
+    left_out: str = ""  # the profile methods this dataset cannot run, and why (one line)
 
     def _kinds(self):
         return [k for s in self.sets if (k := set_kind(s)) is not None]
@@ -72,7 +73,7 @@ class Plan:
 
     def curve(self) -> list[Method]:
         """The methods trained at the Fig. 6 curve sizes."""
-        ms = [m for m in self.methods if m.augmented and m.trains]
+        ms = [m for m in self.methods if m.sized and m.trains]
         return ms if self.curve_methods is None else [m for m in ms if m.name in self.curve_methods]
 
     def jobs(self) -> tuple[list, list]:
@@ -103,6 +104,7 @@ def make_plan(
 ) -> Plan:
     cfg = run.config
     ms = parse_methods(default_methods(run) if methods is None else methods)
+    ms, left_out = runnable_methods(run, ms, named=methods is not None)
     folds = list(range(len(run.splits.folds))) if folds is None else [int(f) for f in folds]
     for f in folds:
         run.splits.fold(f)
@@ -116,14 +118,67 @@ def make_plan(
         curve,
         list(cfg.classify.seeds),
         curve_methods=list(cfg.experiment.curve_methods),
+        left_out=left_out,
     )
     main, curve_jobs = plan.jobs()
-    plan.sets = {}
+    need: dict[str, int] = {}
     for job in [*main, *curve_jobs]:
         for name, n in required_sets([job.method], [job.size]).items():
             if name not in MIX_OPTIONS:
-                plan.sets[name] = max(plan.sets.get(name, 0), n)
+                need[name] = max(need.get(name, 0), n)
+    plan.sets = with_dependencies(need)
     return plan
+
+
+def with_dependencies(need: dict[str, int]) -> dict[str, int]:
+    """Set sizes with the sets they read (registry ``depends_on``) added, each at least as
+    large as its readers, and listed before them (the order sets are made in)."""
+    sizes = dict(need)
+    order: list[str] = []
+
+    def visit(name: str, seen: tuple[str, ...]) -> None:
+        if name in seen:
+            raise ValueError(f"augmentation sets depend on each other: {' -> '.join(seen)}")
+        kind = set_kind(name)
+        for dep in kind.depends_on if kind else ():
+            sizes[dep] = max(sizes.get(dep, 0), sizes[name])
+            visit(dep, (*seen, name))
+        if name not in order:
+            order.append(name)
+
+    for name in need:
+        visit(name, ())
+    return {name: sizes[name] for name in order}
+
+
+def method_problem(run: RunDir, method: Method) -> str | None:
+    """Why ``method`` cannot run on this run's dataset (None: it can): a set kind it
+    needs (directly or through the sets that kind reads) says so (registry)."""
+    names = [s for s, _ in method.mix]
+    while names:
+        kind = set_kind(names.pop())
+        if kind is None:
+            continue
+        problem = kind.available(run.dataset)
+        if problem:
+            return problem
+        names += list(kind.depends_on)
+    return None
+
+
+def runnable_methods(run: RunDir, methods: list[Method], named: bool) -> tuple[list[Method], str]:
+    """The methods this dataset can run, and one line naming the rest (and why). Methods
+    the user ``named`` explicitly are refused instead (ValueError), before any work."""
+    problems = {m.name: p for m in methods if (p := method_problem(run, m))}
+    if not problems:
+        return methods, ""
+    why: dict[str, list[str]] = {}
+    for name, problem in problems.items():
+        why.setdefault(problem, []).append(name)
+    text = "; ".join(f"{', '.join(names)} ({problem})" for problem, names in why.items())
+    if named:
+        raise ValueError(f"{run.dataset.root}: cannot run {text}; drop them from --methods")
+    return [m for m in methods if m.name not in problems], f"left out: {text}"
 
 
 def calibrate(run: RunDir, plan: Plan) -> Rates:
@@ -148,12 +203,12 @@ def plan_counts(run: RunDir, plan: Plan) -> Counts:
     evals, lo, hi = 0, 0, 0
     for job in jobs:
         fold = run.splits.fold(job.fold)
-        n_train = len(run.dataset.classification_cases(fold.train)) + (
-            job.size if job.method.augmented else 0
-        )
+        n_real = len(run.dataset.classification_cases(fold.train))
+        n_train = n_real + (job.size if job.method.augmented else 0)
         n_val = len(run.dataset.classification_cases(fold.val))
         n_test = len(run.dataset.classification_cases(fold.test))
-        c = effective_budget(cfg.classify, n_train)  # the budget grows with the mix (cpu profile)
+        # the budget grows with the mix (cpu profile); baseline-budget: the mix's, real only
+        c = effective_budget(cfg.classify, job.method.budget_images(n_real, job.size))
         per_eval = max(1, epochs_per_eval(c, n_train) * n_train)
         evals += -(-c.max_samples // per_eval) * n_val + n_val + n_test
         floor, most = estimate_mod.training_samples_range(
@@ -178,6 +233,8 @@ def describe(run: RunDir, plan: Plan, rates: Rates | None = None) -> str:
     main, curve = plan.jobs()
     nf = len(plan.folds)
     lines = [f"plan for {run.path} ({cfg.profile} profile, {nf} folds)"]
+    if plan.left_out:
+        lines.append(f"  {plan.left_out}")
     if plan.needs_natural:
         lines.append(
             f"  natural source: up to {cfg.natural.max_images} hand photos -> two-hand masks "
@@ -337,7 +394,10 @@ def _scheduler(opt: RunOptions):
 
 
 def _execute(run: RunDir, plan: Plan, opt: RunOptions, echo: Echo) -> dict:
-    """Describe the plan, then run its tasks with the chosen executor (lock held)."""
+    """Describe the plan (and where to point TensorBoard), then run its tasks with the
+    chosen executor (lock held)."""
+    from jointaug.curves import tensorboard_hint
+
     local = opt.executor == "local"
     if local:  # the Ray driver sets up nothing: its tasks do, on their devices
         apply_runtime(run.config)
@@ -347,6 +407,7 @@ def _execute(run: RunDir, plan: Plan, opt: RunOptions, echo: Echo) -> dict:
     tasks = build_tasks(run, plan, opt)
     main, curve = plan.jobs()
     echo(describe_plan(run, [*main, *curve]))
+    echo(tensorboard_hint(run.path))
     if local:
         from jointaug.experiments.graph import run_local
 

@@ -213,7 +213,7 @@ def predict_images(
     ``explain``: ``gradcam``, ``occlusion`` or ``none``; ``cam_layer`` overrides the
     Grad-CAM target layer (:func:`jointaug.classify.explain.cam_layer`).
     """
-    from jointaug.classify.predict import predict_files
+    from jointaug.classify.predict import dataset_views, predict_files
     from jointaug.config import ConfigError
 
     if explain not in EXPLAIN_METHODS:
@@ -226,7 +226,9 @@ def predict_images(
     if isinstance(train, str):
         warn(train)
     arrays, notes = zip(*(read_checked(p, train, warn) for p in paths), strict=True)
-    probs, labels = predict_files(files, paths, device=device)
+    # a file of the run's dataset is canonicalised by its view (lr_aware / per_hand models)
+    views = dataset_views(run.dataset, paths)
+    probs, labels = predict_files(files, paths, device=device, views=views)
     thr = method_threshold(run, method_dir)
     maps, info = _explain(files, paths, explain, cam_layer, device)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,9 @@ that owns them, e.g. ``outputs.DONE``, and are used from there)::
                                result.json, done
     RUN/judge/                 the strong label-fidelity judge (built-in phantom only)
     RUN/logs/TASK.log          each Ray task's output
-    RUN/results/               metrics.csv, table1.md, table2.md, figures, report.html,
-                               stage_times.json
+    RUN/results/               oof.csv, metrics.csv, stats.csv, table1.md, table2.md,
+                               per_joint.md, verdicts.txt, figures, report.html,
+                               stage_times.json, profile.sha256
     RUN/stale/TIME/...         outputs moved aside by --retrain (same relative paths)
 """
 
@@ -140,6 +141,11 @@ class RunDir:
     @property
     def results_dir(self) -> Path:
         return self.path / "results"
+
+    @property
+    def profile_hash_path(self) -> Path:
+        """The frozen-profile hash of the run's config (experiments/provenance.py)."""
+        return self.results_dir / "profile.sha256"
 
     @property
     def stage_times_path(self) -> Path:

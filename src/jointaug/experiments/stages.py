@@ -169,7 +169,8 @@ def make_named_set(
     batch_size: int | None = None,
 ) -> Path:
     """Make (or check) augmentation set ``name`` of fold ``fold``: dispatch on its registry
-    entry's generator kind; a user's own set is used if present and valid."""
+    entry's generator kind (a kind that reads other sets gets their folders as ``sets``);
+    a user's own set is used if present and valid."""
     config = config or run.config
     kind = set_kind(name)
     if kind is None:
@@ -181,7 +182,13 @@ def make_named_set(
         return _make_diffusion_set(
             run, fold, kind, n, config, natural, shard, progress=progress, batch_size=batch_size
         )
+    problem = kind.available(run.dataset)
+    if problem:
+        raise ValueError(f"augmentation set {name!r} {problem}")
     make = kind.load_factory()
+    reads = (
+        {"sets": {d: run.augment_dir(fold, d) for d in kind.depends_on}} if kind.depends_on else {}
+    )
     return make(
         run.augment_dir(fold, name),
         n,
@@ -190,5 +197,6 @@ def make_named_set(
         fold=fold,
         config=config,
         progress=progress,
+        **reads,
         **dict(kind.options),
     )

@@ -1,152 +1,81 @@
-"""Results of a run folder: ``RUN/results/{metrics.csv, per_label.csv, table1.md, table2.md}``.
+"""Results of a run folder: ``RUN/results/{oof.csv, metrics.csv, stats.csv, table1.md, ...}``.
 
-Everything is recomputed from the finished trainings' probability files
-(``fold_K/classify/<method dir>/seed_S/{val,test}_{probs,labels}.npy`` + ``result.json``),
-so the tables always agree with what is on disk:
+Everything is recomputed from the run's out-of-fold predictions
+(:mod:`jointaug.experiments.oof`: the finished trainings' probability files, or a committed
+``oof.csv``), so the tables always agree with what is on disk and with each other:
 
+- ``oof.csv``: every test prediction of every model (and seed ensemble) with its patient,
+  fold and thresholds (the input of everything below);
 - ``metrics.csv``: one row per fold, method, size, seed (``ensemble`` for the mean of
   the seeds' probabilities) and threshold kind (``default`` = ``classify.threshold``;
-  ``tuned`` = the threshold maximising pooled GMS on the validation part), with the
+  ``tuned`` = the threshold maximising pooled GMS on the model's validation part), with the
   five pooled metrics;
 - ``table1.md`` (the paper's Table 1): per fold the single models' metrics are averaged
-  over seeds, then mean ± std (ddof 1) over folds;
-- ``table2.md`` (the paper's Table 2): the seed ensembles, mean ± std over folds;
+  over seeds, then mean ± std (ddof 1) over folds; below it the pooled out-of-fold metrics
+  (GMS, TPR, TNR, AUROC, AUPRC, Brier, ECE; each seed's pool of all folds, averaged) and the
+  paired statistics (:mod:`jointaug.experiments.stats`);
+- ``table2.md`` (the paper's Table 2): the same for the seed ensembles;
 - ``per_label.csv``: per table row, fold and label: test positives, TPR and TNR
-  (seed-averaged), so per-joint means and spreads over folds can be drawn.
+  (seed-averaged), so per-joint means and spreads over folds can be drawn;
+- ``per_joint.csv`` / ``per_joint.md``: per row and joint on the pooled out-of-fold
+  predictions: positives, TPR, TNR, AUPRC (seed-averaged);
+- ``stats.csv`` (one row per comparison) and ``verdicts.txt`` (one line per method).
 
 Rows: each trained method at the default threshold; ``tuned_threshold`` (the baseline's
 models with the tuned threshold) and ``<method> + tuned`` (every method's own models with
 the threshold tuned on its own validation predictions) when the run's config lists
 ``tuned_threshold`` in ``experiment.imbalance_baselines`` (or ``show_tuned=True``).
-
-- ``stats.csv`` and a section under each table: every row paired against the baseline
-  (tuned rows against ``tuned_threshold``; synthetic sets also against ``oversample``),
-  :mod:`jointaug.experiments.stats`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from jointaug.classify.metrics import (
-    METRICS,
-    binarize,
-    mean_std,
-    per_label_metrics,
-    pooled_metrics,
-    tune_threshold,
-)
-from jointaug.classify.predict import ensemble_probs
+from jointaug.classify.metrics import METRICS, mean_std, per_label_metrics, pooled_metrics
+from jointaug.experiments.oof import ENSEMBLE, OOFSet, collect_run, write_oof
 from jointaug.experiments.rundir import RunDir
-from jointaug.experiments.stats import markdown_stats, stats_rows
-from jointaug.files import write_text_atomic
-from jointaug.outputs import DONE
-
-STATS_TITLE = (
-    "Paired differences ({what}, paired over {pairs}): mean Δ against the reference, "
-    "95% bootstrap CI of ΔGMS, Wilcoxon signed-rank p; verdict helps / hurts when the "
-    "CI excludes 0."
+from jointaug.experiments.stats import StatsOptions, stats_rows
+from jointaug.experiments.summary import (
+    per_joint_markdown,
+    per_joint_rows,
+    row_name,
+    summary_markdown,
 )
+from jointaug.experiments.verdicts import markdown_stats, stats_title, verdict_lines
+from jointaug.files import write_text_atomic
+
 FIRST = ("baseline", "bce_pos_weight", "focal", "tuned_threshold", "oversample", "oracle")
 HEADER_NAMES = {"accuracy": "Accuracy", "tpr": "TPR", "tnr": "TNR", "f1": "F1", "gms": "GMS"}
 
 
-@dataclass
-class Trained:
-    """One finished training's outputs."""
-
-    fold: int
-    method: str
-    size: int
-    seed: int
-    threshold: float
-    val_probs: np.ndarray
-    val_labels: np.ndarray
-    test_probs: np.ndarray
-    test_labels: np.ndarray
-    test_ids: list[str]
-
-
-def _load(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
-
-
-def finished_trainings(run: RunDir) -> list[Trained]:
-    """Every ``classify/*/seed_*`` folder with a ``done`` marker."""
-    out = []
-    for d in run.classify_dirs():
-        if not (d / DONE).is_file():
-            continue
-        r = json.loads((d / "result.json").read_text(encoding="utf-8"))
-        out.append(
-            Trained(
-                int(r["fold"]),
-                str(r["method"]),
-                int(r["size"]),
-                int(r["seed"]),
-                float(r["threshold"]),
-                _load(d / "val_probs.npy"),
-                _load(d / "val_labels.npy"),
-                _load(d / "test_probs.npy"),
-                _load(d / "test_labels.npy"),
-                json.loads((d / "test_case_ids.json").read_text(encoding="utf-8")),
-            )
-        )
-    return out
-
-
-def _scores(
-    t_val: tuple[np.ndarray, np.ndarray],
-    t_test: tuple[np.ndarray, np.ndarray],
-    threshold: float,
-    kind: str,
-) -> tuple[float, np.ndarray]:
-    """(threshold used, binary test predictions) for threshold kind default | tuned."""
-    th = threshold if kind == "default" else tune_threshold(t_val[1], t_val[0])
-    return th, binarize(t_test[0], th)
-
-
-def metric_rows(trained: list[Trained]) -> list[dict]:
-    """The rows of ``metrics.csv`` (single models and per-fold seed ensembles)."""
+def metric_rows(data: OOFSet) -> list[dict]:
+    """The rows of ``metrics.csv``: per (method, size), fold, seed (and ``ensemble``) and
+    threshold kind, the pooled metrics of that fold's test part."""
     rows = []
-    groups: dict[tuple[int, str, int], list[Trained]] = defaultdict(list)
-    for t in trained:
-        groups[(t.fold, t.method, t.size)].append(t)
-    for (fold, method, size), members in sorted(groups.items()):
-        members.sort(key=lambda t: t.seed)
-        ids = members[0].test_ids
-        if any(m.test_ids != ids for m in members):
-            raise ValueError(f"fold {fold} {method}: seeds were tested on different images")
-        ens_val = (ensemble_probs([m.val_probs for m in members]), members[0].val_labels)
-        ens_test = (ensemble_probs([m.test_probs for m in members]), members[0].test_labels)
-        entries = [
-            (str(m.seed), (m.val_probs, m.val_labels), (m.test_probs, m.test_labels))
-            for m in members
-        ] + [("ensemble", ens_val, ens_test)]
-        for seed, v, t in entries:
-            for kind in ("default", "tuned"):
-                th, pred = _scores(v, t, members[0].threshold, kind)
-                m = pooled_metrics(t[1], pred)
-                rows.append(
-                    {
-                        "fold": fold,
-                        "method": method,
-                        "size": size,
-                        "seed": seed,
-                        "threshold": kind,
-                        "threshold_value": th,
-                        "n_images": len(t[1]),
-                        **{k: m[k] for k in METRICS},
-                    }
-                )
+    for (method, size), m in sorted(data.methods.items()):
+        for fold, f in sorted(m.folds.items()):
+            for seed in [*f.seeds, ENSEMBLE]:
+                for kind in ("default", "tuned"):
+                    th = f.thresholds[seed][kind]
+                    pm = pooled_metrics(f.y, f.probs[seed] >= th)
+                    rows.append(
+                        {
+                            "fold": fold,
+                            "method": method,
+                            "size": size,
+                            "seed": seed,
+                            "threshold": kind,
+                            "threshold_value": th,
+                            "n_images": len(f.y),
+                            **{k: pm[k] for k in METRICS},
+                        }
+                    )
     return rows
 
 
@@ -208,10 +137,11 @@ def markdown_table(rows: list[dict], keys: list[tuple[str, str, int, str]], ense
     return "\n".join(lines)
 
 
-def _counts_note(trained: list[Trained]) -> str:
-    folds = len({t.fold for t in trained})
-    seeds = len({t.seed for t in trained})
-    return f"{folds} folds, {seeds} seed{'s' if seeds != 1 else ''} per fold"
+def _counts_note(data: OOFSet) -> str:
+    folds = {k for m in data.methods.values() for k in m.folds}
+    seeds = {s for m in data.methods.values() for f in m.folds.values() for s in f.seeds}
+    n = len(seeds)
+    return f"{len(folds)} folds, {n} seed{'s' if n != 1 else ''} per fold"
 
 
 def _nanmean(values: list[float]) -> float:
@@ -219,29 +149,20 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def per_label_rows(
-    trained: list[Trained], keys: list[tuple[str, str, int, str]], labels: list[str]
-) -> list[dict]:
+def per_label_rows(data: OOFSet, keys: list[tuple[str, str, int, str]]) -> list[dict]:
     """One row per table row, fold and label: test positives, TPR and TNR (seed-averaged)."""
     out = []
-    for _, method, size, kind in keys:
-        folds: dict[int, list[list[dict]]] = defaultdict(list)  # fold -> seeds -> label rows
-        for t in trained:
-            if (t.method, t.size) == (method, size):
-                _, pred = _scores(
-                    (t.val_probs, t.val_labels), (t.test_probs, t.test_labels), t.threshold, kind
-                )
-                folds[t.fold].append(per_label_metrics(t.test_labels, pred, labels))
-        for fold, seeds in sorted(folds.items()):
-            for j, name in enumerate(labels):
-                name_ = (
-                    method
-                    if kind == "default"
-                    else ("tuned_threshold" if method == "baseline" else f"{method} + tuned")
-                )
+    for label, method, size, kind in keys:
+        m = data.methods.get((method, size))
+        for fold, f in sorted(m.folds.items()) if m else ():
+            seeds = [
+                per_label_metrics(f.y, f.probs[s] >= f.thresholds[s][kind], data.labels)
+                for s in f.seeds
+            ]
+            for j, name in enumerate(data.labels):
                 out.append(
                     {
-                        "method": name_,
+                        "method": row_name(label, method, kind),
                         "size": size,
                         "fold": fold,
                         "label": name,
@@ -264,57 +185,98 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _table(n: int, data: OOFSet, rows, keys, ensemble: bool, opt, stats) -> str:
+    """The text of ``table1.md`` (single models) or ``table2.md`` (seed ensembles)."""
+    note = _counts_note(data)
+    thr = sorted({r["threshold_value"] for r in rows if r["threshold"] == "default"})
+    thr_s = "/".join(f"{t:g}" for t in thr)
+    what = (
+        "single models, mean ± std over folds ({note}; per fold the seeds' metrics are averaged)"
+        if not ensemble
+        else "seed ensembles (mean of the seeds' probabilities), mean ± std over folds ({note})"
+    ).format(note=note)
+    table = "ensemble" if ensemble else "single"
+    return (
+        f"Table {n}: {what}; threshold {thr_s} (tuned_threshold, + tuned: tuned on each "
+        "model's validation GMS).\n\n"
+        + markdown_table(rows, keys, ensemble)
+        + "\n\n"
+        + summary_markdown(data, keys, ensemble)
+        + "\n\n"
+        + markdown_stats([s for s in stats if s["models"] == table], stats_title(table, opt))
+        + "\n"
+    )
+
+
+def write_tables(
+    data: OOFSet,
+    out: Path,
+    order: list[str] | None = None,
+    show_tuned: bool = True,
+    opt: StatsOptions | None = None,
+) -> dict[str, Path]:
+    """Write every table, statistic and verdict of ``data`` into folder ``out`` (all but
+    ``oof.csv``); ``order``: the methods' display order. Returns the files by name."""
+    opt = opt or StatsOptions()
+    rows = metric_rows(data)
+    keys = table_keys(rows, list(order or []), show_tuned)
+    stats = stats_rows(data, opt)
+    plain = [k for k in keys if not k[0].endswith(" + tuned")]
+    texts = {
+        "metrics.csv": _csv(rows),
+        "per_label.csv": _csv(per_label_rows(data, plain)),
+        "per_joint.csv": _csv(per_joint_rows(data, plain)),
+        "per_joint.md": per_joint_markdown(data, plain),
+        "stats.csv": _csv(stats),
+        "verdicts.txt": "\n".join(verdict_lines([s for s in stats if s["models"] == "single"]))
+        + "\n",
+        "table1.md": _table(1, data, rows, keys, False, opt, stats),
+        "table2.md": _table(2, data, rows, keys, True, opt, stats),
+    }
+    out = Path(out)
+    paths = {}
+    for name, text in texts.items():
+        write_text_atomic(out / name, text)
+        paths[name.split(".")[0]] = out / name
+    return paths
+
+
 def write_results(run: RunDir, show_tuned: bool | None = None) -> dict[str, Path]:
     """(Re)write ``RUN/results`` from the finished trainings; returns the files by name."""
-    trained = finished_trainings(run)
-    if not trained:
-        raise ValueError(
-            f"{run.path}: no finished classifier trainings (fold_*/classify/*/seed_*/done)"
-        )
+    data = collect_run(run)
     exp = run.config.experiment
     if show_tuned is None:
         show_tuned = "tuned_threshold" in exp.imbalance_baselines
-    rows = metric_rows(trained)
-    keys = table_keys(rows, list(exp.methods) + list(exp.imbalance_baselines), show_tuned)
-    thr = trained[0].threshold
-    note = _counts_note(trained)
-    t1 = (
-        f"Table 1: single models, mean ± std over folds ({note}; per fold the seeds' metrics "
-        f"are averaged); threshold {thr:g} (tuned_threshold: tuned on validation GMS).\n\n"
-        + markdown_table(rows, keys, ensemble=False)
-        + "\n"
-    )
-    t2 = (
-        f"Table 2: seed ensembles (mean of the seeds' probabilities), mean ± std over folds "
-        f"({note}); threshold {thr:g}.\n\n" + markdown_table(rows, keys, ensemble=True) + "\n"
-    )
-    st1, st2 = stats_rows(rows, keys, ensemble=False), stats_rows(rows, keys, ensemble=True)
-    t1 += (
-        "\n"
-        + markdown_stats(st1, STATS_TITLE.format(what="single models", pairs="folds x seeds"))
-        + "\n"
-    )
-    t2 += (
-        "\n" + markdown_stats(st2, STATS_TITLE.format(what="seed ensembles", pairs="folds")) + "\n"
-    )
     res = run.results_dir
-    paths = {
-        "metrics": res / "metrics.csv",
-        "per_label": res / "per_label.csv",
-        "table1": res / "table1.md",
-        "table2": res / "table2.md",
-        "stats": res / "stats.csv",
-    }
-    write_text_atomic(paths["stats"], _csv(st1 + st2))
-    write_text_atomic(paths["metrics"], _csv(rows))
-    write_text_atomic(
-        paths["per_label"],
-        _csv(
-            per_label_rows(
-                trained, [k for k in keys if not k[0].endswith(" + tuned")], run.dataset.labels
-            )
-        ),
-    )
-    write_text_atomic(paths["table1"], t1)
-    write_text_atomic(paths["table2"], t2)
+    paths = {"oof": write_oof(data, res / "oof.csv")}
+    order = list(exp.methods) + list(exp.imbalance_baselines)
+    paths.update(write_tables(data, res, order, show_tuned))
+    from jointaug.experiments.provenance import record_profile
+
+    paths["profile"] = record_profile(run)
     return paths
+
+
+def recompute(source: Path, out: Path | None = None, opt: StatsOptions | None = None) -> dict:
+    """Every table, statistic and verdict from a run folder or an ``oof.csv`` (``jointaug
+    stats``), written to ``out`` (default: the run's ``results/``, or next to the CSV)."""
+    source = Path(source)
+    if source.is_dir():
+        from jointaug.experiments.lock import run_lock
+
+        run = RunDir(source)
+        exp = run.config.experiment
+        with run_lock(run.path):
+            data = collect_run(run)
+            out = Path(out) if out else run.results_dir
+            paths = {"oof": write_oof(data, out / "oof.csv")}
+            order = list(exp.methods) + list(exp.imbalance_baselines)
+            show = "tuned_threshold" in exp.imbalance_baselines
+            paths.update(write_tables(data, out, order, show, opt))
+        return paths
+    from jointaug.experiments.oof import read_oof_csv
+
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: neither a run folder nor an oof.csv")
+    data = read_oof_csv(source)
+    return write_tables(data, Path(out) if out else source.parent, None, True, opt)

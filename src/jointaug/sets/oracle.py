@@ -1,148 +1,82 @@
-"""The ``oracle`` set: the built-in phantom's own renderer as a perfect generator.
+"""The ``oracle`` set: the built-in phantom renders EXACTLY the ``mp-perlin`` set's conditions.
 
-For synthetic case ``i`` the plan is the diffusion sets' (:func:`jointaug.sets.
-sources.plan_case` with the ``mp`` source, name ``oracle``): a train case of the fold
-and a sampled inflammation vector. Instead of a diffusion model, the phantom renders
-that vector on that patient's own anatomy (its hands, placement and counts level at
-that visit) with fresh uptake blobs, a fresh soft-tissue texture and Poisson noise —
-the same imaging model that made the real images. Labels are the sampled vector
-(inflamed = low or high), exactly as the rendered uptake says.
+Case ``i`` reads case ``i`` of the fold's ``mp-perlin`` set (its folder: the condition
+map stored as its tissue map, its region map, label vector, view and source case) and
+renders that condition with the phantom's own imaging model on the source case's patient
+at that visit (:func:`jointaug.sets.phantom_render.render_condition`): uptake exactly
+where the condition paints low / high (Perlin-varied regions included), the phantom's
+mild uptake elsewhere, a fresh texture and Poisson noise. Labels, condition (tissue
+map), regions, view and patient are ``mp-perlin``'s, case by case.
 
-It bounds what any generator could give for the same sampled conditions: a method
-that gains less than ``oracle`` over the baseline leaves the gap to the generator; if
-``oracle`` gains nothing, the classifier has no headroom to fill.
-
-Only the built-in phantom can be rendered: a dataset whose ``dataset.json`` does not
-record the phantom's parameters is refused with a clear message.
+So ``oracle`` is what a perfect generator of the ``mp-perlin`` conditions would give:
+``mp-perlin`` gaining less than ``oracle`` over the baseline leaves the gap to the
+generator, and ``oracle`` gaining nothing means those conditions carry no headroom.
+The set depends on ``mp-perlin`` (the plan makes it first, at least as large); it
+records the settings that fix the conditions (seed, sampler, Perlin rule, source), not
+the diffusion model's, which only changes the ``mp-perlin`` images. Built-in phantom
+only (``oracle-plan``, ``sets/oracle_plan.py``, renders the phantom's own plan instead).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from jointaug.config import Config
-from jointaug.dataset.format import HAND_LABELS, Case, Dataset, DatasetError, DatasetMeta
-from jointaug.dataset.phantom import (
-    VERSION,
-    PatientParams,
-    follow_up_params,
-    patient_params,
-    render_view,
-)
-from jointaug.dataset.phantom_disease import sample_blobs, sample_disease, sample_state
-from jointaug.sets.sources import CasePlanner, PlannedCase, mp_source
+from jointaug.dataset.format import Dataset, DatasetMeta
+from jointaug.keys import case_seed
+from jointaug.sets.phantom_render import PatientCache, phantom_params, render_condition
+from jointaug.sets.sources import SetCasePlan, set_cases
 from jointaug.sets.writer import SetCase, SetSpec, check_size, write_set
 
 NAME = "oracle"
-EXTRA_COLUMNS = ["source_case", "render_seed"]
-_CASE = re.compile(r"^p(\d{3,})(?:_v(\d+))?_(palmar|dorsal)$")
+CONDITIONS = "mp-perlin"  # the set whose conditions are rendered
+EXTRA_COLUMNS = ["source_case", "condition_case"]
+# the settings of the mp-perlin set that fix its conditions (not its images)
+CONDITION_KEYS = ("name", "fold", "seed", "source", "source_dataset", "perlin")
+CONDITION_KEYS += ("inflammation_sampler", "perlin_config")
 
 
-class OracleError(DatasetError):
-    """The oracle cannot render this dataset (not the built-in phantom)."""
-
-
-def phantom_params(dataset: Dataset) -> dict:
-    """The phantom block of ``dataset.json`` (seed, size, patients); refuses other datasets."""
-    info = dataset.meta.extra.get("phantom")
-    if not isinstance(info, dict) or not {"seed", "size", "patients", "version"} <= set(info):
-        raise OracleError(
-            f"{dataset.root}: the oracle set renders the built-in phantom's own imaging model and "
-            "works only on a dataset written by `jointaug phantom` (its dataset.json records "
-            "'phantom' parameters); this dataset has none. Use a learned or the forward generator."
-        )
-    if int(info["version"]) != VERSION or list(dataset.labels) != list(HAND_LABELS):
-        raise OracleError(
-            f"{dataset.root}: phantom version {info['version']} / labels differ from this jointaug's "
-            f"phantom v{VERSION}; rewrite the phantom to use the oracle"
-        )
-    return info
-
-
-def visit_params(seed: int, index: int, size: int, visit: int) -> PatientParams:
-    """Patient ``index``'s geometry and counts level at ``visit``, replaying the draws of
-    :func:`jointaug.dataset.phantom.patient_truth` (no image rendered)."""
-    ss_params = np.random.SeedSequence(seed, spawn_key=(index,)).spawn(3)[0]
-    prng = np.random.default_rng(ss_params)
-    params = patient_params(prng, size)
-    disease = sample_disease(prng)
-    state = None
-    for v in range(1, visit + 1):
-        if v > 1:
-            params = follow_up_params(prng, params)
-        state = sample_state(prng, disease, previous=state)
-        sample_blobs(prng, state)
-    return params
-
-
-def case_visit(case: Case) -> tuple[int, int, str]:
-    """(patient index, visit, view) of a phantom classification case id."""
-    m = _CASE.match(case.case_id)
-    if not m:
-        raise OracleError(f"case {case.case_id!r} is not a phantom classification case id")
-    return int(m.group(1)) - 1, int(m.group(2) or 1), m.group(3)
-
-
-def render_case(
-    params: PatientParams, view: str, vector: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Noise-free mean counts (H, W) and tissue map for a sampled vector (0/1/2 per label).
-
-    Levels map to the phantom's states (1 low -> 2, 2 high -> 3); the dorsal view is the
-    palmar activity mirrored, as in the phantom.
-    """
-    state = np.where(vector == 2, 3, np.where(vector == 1, 2, 0)).astype(np.int8)
-    blobs = sample_blobs(rng, state)
-    truth = render_view(params, blobs, "palmar", rng)
-    if view == "dorsal":
-        truth = truth.flipped()
-    return truth.mean, truth.tissue
-
-
-def _settings(dataset: Dataset, fold: int, config: Config, info: dict) -> dict:
+def _settings(dataset: Dataset, fold: int, config: Config, info: dict, cond: Dataset) -> dict:
+    recorded = cond.meta.extra.get("augmentation", {})
     return {
         "fold": fold,
         "name": NAME,
         "kind": "oracle",
-        "source": "mp",
-        "perlin": False,
         "source_dataset": str(dataset.root.resolve()),
         "seed": config.diffusion.seed,
         "phantom": {k: info[k] for k in ("version", "patients", "size", "seed")},
-        "inflammation_sampler": config.sampler.model_dump(),
+        "conditions": {k: recorded.get(k) for k in CONDITION_KEYS},
     }
 
 
-def _renderer(info: dict):
-    """The oracle kind's batch maker: each planned vector rendered by the phantom on the
-    source case's patient at that visit (patient geometry cached)."""
-    seed, size = int(info["seed"]), int(info["size"])
-    params_cache: dict[tuple[int, int], PatientParams] = {}
+def _renderer(info: dict, cond: Dataset, seed: int, fold: int):
+    """The oracle kind's batch maker: each mp-perlin case's condition rendered by the
+    phantom on its source case's patient at that visit."""
+    patient = PatientCache(info)
 
-    def make_batch(plans: Sequence[PlannedCase]) -> list[SetCase]:
+    def make_batch(plans: Sequence[SetCasePlan]) -> list[SetCase]:
         out = []
         for p in plans:
-            index, visit, view = case_visit(p.source_case)
-            if (index, visit) not in params_cache:
-                params_cache[(index, visit)] = visit_params(seed, index, size, visit)
-            rng = np.random.default_rng(p.diffusion_seed)
-            mean, tissue = render_case(params_cache[(index, visit)], view, p.composed.vector, rng)
+            c = p.case
+            params, view = patient(c.extra["source_case"])
+            condition, regions = cond.tissue(c), cond.regions(c)
+            render_ss, poisson_ss = case_seed(seed, fold, NAME, p.index).spawn(2)
+            mean = render_condition(
+                params, view, condition, regions, np.random.default_rng(render_ss)
+            )
+            counts = np.random.default_rng(poisson_ss).poisson(mean).astype(np.int32)
             out.append(
                 SetCase(
-                    patient_id=p.source_case.patient_id,
-                    view=view,
-                    image=p.poisson_rng.poisson(mean).astype(np.int32),
-                    labels=p.composed.labels,
-                    tissue=tissue,
-                    regions=p.regions,
-                    extra={
-                        "source_case": p.source_case.case_id,
-                        "render_seed": str(p.diffusion_seed),
-                    },
+                    patient_id=c.patient_id,
+                    view=c.view,
+                    image=counts,
+                    labels=c.labels,
+                    tissue=condition,
+                    regions=regions,
+                    extra={"source_case": c.extra["source_case"], "condition_case": c.case_id},
                 )
             )
         return out
@@ -158,25 +92,27 @@ def make_oracle_set(
     train_patients: Sequence[str],
     fold: int,
     config: Config,
+    sets: dict[str, Path],
     progress: bool = True,
 ) -> Path:
     """Write (resume, grow) the oracle set of ``n`` images at ``out``; return ``out``.
 
-    Case ``i`` is a pure function of (``diffusion.seed``, fold, "oracle", i), so a set grown
-    from 256 to 512 images holds the same first 256. A set made with other settings is
-    never extended or removed (StaleOutputError; ``--retrain`` moves it aside).
+    ``sets[CONDITIONS]``: the fold's finished ``mp-perlin`` set with at least ``n`` cases.
+    Case ``i`` is a pure function of mp-perlin case ``i`` and (``diffusion.seed``, fold,
+    "oracle", i), so the set grows by appending. ``train_patients``: unused (the
+    conditions name their train cases).
     """
     check_size(n, "oracle set")
     info = phantom_params(dataset)
-    src = mp_source(dataset, tuple(train_patients))
-    settings = _settings(dataset, fold, config, info)
+    cond, cases = set_cases(sets[CONDITIONS], CONDITIONS, n, "oracle set")
+    settings = _settings(dataset, fold, config, info, cond)
     meta = DatasetMeta(
         name=f"{NAME}-fold{fold}",
-        labels=list(dataset.labels),
+        labels=list(cond.labels),
         groups={k: list(v) for k, v in dataset.meta.groups.items()},
-        classification_views=list(dict.fromkeys(c.view for c in src.cases)),
-        description=f"oracle set of fold {fold}: sampled inflammation vectors rendered by the "
-        "built-in phantom's own imaging model on the fold's train patients' anatomy",
+        classification_views=list(cond.meta.classification_views),
+        description=f"oracle set of fold {fold}: the {CONDITIONS} set's conditions, case by case, "
+        "rendered by the built-in phantom's own imaging model on the source patients' anatomy",
         modality=dataset.meta.modality,
         extra={"augmentation": settings},
     )
@@ -185,8 +121,9 @@ def make_oracle_set(
         settings=settings,
         meta=meta,
         extra_columns=EXTRA_COLUMNS,
-        planner=CasePlanner(src, config.diffusion.seed, fold, NAME, config.sampler, None),
+        planner=lambda i: SetCasePlan(i, cases[i]),
         what="oracle set",
         desc=f"oracle set fold {fold}",
     )
-    return write_set(Path(out), n, spec, _renderer(info), progress=progress)
+    make_batch = _renderer(info, cond, config.diffusion.seed, fold)
+    return write_set(Path(out), n, spec, make_batch, progress=progress)

@@ -4,17 +4,29 @@ Every set a method can name is either a *registered* kind, made by a generator, 
 *user* set: any folder ``RUN/fold_K/augment/NAME`` that exists, is complete and
 validates (method ``NAME:1.0``). Registered kinds:
 
-============  =========  ========  ======  =====================================
-set name      generator  source    perlin  made by
-============  =========  ========  ======  =====================================
-``mp``        diffusion  mp        no      the fold's diffusion model
-``mp-perlin`` diffusion  mp        yes     ... on Perlin-varied joint regions
-``11k``       diffusion  natural   no      ... on natural-hand conditions
-``11k-perlin`` diffusion natural   yes     ... both
-``oracle``    oracle     mp        no      the phantom's renderer
-``forward``   forward    mp        no      a non-learned imaging model
-``forward-perlin`` forward mp      yes     ... on Perlin-varied regions
-============  =========  ========  ======  =====================================
+==================  =========  ======  ======  =============================================
+set name            generator  source  perlin  made by
+==================  =========  ======  ======  =============================================
+``mp``              diffusion  mp      no      the fold's diffusion model
+``mp-perlin``       diffusion  mp      yes     ... on Perlin-varied joint regions
+``11k``             diffusion  natural no      ... on natural-hand conditions
+``11k-perlin``      diffusion  natural yes     ... both
+``oracle``          oracle     mp      yes     the phantom's renderer on EXACTLY the
+                                               ``mp-perlin`` set's conditions (reads it)
+``oracle-plan``     oracle     mp      no      the phantom's renderer on its own plan
+``forward``         forward    mp      no      a non-learned imaging model
+``forward-perlin``  forward    mp      yes     ... on Perlin-varied regions
+``shuffled``        shuffled   mp      yes     ``mp-perlin``'s images, labels permuted
+``oversample-prev`` oversample mp      no      real train images drawn towards
+                                               ``mp-perlin``'s positive-label prevalence
+==================  =========  ======  ======  =============================================
+
+A kind that reads another set (``depends_on``: oracle and shuffled read ``mp-perlin``)
+is made after it, from its folder (the plan makes the other set at least as large and
+the task graph orders them); the factory gets ``sets={name: folder}``. A kind that can
+run only on some datasets says why not in :meth:`SetKind.available` (the oracles:
+``requires_phantom``, the built-in phantom's imaging model); a plan leaves such a
+profile method out with one line, and refuses it when it is named explicitly.
 
 A kind is one module plus one :func:`register_set` line. Every kind writes its set
 through the one set writer (:mod:`jointaug.sets.writer`): the module supplies only
@@ -38,6 +50,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jointaug.dataset.format import Dataset
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,8 @@ class SetKind:
     perlin: bool
     factory: str = ""  # "module:function" for non-diffusion generators
     options: tuple[tuple[str, object], ...] = ()  # kind-specific keyword arguments of the factory
+    depends_on: tuple[str, ...] = ()  # sets it reads (made first; passed as ``sets=``)
+    requires_phantom: bool = False  # renders the built-in phantom's imaging model
 
     @property
     def needs_diffusion(self) -> bool:
@@ -57,6 +75,15 @@ class SetKind:
     def needs_natural(self) -> bool:
         return self.source == "natural"
 
+    def available(self, dataset: Dataset) -> str | None:
+        """Why this kind cannot be made for ``dataset`` (None: it can)."""
+        if self.requires_phantom and not written_by_phantom(dataset):
+            return (
+                "renders the built-in phantom's imaging model; this dataset was not written "
+                "by `jointaug phantom`"
+            )
+        return None
+
     def load_factory(self) -> Callable:
         module, _, func = self.factory.partition(":")
         try:
@@ -65,6 +92,12 @@ class SetKind:
             raise ValueError(
                 f"augmentation set {self.name!r}: its generator {self.factory!r} cannot be loaded ({exc})"
             ) from exc
+
+
+def written_by_phantom(dataset: Dataset) -> bool:
+    """The dataset was written by ``jointaug phantom`` (its dataset.json records the
+    phantom's parameters; ``fidelity.judge.is_builtin_phantom`` asks the same)."""
+    return isinstance(dataset.meta.extra.get("phantom"), dict)
 
 
 SETS: dict[str, SetKind] = {}
@@ -80,12 +113,22 @@ def register_set(
     perlin: bool = False,
     factory: str = "",
     options: dict | None = None,
+    *,
+    depends_on: tuple[str, ...] = (),
+    requires_phantom: bool = False,
 ) -> SetKind:
     """Add (or replace) a set kind; returns it. ``options`` are passed to the factory."""
     if generator != "diffusion" and not factory:
         raise ValueError(f"set {name!r}: a {generator!r} generator needs factory='module:function'")
     kind = SetKind(
-        name, generator, source, bool(perlin), factory, tuple(sorted((options or {}).items()))
+        name,
+        generator,
+        source,
+        bool(perlin),
+        factory,
+        tuple(sorted((options or {}).items())),
+        tuple(depends_on),
+        bool(requires_phantom),
     )
     SETS[name] = kind
     return kind
@@ -98,9 +141,40 @@ for _name, _source, _perlin in (
     ("11k-perlin", "natural", True),
 ):
     register_set(_name, "diffusion", _source, _perlin)
-# controls: the phantom's own renderer on the train anatomy (built-in phantom only)
-# and a non-learned physics sketch rendering the mp / mp-perlin conditions
-register_set("oracle", "oracle", "mp", False, "jointaug.sets.oracle:make_oracle_set")
+# controls (module table): the phantom's own renderer (built-in phantom only), a
+# non-learned physics sketch, label-free and prevalence-matched stand-ins
+register_set(
+    "oracle",
+    "oracle",
+    "mp",
+    True,
+    "jointaug.sets.oracle:make_oracle_set",
+    depends_on=("mp-perlin",),
+    requires_phantom=True,
+)
+register_set(
+    "oracle-plan",
+    "oracle",
+    "mp",
+    False,
+    "jointaug.sets.oracle_plan:make_oracle_plan_set",
+    requires_phantom=True,
+)
+register_set(
+    "shuffled",
+    "shuffled",
+    "mp",
+    True,
+    "jointaug.sets.shuffled:make_shuffled_set",
+    depends_on=("mp-perlin",),
+)
+register_set(
+    "oversample-prev",
+    "oversample",
+    "mp",
+    False,
+    "jointaug.sets.oversample_prev:make_oversample_prev_set",
+)
 for _name, _perlin in (("forward", False), ("forward-perlin", True)):
     register_set(
         _name,

@@ -116,6 +116,31 @@ class PlannedCase:
     poisson_rng: np.random.Generator
 
 
+def _case_and_vector(
+    rng: np.random.Generator, source: Source, sampler: SamplerConfig
+) -> tuple[Case, np.ndarray]:
+    """The first draws of a case plan: its source case, then its inflammation vector."""
+    case = source.cases[int(rng.integers(len(source.cases)))]
+    groups = groups_from_meta(source.dataset.meta)
+    vector = sample_with_config(
+        groups, len(source.dataset.labels), rng, sampler, exclude=source.exclude
+    )
+    return case, vector
+
+
+def planned_labels(
+    n: int, source: Source, seed: int, fold: int, name: str, sampler: SamplerConfig
+) -> np.ndarray:
+    """(n, L) float32 labels of cases ``[0, n)`` of set ``name`` as :func:`plan_case` plans
+    them (``vector > 0``), without composing a condition: the labels of a set's first
+    ``n`` cases, whether or not the set has been made."""
+    out = np.zeros((n, len(source.dataset.labels)), np.float32)
+    for i in range(n):
+        rng = np.random.default_rng(case_seed(seed, fold, name, i).spawn(3)[0])
+        out[i] = _case_and_vector(rng, source, sampler)[1] > 0
+    return out
+
+
 def plan_case(
     index: int,
     source: Source,
@@ -128,12 +153,8 @@ def plan_case(
     """Plan synthetic case ``index``: source case, vector, condition, seeds (deterministic)."""
     cond_ss, poisson_ss, diffusion_ss = case_seed(seed, fold, name, index).spawn(3)
     rng = np.random.default_rng(cond_ss)
-    case = source.cases[int(rng.integers(len(source.cases)))]
+    case, vector = _case_and_vector(rng, source, sampler)
     tissue, regions = source.maps(case)
-    groups = groups_from_meta(source.dataset.meta)
-    vector = sample_with_config(
-        groups, len(source.dataset.labels), rng, sampler, exclude=source.exclude
-    )
     composed = compose_condition(tissue, regions, vector, rng, perlin)
     diffusion_seed = int(diffusion_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
     return PlannedCase(
@@ -156,3 +177,33 @@ class CasePlanner:
         return plan_case(
             index, self.source, self.seed, self.fold, self.name, self.sampler, self.perlin
         )
+
+
+@dataclass(frozen=True)
+class SetCasePlan:
+    """The plan of a case of a set made from another set: case ``index`` of that set."""
+
+    index: int
+    case: Case
+
+
+def set_cases(folder: str | Path, name: str, n: int, what: str) -> tuple[Dataset, list[Case]]:
+    """Cases ``name_000000`` .. of the finished set ``folder`` (the first ``n``, by index)
+    that set ``what`` is made from; a missing, unfinished or too small set: an error that
+    says to make it first."""
+    folder = Path(folder)
+    if not is_complete(folder):
+        raise DatasetError(
+            f"{folder}: the {what} is made from the {name!r} set, which is missing or unfinished; "
+            f"make it first (jointaug run plans it before the {what})"
+        )
+    ds = read_dataset(folder)
+    by_id = {c.case_id: c for c in ds.cases}
+    ids = [f"{name}_{i:06d}" for i in range(n)]
+    missing = [c for c in ids if c not in by_id]
+    if missing:
+        raise DatasetError(
+            f"{folder}: the {what} needs the first {n} cases of {name!r}; it has "
+            f"{len(ds.cases)} (missing e.g. {missing[0]}); grow {name!r} first"
+        )
+    return ds, [by_id[c] for c in ids]

@@ -66,6 +66,13 @@ class SetCase:
     extra: dict[str, str]  # the kind's extra columns
 
 
+class Planned(Protocol):
+    """What a planner returns for case ``index`` (a :class:`PlannedCase`, or a kind's own
+    record, e.g. the case of another set that it reads)."""
+
+    index: int
+
+
 class MakeBatch(Protocol):
     """A kind's generator: the cases of a batch of planned cases (same order and length).
     It is called for whole aligned batches, also when some of their cases are written
@@ -82,7 +89,7 @@ class SetSpec:
     settings: dict  # recorded in augmentation.json, compared on resume
     meta: DatasetMeta
     extra_columns: Sequence[str]
-    planner: CasePlanner
+    planner: CasePlanner | Callable[[int], Planned]  # case index -> its plan
     what: str = "augmentation set"  # named in stale / size errors
     batch_size: int = 1
     # settings keys added after sets were first written, with the value such sets were made with
