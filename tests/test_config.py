@@ -69,6 +69,9 @@ def test_every_shipped_profile_loads_and_best_is_paper_plus_generator_options():
         "lr_schedule",
         "warmup_steps",
         "upsample",
+        "stop_on_fidelity",  # train to a criterion (diffusion/criterion.py)
+        "fidelity_every",
+        "fidelity_patience",
     }
     assert {
         k for k in paper["diffusion"] if paper["diffusion"][k] != best["diffusion"][k]
