@@ -22,6 +22,28 @@ import time
 from pathlib import Path
 
 
+def summary(hist: list, args, wall: float) -> dict:
+    """Where the plateau rule stops on ``hist`` and the fidelity there vs the full run."""
+    from jointaug.diffusion.criterion import first_stop
+
+    stop = first_stop(hist, args.patience, args.min_delta)
+    tail = [s for _, s in hist[-args.patience :]]
+    return {
+        "steps": args.steps,
+        "every": args.every,
+        "patience": args.patience,
+        "min_delta": args.min_delta,
+        "stop_step": stop,
+        "steps_saved": args.steps - stop if stop else 0,
+        "fidelity_at_stop": dict((int(a), b) for a, b in hist).get(stop) if stop else None,
+        "best_fidelity_up_to_stop": max(s for st, s in hist if stop is None or st <= stop),
+        "fidelity_last_checks_mean": sum(tail) / len(tail),
+        "best_fidelity_full_run": max(s for _, s in hist),
+        "wall_s_full_run": wall,
+        "wall_s_per_step_incl_checks": wall / args.steps,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=600, help="training steps of the full run")
@@ -33,7 +55,6 @@ def main() -> int:
 
     from jointaug.config import load_config
     from jointaug.dataset.phantom import write_phantom
-    from jointaug.diffusion.criterion import first_stop
     from jointaug.experiments.rundir import RunDir
     from jointaug.experiments.stages import train_fold_diffusion
     from jointaug.runtime import apply_runtime
@@ -60,29 +81,7 @@ def main() -> int:
     print("step  fidelity")
     for step, score in hist:
         print(f"{step:5d}  {score:.4f}")
-    stop = first_stop(hist, args.patience, args.min_delta)
-    tail = [s for _, s in hist[-args.patience :]]
-    at_stop = dict((int(a), b) for a, b in hist).get(stop) if stop else None
-    best_by_stop = max(s for st, s in hist if stop is None or st <= stop)
-    print(
-        json.dumps(
-            {
-                "steps": args.steps,
-                "every": args.every,
-                "patience": args.patience,
-                "min_delta": args.min_delta,
-                "stop_step": stop,
-                "steps_saved": args.steps - stop if stop else 0,
-                "fidelity_at_stop": at_stop,
-                "best_fidelity_up_to_stop": best_by_stop,
-                "fidelity_last_checks_mean": sum(tail) / len(tail),
-                "best_fidelity_full_run": max(s for _, s in hist),
-                "wall_s_full_run": wall,
-                "wall_s_per_step_incl_checks": wall / args.steps,
-            },
-            indent=1,
-        )
-    )
+    print(json.dumps(summary(hist, args, wall), indent=1))
     return 0
 
 

@@ -580,6 +580,18 @@ def projection(rates, cfg, dev, has_cuda: bool) -> dict:
     return {"rows": [r.__dict__ for r in rows], "calibrate": cal.to_json()}
 
 
+def _settings(args, has_cuda: bool) -> tuple[list[str], float, tuple]:
+    """(config overrides, seconds per timed stage, packing (overrides, ks, seconds))."""
+    if has_cuda:
+        return ["device=cuda"], args.seconds, (["device=cuda"], [1, 2, 4], args.packing_seconds)
+    print(
+        "gpu_check: no CUDA device (torch sees none): running a tiny CPU smoke version "
+        "of every stage instead; the figures below are NOT the paper profile's."
+    )
+    over = ["device=cpu", "threads=1", *CPU_SMOKE]
+    return over, 1.0, (over, [1, 2], 1.0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -599,19 +611,7 @@ def main() -> int:
     from jointaug.runtime import apply_runtime, runtime_record
 
     has_cuda = torch.cuda.is_available()
-    if has_cuda:
-        over, seconds, packing = (
-            ["device=cuda"],
-            args.seconds,
-            (["device=cuda"], [1, 2, 4], args.packing_seconds),
-        )
-    else:
-        print(
-            "gpu_check: no CUDA device (torch sees none): running a tiny CPU smoke version "
-            "of every stage instead; the figures below are NOT the paper profile's."
-        )
-        over = ["device=cpu", "threads=1", *CPU_SMOKE]
-        seconds, packing = 1.0, (over, [1, 2], 1.0)
+    over, seconds, packing = _settings(args, has_cuda)
     cfg = load_config("paper", over)
     dev = apply_runtime(cfg)
     rec = runtime_record(dev)

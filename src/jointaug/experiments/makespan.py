@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from jointaug.classify.train import effective_budget, epochs_per_eval
 from jointaug.config import ClassifyConfig
-from jointaug.experiments.estimate import Rates
+from jointaug.experiments.estimate import Rates, training_samples_range
 from jointaug.experiments.kinds import Task
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.schedule import Schedule, simulate
@@ -29,8 +29,8 @@ def classifier_bounds(c: ClassifyConfig, n_train: int) -> tuple[int, int, int]:
     """(floor, cap, samples between evaluations) of one training on ``n_train`` images."""
     c = effective_budget(c, n_train)
     per_eval = max(1, epochs_per_eval(c, n_train) * n_train)
-    floor = per_eval * (1 + math.ceil(c.patience_samples / per_eval))
-    return min(floor, c.max_samples), c.max_samples, per_eval
+    floor, cap = training_samples_range(c.max_samples, c.patience_samples, per_eval)
+    return floor, cap, per_eval
 
 
 def _n_train(run: RunDir, params: dict) -> tuple[int, int]:

@@ -225,6 +225,30 @@ def _set_batch(out: Path, batch_size: int | str | None, model: TrainedModel) -> 
     return int(b if cap is None else min(b, cap))
 
 
+def _settings(
+    out: Path, which: DiffusionSet, config: Config, model: TrainedModel, batch_size
+) -> dict:
+    """The set's settings at its batch (:func:`_set_batch`); the shards of a set with an
+    auto batch record theirs first (the first to start decides: ``claim_settings``)."""
+
+    def at(batch: int) -> dict:
+        return set_settings(
+            name=which.name,
+            fold=which.fold,
+            source_kind=which.source.kind,
+            perlin=which.perlin,
+            source_root=which.source.dataset.root,
+            model=model_record(which.model_dir),
+            config=config,
+            batch_size=batch,
+        )
+
+    b = _set_batch(out, batch_size, model)
+    if auto_batch_cap(batch_size) is not None and recorded_batch(out) is None:
+        b = int(writer.claim_settings(out, at(b)).get("batch_size") or b)
+    return at(b)
+
+
 def make_augmentation_set(
     out: Path,
     n: int,
@@ -256,25 +280,8 @@ def make_augmentation_set(
     cfg = model.cfg
     # a set keeps the batch it was started with (contents differ across batch sizes only
     # by float rounding, but a set should not mix); else the given / configured / auto one
-    b = _set_batch(out, batch_size, model)
-
-    def settings_with(batch: int) -> dict:
-        return set_settings(
-            name=which.name,
-            fold=which.fold,
-            source_kind=which.source.kind,
-            perlin=which.perlin,
-            source_root=which.source.dataset.root,
-            model=model_record(which.model_dir),
-            config=config,
-            batch_size=batch,
-        )
-
-    settings = settings_with(b)
-    if auto_batch_cap(batch_size) is not None and recorded_batch(out) is None:
-        # shards of a set with an auto batch: the first to start records its batch, all use it
-        b = int(writer.claim_settings(out, settings).get("batch_size") or b)
-        settings = settings_with(b)
+    settings = _settings(out, which, config, model, batch_size)
+    b = int(settings["batch_size"])
     spec = SetSpec(
         name=which.name,
         settings=settings,
