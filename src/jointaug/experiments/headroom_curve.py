@@ -146,6 +146,18 @@ def headroom_csv(points: Sequence[Point], preds: dict[str, Prediction]) -> str:
 # ---- the picture -----------------------------------------------------------------------
 
 
+_FOLD_COLORS = ("C1", "C2", "C4", "C5", "C6", "C8", "C9", "C7")  # C0 curve, C3 gains
+_LABEL = dict(
+    textcoords="offset points",
+    xytext=(-6, 0),
+    ha="right",
+    va="center",
+    fontsize=7,
+    color="C3",
+    bbox=dict(fc="white", ec="none", alpha=0.8, pad=1),
+)
+
+
 def _panel(ax, points: Sequence[Point], pred: Prediction, title: str) -> None:
     """One mode: folds' points, the curve (dashed beyond the data) with its 95 % band,
     the real training size and the predicted gains as error bars at n + extra."""
@@ -162,7 +174,12 @@ def _panel(ax, points: Sequence[Point], pred: Prediction, title: str) -> None:
     for k, fold in enumerate(sorted({p.fold for p in points})):
         pts = sorted((p.n_images, p.scores[pred.mode]) for p in points if p.fold == fold)
         ax.plot(
-            *zip(*pts, strict=True), "o-", ms=4, lw=0.7, color=f"C{k + 1}", label=f"fold {fold}"
+            *zip(*pts, strict=True),
+            "o-",
+            ms=4,
+            lw=0.7,
+            color=_FOLD_COLORS[k % 8],
+            label=f"fold {fold}",
         )
     base = float(pred.fit.curve(pred.n_real))
     ax.axvline(
@@ -173,9 +190,11 @@ def _panel(ax, points: Sequence[Point], pred: Prediction, title: str) -> None:
         x = pred.n_real + g.n_extra
         yerr = [[max(g.estimate - g.low, 0)], [max(g.high - g.estimate, 0)]]
         ax.errorbar(x, base + g.estimate, yerr=yerr, fmt="D", color="C3", ms=5, capsize=3)
-        ax.annotate(f"+{g.n_extra:,}: {g.estimate:+.3f}", (x, base + g.estimate),
-                    textcoords="offset points", xytext=(-6, 0), ha="right", va="center", fontsize=7,
-            bbox=dict(fc="white", ec="none", alpha=0.8, pad=1), color="C3")  # fmt: skip
+        ax.annotate(
+            f"+{g.n_extra:,}: {g.estimate:+.3f}",
+            (x, base + g.estimate),
+            **_LABEL,
+        )
     ax.margins(y=0.08)
     ax.set_xscale("log")
     ax.set_xlabel("training images (log)")
