@@ -149,12 +149,12 @@ def headroom_csv(points: Sequence[Point], preds: dict[str, Prediction]) -> str:
 _FOLD_COLORS = ("C1", "C2", "C4", "C5", "C6", "C8", "C9", "C7")  # C0 curve, C3 gains
 _LABEL = dict(
     textcoords="offset points",
-    xytext=(-6, 0),
-    ha="right",
-    va="center",
+    xytext=(0, -4),
+    rotation=90,
+    ha="center",
+    va="top",
     fontsize=7,
     color="C3",
-    bbox=dict(fc="white", ec="none", alpha=0.8, pad=1),
 )
 
 
@@ -186,15 +186,13 @@ def _panel(ax, points: Sequence[Point], pred: Prediction, title: str) -> None:
         pred.n_real, color="0.4", ls=":", lw=1, label=f"real train images ({pred.n_real:.0f})"
     )
     ax.axhline(base, color="0.4", ls=":", lw=1)
-    for g in pred.gains:
+    for i, g in enumerate(pred.gains):
         x = pred.n_real + g.n_extra
         yerr = [[max(g.estimate - g.low, 0)], [max(g.high - g.estimate, 0)]]
-        ax.errorbar(x, base + g.estimate, yerr=yerr, fmt="D", color="C3", ms=5, capsize=3)
-        ax.annotate(
-            f"+{g.n_extra:,}: {g.estimate:+.3f}",
-            (x, base + g.estimate),
-            **_LABEL,
-        )
+        label = "gain of perfect extra data (95 %)" if i == 0 else None
+        ax.errorbar(x, base + g.estimate, yerr=yerr, fmt="D", color="C3", ms=5, capsize=3,
+                    label=label)  # fmt: skip
+        ax.annotate(f"+{g.n_extra:,}: {g.estimate:+.3f}", (x, base + g.low), **_LABEL)
     ax.margins(y=0.08)
     ax.set_xscale("log")
     ax.set_xlabel("training images (log)")
@@ -214,7 +212,6 @@ def plot_headroom(
     titles = {"tuned": "threshold tuned on validation", "default": f"threshold {threshold:g}"}
     for ax, (mode, pred) in zip(axes[0], preds.items(), strict=True):
         _panel(ax, points, pred, titles[mode])
-    axes[0][0].legend(fontsize=7, loc="lower right")
     n = f"{preds['tuned'].n_real:.0f}" if "tuned" in preds else ""
     fig.suptitle(
         f"Will more data help? Baseline learning curve; red: gain of perfect extra data "
@@ -222,4 +219,7 @@ def plot_headroom(
         fontsize=10,
     )
     fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
+               fontsize=8, frameon=False)  # fmt: skip
     return _save(fig, path)
