@@ -204,8 +204,9 @@ def run_headroom(
     ``extras``: the extra sizes to predict at [experiment.sizes + experiment.curve_sizes]."""
     cfg = run.config
     trainings = plan_trainings(run, fractions, folds)
-    before = sum((training_dir(run, t.fraction, t.split.fold, t.seed) / DONE).is_file()
-                 for t in trainings)  # fmt: skip
+    before = sum(
+        (training_dir(run, t.fraction, t.split.fold, t.seed) / DONE).is_file() for t in trainings
+    )
     echo(
         f"headroom: {len(trainings)} baseline trainings ({len(set(t.fraction for t in trainings))} "
         f"fractions x {len({t.split.fold for t in trainings})} folds x {len(cfg.classify.seeds)} "
@@ -214,8 +215,9 @@ def run_headroom(
     results = train_all(run, trainings, retrain=retrain, progress=progress, echo=echo)
     points = curve_points(results)
     kept = {t.split.fold for t in trainings}
-    n_real = float(np.mean([len(run.dataset.classification_cases(run.splits.fold(k).train))
-                            for k in kept]))  # fmt: skip
+    n_real = float(
+        np.mean([len(run.dataset.classification_cases(run.splits.fold(k).train)) for k in kept])
+    )
     if extras is None:
         extras = [*cfg.experiment.sizes, *cfg.experiment.curve_sizes]
     rng = np.random.default_rng(derived_seed(cfg.split.seed, HEADROOM, "bootstrap"))

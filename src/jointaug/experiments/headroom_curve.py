@@ -114,9 +114,22 @@ def verdict(pred: Prediction, little: float = LITTLE) -> str:
 
 
 CSV_COLUMNS = (
-    "kind", "mode", "fraction", "fold", "n_patients", "n_images", "n_seeds", "gms",
-    "n_extra", "gain", "ci_low", "ci_high", "a", "b", "c",
-)  # fmt: skip
+    "kind",
+    "mode",
+    "fraction",
+    "fold",
+    "n_patients",
+    "n_images",
+    "n_seeds",
+    "gms",
+    "n_extra",
+    "gain",
+    "ci_low",
+    "ci_high",
+    "a",
+    "b",
+    "c",
+)
 
 
 def headroom_csv(points: Sequence[Point], preds: dict[str, Prediction]) -> str:
@@ -128,18 +141,32 @@ def headroom_csv(points: Sequence[Point], preds: dict[str, Prediction]) -> str:
     for mode, pred in preds.items():
         for p in points:
             w.writerow(
-                dict(kind="point", mode=mode, fraction=p.fraction, fold=p.fold,
-                     n_patients=p.n_patients, n_images=p.n_images, n_seeds=p.n_seeds,
-                     gms=f"{p.scores[mode]:.5f}")
-            )  # fmt: skip
+                dict(
+                    kind="point",
+                    mode=mode,
+                    fraction=p.fraction,
+                    fold=p.fold,
+                    n_patients=p.n_patients,
+                    n_images=p.n_images,
+                    n_seeds=p.n_seeds,
+                    gms=f"{p.scores[mode]:.5f}",
+                )
+            )
         c = pred.fit.curve
         w.writerow(dict(kind="curve", mode=mode, a=f"{c.a:.6g}", b=f"{c.b:.6g}", c=f"{c.c:.6g}"))
         for g in pred.gains:
             w.writerow(
-                dict(kind="prediction", mode=mode, n_images=f"{pred.n_real:g}", n_extra=g.n_extra,
-                     gms=f"{float(c(pred.n_real + g.n_extra)):.5f}", gain=f"{g.estimate:.5f}",
-                     ci_low=f"{g.low:.5f}", ci_high=f"{g.high:.5f}")
-            )  # fmt: skip
+                dict(
+                    kind="prediction",
+                    mode=mode,
+                    n_images=f"{pred.n_real:g}",
+                    n_extra=g.n_extra,
+                    gms=f"{float(c(pred.n_real + g.n_extra)):.5f}",
+                    gain=f"{g.estimate:.5f}",
+                    ci_low=f"{g.low:.5f}",
+                    ci_high=f"{g.high:.5f}",
+                )
+            )
     return buf.getvalue()
 
 
@@ -190,8 +217,9 @@ def _panel(ax, points: Sequence[Point], pred: Prediction, title: str) -> None:
         x = pred.n_real + g.n_extra
         yerr = [[max(g.estimate - g.low, 0)], [max(g.high - g.estimate, 0)]]
         label = "gain of perfect extra data (95 %)" if i == 0 else None
-        ax.errorbar(x, base + g.estimate, yerr=yerr, fmt="D", color="C3", ms=5, capsize=3,
-                    label=label)  # fmt: skip
+        ax.errorbar(
+            x, base + g.estimate, yerr=yerr, fmt="D", color="C3", ms=5, capsize=3, label=label
+        )
         ax.annotate(f"+{g.n_extra:,}: {g.estimate:+.3f}", (x, base + g.low), **_LABEL)
     ax.margins(y=0.08)
     ax.set_xscale("log")
@@ -220,6 +248,13 @@ def plot_headroom(
     )
     fig.tight_layout()
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
-               fontsize=8, frameon=False)  # fmt: skip
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
     return _save(fig, path)
