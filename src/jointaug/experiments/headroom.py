@@ -97,7 +97,7 @@ def fraction_name(fraction: float) -> str:
 
 
 def headroom_dir(run: RunDir) -> Path:
-    return run.path / HEADROOM
+    return run.headroom_dir
 
 
 def training_dir(run: RunDir, fraction: float, fold: int, seed: int) -> Path:
