@@ -228,7 +228,10 @@ def predict_images(
     arrays, notes = zip(*(read_checked(p, train, warn) for p in paths), strict=True)
     # a file of the run's dataset is canonicalised by its view (lr_aware / per_hand models);
     # with the dataset moved away, every file is taken as canonical (its warning is above)
-    views = dataset_views(run.dataset, paths) if not isinstance(train, str) else None
+    try:
+        views = dataset_views(run.dataset, paths)
+    except (DatasetError, OSError):
+        views = None
     probs, labels = predict_files(files, paths, device=device, views=views)
     thr = method_threshold(run, method_dir)
     maps, info = _explain(files, paths, explain, cam_layer, device)
