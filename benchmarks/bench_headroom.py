@@ -1,14 +1,22 @@
 """Headroom: does the classifier use more data? baseline vs oracle (vs oversample) per lever.
 
 Each lever is a named list of ``classify.*`` overrides on a base profile. Per lever a run
-folder ``OUT/<lever>`` trains ``baseline`` and the ``oracle`` (the phantom's own renderer
-on the fold's train patients, N images) on a few folds and seeds; the oracle sets are
-made once (``OUT/_sets``) and linked into every lever's run. Prints, per lever, mean test
+folder ``OUT/<lever>`` trains ``baseline`` and ``oracle-plan`` (the phantom's own renderer
+on the fold's train patients, N images: what this benchmark called the oracle before
+``oracle`` came to render ``mp-perlin``'s conditions, which needs a diffusion model) on a
+few folds and seeds; the oracle sets are made once (``OUT/_sets``) and linked into every
+lever's run. Prints, per lever, mean test
 GMS at threshold 0.5 and tuned, the paired oracle - baseline difference, and seconds
 per training.
 
     python benchmarks/bench_headroom.py --dataset /work/bench/phantom --out /work/bench/headroom \
         --folds 0,1 --seeds 0 --lever demo= --lever grow=classify.max_epochs=25
+
+``--predict``: also train the baseline on nested 25-100 % subsets of each fold's training
+patients in the same run folder (``jointaug headroom``, ``RUN/headroom/``) and print, per
+lever, the gain the learning curve predicts for perfect extra data of N images beside the
+oracle's measured gain (both at the tuned threshold and at 0.5): does the curve, fitted
+before any generator is trained, tell what the oracle later measures?
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+ORACLE = "oracle-plan"  # the phantom's renderer on its own plan: no diffusion model needed
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(
@@ -32,7 +42,11 @@ def main() -> None:
     ap.add_argument("--folds", default="0,1")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--n", type=int, default=512, help="oracle images per fold")
-    ap.add_argument("--methods", default="baseline,oracle")
+    ap.add_argument("--methods", default=f"baseline,{ORACLE}")
+    ap.add_argument(
+        "--predict", action="store_true", help="learning-curve prediction beside the oracle"
+    )
+    ap.add_argument("--fractions", default="0.25,0.5,0.75,1.0", help="with --predict")
     ap.add_argument(
         "--lever", action="append", default=[], help="NAME=override;override;... (classify.* keys)"
     )
@@ -44,7 +58,7 @@ def main() -> None:
     from jointaug.config import load_config
     from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
     from jointaug.experiments.rundir import RunDir
-    from jointaug.sets.oracle import make_oracle_set
+    from jointaug.sets.oracle_plan import make_oracle_plan_set
 
     out = Path(args.out)
     folds = [int(f) for f in args.folds.split(",")]
@@ -57,8 +71,8 @@ def main() -> None:
         run = RunDir.create(out / name, args.dataset, cfg)
         sets = out / "_sets"
         for f in folds:
-            src = sets / f"fold_{f}" / "oracle"
-            make_oracle_set(
+            src = sets / f"fold_{f}" / ORACLE
+            make_oracle_plan_set(
                 src,
                 args.n,
                 dataset=run.dataset,
@@ -67,7 +81,7 @@ def main() -> None:
                 config=cfg,
                 progress=False,
             )
-            link = run.augment_dir(f, "oracle")
+            link = run.augment_dir(f, ORACLE)
             link.parent.mkdir(parents=True, exist_ok=True)
             if not link.exists():
                 link.symlink_to(src.resolve(), target_is_directory=True)
@@ -99,10 +113,37 @@ def main() -> None:
                     if (r["fold"], r["seed"]) in b
                 ]
                 line.append(f"d={np.mean(d):+.3f}")
+        if args.predict:
+            line.append(_predicted(run, folds, args.fractions, args.n, res))
         line.append(f"wall {wall:.0f} s")
         print(" | ".join(line), flush=True)
         rows.append(line)
     print("\n".join(" | ".join(r) for r in rows))
+
+
+def _paired(res: dict, key: str) -> float:
+    """Mean over (fold, seed) of oracle - baseline test GMS (``key``: test or test_tuned)."""
+    b = {(r["fold"], r["seed"]): r[key]["gms"] for r in res.get("baseline", [])}
+    d = [r[key]["gms"] - b[(r["fold"], r["seed"])] for r in res.get(ORACLE, [])
+         if (r["fold"], r["seed"]) in b]  # fmt: skip
+    return float(np.mean(d)) if d else float("nan")
+
+
+def _predicted(run, folds: list[int], fractions: str, n: int, res: dict) -> str:
+    """The learning curve's predicted gain at +n images beside the oracle's measured one."""
+    from jointaug.experiments.headroom import parse_fractions, run_headroom
+
+    h = run_headroom(
+        run, parse_fractions(fractions), folds, extras=[n], progress=False, echo=lambda m: None
+    )
+    cells = []
+    for mode, key in (("tuned", "test_tuned"), ("default", "test")):
+        g = h.predictions[mode].gains[0]
+        cells.append(
+            f"{'tuned' if mode == 'tuned' else '@0.5'}: predicted {g.estimate:+.3f} "
+            f"({g.low:+.3f} to {g.high:+.3f}), oracle {_paired(res, key):+.3f}"
+        )
+    return "headroom at +" + f"{n}: " + "; ".join(cells)
 
 
 if __name__ == "__main__":

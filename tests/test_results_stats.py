@@ -64,7 +64,7 @@ def build_run(root, dataset, val_scale=1.0, seeds=(0, 1, 2)):
         for part in ("val", "test"):
             cases = ds.classification_cases(getattr(fold, part))
             y = np.stack([c.labels for c in cases]).astype(np.float64)
-            pat = {p: rng.normal(0, 0.7, y.shape[1]) for p in {c.patient_id for c in cases}}
+            pat = {p: rng.normal(0, 0.7, y.shape[1]) for p in sorted({c.patient_id for c in cases})}
             eff = np.stack([pat[c.patient_id] for c in cases])
             parts[part] = (y, eff, [c.case_id for c in cases])
         for seed in seeds:

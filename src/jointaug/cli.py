@@ -16,6 +16,7 @@ from jointaug.commands import (
     export,
     fidelity,
     generate,
+    headroom,
     masks,
     natural,
     stats,
@@ -41,6 +42,7 @@ for _room in (
     export,
     fidelity,
     stats,
+    headroom,
 ):
     _room.register(app)
 

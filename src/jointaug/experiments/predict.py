@@ -226,8 +226,12 @@ def predict_images(
     if isinstance(train, str):
         warn(train)
     arrays, notes = zip(*(read_checked(p, train, warn) for p in paths), strict=True)
-    # a file of the run's dataset is canonicalised by its view (lr_aware / per_hand models)
-    views = dataset_views(run.dataset, paths)
+    # a file of the run's dataset is canonicalised by its view (lr_aware / per_hand models);
+    # with the dataset moved away, every file is taken as canonical (its warning is above)
+    try:
+        views = dataset_views(run.dataset, paths)
+    except (DatasetError, OSError):
+        views = None
     probs, labels = predict_files(files, paths, device=device, views=views)
     thr = method_threshold(run, method_dir)
     maps, info = _explain(files, paths, explain, cam_layer, device)

@@ -139,6 +139,11 @@ class RunDir:
         return self.path / "judge"
 
     @property
+    def headroom_dir(self) -> Path:
+        """``jointaug headroom``: baselines on nested subsets, the learning curve."""
+        return self.path / "headroom"
+
+    @property
     def results_dir(self) -> Path:
         return self.path / "results"
 
