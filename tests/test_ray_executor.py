@@ -107,3 +107,26 @@ def test_a_failed_task_is_reported_with_its_log_and_a_rerun_completes(grid, tmp_
         run, plan, RunOptions(progress=False, estimate=False, executor="ray"), echo=log.append
     )
     assert _tables(run.path) == local
+
+
+def test_classifier_workers_are_reused_across_trainings(grid, tmp_path):
+    """Trainings ready together share long-lived workers (one process, its image cache):
+    4 baseline trainings on 2 CPUs run in at most 2 processes, with the local tables."""
+    import re
+
+    root, _, _ = grid
+    out = tmp_path / "reuse"
+    res = _run(
+        root / "data",
+        out,
+        "--executor",
+        "ray",
+        "--set",
+        "experiment.methods=[baseline]",
+        "--set",
+        "classify.seeds=[0, 1]",
+    )
+    assert res.exit_code == 0, res.output
+    logs = sorted((out / "logs").glob("classify__*.log"))
+    pids = {re.findall(r"pid (\d+)", p.read_text())[0] for p in logs}
+    assert len(logs) == 4 and len(pids) <= 2

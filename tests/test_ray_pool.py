@@ -44,7 +44,7 @@ class FakeRay:
 
 def test_workers_are_reused_while_trainings_are_ready_and_stopped_when_idle():
     ray = FakeRay()
-    pool = _Pool(ray, retries=2)
+    pool = _Pool(ray, retries=2, resources={"GPU": 1.0, "CPU": 2.0})
     opts = {"num_cpus": 1, "num_gpus": 0.25}
     r1, r2 = pool.submit(opts, "run", "a"), pool.submit(opts, "run", "b")
     assert len(ray.started) == 2 and ray.started[0].opts["max_restarts"] == 2
@@ -56,3 +56,17 @@ def test_workers_are_reused_while_trainings_are_ready_and_stopped_when_idle():
     assert ray.killed == [ray.started[1]]
     pool.stop_idle()  # nothing idle
     assert len(ray.killed) == 1
+
+
+def test_no_more_workers_than_the_cluster_holds():
+    ray = FakeRay()
+    pool = _Pool(ray, retries=0, resources={"CPU": 2.0})
+    opts = {"num_cpus": 1, "num_gpus": 0}
+    assert pool.capacity(opts) == 2
+    assert pool.capacity({"num_cpus": 1, "num_gpus": 0.25}) == 1  # no GPU: at least one
+    r1 = pool.submit(opts, "run", "a")
+    pool.submit(opts, "run", "b")
+    assert pool.submit(opts, "run", "c") is None  # waits in the driver
+    pool.release(r1, ok=True)
+    assert pool.submit(opts, "run", "c") is not None and len(ray.started) == 2
+    assert _Pool(ray, 0, {"GPU": 2.0}).capacity({"num_cpus": 1, "num_gpus": 0.25}) == 8

@@ -88,19 +88,31 @@ class ClassifierWorker:
 
 class _Pool:
     """The driver's classifier workers: an actor is started when a training is ready and
-    none is free (Ray queues it until its GPU share is free), reused for the next ready
-    training, and stopped as soon as none is ready, so idle workers never hold GPU shares
-    a diffusion model or a set shard is waiting for (no deadlock between the kinds)."""
+    none is free, up to as many as the cluster holds at once (``resources``: GPUs / the
+    GPU share, or CPUs / the CPUs of one training); a ready training waits in the driver
+    for the next free worker; workers are stopped as soon as no training is ready, so
+    idle workers never hold GPU shares a diffusion model or a set shard is waiting for
+    (no deadlock between the kinds)."""
 
-    def __init__(self, ray, retries: int):
+    def __init__(self, ray, retries: int, resources: dict | None = None):
         self.ray, self.retries = ray, retries
+        self.resources = resources or {}
         self.cls = ray.remote(ClassifierWorker)
         self.idle: list = []
         self.busy: dict = {}  # object ref -> actor
 
+    def capacity(self, opts: dict) -> int:
+        """How many workers of this request the cluster runs at once (at least 1)."""
+        key, need = ("GPU", opts["num_gpus"]) if opts["num_gpus"] else ("CPU", opts["num_cpus"])
+        have = float(self.resources.get(key, 0))
+        return max(1, int(have / need + 1e-9)) if need else max(1, int(have))
+
     def submit(self, opts: dict, run_path: str, task: Task):
+        """The training's object ref, or None when every worker the cluster holds is busy."""
         if self.idle:
             actor = self.idle.pop()
+        elif len(self.busy) >= self.capacity(opts):
+            return None
         else:
             actor = self.cls.options(
                 num_cpus=opts["num_cpus"],
@@ -187,7 +199,8 @@ class _Schedule:
         self.ray, self.run, self.echo, self.retries = ray, run, echo, retries
         self.gpus = ray.cluster_resources().get("GPU", 0) > 0
         self.remote = ray.remote(execute)
-        self.pool = _Pool(ray, retries)
+        self.pool = _Pool(ray, retries, ray.cluster_resources())
+        self.not_done: set[str] = set()  # ready tasks found not finished (checked once)
         self.todo = {t.id: t for t in tasks if not KINDS[t.kind].final}
         self.total = len(self.todo)
         self.counts = {k: sum(t.kind == k for t in self.todo.values()) for k in KINDS}
@@ -207,10 +220,11 @@ class _Schedule:
                 self.blocked_ids.add(tid)
                 del self.todo[tid]
             elif all(d in self.finished for d in t.deps):
-                del self.todo[tid]
-                if task_done(self.run, t):
+                if tid not in self.not_done and task_done(self.run, t):
+                    del self.todo[tid]
                     self.finished.add(tid)
                     continue
+                self.not_done.add(tid)
                 opts = {
                     "num_cpus": t.num_cpus,
                     "num_gpus": t.num_gpus if self.gpus else 0,
@@ -221,9 +235,13 @@ class _Schedule:
                 # an absolute path: workers on other nodes see the run folder at the same place
                 path = str(self.run.path.resolve())
                 if KINDS[t.kind].fold_cache:  # classifiers: long-lived workers
-                    self.running[self.pool.submit(opts, path, t)] = t
+                    ref = self.pool.submit(opts, path, t)
+                    if ref is None:
+                        continue  # every worker busy: stays ready for the next free one
                 else:
-                    self.running[self.remote.options(**opts).remote(path, t)] = t
+                    ref = self.remote.options(**opts).remote(path, t)
+                del self.todo[tid]
+                self.running[ref] = t
         self.pool.stop_idle()  # nothing ready for them: free their GPU shares
 
     def collect(self, ref) -> None:
