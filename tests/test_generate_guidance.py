@@ -121,7 +121,7 @@ def test_options_train_guide_and_upsample(tmp_path):
 
     from jointaug.config import load_config
     from jointaug.diffusion.checkpoint import load_tensors
-    from jointaug.diffusion.train import diffusion_record
+    from jointaug.diffusion.record import diffusion_record
     from jointaug.diffusion.trained import generate_rates, load_trained
     from jointaug.experiments.rundir import RunDir
     from jointaug.experiments.stages import train_fold_diffusion as train_diffusion

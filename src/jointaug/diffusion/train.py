@@ -38,7 +38,6 @@ from jointaug.curves import CurveSpec, Panel
 from jointaug.dataset.format import Dataset
 from jointaug.diffusion import checkpoint as ck
 from jointaug.diffusion.criterion import FidelityProbe, Plateau
-from jointaug.diffusion.grid import samples_grid, write_png_rgb
 from jointaug.diffusion.intensity import IntensityMap, fit_intensity
 from jointaug.diffusion.loop import DiffusionStep, LossMeter, train_step
 from jointaug.diffusion.model import (
@@ -48,17 +47,18 @@ from jointaug.diffusion.model import (
     build_unet,
     network_config,
 )
-from jointaug.diffusion.sample import NoiseSchedule, sample
+from jointaug.diffusion.record import STOP_FIDELITY, diffusion_record, is_trained
+from jointaug.diffusion.sample import NoiseSchedule
+from jointaug.diffusion.samples import grid_indices, write_samples
 from jointaug.diffusion.trainset import TrainArrays, fold_train_cases, load_train_arrays
 from jointaug.files import write_text_atomic
-from jointaug.keys import derived_seed, diffusion_settings, settings_key
-from jointaug.outputs import DONE, StaleOutputError, read_done, stale_vs, write_done
+from jointaug.keys import derived_seed
+from jointaug.outputs import DONE, StaleOutputError, stale_vs, write_done
 from jointaug.progress import progress_bar
 from jointaug.runtime import maybe_compile, resolve_device, runtime_record
 from jointaug.training import CheckpointClock, GracefulInterrupt, LogFile
 
 LOG_COLUMNS = ("step", "loss", "ema_loss", "lr", "wall_s")
-STOP_FIDELITY = "fidelity"  # done marker's stop_reason of a model stopped by its criterion
 CURVES = CurveSpec(  # events/ and progress.png (jointaug.curves)
     x="step",
     xlabel="step",
@@ -72,62 +72,6 @@ CURVES = CurveSpec(  # events/ and progress.png (jointaug.curves)
         Panel("learning rate", ("lr",)),
     ),
 )
-GRID_CASES = 4
-
-
-def diffusion_record(
-    cfg: DiffusionConfig,
-    case_ids: Sequence[str],
-    device_type: str = "cpu",
-    val_case_ids: Sequence[str] = (),
-) -> tuple[str, dict]:
-    """(key, settings) a trained model depends on: its training settings, the device type
-    and precision on a GPU (nothing on the CPU: :func:`jointaug.keys.runtime_settings`)
-    and its train cases; with ``stop_on_fidelity`` also the validation cases it stops on."""
-    settings = diffusion_settings(cfg, device_type)
-    if not cfg.stop_on_fidelity:
-        key = settings_key([settings, list(case_ids)])  # the key of earlier versions, unchanged
-        return key, {"diffusion": settings, "train_cases": list(case_ids)}
-    key = settings_key([settings, list(case_ids), list(val_case_ids)])
-    return key, {
-        "diffusion": settings,
-        "train_cases": list(case_ids),
-        "fidelity_cases": list(val_case_ids),
-    }
-
-
-def is_trained(folder: Path, train_steps: int | None = None, key: str | None = None) -> bool:
-    """A finished model folder (with at least ``train_steps`` steps and, given ``key``,
-    trained with the same settings on the same cases)."""
-    done = read_done(folder)
-    if done is None:
-        return False
-    try:
-        steps_ok = (
-            train_steps is None
-            or int(done["step"]) >= train_steps
-            or done.get("stop_reason") == STOP_FIDELITY  # trained to its criterion
-        )
-    except (ValueError, KeyError, TypeError):
-        return False
-    return steps_ok and (key is None or done.get("key") == key)
-
-
-def _grid_indices(arrays: TrainArrays, k: int = GRID_CASES) -> list[int]:
-    """Up to k fixed cases for the sample grid: one per patient, inflamed cases first."""
-    inflamed = arrays.channels[:, 1:].reshape(len(arrays), -1).max(1) > 0
-    order = sorted(range(len(arrays)), key=lambda i: (not inflamed[i], arrays.case_ids[i]))
-    chosen: list[int] = []
-    for only_new_patients in (True, False):
-        for i in order:
-            seen = {arrays.patient_ids[j] for j in chosen}
-            if (
-                len(chosen) < k
-                and i not in chosen
-                and (arrays.patient_ids[i] not in seen or not only_new_patients)
-            ):
-                chosen.append(i)
-    return chosen
 
 
 def _read_log(path: Path, upto_step: int) -> list[dict]:
@@ -143,34 +87,6 @@ def _read_log(path: Path, upto_step: int) -> list[dict]:
             if row["step"] <= upto_step:
                 rows.append(row)
     return rows
-
-
-def write_samples(
-    path: Path,
-    net: torch.nn.Module,
-    arrays: TrainArrays,
-    idx: list[int],
-    intensity: IntensityMap,
-    cfg: DiffusionConfig,
-    device: torch.device,
-    title: str,
-) -> None:
-    """samples.png: for the fixed cases ``idx``, condition | real | generated (seeds 0..k-1)."""
-    cond = torch.from_numpy(arrays.channels[idx]).to(device)
-    y = (
-        sample(net, cond, list(range(len(idx))), cfg, clip=intensity.model_range)
-        .cpu()
-        .numpy()[:, 0]
-    )
-    grid = samples_grid(
-        arrays.channels[idx],
-        arrays.counts[idx],
-        intensity.to_counts(y),
-        intensity.scale,
-        title=title,
-        names=[arrays.case_ids[i] for i in idx],
-    )
-    write_png_rgb(path, grid)
 
 
 @dataclass(frozen=True)
@@ -394,7 +310,7 @@ def _train(run: _Fold, st: TrainState, end: int, progress: bool) -> None:
     cfg, p, device = run.cfg, run.parts, run.device
     kept = _read_log(run.folder / "log.csv", st.step)
     log = LogFile(run.folder / "log.csv", LOG_COLUMNS, kept, CURVES)
-    grid_idx = _grid_indices(run.arrays)
+    grid_idx = grid_indices(run.arrays)
     log_every = max(1, cfg.train_steps // 1000)
     clock = CheckpointClock(cfg.checkpoint_minutes, cfg.checkpoint_every, end)
     bar = progress_bar(

@@ -31,7 +31,7 @@ def natural_output(run: RunDir, given: str | Path | None = None) -> Output:
 
 
 def _trained(folder: Path, train_steps: int) -> bool:
-    from jointaug.diffusion.train import is_trained
+    from jointaug.diffusion.record import is_trained
 
     return is_trained(folder, train_steps)
 
@@ -40,7 +40,7 @@ def model_output(run: RunDir, fold: int, config: Config | None = None) -> Output
     """Fold ``fold``'s diffusion model: its ``done`` marker records the key of its training
     settings and cases; finished at ``diffusion.train_steps`` steps."""
     from jointaug.diffusion.model import network_config
-    from jointaug.diffusion.train import diffusion_record
+    from jointaug.diffusion.record import diffusion_record
     from jointaug.diffusion.trainset import fold_train_cases
 
     config = config or run.config
