@@ -188,7 +188,8 @@ def test_stats_verb_on_a_run_folder_and_on_a_csv(fake_run, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["stats", str(run.path), "--n-boot", "300", "--n-boot-auprc", "100"])
     assert res.exit_code == 0, res.output
-    assert "mp (16): [the generator helps" in res.output and "seed ensembles" in res.output
+    assert "mp (16): the generator helps" in res.output and "seed ensembles" in res.output
+    assert "\n      vs baseline: " in res.output  # one indented line per reference
     rows = read_stats(run.results_dir / "stats.csv")
     out = tmp_path / "from_csv"
     res2 = runner.invoke(

@@ -230,7 +230,9 @@ def stats_section(run: RunDir) -> str:
     ):
         lines = verdict_lines([r for r in rows if r["models"] == table])
         if lines:
-            items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+            items = "".join(
+                "<li>" + html.escape(line).replace("\n", "<br>") + "</li>" for line in lines
+            )
             parts.append(f"<h3>{title}</h3><ul>{items}</ul>")
     return "".join(parts)
 

@@ -14,8 +14,8 @@ and ΔAUPRC (macro over the joints, threshold-free):
 - every method against ``baseline`` (role ``baseline``); ``tuned_threshold`` is the
   baseline's models at tuned vs default thresholds (GMS only; role ``threshold``);
 - every synthetic set (an augmented method that is not a control) against each control of
-  the same size present in the run: ``oversample``, ``oversample-prev``, ``shuffled``
-  (role ``control``), since a synthetic set only helps if it beats what the same number of
+  the same size present in the run: ``oversample``, ``oversample-prev``, ``shuffled``,
+  ``baseline-budget`` (role ``control``), since a synthetic set only helps if it beats what the same number of
   non-generated images gives;
 - ``mp-perlin`` against ``mp`` of the same size (role ``pair``).
 
@@ -43,7 +43,7 @@ from jointaug.experiments.oof import OOFSet
 from jointaug.experiments.pooled import summarize
 
 BASELINE = ("baseline", 0)
-CONTROLS = ("oversample", "oversample-prev", "shuffled")
+CONTROLS = ("oversample", "oversample-prev", "shuffled", "baseline-budget")
 PAIRS = {"mp-perlin": "mp"}  # Perlin-varied masks against the plain sampled masks
 TABLES = ("single", "ensemble")
 STAT_METRICS = (("gms", "default"), ("gms", "tuned"), ("auprc", "none"))

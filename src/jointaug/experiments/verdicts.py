@@ -110,16 +110,17 @@ def _controls_gain(rows: Sequence[dict], table: Sequence[dict]) -> str:
 
 
 def verdict_lines(rows: Sequence[dict]) -> list[str]:
-    """One line per method of one table's ``stats.csv`` rows (pass one ``models`` value)."""
+    """One entry per method of one table's ``stats.csv`` rows (pass one ``models`` value):
+    ``method: headline``, then one indented line per reference (newline-separated)."""
     lines = []
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         parts = []
         for ref in _references(mine):
             rs = [r for r in mine if r["reference"] == ref]
-            parts.append(f"vs {ref}: " + ", ".join(effect(r) for r in rs))
+            parts.append(f"    vs {ref}: " + ", ".join(effect(r) for r in rs))
         head = headline(mine, rows)
-        lines.append(f"{method}: " + (f"[{head}] " if head else "") + "; ".join(parts))
+        lines.append("\n".join([f"{method}: {head}" if head else f"{method}:", *parts]))
     return lines
 
 
@@ -181,5 +182,5 @@ def verdict_block(rows: Sequence[dict], tables: Sequence[str] = ("single",)) -> 
         lines = verdict_lines([r for r in rows if r["models"] == t])
         if lines:
             out.append(BLOCK_HEADER[t])
-            out += [f"  {line}" for line in lines]
+            out += ["  " + line.replace("\n", "\n  ") for line in lines]
     return "\n".join(out)
