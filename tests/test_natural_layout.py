@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from jointaug.dataset.format import HAND_LABELS
+from jointaug.dataset.format import HAND_JOINTS, HAND_LABELS
 from jointaug.natural.labelstudio import PhotoLabels
 from jointaug.natural.layout import (
     extend_down,
@@ -30,23 +30,7 @@ def photo(aspect: str, seed: int = 0):
         keypoints={
             j: (x / w, y / h)
             for j, (x, y) in zip(
-                [
-                    "wrist",
-                    "mcp1",
-                    "mcp2",
-                    "mcp3",
-                    "mcp4",
-                    "mcp5",
-                    "ip1",
-                    "pip2",
-                    "pip3",
-                    "pip4",
-                    "pip5",
-                    "dip2",
-                    "dip3",
-                    "dip4",
-                    "dip5",
-                ],
+                HAND_JOINTS,
                 truth.joints,
                 strict=True,
             )
