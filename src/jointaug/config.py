@@ -1,7 +1,8 @@
-"""Typed configuration and the two profiles.
+"""Typed configuration and the profiles.
 
-``paper`` holds every number the paper gives; ``demo`` runs the same pipeline at a
-size a 2-core CPU finishes in minutes. A profile is a YAML file in
+``paper`` holds every number the paper gives; ``paper-best`` adds the measured generator
+and classifier improvements; ``cpu`` is a grid where more data can help on 2 CPU cores;
+``demo`` runs the same pipeline at a size a 2-core CPU finishes in minutes. A profile is a YAML file in
 ``jointaug/profiles``; any value can be overridden with dotted ``key=value`` strings
 (``classify.lr=3e-4``), parsed as YAML scalars. The resolved config is saved with
 every run as ``config.yaml``.

@@ -1,4 +1,4 @@
-"""The dataset folder contract (``DATASET_FORMAT.md``): read and write.
+"""The dataset folder contract (``docs/dataset_format.md``): read and write.
 
 A dataset folder holds ``dataset.json`` (labels, groups, classification views),
 ``cases.csv`` (one row per image) and the image and label-map files that rows name.

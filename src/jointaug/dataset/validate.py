@@ -1,4 +1,4 @@
-"""Check a dataset folder against every rule of the contract (``DATASET_FORMAT.md``).
+"""Check a dataset folder against every rule of the contract (``docs/dataset_format.md``).
 
 :func:`validate_dataset` never raises for a broken folder: it returns a
 :class:`Report` listing every violation (errors) and every warning, each naming
