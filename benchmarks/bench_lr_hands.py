@@ -24,7 +24,8 @@ from jointaug.classify.model import build_model, input_width
 from jointaug.classify.train import _Step
 from jointaug.classify.transforms import InputLayout, PaperAugment, crop_pad_px
 from jointaug.config import load_config
-from jointaug.dataset.format import HAND_LABELS, DatasetMeta, lr_permutation, mirror_pairs
+from jointaug.dataset.format import HAND_LABELS, DatasetMeta
+from jointaug.dataset.mirror import lr_permutation, mirror_pairs
 
 PAIRS = mirror_pairs(DatasetMeta.hands("bench"))
 PERM = tuple(int(i) for i in lr_permutation(HAND_LABELS, PAIRS))

@@ -26,14 +26,8 @@ from jointaug.classify.transforms import (
 )
 from jointaug.cli import app
 from jointaug.config import ClassifyConfig
-from jointaug.dataset.format import (
-    HAND_LABELS,
-    DatasetError,
-    DatasetMeta,
-    lr_permutation,
-    mirror_pairs,
-    read_dataset,
-)
+from jointaug.dataset.format import HAND_LABELS, DatasetError, DatasetMeta, read_dataset
+from jointaug.dataset.mirror import lr_permutation, mirror_pairs
 from jointaug.dataset.phantom import write_phantom
 from jointaug.dataset.splits import Fold
 from jointaug.dataset.validate import validate_dataset

@@ -37,17 +37,9 @@ import numpy as np
 
 from jointaug.classify.transforms import InputLayout, prepare_input
 from jointaug.config import ClassifyConfig
-from jointaug.dataset.format import (
-    Case,
-    Dataset,
-    DatasetError,
-    is_complete,
-    lr_permutation,
-    mirror_pairs,
-    mirrored_views,
-    read_dataset,
-)
+from jointaug.dataset.format import Case, Dataset, DatasetError, is_complete, read_dataset
 from jointaug.dataset.io import read_image
+from jointaug.dataset.mirror import lr_permutation, mirror_pairs, mirrored_views
 from jointaug.dataset.splits import Fold
 
 SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

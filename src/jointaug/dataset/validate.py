@@ -52,10 +52,10 @@ from jointaug.dataset.format import (
     DatasetMeta,
     header_problems,
     label_cell_hint,
-    layout_problems,
     read_cases_table,
 )
 from jointaug.dataset.issues import Issue, Report
+from jointaug.dataset.mirror import layout_problems
 
 __all__ = ["Issue", "Report", "validate_dataset"]
 
