@@ -45,7 +45,8 @@ from jointaug.config import load_config
 from jointaug.dataset.format import is_complete
 from jointaug.dataset.phantom import write_phantom
 from jointaug.experiments.classification import config_with_methods, configured_methods
-from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
+from jointaug.experiments.pipeline import RunOptions, run_experiment
+from jointaug.experiments.plan import make_plan
 from jointaug.experiments.provenance import profile_hash, read_profile_hash
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stats import read_stats

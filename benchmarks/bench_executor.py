@@ -72,7 +72,8 @@ def overrides(scale: str) -> list[str]:
 
 def one_run(executor: str, data: Path, out: Path, scale: str, workers: int) -> dict:
     from jointaug.config import load_config
-    from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
+    from jointaug.experiments.pipeline import RunOptions, run_experiment
+    from jointaug.experiments.plan import make_plan
     from jointaug.experiments.rundir import RunDir
 
     shutil.rmtree(out, ignore_errors=True)

@@ -56,7 +56,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from jointaug.config import load_config
-    from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
+    from jointaug.experiments.pipeline import RunOptions, run_experiment
+    from jointaug.experiments.plan import make_plan
     from jointaug.experiments.rundir import RunDir
     from jointaug.sets.oracle_plan import make_oracle_plan_set
 

@@ -457,7 +457,7 @@ def check_packing(cfg, dev, seconds: float, overrides: list[str], ks: list[int])
 def paper_counts(cfg):
     """The whole paper grid's counts, from a plan over the built-in phantom (48 patients)."""
     from jointaug.dataset.phantom import write_phantom
-    from jointaug.experiments.pipeline import make_plan, plan_counts
+    from jointaug.experiments.plan import make_plan, plan_counts
     from jointaug.experiments.rundir import RunDir
 
     with tempfile.TemporaryDirectory() as tmp:

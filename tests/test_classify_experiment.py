@@ -17,7 +17,7 @@ from jointaug.cli import app
 from jointaug.config import load_config
 from jointaug.experiments.classification import train_single
 from jointaug.experiments.graph import build_graph, run_local
-from jointaug.experiments.pipeline import make_plan
+from jointaug.experiments.plan import make_plan
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.tables import write_results
 

@@ -161,7 +161,8 @@ def test_budget_grows_with_the_training_set():
 @pytest.mark.slow
 def test_pipeline_runs_the_controls_and_reports_verdicts(tmp_path):
     from jointaug.experiments.demo import demo_verdicts
-    from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
+    from jointaug.experiments.pipeline import RunOptions, run_experiment
+    from jointaug.experiments.plan import make_plan
     from jointaug.experiments.rundir import RunDir
 
     write_phantom(tmp_path / "data", patients=6, size=64, seed=0, progress=False)

@@ -17,7 +17,8 @@ from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.dataset.splits import make_splits
 from jointaug.experiments.methods import resolve_method
-from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment, with_dependencies
+from jointaug.experiments.pipeline import RunOptions, run_experiment
+from jointaug.experiments.plan import make_plan, with_dependencies
 from jointaug.experiments.rundir import RunDir
 from jointaug.sets.oversample_prev import (
     make_oversample_prev_set,

@@ -7,7 +7,7 @@ from helpers import CLASSIFIER_TINY, DIFFUSION_TINY
 from jointaug.config import load_config
 from jointaug.dataset.phantom import write_phantom
 from jointaug.experiments.estimate import Counts, Rates, calibrate, estimate, format_estimates
-from jointaug.experiments.pipeline import make_plan, plan_counts
+from jointaug.experiments.plan import make_plan, plan_counts
 from jointaug.experiments.rundir import RunDir
 
 TINY = [*CLASSIFIER_TINY, *DIFFUSION_TINY]

@@ -20,7 +20,8 @@ from jointaug.config import load_config
 from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
 from jointaug.dataset.validate import validate_dataset
-from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
+from jointaug.experiments.pipeline import RunOptions, run_experiment
+from jointaug.experiments.plan import make_plan
 from jointaug.experiments.predict import best_method, method_threshold, model_files
 from jointaug.experiments.rundir import RunDir
 

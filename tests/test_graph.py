@@ -226,7 +226,8 @@ def make_fake_set(out, n, *, dataset, train_patients, fold, config, progress=Tru
 
 def test_registered_generators_are_dispatched_and_a_missing_one_is_reported_before_work(tmp_path):
     from jointaug.experiments.graph import build_graph
-    from jointaug.experiments.pipeline import make_plan, preflight
+    from jointaug.experiments.pipeline import preflight
+    from jointaug.experiments.plan import make_plan
     from jointaug.experiments.stages import make_named_set
     from jointaug.sets.registry import SETS, register_set
 

@@ -19,7 +19,8 @@ from helpers import SHRINK
 from jointaug.config import PROFILES, profile_dict
 from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom
-from jointaug.experiments.pipeline import RunOptions, describe, make_plan, run_experiment
+from jointaug.experiments.pipeline import RunOptions, run_experiment
+from jointaug.experiments.plan import describe, make_plan
 from jointaug.experiments.rundir import RunDir
 from jointaug.sets.registry import set_kind
 

@@ -83,7 +83,8 @@ def test_ray_gives_the_local_tables_even_when_a_worker_dies_mid_task(grid):
 
 def test_a_failed_task_is_reported_with_its_log_and_a_rerun_completes(grid, tmp_path):
     from jointaug.config import load_config
-    from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
+    from jointaug.experiments.pipeline import RunOptions, run_experiment
+    from jointaug.experiments.plan import make_plan
     from jointaug.experiments.rundir import RunDir
 
     root, fault, local = grid

@@ -115,7 +115,7 @@ class RunArgs:
         )
 
     def plan(self, rd):
-        from jointaug.experiments.pipeline import make_plan
+        from jointaug.experiments.plan import make_plan
 
         return make_plan(
             rd,
@@ -143,7 +143,8 @@ def _show_plan(args: RunArgs, cfg) -> None:
     from jointaug.experiments.graph import describe_graph, task_done
     from jointaug.experiments.lock import run_lock
     from jointaug.experiments.outputs import stale_outputs
-    from jointaug.experiments.pipeline import build_tasks, describe
+    from jointaug.experiments.pipeline import build_tasks
+    from jointaug.experiments.plan import describe
     from jointaug.experiments.rundir import RunDir
 
     if (Path(args.out) / "config.yaml").is_file():
@@ -174,7 +175,7 @@ def _plan_rates(args: RunArgs, rd, plan) -> tuple:
     FLOP model of a named card, or a few real steps timed on this machine."""
     from jointaug.experiments.cards import card as card_info
     from jointaug.experiments.cards import flop_rates, read_calibration
-    from jointaug.experiments.pipeline import calibrate
+    from jointaug.experiments.plan import calibrate
 
     if args.calibration is not None:
         rates, extra = read_calibration(args.calibration)

@@ -17,7 +17,8 @@ from rich.console import Console
 from jointaug.config import Config, load_config
 from jointaug.dataset.format import DatasetError, is_complete, read_dataset
 from jointaug.dataset.validate import validate_dataset
-from jointaug.experiments.pipeline import RunOptions, make_plan, run_experiment
+from jointaug.experiments.pipeline import RunOptions, run_experiment
+from jointaug.experiments.plan import make_plan
 from jointaug.experiments.rundir import RunDir
 
 
