@@ -165,7 +165,8 @@ def test_options_train_guide_and_upsample(tmp_path):
 def test_a_set_written_before_the_sampling_keys_is_kept(tmp_path):
     import json
 
-    from jointaug.sets.diffusion import SETTINGS_FILE, stale_set
+    from jointaug.sets.diffusion import stale_set
+    from jointaug.sets.writer import SETTINGS_FILE
 
     out = tmp_path / "mp"
     new = {

@@ -24,7 +24,7 @@ from jointaug.dataset.format import read_dataset
 from jointaug.experiments.lock import RunLockedError, holder, run_lock
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stages import make_fold_set, merge_fold_set, train_fold_diffusion
-from jointaug.sets.diffusion import shard_ranges
+from jointaug.sets.writer import shard_ranges
 
 
 def _files(root):

@@ -16,9 +16,8 @@ from jointaug.sets.diffusion import (
     auto_batch,
     auto_batch_cap,
     shard_alignment,
-    shard_ranges,
 )
-from jointaug.sets.writer import claim_settings, recorded_batch
+from jointaug.sets.writer import claim_settings, recorded_batch, shard_ranges
 
 
 def test_alignment_keeps_the_shard_count_and_divides_by_any_smaller_power_of_two():

@@ -61,7 +61,8 @@ def shard_batch(set_dir: Path, configured: int | str, n: int, shards: int) -> tu
     the power of two the shards are aligned to (``sets.diffusion.auto_batch``: the first
     shard to start records it in ``augmentation.json``, all use it). The driver decides
     nothing about the card (it may have none)."""
-    from jointaug.sets.diffusion import auto_batch, recorded_batch, shard_alignment
+    from jointaug.sets.diffusion import auto_batch, shard_alignment
+    from jointaug.sets.writer import recorded_batch
 
     b = recorded_batch(set_dir) or (None if configured == "auto" else int(configured))
     if b is not None:
@@ -182,8 +183,8 @@ def _estimate_diffusion(cfg: Config, task: Task, rates: Rates) -> float | None:
 
 
 def _build_sets(g: Building, fold: int | None) -> None:
-    from jointaug.sets.diffusion import shard_ranges
     from jointaug.sets.registry import set_kind
+    from jointaug.sets.writer import shard_ranges
 
     nat = ("natural",) if g.plan.needs_natural else ()
     for name, n in g.plan.sets.items():
@@ -219,7 +220,7 @@ def _build_sets(g: Building, fold: int | None) -> None:
 
 def _set_done(run: RunDir, task: Task) -> bool:
     from jointaug.experiments.outputs import set_output
-    from jointaug.sets.diffusion import shard_dir
+    from jointaug.sets.writer import shard_dir
 
     p = task.params
     state = check(set_output(run, p["fold"], p["name"], p["n"], natural=p.get("natural_dir")))

@@ -44,14 +44,7 @@ from jointaug.outputs import StaleOutput, read_done
 from jointaug.runtime import resolve_device
 from jointaug.sets import writer
 from jointaug.sets.sources import CasePlanner, PlannedCase, Source
-from jointaug.sets.writer import (  # noqa: F401 - re-exported: the task graph and tests use them here
-    SETTINGS_FILE,
-    SetCase,
-    SetSpec,
-    recorded_batch,
-    shard_dir,
-    shard_ranges,
-)
+from jointaug.sets.writer import SetCase, SetSpec, recorded_batch, set_meta, shard_ranges
 
 EXTRA_COLUMNS = [
     "source_case",
@@ -165,16 +158,17 @@ def _set_meta(
     name: str, fold: int, dataset: Dataset, source: Source, settings: dict
 ) -> DatasetMeta:
     views = list(dict.fromkeys(c.view for c in source.cases))
-    return DatasetMeta(
-        name=f"{name}-fold{fold}",
-        labels=list(dataset.labels),
-        groups={k: list(v) for k, v in dataset.meta.groups.items()},
-        classification_views=views,
-        description=f"{name} augmentation set of fold {fold}: diffusion-generated images "
+    return set_meta(
+        name,
+        fold,
+        list(dataset.labels),
+        dataset.meta.groups,
+        views,
+        f"{name} augmentation set of fold {fold}: diffusion-generated images "
         f"({settings['sampler']}, {settings['steps']} steps) for sampled inflammation vectors "
         f"on {source.kind} conditions",
-        modality=dataset.meta.modality,
-        extra={"augmentation": settings},
+        dataset.meta.modality,
+        settings,
     )
 
 

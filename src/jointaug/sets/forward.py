@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jointaug.config import Config
-from jointaug.dataset.format import Dataset, DatasetError, DatasetMeta
+from jointaug.dataset.format import Dataset, DatasetError
 from jointaug.diffusion.intensity import poisson_counts
 from jointaug.diffusion.trainset import fold_train_cases
 from jointaug.sets.forward_model import ForwardModel, fit_forward_model, render_rate
 from jointaug.sets.sources import CasePlanner, PlannedCase, mp_source
-from jointaug.sets.writer import SetCase, SetSpec, check_size, write_set
+from jointaug.sets.writer import SetCase, SetSpec, check_size, set_meta, write_set
 
 EXTRA_COLUMNS = ["source_case", "perlin_tries", "perlin_fallbacks", "generator"]
 NAMES = {False: "forward", True: "forward-perlin"}
@@ -124,15 +124,16 @@ def make_forward_set(
     src = mp_source(dataset, tuple(train_patients))
     model = fit_for_fold(dataset, train_patients)
     settings = _settings(dataset, fold, config, model, perlin)
-    meta = DatasetMeta(
-        name=f"{name}-fold{fold}",
-        labels=list(dataset.labels),
-        groups={k: list(v) for k, v in dataset.meta.groups.items()},
-        classification_views=list(dict.fromkeys(c.view for c in src.cases)),
-        description=f"{name} control set of fold {fold}: sampled inflammation conditions rendered by "
+    meta = set_meta(
+        name,
+        fold,
+        list(dataset.labels),
+        dataset.meta.groups,
+        list(dict.fromkeys(c.view for c in src.cases)),
+        f"{name} control set of fold {fold}: sampled inflammation conditions rendered by "
         f"a fitted imaging model (blur sigma {model.sigma_px:.2f} px, per-class rates, Poisson noise)",
-        modality=dataset.meta.modality,
-        extra={"augmentation": settings},
+        dataset.meta.modality,
+        settings,
     )
     planner = CasePlanner(
         src,

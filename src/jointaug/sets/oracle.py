@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from jointaug.config import Config
-from jointaug.dataset.format import Dataset, DatasetMeta
+from jointaug.dataset.format import Dataset
 from jointaug.keys import case_seed
 from jointaug.sets.phantom_render import PatientCache, phantom_params, render_condition
 from jointaug.sets.sources import SetCasePlan, set_cases
-from jointaug.sets.writer import SetCase, SetSpec, check_size, write_set
+from jointaug.sets.writer import SetCase, SetSpec, check_size, set_meta, write_set
 
 NAME = "oracle"
 CONDITIONS = "mp-perlin"  # the set whose conditions are rendered
@@ -106,15 +106,16 @@ def make_oracle_set(
     info = phantom_params(dataset)
     cond, cases = set_cases(sets[CONDITIONS], CONDITIONS, n, "oracle set")
     settings = _settings(dataset, fold, config, info, cond)
-    meta = DatasetMeta(
-        name=f"{NAME}-fold{fold}",
-        labels=list(cond.labels),
-        groups={k: list(v) for k, v in dataset.meta.groups.items()},
-        classification_views=list(cond.meta.classification_views),
-        description=f"oracle set of fold {fold}: the {CONDITIONS} set's conditions, case by case, "
+    meta = set_meta(
+        NAME,
+        fold,
+        list(cond.labels),
+        dataset.meta.groups,
+        list(cond.meta.classification_views),
+        f"oracle set of fold {fold}: the {CONDITIONS} set's conditions, case by case, "
         "rendered by the built-in phantom's own imaging model on the source patients' anatomy",
-        modality=dataset.meta.modality,
-        extra={"augmentation": settings},
+        dataset.meta.modality,
+        settings,
     )
     spec = SetSpec(
         name=NAME,

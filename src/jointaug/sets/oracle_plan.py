@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from jointaug.config import Config
-from jointaug.dataset.format import Dataset, DatasetMeta
+from jointaug.dataset.format import Dataset
 from jointaug.sets.phantom_render import PatientCache, phantom_params, render_vector
 from jointaug.sets.sources import CasePlanner, PlannedCase, mp_source
-from jointaug.sets.writer import SetCase, SetSpec, check_size, write_set
+from jointaug.sets.writer import SetCase, SetSpec, check_size, set_meta, write_set
 
 NAME = "oracle-plan"
 PLAN_NAME = "oracle"  # the seeds of its cases: those of the set once called ``oracle``
@@ -100,15 +100,16 @@ def make_oracle_plan_set(
     info = phantom_params(dataset)
     src = mp_source(dataset, tuple(train_patients))
     settings = _settings(dataset, fold, config, info)
-    meta = DatasetMeta(
-        name=f"{NAME}-fold{fold}",
-        labels=list(dataset.labels),
-        groups={k: list(v) for k, v in dataset.meta.groups.items()},
-        classification_views=list(dict.fromkeys(c.view for c in src.cases)),
-        description=f"oracle-plan set of fold {fold}: sampled inflammation vectors rendered by the "
+    meta = set_meta(
+        NAME,
+        fold,
+        list(dataset.labels),
+        dataset.meta.groups,
+        list(dict.fromkeys(c.view for c in src.cases)),
+        f"oracle-plan set of fold {fold}: sampled inflammation vectors rendered by the "
         "built-in phantom's own imaging model on the fold's train patients' anatomy",
-        modality=dataset.meta.modality,
-        extra={"augmentation": settings},
+        dataset.meta.modality,
+        settings,
     )
     spec = SetSpec(
         name=NAME,

@@ -40,10 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from jointaug.config import Config
-from jointaug.dataset.format import Case, Dataset, DatasetError, DatasetMeta
+from jointaug.dataset.format import Case, Dataset, DatasetError
 from jointaug.keys import case_seed
 from jointaug.sets.sources import SetCasePlan, mp_source, planned_labels
-from jointaug.sets.writer import SETTINGS_FILE, SetCase, SetSpec, check_size, write_set
+from jointaug.sets.writer import SETTINGS_FILE, SetCase, SetSpec, check_size, set_meta, write_set
 
 NAME = "oversample-prev"
 TARGET_SET = "mp-perlin"  # whose prevalence is matched (unless a target is stated)
@@ -141,15 +141,16 @@ def make_oversample_prev_set(
     }
     if target is None:
         settings["inflammation_sampler"] = config.sampler.model_dump()
-    meta = DatasetMeta(
-        name=f"{NAME}-fold{fold}",
-        labels=list(dataset.labels),
-        groups={k: list(v) for k, v in dataset.meta.groups.items()},
-        classification_views=list(dataset.meta.classification_views),
-        description=f"oversample-prev control of fold {fold}: real train images duplicated with "
+    meta = set_meta(
+        NAME,
+        fold,
+        list(dataset.labels),
+        dataset.meta.groups,
+        list(dataset.meta.classification_views),
+        f"oversample-prev control of fold {fold}: real train images duplicated with "
         f"weights exp({beta:.3f} x positives) so the mean prevalence is {goal:.3f}",
-        modality=dataset.meta.modality,
-        extra={"augmentation": settings},
+        dataset.meta.modality,
+        settings,
     )
 
     def plan(i: int) -> SetCasePlan:

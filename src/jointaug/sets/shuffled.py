@@ -27,7 +27,7 @@ from jointaug.config import Config
 from jointaug.dataset.format import Dataset, DatasetMeta
 from jointaug.keys import case_seed
 from jointaug.sets.sources import SetCasePlan, set_cases
-from jointaug.sets.writer import SETTINGS_FILE, SetCase, SetSpec, check_size, write_set
+from jointaug.sets.writer import SETTINGS_FILE, SetCase, SetSpec, check_size, set_meta, write_set
 
 NAME = "shuffled"
 IMAGES = "mp-perlin"  # the set whose images (and label multiset) are used
@@ -47,15 +47,16 @@ def _recorded_size(out: Path) -> int:
 
 
 def _meta(src: Dataset, dataset: Dataset, fold: int, settings: dict) -> DatasetMeta:
-    return DatasetMeta(
-        name=f"{NAME}-fold{fold}",
-        labels=list(src.labels),
-        groups={k: list(v) for k, v in src.meta.groups.items()},
-        classification_views=list(src.meta.classification_views),
-        description=f"shuffled control of fold {fold}: the first {settings['permuted_over']} "
+    return set_meta(
+        NAME,
+        fold,
+        list(src.labels),
+        src.meta.groups,
+        list(src.meta.classification_views),
+        f"shuffled control of fold {fold}: the first {settings['permuted_over']} "
         f"{IMAGES} images with their label vectors permuted across images (seeded)",
-        modality=dataset.meta.modality,
-        extra={"augmentation": settings},
+        dataset.meta.modality,
+        settings,
     )
 
 

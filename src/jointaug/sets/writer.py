@@ -324,3 +324,26 @@ def _remove_shards(out: Path, covered: int) -> None:
             shutil.rmtree(part, ignore_errors=True)
     if root.is_dir() and not any(root.iterdir()):
         root.rmdir()
+
+
+def set_meta(
+    name: str,
+    fold: int,
+    labels: Sequence[str],
+    groups: dict,
+    views: Sequence[str],
+    description: str,
+    modality: str,
+    settings: dict,
+) -> DatasetMeta:
+    """The ``dataset.json`` of a set of kind ``name`` for ``fold``: the labels and groups it
+    carries, its classification views, a description and the settings it was made with."""
+    return DatasetMeta(
+        name=f"{name}-fold{fold}",
+        labels=list(labels),
+        groups={k: list(v) for k, v in groups.items()},
+        classification_views=list(views),
+        description=description,
+        modality=modality,
+        extra={"augmentation": settings},
+    )
