@@ -134,6 +134,21 @@ def overrides(*parts: Iterable[str]) -> list[str]:
 
 # what the diffusion tests train the two-hand dataset with (test_generate_pipeline, _loop,
 # test_graph, test_speed_paths)
+# a run whose classifiers learn a little in a few batches, one seed, no curve sizes
+RUN_TINY = overrides(
+    CLASSIFIER_LEARNS,
+    [
+        "classify.batch_size=16",
+        "classify.eval_every_epochs=1",
+        "classify.patience_samples=16",
+        "classify.max_samples=32",
+        "classify.seeds=[0]",
+        "experiment.curve_sizes=[]",
+        "device=cpu",
+    ],
+)
+
+
 TWO_HAND_OVERRIDES = overrides(
     ["split.folds=4"],
     DIFFUSION_TINY,

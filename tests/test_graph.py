@@ -9,8 +9,7 @@ import textwrap
 
 import pytest
 from helpers import (
-    CLASSIFIER_LEARNS,
-    overrides,
+    RUN_TINY,
     write_signal_dataset,
     write_signal_set,
     write_two_hand_dataset,
@@ -117,20 +116,6 @@ def test_second_writer_exits_at_once_naming_the_holder_and_a_dead_holder_never_b
             pass
 
 
-TINY_CLS = overrides(
-    CLASSIFIER_LEARNS,
-    [
-        "classify.batch_size=16",
-        "classify.eval_every_epochs=1",
-        "classify.patience_samples=16",
-        "classify.max_samples=32",
-        "classify.seeds=[0]",
-        "experiment.curve_sizes=[]",
-        "device=cpu",
-    ],
-)
-
-
 def test_a_users_own_set_is_used_if_present_else_a_clear_message(tmp_path):
     data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
     out = tmp_path / "run"
@@ -147,7 +132,7 @@ def test_a_users_own_set_is_used_if_present_else_a_clear_message(tmp_path):
         "--folds",
         "0",
         "--no-progress",
-        *[a for s in TINY_CLS for a in ("--set", s)],
+        *[a for s in RUN_TINY for a in ("--set", s)],
     ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2
@@ -193,7 +178,7 @@ def test_cli_changed_setting_stops_lists_keys_and_retrain_moves_the_old_output_a
         "--folds",
         "0",
         "--no-progress",
-        *[a for s in TINY_CLS for a in ("--set", s)],
+        *[a for s in RUN_TINY for a in ("--set", s)],
         "--set",
         "classify.lr=0.01",
     ]
@@ -232,7 +217,7 @@ def test_registered_generators_are_dispatched_and_a_missing_one_is_reported_befo
     from jointaug.sets.registry import SETS, register_set
 
     data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
-    run = RunDir.create(tmp_path / "run", data, load_config("demo", TINY_CLS))
+    run = RunDir.create(tmp_path / "run", data, load_config("demo", RUN_TINY))
     register_set("fake", "fake", "mp", False, "test_graph:make_fake_set", {"marker": 7})
     register_set("broken", "fake", "mp", False, "no_such_module:make_it")
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import CLASSIFIER_LEARNS, overrides, write_signal_dataset, write_signal_set
+from helpers import RUN_TINY, write_signal_dataset, write_signal_set
 from typer.testing import CliRunner
 
 from jointaug.cli import app
@@ -54,20 +54,6 @@ def test_the_older_comma_mix_is_read_where_it_is_unambiguous():
         parse_methods("a:0.5+b:0.3")
 
 
-TINY = overrides(
-    CLASSIFIER_LEARNS,
-    [
-        "classify.batch_size=16",
-        "classify.eval_every_epochs=1",
-        "classify.patience_samples=16",
-        "classify.max_samples=32",
-        "classify.seeds=[0]",
-        "experiment.curve_sizes=[]",
-        "device=cpu",
-    ],
-)
-
-
 @pytest.mark.slow
 def test_two_user_sets_run_as_two_methods(tmp_path):
     data = write_signal_dataset(tmp_path / "signal", n_patients=12, size=64)
@@ -87,7 +73,7 @@ def test_two_user_sets_run_as_two_methods(tmp_path):
         "--folds",
         "0",
         "--no-progress",
-        *[a for s in TINY for a in ("--set", s)],
+        *[a for s in RUN_TINY for a in ("--set", s)],
     ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
