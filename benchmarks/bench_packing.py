@@ -30,7 +30,8 @@ def _worker(profile: str, overrides: list[str], device: str, seconds: float, bar
     import torch
 
     from jointaug.classify.data import ImageSet
-    from jointaug.classify.train import _make_step, plan_epoch
+    from jointaug.classify.epoch import plan_epoch
+    from jointaug.classify.train import _make_step
     from jointaug.config import load_config
     from jointaug.runtime import apply_runtime, synchronize
 

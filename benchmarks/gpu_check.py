@@ -257,7 +257,7 @@ class _Utilisation:
 
 def stage_classifier_train(cfg, dev, seconds: float) -> dict:
     """The training loop's own path (``plan_epoch`` + ``_Step``), GPU utilisation sampled."""
-    from jointaug.classify.train import plan_epoch
+    from jointaug.classify.epoch import plan_epoch
 
     c, step, train = classifier_parts(cfg, dev)
     batches: list = []
@@ -309,7 +309,7 @@ def check_sync_points(cfg, dev, seconds: float) -> dict:
     apart. On the CPU there is nothing to synchronise: the step runs, the count is 0."""
     import warnings
 
-    from jointaug.classify.train import plan_epoch
+    from jointaug.classify.epoch import plan_epoch
 
     c, step, _ = classifier_parts(cfg, dev)
     step.model.train()
@@ -338,7 +338,7 @@ def check_sync_points(cfg, dev, seconds: float) -> dict:
 def check_bf16(cfg, dev, seconds: float, steps: int = 4, rel_tol: float = 0.05) -> dict:
     """The same first ``steps`` classifier steps (same weights, batches, augmentation) in
     bf16 autocast and in float32: losses within ``rel_tol`` of each other."""
-    from jointaug.classify.train import plan_epoch
+    from jointaug.classify.epoch import plan_epoch
 
     losses = {}
     for amp in (True, False):

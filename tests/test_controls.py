@@ -11,7 +11,7 @@ import torch
 from helpers import CLASSIFIER_FEW_STEPS, CLASSIFIER_TINY, overrides
 
 from jointaug.classify.data import OVERSAMPLE, ImageSet, oversample_part
-from jointaug.classify.train import effective_budget, epoch_order, epochs_per_eval
+from jointaug.classify.epoch import effective_budget, epoch_order, epochs_per_eval
 from jointaug.config import ClassifyConfig, load_config
 from jointaug.dataset.format import read_dataset
 from jointaug.dataset.phantom import write_phantom

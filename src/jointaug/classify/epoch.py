@@ -5,6 +5,8 @@ real train images in every batch); :func:`plan_epoch` draws a whole epoch's indi
 augmentation parameters on the host, in the order the per-step draws had, and copies
 them to the training device once (:func:`to_device`: pinned, non-blocking on CUDA), so
 the training loop (``classify/train.py``) makes no host-to-device copy per step.
+:func:`effective_budget` and :func:`epochs_per_eval` say how long a training runs and how
+often it is evaluated, in samples and epochs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import fields
 import torch
 
 from jointaug.classify.transforms import AugmentParams
+from jointaug.config import ClassifyConfig
 
 
 def to_device(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
@@ -82,3 +85,22 @@ def epoch_order(
         out.append(torch.cat([r[ir : ir + k], o[io_ : io_ + s - k]]))
         ir, io_ = ir + k, io_ + s - k
     return out
+
+
+def effective_budget(cfg: ClassifyConfig, n_train: int) -> ClassifyConfig:
+    """``cfg`` with max/patience samples grown to ``max_epochs`` / ``patience_epochs`` x N."""
+    upd = {}
+    if cfg.max_epochs > 0:
+        upd["max_samples"] = max(cfg.max_samples, math.ceil(cfg.max_epochs * n_train))
+    if cfg.patience_epochs > 0:
+        upd["patience_samples"] = max(
+            cfg.patience_samples, math.ceil(cfg.patience_epochs * n_train)
+        )
+    return cfg.model_copy(update=upd) if upd else cfg
+
+
+def epochs_per_eval(cfg: ClassifyConfig, n_train: int) -> int:
+    """Epochs between evaluations: ``eval_every_epochs``, or ~``eval_every_samples`` / N."""
+    if cfg.eval_every_samples > 0:
+        return max(1, round(cfg.eval_every_samples / max(n_train, 1)))
+    return cfg.eval_every_epochs

@@ -47,11 +47,7 @@ from jointaug.classify.checkpoint import (
     save_tensors,
 )
 from jointaug.classify.data import ImageSet
-from jointaug.classify.epoch import (  # noqa: F401 - epoch_order re-exported
-    epoch_order,
-    plan_epoch,
-    to_device,
-)
+from jointaug.classify.epoch import effective_budget, epochs_per_eval, plan_epoch, to_device
 from jointaug.classify.losses import make_loss, masked_bce
 from jointaug.classify.metrics import binarize, pooled_metrics
 from jointaug.classify.model import build_model, model_metadata
@@ -239,25 +235,6 @@ class _Step:
         loss.backward()
         self.opt.step()
         return loss.detach()
-
-
-def effective_budget(cfg: ClassifyConfig, n_train: int) -> ClassifyConfig:
-    """``cfg`` with max/patience samples grown to ``max_epochs`` / ``patience_epochs`` x N."""
-    upd = {}
-    if cfg.max_epochs > 0:
-        upd["max_samples"] = max(cfg.max_samples, math.ceil(cfg.max_epochs * n_train))
-    if cfg.patience_epochs > 0:
-        upd["patience_samples"] = max(
-            cfg.patience_samples, math.ceil(cfg.patience_epochs * n_train)
-        )
-    return cfg.model_copy(update=upd) if upd else cfg
-
-
-def epochs_per_eval(cfg: ClassifyConfig, n_train: int) -> int:
-    """Epochs between evaluations: ``eval_every_epochs``, or ~``eval_every_samples`` / N."""
-    if cfg.eval_every_samples > 0:
-        return max(1, round(cfg.eval_every_samples / max(n_train, 1)))
-    return cfg.eval_every_epochs
 
 
 def _train_period(step: _Step, st: FitState, bar, on_step: Callable[[int], None] | None) -> float:

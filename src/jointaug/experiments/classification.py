@@ -37,10 +37,11 @@ from jointaug.classify.data import (
     set_prefix,
     training_mix,
 )
+from jointaug.classify.epoch import effective_budget
 from jointaug.classify.metrics import binarize, pooled_metrics, tune_threshold
 from jointaug.classify.model import build_model
 from jointaug.classify.predict import predict_probs
-from jointaug.classify.train import CHECKPOINT, FitOptions, effective_budget, fit
+from jointaug.classify.train import CHECKPOINT, FitOptions, fit
 from jointaug.config import ClassifyConfig, Config
 from jointaug.dataset.format import Dataset
 from jointaug.dataset.splits import Fold

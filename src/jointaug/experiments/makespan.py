@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jointaug.classify.train import effective_budget, epochs_per_eval
+from jointaug.classify.epoch import effective_budget, epochs_per_eval
 from jointaug.config import ClassifyConfig
 from jointaug.experiments.estimate import Rates, training_samples_range
 from jointaug.experiments.kinds import Task

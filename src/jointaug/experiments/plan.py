@@ -177,7 +177,7 @@ def plan_counts(run: RunDir, plan: Plan) -> Counts:
     main, curve = plan.jobs()
     jobs = main + curve
     nf = len(plan.folds)
-    from jointaug.classify.train import effective_budget, epochs_per_eval
+    from jointaug.classify.epoch import effective_budget, epochs_per_eval
 
     evals, lo, hi = 0, 0, 0
     for job in jobs:
