@@ -11,21 +11,25 @@ by all folds (its patients are in no fold).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from jointaug.classify.data import load_images
-from jointaug.classify.predict import load_classifier
+from jointaug.classify.data import input_layout, load_images
+from jointaug.classify.metrics import pool_summary, tune_threshold
+from jointaug.classify.predict import load_classifier, predict_probs
 from jointaug.config import ClassifyConfig
 from jointaug.dataset.format import Dataset
+from jointaug.files import move_aside, write_text_atomic
 from jointaug.outputs import DONE
 
 STRONG_PATIENTS = 240
 STRONG_BUDGET = 5  # x the run's max_samples / patience_samples
 PHANTOM_SEED_OFFSET = 1000
+JUDGE_JSON = "judge.json"  # the judge's settings and its validation record
 
 
 @dataclass
@@ -58,8 +62,12 @@ def train_strong_judge(
     """Train (or reuse) the strong judge in ``out``; return its ``model.safetensors``.
 
     Writes ``out/phantom`` (``patients`` extra phantom patients at the dataset's size, phantom
-    seed + 1000) and trains the run's classifier on 80 % of them (validation: the rest)
-    with ``STRONG_BUDGET`` x the run's sample budget, seed 0.
+    seed + 1000) and trains the run's classifier (its input layout too: ``lr_aware``,
+    ``per_hand``) on 80 % of them (validation: the rest) with ``STRONG_BUDGET`` x the run's
+    sample budget, seed 0. ``out/judge.json`` records the settings it was trained with and
+    its validation metrics (GMS at the run's threshold and at the threshold tuned there,
+    ``threshold_tuned``); a judge trained with other settings is moved to ``stale/`` beside
+    ``out`` and trained again (nothing is deleted).
     """
     from jointaug.classify.train import FitOptions, fit
     from jointaug.dataset.phantom import write_phantom
@@ -69,8 +77,11 @@ def train_strong_judge(
             f"{dataset.root}: a strong judge needs the built-in phantom (extra patients)"
         )
     model_path = out / "model.safetensors"
+    settings = judge_settings(cfg, patients)
     if (out / DONE).is_file() and model_path.is_file():
-        return model_path
+        if _recorded_settings(out) == settings:
+            return model_path
+        move_aside([model_path, out / DONE, out / JUDGE_JSON], out.parent)
     info = dataset.meta.extra["phantom"]
     size = int(info.get("size", 256))
     seed = int(info.get("seed", 0)) + PHANTOM_SEED_OFFSET
@@ -80,16 +91,16 @@ def train_strong_judge(
     val_ids = set(rng.choice(pids, size=max(1, len(pids) // 5), replace=False).tolist())
     train_cases = extra.classification_cases([p for p in pids if p not in val_ids])
     val_cases = extra.classification_cases(sorted(val_ids))
-    s = cfg.image_size
-    train = load_images(extra, train_cases, s, "judge-train")
-    val = load_images(extra, val_cases, s, "judge-val")
+    s, layout = cfg.image_size, input_layout(extra, cfg)
+    train = load_images(extra, train_cases, s, "judge-train", layout=layout)
+    val = load_images(extra, val_cases, s, "judge-val", layout=layout)
     big = cfg.model_copy(
         update={
             "max_samples": cfg.max_samples * STRONG_BUDGET,
             "patience_samples": cfg.patience_samples * STRONG_BUDGET,
         }
     )
-    fit(
+    res = fit(
         out,
         train,
         val,
@@ -98,10 +109,52 @@ def train_strong_judge(
         list(extra.labels),
         FitOptions(progress=progress, desc="strong judge"),
     )
+    record = {"settings": settings, "n_train": len(train_cases), "n_val": len(val_cases)}
+    record |= _validation_record(res.best_state, big, val, len(extra.labels))
+    write_text_atomic(out / JUDGE_JSON, json.dumps(record, indent=1) + "\n")
     (out / DONE).write_text(
         f"{len(train_cases)} train, {len(val_cases)} val images\n", encoding="utf-8"
     )
     return model_path
+
+
+def judge_settings(cfg: ClassifyConfig, patients: int = STRONG_PATIENTS) -> dict:
+    """What a strong judge's weights depend on (besides the dataset's phantom seed)."""
+    keys = "image_size growth_rate block_config init_features lr batch_size max_samples"
+    keys += " patience_samples lr_aware per_hand crop_pad"
+    dumped = cfg.model_dump()
+    return {"patients": patients, "budget": STRONG_BUDGET} | {
+        k: dumped.get(k) for k in keys.split()
+    }
+
+
+def _recorded_settings(out: Path) -> dict | None:
+    f = out / JUDGE_JSON
+    if not f.is_file():
+        return None  # a judge from before judge.json: its settings are unknown
+    return json.loads(f.read_text(encoding="utf-8")).get("settings")
+
+
+def _validation_record(state: dict, cfg: ClassifyConfig, val, n_labels: int) -> dict:
+    """The best weights on the judge's validation patients: GMS at the threshold and tuned."""
+    from jointaug.classify.model import build_model
+
+    model = build_model(cfg, n_labels, seed=None, layout=val.layout)
+    model.load_state_dict(state)
+    probs = predict_probs(model.eval(), val.images)
+    tuned = tune_threshold(val.labels, probs)
+    return {
+        "threshold_tuned": tuned,
+        "val": pool_summary(val.labels, probs, cfg.threshold),
+        "val_tuned_gms": pool_summary(val.labels, probs, tuned)["gms"],
+        "val_positive_rate": float(np.mean(val.labels == 1)),
+    }
+
+
+def judge_record(path: str | Path) -> dict:
+    """``judge.json`` of the judge whose weights are at ``path`` ({} when absent)."""
+    f = Path(path).parent / JUDGE_JSON
+    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
 
 
 @torch.no_grad()

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jointaug.classify.data import ImageSet, fold_part, load_images
-from jointaug.classify.transforms import prepare_image
+from jointaug.classify.data import ImageSet, fold_part, input_layout, load_images
+from jointaug.classify.transforms import InputLayout, prepare_input
 from jointaug.dataset.format import Dataset, is_complete, read_dataset
 from jointaug.dataset.splits import Fold
 from jointaug.fidelity.judge import Judge, judge_outputs
@@ -125,6 +125,7 @@ def measure_set(
     image_size: int,
     threshold: float = 0.5,
     max_images: int = MAX_IMAGES,
+    layout: InputLayout | None = None,
 ) -> dict:
     """The fidelity record of one set (see the module docstring); nothing is written.
 
@@ -136,6 +137,8 @@ def measure_set(
             for the realism distances.
         image_size: the classifier resolution images are prepared at.
         threshold: the judges' decision threshold.
+        layout: the judges' input layout (``input_layout(dataset, classify config)``): set
+            and real images are prepared the way the judges were trained.
     """
     set_dir = Path(set_dir)
     sds = read_dataset(set_dir)
@@ -144,10 +147,10 @@ def measure_set(
         raise ValueError(f"{set_dir}: no labelled case to measure")
     labels = list(dataset.labels)
     order = [sds.labels.index(lab) for lab in labels]
-    syn = load_images(sds, cases, image_size, "synthetic")
+    syn = load_images(sds, cases, image_size, "synthetic", layout=layout)
     syn.labels = syn.labels[:, order]
-    train = fold_part(dataset, fold, "train", image_size)
-    test = fold_part(dataset, fold, "test", image_size)
+    train = fold_part(dataset, fold, "train", image_size, layout=layout)
+    test = fold_part(dataset, fold, "test", image_size, layout=layout)
     rec: dict = {
         "set": set_dir.name,
         "fold": fold.fold,
@@ -184,6 +187,7 @@ def matched_label_fidelity(
     image_size: int,
     threshold: float = 0.5,
     part: str = "test",
+    layout: InputLayout | None = None,
 ) -> dict:
     """The generator drawn on the real ``part``'s own clinician maps, judged against the real labels.
 
@@ -200,8 +204,10 @@ def matched_label_fidelity(
         )
     tissues = [dataset.tissue(c) for c in cases]
     images = render(tissues, list(range(len(cases))))
-    x = np.stack([prepare_image(np.asarray(im, np.float32), image_size) for im in images])[:, None]
-    real = load_images(dataset, cases, image_size, part)
+    x = np.stack(
+        [prepare_input(im, image_size, layout, c.view) for im, c in zip(images, cases, strict=True)]
+    )[:, None]
+    real = load_images(dataset, cases, image_size, part, layout=layout)
     out = {}
     for judge in judges:
         p_syn, _ = judge_outputs(judge, x)
@@ -310,6 +316,7 @@ def run_fidelity(
     (built-in phantom) or only for intensity, memorisation (said so on ``echo``).
     """
     cfg = run.config.classify
+    layout = input_layout(run.dataset, cfg)  # the judges see images the way they were trained
     folds = range(len(run.splits.folds)) if folds is None else folds
     written = []
     for fold in folds:
@@ -335,12 +342,20 @@ def run_fidelity(
             if not force and is_current(p, n):
                 continue
             split = run.splits.fold(fold)
-            rec = measure_set(p, run.dataset, split, judges, cfg.image_size, cfg.threshold)
+            rec = measure_set(
+                p, run.dataset, split, judges, cfg.image_size, cfg.threshold, layout=layout
+            )
             render_key, render = _renderer_of(run, fold, rec["settings"])
             if render is not None and judges:
                 if render_key not in matched:
                     matched[render_key] = matched_label_fidelity(
-                        render, run.dataset, split, judges, cfg.image_size, cfg.threshold
+                        render,
+                        run.dataset,
+                        split,
+                        judges,
+                        cfg.image_size,
+                        cfg.threshold,
+                        layout=layout,
                     )
                 rec["matched_label_fidelity"] = matched[render_key]
             written.append(write_fidelity(p, rec))
