@@ -147,6 +147,9 @@ class PerlinConfig(_Section):
 
     min_pixels: int = 25  # at 256x256; scaled with image area
     max_fraction: float = 0.9
+    # beyond the paper: a region too small for min_pixels (max_fraction x its area <
+    # min_pixels) is varied too, keeping >= min_fraction of its area (0: left whole)
+    min_fraction: float = Field(0.0, ge=0.0, le=1.0)
     max_tries: int = 5000
     batch: int = 64
     res: list[int] = Field(default_factory=lambda: [2, 4, 8])

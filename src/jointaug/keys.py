@@ -100,6 +100,22 @@ def classify_settings(cfg, device_type: str = "cpu") -> dict:
     return _with_runtime(out, device_type, cfg.amp)
 
 
+# perlin.*: keys added later, recorded only when set away from their defaults (sets made
+# before them keep their keys)
+PERLIN_LATER_KEYS = {"min_fraction": 0.0}
+
+
+def perlin_settings(cfg) -> dict | None:
+    """A PerlinConfig as recorded by a set's conditions (None: no variation)."""
+    if cfg is None:
+        return None
+    out = cfg.model_dump()
+    for k, default in PERLIN_LATER_KEYS.items():
+        if k in out and out[k] == default:
+            del out[k]
+    return out
+
+
 def diffusion_settings(cfg, device_type: str = "cpu") -> dict:
     """A DiffusionConfig as recorded by a trained model (sampling/logging left out),
     trained on ``device_type`` (:func:`runtime_settings`: nothing added on the CPU)."""

@@ -41,3 +41,25 @@ def register(app: typer.Typer) -> None:
         console.print(
             "wrote " + ", ".join(str(p) for p in paths.values()), markup=False, highlight=False
         )
+
+    @app.command("choose")
+    @handle_errors
+    def choose_cmd(
+        runs: list[Path] = typer.Argument(..., help="Run folders, one per candidate setting."),
+        method: list[str] = typer.Option(
+            None, "--method", help="Only these methods (repeatable; all by default)."
+        ),
+        metric: str = typer.Option(
+            "val_auprc", "--metric", help="val_auprc (default), val_gms or val_gms_tuned."
+        ),
+    ) -> None:
+        """Choose among candidate runs on their validation predictions only (never test):
+        a table per (run, method, size) and the best by --metric."""
+        from jointaug.experiments.rundir import RunDir
+        from jointaug.experiments.selection import choose, format_rows, validation_rows
+
+        rows = [r for p in runs for r in validation_rows(RunDir(p), method or None)]
+        best = choose(rows, metric)
+        console.print(format_rows(rows, best), markup=False, highlight=False)
+        name = f"{best['run']} / {best['method']}" + (f" ({best['size']})" if best["size"] else "")
+        console.print(f"chosen on validation ({metric}): {name}", markup=False, highlight=False)

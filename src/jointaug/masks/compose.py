@@ -31,7 +31,13 @@ import numpy as np
 from scipy import ndimage
 
 from jointaug.config import PerlinConfig
-from jointaug.masks.perlin import Variation, check_variation_params, scaled_min_pixels, vary_in_box
+from jointaug.masks.perlin import (
+    Variation,
+    check_variation_params,
+    region_min_pixels,
+    scaled_min_pixels,
+    vary_in_box,
+)
 
 BACKGROUND, NORMAL, LOW, HIGH = 0, 1, 2, 3
 
@@ -154,8 +160,11 @@ def compose_condition(
             region = (regions[sl] == i + 1) & hand[sl]
             if cfg is not None:
                 box = (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
+                need = region_min_pixels(
+                    int(np.count_nonzero(region)), min_px, cfg.max_fraction, cfg.min_fraction
+                )
                 region, tries[i], fell_back[i] = vary_in_box(
-                    region, box, tissue.shape, rng, min_px, variation
+                    region, box, tissue.shape, rng, need, variation
                 )
             condition[sl][region] = paint
     return Composed(

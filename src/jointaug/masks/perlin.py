@@ -46,6 +46,7 @@ __all__ = [
     "noise_from_gradients",
     "perlin_2d",
     "res_for_shape",
+    "region_min_pixels",
     "scaled_min_pixels",
     "vary_in_box",
     "vary_mask",
@@ -71,6 +72,19 @@ class VariationResult:
     mask: np.ndarray
     tries: int
     fell_back: bool
+
+
+def region_min_pixels(area: int, min_pixels: int, max_fraction: float, min_fraction: float) -> int:
+    """The minimum varied area of one region of ``area`` pixels (``min_pixels`` scaled).
+
+    The paper's rule is ``min_pixels``: a region with ``max_fraction * area < min_pixels``
+    can pass no candidate and is left whole. With ``min_fraction > 0`` such a region is
+    varied too, keeping at least ``ceil(min_fraction * area)`` pixels (at least 1); every
+    region the paper's rule can vary keeps its rule.
+    """
+    if min_fraction <= 0 or math.floor(max_fraction * area) >= min_pixels:
+        return min_pixels
+    return max(1, math.ceil(min_fraction * area))
 
 
 def scaled_min_pixels(min_pixels: float, shape: tuple[int, int]) -> int:

@@ -40,6 +40,7 @@ from jointaug.dataset.format import Dataset, DatasetMeta
 from jointaug.diffusion.intensity import poisson_counts
 from jointaug.diffusion.sample import sample_batch_size, sampler_steps
 from jointaug.diffusion.trained import TrainedModel, generate_rates, load_trained
+from jointaug.keys import perlin_settings
 from jointaug.outputs import StaleOutput, read_done
 from jointaug.runtime import resolve_device
 from jointaug.sets import writer
@@ -145,7 +146,7 @@ def set_settings(
         "guidance_scale": cfg.guidance_scale,
         "upsample": cfg.upsample,
         "inflammation_sampler": config.sampler.model_dump(),
-        "perlin_config": config.perlin.model_dump() if perlin else None,
+        "perlin_config": perlin_settings(config.perlin if perlin else None),
     }
 
 

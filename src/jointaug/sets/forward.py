@@ -23,6 +23,7 @@ from jointaug.config import Config
 from jointaug.dataset.format import Dataset, DatasetError
 from jointaug.diffusion.intensity import poisson_counts
 from jointaug.diffusion.trainset import fold_train_cases
+from jointaug.keys import perlin_settings
 from jointaug.sets.forward_model import ForwardModel, fit_forward_model, render_rate
 from jointaug.sets.sources import CasePlanner, PlannedCase, mp_source
 from jointaug.sets.writer import SetCase, SetSpec, check_size, set_meta, write_set
@@ -63,7 +64,7 @@ def _settings(
             "high_ratio": model.high_ratio,
         },
         "inflammation_sampler": config.sampler.model_dump(),
-        "perlin_config": config.perlin.model_dump() if perlin else None,
+        "perlin_config": perlin_settings(config.perlin if perlin else None),
     }
 
 
