@@ -149,3 +149,42 @@ def test_condition_channels():
     clinician = (tissue > 0).astype(np.uint8)
     clinician[regions == 3] = 3
     assert np.array_equal(condition_channels(c.condition), condition_channels(clinician))
+
+
+def test_min_fraction_varies_regions_too_small_for_min_pixels():
+    """At 64x64, min_pixels 400 (at 256) is 25 px: a 13-px 'finger joint' is left whole by
+    the paper's rule; with min_fraction 0.5 it is varied keeping >= 7 px, while a 197-px
+    'wrist' keeps the paper's rule (>= 25 px) either way."""
+    from jointaug.masks.perlin import region_min_pixels
+
+    tissue = np.ones((64, 64), np.uint8)
+    regions = np.zeros((64, 64), np.uint8)
+    yy, xx = np.mgrid[:64, :64]
+    regions[(yy - 20) ** 2 + (xx - 20) ** 2 <= 64] = 1  # 197 px
+    regions[(yy - 48) ** 2 + (xx - 48) ** 2 <= 4] = 2  # 13 px
+    finger = int((regions == 2).sum())
+    paper = {"min_pixels": 400, "max_fraction": 0.9}
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        c = compose_condition(tissue, regions, np.array([2, 2]), rng, paper)
+        assert c.fell_back[1] and int((c.condition == 3)[regions == 2].sum()) == finger
+    varied = 0
+    for _ in range(10):
+        c = compose_condition(tissue, regions, np.array([2, 2]), rng, paper | {"min_fraction": 0.5})
+        kept = int((c.condition == 3)[regions == 2].sum())
+        assert int(np.ceil(0.5 * finger)) <= kept <= 0.9 * finger
+        assert 25 <= int((c.condition == 3)[regions == 1].sum()) <= 0.9 * 197
+        varied += not c.fell_back[1]
+    assert varied == 10
+    assert region_min_pixels(197, 25, 0.9, 0.5) == 25  # the paper's rule applies
+    assert region_min_pixels(13, 25, 0.9, 0.5) == 7
+    assert region_min_pixels(13, 25, 0.9, 0.0) == 25  # off: left whole (fell back)
+
+
+def test_min_fraction_off_keeps_set_keys():
+    """Sets made before min_fraction existed keep their settings key."""
+    from jointaug.keys import perlin_settings
+
+    assert "min_fraction" not in perlin_settings(PerlinConfig())
+    assert perlin_settings(PerlinConfig(min_fraction=0.5))["min_fraction"] == 0.5
+    assert perlin_settings(None) is None

@@ -18,21 +18,50 @@ Figures per (run, method, size), every fold's and seed's validation predictions 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from jointaug.classify.metrics import binarize, pool_summary, pooled_metrics, tune_threshold
-from jointaug.experiments.oof import finished_trainings
 from jointaug.experiments.rundir import RunDir
+from jointaug.outputs import DONE
 
 METRICS = ("val_auprc", "val_gms", "val_gms_tuned")
+
+
+@dataclass
+class Validated:
+    """One finished training's validation predictions (nothing of its test part)."""
+
+    fold: int
+    method: str
+    size: int
+    seed: int
+    threshold: float
+    val_probs: np.ndarray
+    val_labels: np.ndarray
+
+
+def validated_trainings(run: RunDir) -> list[Validated]:
+    """Every finished training of ``run`` (``done`` marker), validation files only."""
+    out = []
+    for d in run.classify_dirs():
+        if not (d / DONE).is_file():
+            continue
+        r = json.loads((d / "result.json").read_text(encoding="utf-8"))
+        probs = np.load(d / "val_probs.npy", allow_pickle=False)
+        labels = np.load(d / "val_labels.npy", allow_pickle=False)
+        key = (int(r["fold"]), str(r["method"]), int(r["size"]), int(r["seed"]))
+        out.append(Validated(*key, float(r["threshold"]), probs, labels))
+    return out
 
 
 def validation_rows(run: RunDir, methods: Sequence[str] | None = None) -> list[dict]:
     """One row per (method, size) of ``run``'s finished trainings (validation parts only)."""
     groups: dict[tuple[str, int], list] = {}
-    for t in finished_trainings(run):
+    for t in validated_trainings(run):
         if methods is None or t.method in methods:
             groups.setdefault((t.method, t.size), []).append(t)
     rows = []

@@ -81,7 +81,8 @@ def train_strong_judge(
     if (out / DONE).is_file() and model_path.is_file():
         if _recorded_settings(out) == settings:
             return model_path
-        move_aside([model_path, out / DONE, out / JUDGE_JSON], out.parent)
+        # everything but the extra patients (they do not depend on the classifier)
+        move_aside([p for p in out.iterdir() if p.name != "phantom"], out.parent)
     info = dataset.meta.extra["phantom"]
     size = int(info.get("size", 256))
     seed = int(info.get("seed", 0)) + PHANTOM_SEED_OFFSET
