@@ -163,6 +163,8 @@ def confirm(args, cfg) -> None:
         runs[f"phantom{seed}"] = run_one(
             args, cfg, root / f"phantom_{seed}", root / f"run_{seed}", phantom_seed=seed
         )  # the config itself unchanged (same frozen-profile hash): only the data differ
+        if args.results_name:  # each dataset's evidence as soon as it is complete
+            copy_results(runs[f"phantom{seed}"].results_dir, f"{args.results_name}/phantom{seed}")
     hashes = {name: read_profile_hash(r) for name, r in runs.items()}
     print("frozen profile:", ", ".join(f"{n} {h}" for n, h in hashes.items()))
     if len(set(hashes.values())) != 1:
@@ -177,8 +179,6 @@ def confirm(args, cfg) -> None:
     print(f"\n=== pooled over {len(runs)} datasets (each its own clusters) ===")
     print(verdict_block(read_stats(paths["stats"]), ("single", "ensemble")))
     if args.results_name:
-        for name, r in runs.items():
-            copy_results(r.results_dir, f"{args.results_name}/{name}")
         copy_results(pooled, f"{args.results_name}/pooled")
 
 

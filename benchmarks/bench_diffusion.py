@@ -138,7 +138,7 @@ def speed(cfg, device, batch: int, ddpm_batch: int, train_steps: int) -> None:
     print(f"8,192 images: DDPM ~ {8192 / full / 60:.1f} min, DDIM ~ {8192 / fast / 60:.1f} min")
 
 
-def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
+def quality(run_path: str, fold: int, n: int, classifier: bool, fast_steps: int = 0) -> None:
     from jointaug.diffusion.intensity import poisson_counts
     from jointaug.diffusion.trained import generate_rates, load_trained
     from jointaug.experiments.rundir import RunDir
@@ -160,6 +160,7 @@ def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
     plans = [plan_case(i, src, 12345, fold, "bench", config.sampler, None) for i in range(n)]
     composed = [p.composed.condition for p in plans]
     labels = np.stack([p.composed.labels for p in plans])
+    views = [p.source_case.view for p in plans]
     real_total = total_counts(reals).mean()
     rm = region_means(reals, conds)
     print(
@@ -171,7 +172,9 @@ def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
         model = load_trained(
             folder,
             resolve_device(config.device),
-            config.diffusion.model_copy(update={"sampler": sampler}),
+            config.diffusion.model_copy(
+                update={"sampler": sampler, "fast_steps": fast_steps or config.diffusion.fast_steps}
+            ),
         )
         for name, cc in (("clinician maps", conds), ("composed", composed)):
             rng = np.random.default_rng(0)
@@ -190,14 +193,16 @@ def quality(run_path: str, fold: int, n: int, classifier: bool) -> None:
             if name == "composed":
                 synthetic[sampler] = imgs
     if classifier:
-        fidelity(run, fold, synthetic, labels)
+        fidelity(run, fold, synthetic, labels, views)
 
 
-def fidelity(run, fold: int, synthetic: dict, labels: np.ndarray) -> None:
-    from jointaug.classify.data import fold_part
+def fidelity(run, fold: int, synthetic: dict, labels: np.ndarray, views: list) -> None:
+    """The fold's seed-0 baseline on the synthetic images (prepared in the run's input
+    layout, as it was trained) against their sampled labels."""
+    from jointaug.classify.data import fold_part, input_layout
     from jointaug.classify.metrics import binarize, pooled_metrics
     from jointaug.classify.predict import load_classifier, predict_probs
-    from jointaug.classify.transforms import prepare_image
+    from jointaug.classify.transforms import prepare_input
     from jointaug.experiments.classification import train_single
 
     path = run.classify_dir(fold, "baseline", 0) / "model.safetensors"
@@ -207,7 +212,8 @@ def fidelity(run, fold: int, synthetic: dict, labels: np.ndarray) -> None:
     model, _, _ = load_classifier(path)
     size = run.config.classify.image_size
     thr = run.config.classify.threshold
-    test = fold_part(run.dataset, run.splits.fold(fold), "test", size)
+    layout = input_layout(run.dataset, run.config.classify)
+    test = fold_part(run.dataset, run.splits.fold(fold), "test", size, layout=layout)
     test_m = pooled_metrics(
         test.labels, binarize(predict_probs(model, test.images.astype(np.float32)), thr)
     )
@@ -216,9 +222,10 @@ def fidelity(run, fold: int, synthetic: dict, labels: np.ndarray) -> None:
         f"(TPR {test_m['tpr']:.3f}, TNR {test_m['tnr']:.3f})"
     )
     for sampler, imgs in synthetic.items():
-        x = np.stack([prepare_image(im.astype(np.float32), size) for im in imgs])[:, None].astype(
-            np.float32
+        x = np.stack(
+            [prepare_input(im, size, layout, v) for im, v in zip(imgs, views, strict=True)]
         )
+        x = x[:, None].astype(np.float32)
         m = pooled_metrics(labels, binarize(predict_probs(model, x), thr))
         print(
             f"label fidelity, {sampler}: GMS {m['gms']:.3f} (TPR {m['tpr']:.3f}, TNR {m['tnr']:.3f}) "
@@ -239,6 +246,7 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="run folder for the quality figures")
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--n", type=int, default=64, help="images per quality check")
+    ap.add_argument("--fast-steps", type=int, default=0, help="DDIM steps (0: the run's)")
     ap.add_argument(
         "--classifier", action="store_true", help="label fidelity (trains a baseline if needed)"
     )
@@ -262,7 +270,7 @@ def main() -> None:
     )
     speed(config.diffusion, device, args.batch, args.ddpm_batch, args.train_steps)
     if args.run:
-        quality(args.run, args.fold, args.n, args.classifier)
+        quality(args.run, args.fold, args.n, args.classifier, args.fast_steps)
 
 
 if __name__ == "__main__":

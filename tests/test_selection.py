@@ -47,3 +47,19 @@ def test_choose_rejects_unknown_metric_and_empty(tmp_path):
         choose([{"val_auprc": 0.5}], "test_gms")
     with pytest.raises(ValueError, match="nothing to choose"):
         choose(validation_rows(RunDir(tmp_path)))
+
+
+def test_cli_choose_prints_the_table_and_the_choice(tmp_path):
+    from typer.testing import CliRunner
+
+    from jointaug.cli import app
+
+    for name, q in (("a", 0.1), ("b", 0.7)):
+        run = RunDir(tmp_path / name)
+        for fold in range(2):
+            fake_training(run, fold, "mp-perlin", 512, 0, q)
+    res = CliRunner().invoke(app, ["choose", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    assert f"chosen on validation (val_auprc): {tmp_path / 'b'} / mp-perlin (512)" in res.output
+    bad = CliRunner().invoke(app, ["choose", str(tmp_path / "a"), "--metric", "test_gms"])
+    assert bad.exit_code != 0 and "metric" in bad.output
