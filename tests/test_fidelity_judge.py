@@ -29,3 +29,19 @@ def test_judge_records_settings_uses_layout_and_is_retrained_when_they_change(tm
     moved = list((tmp_path / "run" / "stale").rglob(JUDGE_JSON))
     assert len(moved) == 1
     assert json.loads(moved[0].read_text())["settings"]["lr_aware"] is True
+
+
+def test_judge_outputs_of_a_per_hand_judge_match_its_forward():
+    import numpy as np
+    import torch
+
+    from jointaug.classify.model import build_model
+    from jointaug.fidelity.judge import Judge, judge_outputs
+
+    model = build_model(tiny_config(per_hand=True), 6, seed=0).eval()
+    x = np.random.default_rng(0).random((5, 1, 32, 64), dtype=np.float32)
+    probs, feats = judge_outputs(Judge("strong", model, None, 32), x, batch_size=2)
+    with torch.no_grad():
+        want = torch.sigmoid(model(torch.from_numpy(x))).numpy()
+    assert probs.shape == (5, 6) and np.allclose(probs, want, atol=1e-6)
+    assert feats.shape[0] == 5 and feats.shape[1] % 2 == 0  # both hands' features

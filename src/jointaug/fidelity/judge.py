@@ -20,7 +20,9 @@ import torch
 
 from jointaug.classify.data import input_layout, load_images
 from jointaug.classify.metrics import pool_summary, tune_threshold
+from jointaug.classify.model import HandsNet, assemble_hands
 from jointaug.classify.predict import load_classifier, predict_probs
+from jointaug.classify.transforms import split_hands
 from jointaug.config import ClassifyConfig
 from jointaug.dataset.format import Dataset
 from jointaug.files import move_aside, write_text_atomic
@@ -158,11 +160,24 @@ def judge_record(path: str | Path) -> dict:
     return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
 
 
+def _probs_and_features(model: torch.nn.Module, x: torch.Tensor):
+    """Sigmoid probabilities and pooled last features of one batch. Per hand
+    (:class:`HandsNet`): the features of an image are its two hand crops' side by side."""
+    if isinstance(model, HandsNet):
+        net = model.net
+        f = net.class_layers[:-1](net.features(split_hands(x)))  # (2B, F)
+        logits = assemble_hands(net.class_layers[-1](f), model.slots, model.n_labels)
+        return torch.sigmoid(logits), f.reshape(x.shape[0], -1)
+    f = model.class_layers[:-1](model.features(x))
+    return torch.sigmoid(model.class_layers[-1](f)), f
+
+
 @torch.no_grad()
 def judge_outputs(
     judge: Judge, images: np.ndarray, batch_size: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (N, L), penultimate features (N, F)) for prepared images (N, 1, S, S).
+    """(probabilities (N, L), penultimate features (N, F)) for prepared images (N, 1, S, S),
+    or (N, 1, S, 2S) for a per-hand judge (features: both crops', (N, 2F)).
 
     Features: the DenseNet's pooled last feature map (the input of its final linear layer).
     """
@@ -171,9 +186,9 @@ def judge_outputs(
     probs, feats = [], []
     for i in range(0, len(images), batch_size):
         x = torch.as_tensor(np.asarray(images[i : i + batch_size], dtype=np.float32)).to(device)
-        f = model.class_layers[:-1](model.features(x))
+        p, f = _probs_and_features(model, x)
         feats.append(f.float().cpu())
-        probs.append(torch.sigmoid(model.class_layers[-1](f)).float().cpu())
+        probs.append(p.float().cpu())
     if not probs:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
     return torch.cat(probs).numpy(), torch.cat(feats).numpy()
