@@ -344,3 +344,33 @@ def test_imageset_concat_keeps_the_layout():
     layout = InputLayout(label_perm=(1, 0))
     a = ImageSet(np.zeros((1, 1, 4, 4)), np.zeros((1, 2)), ["a"], ["train"], layout)
     assert ImageSet.concat([a, a]).layout is layout
+
+
+@pytest.mark.parametrize("per_hand", [False, True])
+def test_explanations_follow_the_models_layout(phantom, tmp_path, per_hand):
+    """Maps are made on the input the model was trained on and returned in the file's own
+    orientation: a dorsal file's maps are the flipped maps of its palmar-layout copy; per
+    hand each label's map lies on its own hand's half only (the dorsal file's are mirrored
+    with it)."""
+    from jointaug.classify.checkpoint import save_tensors
+    from jointaug.classify.explain import explain_files
+    from jointaug.classify.model import model_metadata
+    from jointaug.dataset.io import read_image, write_counts_png
+
+    cfg = tiny_config(lr_aware=True, per_hand=per_hand)
+    layout = input_layout(phantom, cfg)
+    model = build_model(cfg, len(phantom.labels), seed=0, layout=layout).eval()
+    path = tmp_path / "model.safetensors"
+    save_tensors(path, model.state_dict(), model_metadata(cfg, phantom.labels, layout))
+    dorsal = next(c for c in phantom.classification_cases() if c.view == "dorsal")
+    flipped = tmp_path / "flipped.png"
+    write_counts_png(flipped, read_image(phantom.path(dorsal.image))[:, ::-1].copy())
+    a, info = explain_files([path], [phantom.path(dorsal.image)], views=["dorsal"])
+    b, _ = explain_files([path], [flipped], views=["palmar"])
+    s = cfg.image_size
+    assert a.shape == (1, len(phantom.labels), s, 2 * s if per_hand else s)
+    np.testing.assert_allclose(a[0], b[0][..., ::-1], atol=1e-5)
+    if per_hand:  # in the canonical layout (b): the first slots' hand on the left half
+        slots = model.slots.numpy()
+        assert not b[0][slots[0]][..., s:].any() and not b[0][slots[1]][..., :s].any()
+        assert b[0][slots[0]][..., :s].any() and b[0][slots[1]][..., s:].any()

@@ -165,15 +165,46 @@ def explain_files(
     method: str = "gradcam",
     layer: str | None = None,
     device: str = "cpu",
+    views: Sequence[str | None] | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """Ensemble maps (N, L, S, S) float32 of image files, and what made them
-    (``method``, ``layer``, ``image_size``, ``members``)."""
+    """Ensemble maps (N, L, S, S) float32 of image files -- (N, L, S, 2S) for a per-hand
+    model -- and what made them (``method``, ``layer``, ``image_size``, ``members``).
+
+    Images are prepared as the models were trained (their input layout; ``views`` as in
+    :func:`jointaug.classify.predict.predict_files`) and every map is returned in the
+    file's own orientation (a mirrored view's maps are flipped back). Per hand, each crop
+    is explained by the shared network for its own 15 labels and its maps are put back on
+    its half of the image (the right crop un-mirrored); a label's map is zero on the other
+    hand.
+    """
     from jointaug.classify.predict import load_classifier
-    from jointaug.classify.transforms import prepare_image
+    from jointaug.classify.transforms import InputLayout, prepare_input
     from jointaug.dataset.io import read_image
 
     loaded = [load_classifier(p, device) for p in model_paths]
-    size = int(loaded[0][2]["image_size"])
-    ex = EnsembleExplainer([m for m, _, _ in loaded], method, layer)
-    maps = np.stack([ex(prepare_image(read_image(p), size)) for p in image_paths])
-    return maps, {"method": method, "layer": ex.layer, "image_size": size, "members": len(loaded)}
+    arch = loaded[0][2]
+    size = int(arch["image_size"])
+    lay = InputLayout.from_json(arch["layout"]) if arch.get("layout") else None
+    models = [m for m, _, _ in loaded]
+    per_hand = lay is not None and lay.per_hand
+    ex = EnsembleExplainer([m.net for m in models] if per_hand else models, method, layer)
+    views = list(views) if views is not None else [None] * len(image_paths)
+    maps = []
+    for path, view in zip(image_paths, views, strict=True):
+        x = prepare_input(read_image(path), size, lay, view)
+        m = _hand_maps(ex, x, models[0]) if per_hand else ex(x)
+        if lay is not None and lay.mirrored(view):
+            m = m[..., ::-1]  # back to the file's own orientation
+        maps.append(np.ascontiguousarray(m, dtype=np.float32))
+    info = {"method": method, "layer": ex.layer, "image_size": size, "members": len(loaded)}
+    return np.stack(maps), info
+
+
+def _hand_maps(ex: EnsembleExplainer, x: np.ndarray, model: torch.nn.Module) -> np.ndarray:
+    """(L, S, 2S) maps of one per-hand input (S, 2S) from its two crops' (L/2, S, S) maps."""
+    s = x.shape[0]
+    slots = model.slots.cpu().numpy()
+    out = np.zeros((model.n_labels, s, 2 * s), np.float32)
+    out[slots[0], :, :s] = ex(np.ascontiguousarray(x[:, :s]))
+    out[slots[1], :, s:] = ex(np.ascontiguousarray(x[:, s:][:, ::-1]))[..., ::-1]
+    return out

@@ -234,7 +234,7 @@ def predict_images(
         views = None
     probs, labels = predict_files(files, paths, device=device, views=views)
     thr = method_threshold(run, method_dir)
-    maps, info = _explain(files, paths, explain, cam_layer, device)
+    maps, info = _explain(files, paths, explain, cam_layer, device, views)
     out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -262,7 +262,7 @@ def predict_images(
 
 
 def _explain(
-    files: list[Path], paths: list[Path], explain: str, layer: str | None, device: str
+    files: list[Path], paths: list[Path], explain: str, layer: str | None, device: str, views
 ) -> tuple[np.ndarray | None, dict]:
     if explain == "none":
         return None, {}
@@ -270,6 +270,6 @@ def _explain(
     from jointaug.config import ConfigError
 
     try:
-        return explain_files(files, paths, explain, layer, device)
+        return explain_files(files, paths, explain, layer, device, views)
     except ValueError as exc:  # an unknown --cam-layer
         raise ConfigError(str(exc)) from exc
