@@ -220,3 +220,17 @@ def test_bundle_has_monai_required_keys(run, tmp_path):
     assert bad.exit_code == 2 and "is not a bundle" in bad.output
     helptext = " ".join(CliRunner().invoke(app, ["export", "--help"]).output.split())
     assert "python -m monai.bundle run --config_file" in helptext and "jointaug[bundle]" in helptext
+
+
+def test_a_per_hand_ensemble_is_refused_with_the_reason(tmp_path):
+    from jointaug.classify.checkpoint import save_tensors
+    from jointaug.classify.model import build_model, model_metadata
+    from jointaug.config import ConfigError
+    from jointaug.experiments.bundle import _refuse_per_hand
+
+    cfg = load_config("demo", [*TINY, "classify.per_hand=true"]).classify
+    model = build_model(cfg, 30, seed=0)
+    f = tmp_path / "model.safetensors"
+    save_tensors(f, model.state_dict(), model_metadata(cfg, list(HAND_LABELS)))
+    with pytest.raises(ConfigError, match="per-hand model .* cannot be exported"):
+        _refuse_per_hand(f)

@@ -63,6 +63,7 @@ def export_bundle(run: RunDir, out: str | Path, method: str | None = None) -> Pa
     if out.exists() and any(out.iterdir()) and not (out / "configs" / "metadata.json").is_file():
         raise FileExistsError(f"{out}: exists and is not a bundle; give a new or empty folder")
     method_dir, files, threshold = ensemble_choice(run, method)
+    _refuse_per_hand(files[0])
     members = [f.parent.relative_to(run.path).as_posix() for f in files]
     extra = {"method": method_dir, "threshold": repr(threshold), "members": json.dumps(members)}
     arch, labels, k = save_ensemble(out / "models" / "model.safetensors", files, extra)
@@ -72,6 +73,20 @@ def export_bundle(run: RunDir, out: str | Path, method: str | None = None) -> Pa
     write_text_atomic(out / "LICENSE", LICENSE)
     write_text_atomic(out / "docs" / "README.md", _readme(meta))
     return out
+
+
+def _refuse_per_hand(model_file: Path) -> None:
+    """A per-hand model takes two mirrored crops per image: not a MONAI DenseNet bundle."""
+    from jointaug.classify.checkpoint import load_tensors
+    from jointaug.config import ConfigError
+
+    _, meta = load_tensors(model_file)
+    if json.loads(meta.get("arch", "{}")).get("per_hand"):
+        raise ConfigError(
+            f"{model_file}: a per-hand model (classify.per_hand) cannot be exported as a MONAI "
+            f"bundle (its input is two mirrored hand crops, not one image); use `jointaug "
+            f"predict`, or train with classify.per_hand=false to export"
+        )
 
 
 def _write_json(path: Path, obj: dict) -> None:
