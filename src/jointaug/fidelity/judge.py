@@ -72,7 +72,6 @@ def train_strong_judge(
     ``out`` and trained again (nothing is deleted).
     """
     from jointaug.classify.train import FitOptions, fit
-    from jointaug.dataset.phantom import write_phantom
 
     if not is_builtin_phantom(dataset):
         raise ValueError(
@@ -85,18 +84,7 @@ def train_strong_judge(
             return model_path
         # everything but the extra patients (they do not depend on the classifier)
         move_aside([p for p in out.iterdir() if p.name != "phantom"], out.parent)
-    info = dataset.meta.extra["phantom"]
-    size = int(info.get("size", 256))
-    seed = int(info.get("seed", 0)) + PHANTOM_SEED_OFFSET
-    extra = write_phantom(out / "phantom", patients, size, seed, progress=progress)
-    pids = sorted({c.patient_id for c in extra.cases})
-    rng = np.random.default_rng(seed)
-    val_ids = set(rng.choice(pids, size=max(1, len(pids) // 5), replace=False).tolist())
-    train_cases = extra.classification_cases([p for p in pids if p not in val_ids])
-    val_cases = extra.classification_cases(sorted(val_ids))
-    s, layout = cfg.image_size, input_layout(extra, cfg)
-    train = load_images(extra, train_cases, s, "judge-train", layout=layout)
-    val = load_images(extra, val_cases, s, "judge-val", layout=layout)
+    extra, train, val = _judge_data(out / "phantom", dataset, cfg, patients, progress)
     big = cfg.model_copy(
         update={
             "max_samples": cfg.max_samples * STRONG_BUDGET,
@@ -112,13 +100,32 @@ def train_strong_judge(
         list(extra.labels),
         FitOptions(progress=progress, desc="strong judge"),
     )
-    record = {"settings": settings, "n_train": len(train_cases), "n_val": len(val_cases)}
+    record = {"settings": settings, "n_train": len(train), "n_val": len(val)}
     record |= _validation_record(res.best_state, big, val, len(extra.labels))
     write_text_atomic(out / JUDGE_JSON, json.dumps(record, indent=1) + "\n")
-    (out / DONE).write_text(
-        f"{len(train_cases)} train, {len(val_cases)} val images\n", encoding="utf-8"
-    )
+    (out / DONE).write_text(f"{len(train)} train, {len(val)} val images\n", encoding="utf-8")
     return model_path
+
+
+def _judge_data(folder: Path, dataset: Dataset, cfg: ClassifyConfig, patients: int, progress):
+    """(extra phantom, train ImageSet, validation ImageSet) of the strong judge: ``patients``
+    phantom patients (the dataset's size, its phantom seed + 1000), a fifth for validation,
+    prepared in the run's input layout."""
+    from jointaug.dataset.phantom import write_phantom
+
+    info = dataset.meta.extra["phantom"]
+    size = int(info.get("size", 256))
+    seed = int(info.get("seed", 0)) + PHANTOM_SEED_OFFSET
+    extra = write_phantom(folder, patients, size, seed, progress=progress)
+    pids = sorted({c.patient_id for c in extra.cases})
+    rng = np.random.default_rng(seed)
+    val_ids = set(rng.choice(pids, size=max(1, len(pids) // 5), replace=False).tolist())
+    train_cases = extra.classification_cases([p for p in pids if p not in val_ids])
+    val_cases = extra.classification_cases(sorted(val_ids))
+    s, layout = cfg.image_size, input_layout(extra, cfg)
+    train = load_images(extra, train_cases, s, "judge-train", layout=layout)
+    val = load_images(extra, val_cases, s, "judge-val", layout=layout)
+    return extra, train, val
 
 
 def judge_settings(cfg: ClassifyConfig, patients: int = STRONG_PATIENTS) -> dict:
