@@ -132,23 +132,21 @@ def _lever_run(args, out: Path, name: str, overrides: list[str], folds, seeds, s
 
 def _rows(run, lever: str, folds: list[int]) -> list[dict]:
     """One row per (method, size): validation and test figures, the paired statistics."""
-    from jointaug.classify.metrics import pool_summary, tune_threshold
     from jointaug.experiments.oof import collect_run
+    from jointaug.experiments.selection import validation_rows
     from jointaug.experiments.stats import stats_rows
 
     stats = stats_rows(collect_run(run))
     rows = []
-    for method, size in sorted({(r["method"], r["size"]) for r in _results(run)}):
+    for v in validation_rows(run):  # the validation figures a choice may read
+        method, size = v["method"], v["size"]
         rs = [r for r in _results(run) if r["method"] == method and r["size"] == size]
-        vy, vp = _val_pool(run, rs)
-        tuned = tune_threshold(vy, vp)
-        val = pool_summary(vy, vp)
         row = {
             "lever": lever,
             "method": method if method == "baseline" else f"{method} ({size})",
             "trainings": len(rs),
-            "val_auprc": val["auprc"],
-            "val_gms_tuned": pool_summary(vy, vp, tuned)["gms"],
+            "val_auprc": v["val_auprc"],
+            "val_gms_tuned": v["val_gms_tuned"],
             "test_gms": float(np.mean([r["test"]["gms"] for r in rs])),
             "test_gms_tuned": float(np.mean([r["test_tuned"]["gms"] for r in rs])),
             "s_per_training": float(np.mean([r["wall_s"] for r in rs])),
@@ -166,17 +164,11 @@ def _rows(run, lever: str, folds: list[int]) -> list[dict]:
 
 
 def _results(run) -> list[dict]:
-    """Every finished training's result.json, with its folder as ``_dir``."""
-    found = sorted(run.path.glob("fold_*/classify/*/seed_*/result.json"))
-    return [json.loads(p.read_text()) | {"_dir": p.parent} for p in found]
-
-
-def _val_pool(run, results: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Validation labels and probabilities of ``results``' trainings, stacked (folds and
-    seeds as separate rows: one pooled validation figure per method)."""
-    ys = [np.load(r["_dir"] / "val_labels.npy") for r in results]
-    ps = [np.load(r["_dir"] / "val_probs.npy") for r in results]
-    return np.concatenate(ys), np.concatenate(ps)
+    """Every finished training's result.json."""
+    return [
+        json.loads(p.read_text())
+        for p in sorted(run.path.glob("fold_*/classify/*/seed_*/result.json"))
+    ]
 
 
 def _stat(stats: list[dict], label: str) -> dict:

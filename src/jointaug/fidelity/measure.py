@@ -342,21 +342,12 @@ def run_fidelity(
             if not force and is_current(p, n):
                 continue
             split = run.splits.fold(fold)
-            rec = measure_set(
-                p, run.dataset, split, judges, cfg.image_size, cfg.threshold, layout=layout
-            )
+            common = (run.dataset, split, judges, cfg.image_size, cfg.threshold)
+            rec = measure_set(p, *common, layout=layout)
             render_key, render = _renderer_of(run, fold, rec["settings"])
             if render is not None and judges:
                 if render_key not in matched:
-                    matched[render_key] = matched_label_fidelity(
-                        render,
-                        run.dataset,
-                        split,
-                        judges,
-                        cfg.image_size,
-                        cfg.threshold,
-                        layout=layout,
-                    )
+                    matched[render_key] = matched_label_fidelity(render, *common, layout=layout)
                 rec["matched_label_fidelity"] = matched[render_key]
             written.append(write_fidelity(p, rec))
             echo(summary_line(rec))
