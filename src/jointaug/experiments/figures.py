@@ -1,12 +1,14 @@
-"""Figures of a run: the paper's Fig. 6, per-joint rates, real-vs-synthetic grids.
+"""Figures of a run: the paper's Fig. 6, the effect against set size with patient-level
+intervals, per-joint rates, real-vs-synthetic grids.
 
-All functions read plain rows (dicts from ``results/metrics.csv`` and
+All functions read plain rows (dicts from ``results/metrics.csv``, ``results/stats.csv`` and
 ``results/per_label.csv``) or dataset folders and write PNGs atomically.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,6 +119,74 @@ def fig6(rows: Sequence[dict], out: str | Path, metrics: Sequence[str] = FIG6_ME
             frameon=False,
             bbox_to_anchor=(0.5, -0.02),
         )
+    return _save(fig, out)
+
+
+SIZED = re.compile(r"^(?P<method>.+) \((?P<size>\d+)\)$")
+EFFECT_PANELS = (
+    ("gms", "tuned", "ΔGMS at tuned thresholds"),
+    ("auprc", "none", "ΔAUPRC (threshold-free)"),
+)
+
+
+def effect_points(
+    rows: Sequence[dict], metric: str, threshold: str, models: str = "single"
+) -> dict[str, list[tuple[int, float, float, float]]]:
+    """Per method: (size, estimate, ci_low, ci_high) of its difference to the baseline.
+
+    ``rows``: ``stats.csv`` rows (:func:`jointaug.experiments.stats.read_stats`); only the
+    comparisons of a sized method (``"mp (512)"``) against ``baseline`` on ``metric`` at
+    ``threshold`` are used, and each method gets the point (0, 0, 0, 0): the baseline itself.
+    """
+    points: dict[str, list[tuple[int, float, float, float]]] = defaultdict(list)
+    for r in rows:
+        m = SIZED.match(str(r["method"]))
+        if not m or r["reference"] != "baseline" or r["models"] != models:
+            continue
+        if r["metric"] != metric or r["threshold"] != threshold:
+            continue
+        est, lo, hi = (_f(r[k]) for k in ("estimate", "ci_low", "ci_high"))
+        points[m["method"]].append((int(m["size"]), est, lo, hi))
+    return {k: sorted([(0, 0.0, 0.0, 0.0), *v]) for k, v in sorted(points.items())}
+
+
+def effect_figure(rows: Sequence[dict], out: str | Path) -> Path | None:
+    """The effect of each augmentation against its set size (Fig. 6 read as a reviewer would):
+    the difference to the baseline at tuned thresholds and in AUPRC, with the patient-level
+    95 % intervals of ``stats.csv`` as bars. None when no sized method was compared."""
+    panels = [(effect_points(rows, m, t), title) for m, t, title in EFFECT_PANELS]
+    if not any(pts for pts, _ in panels):
+        return None
+    plt = _plt()
+    sizes = sorted({q[0] for pts, _ in panels for p in pts.values() for q in p})
+    pos = {size: i for i, size in enumerate(sizes)}
+    methods = sorted({m for pts, _ in panels for m in pts})
+    colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (pts, title) in zip(axes[0], panels, strict=True):
+        width = 0.6 / max(len(methods), 1)
+        for i, method in enumerate(methods):
+            p = pts.get(method, [])
+            if not p:
+                continue
+            dodge = (i - (len(methods) - 1) / 2) * width  # side by side; 0 (the baseline) shared
+            x = np.array([pos[q[0]] + (dodge if q[0] else 0.0) for q in p])
+            y, lo, hi = (np.array([q[k] for q in p]) for k in (1, 2, 3))
+            err = [y - lo, hi - y]
+            kw = {"marker": "o", "ms": 3, "capsize": 2, "color": colours[method]}
+            ax.errorbar(x, y, yerr=err, label=method, **kw)
+        ax.axhline(0, color="k", ls="--", lw=1)
+        ax.set_xticks(range(len(sizes)), [str(v) for v in sizes], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("augmented images per fold (0 = baseline)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("difference to the baseline")
+    fig.suptitle("Effect against set size (bars: 95 % patient bootstrap intervals)", y=1.01)
+    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    ncol = min(len(labels), 5)
+    where = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.01), "frameon": False}
+    fig.legend(handles, labels, ncol=ncol, fontsize=8, **where)
     return _save(fig, out)
 
 

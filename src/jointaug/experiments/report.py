@@ -22,6 +22,7 @@ from jointaug.dataset.format import is_complete, read_dataset
 from jointaug.experiments import figures
 from jointaug.experiments.provenance import profile_hash, read_profile_hash
 from jointaug.experiments.rundir import RunDir
+from jointaug.experiments.stats import read_stats
 from jointaug.files import write_text_atomic
 
 
@@ -206,7 +207,6 @@ def fidelity_section(run: RunDir) -> str:
 def stats_section(run: RunDir) -> str:
     """HTML of the verdicts (``results/stats.csv``): one line per method against the
     baseline and its controls, single models and seed ensembles; '' when there are none."""
-    from jointaug.experiments.stats import read_stats
     from jointaug.experiments.verdicts import verdict_lines
 
     rows = read_stats(run.results_dir / "stats.csv")
@@ -359,6 +359,15 @@ def _pictures(run: RunDir, res: Path) -> list[tuple[Path, str]]:
             (
                 figures.fig6(metrics, res / "fig6.png"),
                 "Fig. 6: test metrics against augmentation size (0 = baseline)",
+            )
+        )
+    effect = figures.effect_figure(read_stats(res / "stats.csv"), res / "effect.png")
+    if effect is not None:
+        pictures.append(
+            (
+                effect,
+                "Effect against set size: difference to the baseline at tuned thresholds and"
+                " in AUPRC, patient-level 95 % intervals (results/stats.csv)",
             )
         )
     if per_label:
