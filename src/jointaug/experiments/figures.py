@@ -8,7 +8,6 @@ All functions read plain rows (dicts from ``results/metrics.csv``, ``results/sta
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from jointaug.classify.metrics import mean_std
 from jointaug.dataset.format import Dataset
+from jointaug.experiments.stats import method_size
 from jointaug.files import atomic_path
 
 FIG6_METRICS = ("accuracy", "tpr", "tnr", "f1", "gms")
@@ -122,7 +122,6 @@ def fig6(rows: Sequence[dict], out: str | Path, metrics: Sequence[str] = FIG6_ME
     return _save(fig, out)
 
 
-SIZED = re.compile(r"^(?P<method>.+) \((?P<size>\d+)\)$")
 EFFECT_PANELS = (
     ("gms", "tuned", "ΔGMS at tuned thresholds"),
     ("auprc", "none", "ΔAUPRC (threshold-free)"),
@@ -140,13 +139,13 @@ def effect_points(
     """
     points: dict[str, list[tuple[int, float, float, float]]] = defaultdict(list)
     for r in rows:
-        m = SIZED.match(str(r["method"]))
-        if not m or r["reference"] != "baseline" or r["models"] != models:
+        method, size = method_size(str(r["method"]))
+        if not size or r["reference"] != "baseline" or r["models"] != models:
             continue
         if r["metric"] != metric or r["threshold"] != threshold:
             continue
         est, lo, hi = (_f(r[k]) for k in ("estimate", "ci_low", "ci_high"))
-        points[m["method"]].append((int(m["size"]), est, lo, hi))
+        points[method].append((size, est, lo, hi))
     return {k: sorted([(0, 0.0, 0.0, 0.0), *v]) for k, v in sorted(points.items())}
 
 

@@ -101,6 +101,15 @@ def _label(key: tuple[str, int]) -> str:
     return f"{key[0]} ({key[1]})" if key[1] else key[0]
 
 
+def method_size(label: str) -> tuple[str, int]:
+    """A row label of ``stats.csv`` back to its (method, size): ``"mp (512)"`` -> ("mp",
+    512), ``"tuned_threshold"`` -> ("tuned_threshold", 0); the inverse of ``_label``."""
+    name, sep, rest = label.rpartition(" (")
+    if sep and rest.endswith(")") and rest[:-1].isdigit():
+        return name, int(rest[:-1])
+    return label, 0
+
+
 def is_synthetic(key: tuple[str, int]) -> bool:
     """An augmented method (size > 0) that is not a control."""
     return key[1] > 0 and key[0] not in CONTROLS
