@@ -104,6 +104,7 @@ def test_every_stage_ran_and_outputs_validate(tiny_run):
     html = result["report"].read_text()
     assert html.count("data:image/png;base64,") >= 3 and "<table>" in html and "http" not in html
     assert "Effect against set size" in html and (run.results_dir / "effect.png").is_file()
+    assert "Per-joint TPR and TNR" in html and (run.results_dir / "per_joint.png").is_file()
     fig = _rgb(run.results_dir / "fig6.png")
     assert fig.shape[1] > 3 * fig.shape[0]  # five metric panels side by side
     for colour in ("#1f77b4", "#ff7f0e", "#2ca02c"):  # the three augmented methods' curves

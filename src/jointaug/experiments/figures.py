@@ -189,32 +189,94 @@ def effect_figure(rows: Sequence[dict], out: str | Path) -> Path | None:
     return _save(fig, out)
 
 
-def per_joint_figure(
-    rows: Sequence[dict], out: str | Path, methods: Sequence[str] | None = None
-) -> Path:
-    """Per-label TPR and TNR per method (rows of ``per_label.csv``: method, label, tpr, tnr)."""
-    plt = _plt()
-    by = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+def _row_name(method: str, size) -> str:
+    size = int(_f(size)) if not math.isnan(_f(size)) else 0
+    return f"{method} ({size})" if size > 0 else method
+
+
+def per_joint_grid(
+    rows: Sequence[dict], methods: Sequence[str] | None = None
+) -> tuple[list[str], list[str], dict[str, np.ndarray], list[int]]:
+    """The per-joint picture's numbers from rows of ``per_label.csv``.
+
+    Returns (row names, labels, {"tpr"/"tnr": array rows x labels, mean over folds},
+    positives per label summed over the folds). A row is a method at one set size
+    (``"mp (512)"``; sizes are never averaged together); the baseline comes first, then
+    ``tuned_threshold``, then the rest in order. ``methods`` (bare names) keeps only those.
+    """
+    cells: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     labels: list[str] = []
+    order: dict[str, tuple] = {}
+    positives: dict[str, dict[str, float]] = defaultdict(dict)
     for r in rows:
+        if methods is not None and r["method"] not in methods:
+            continue
+        name = _row_name(r["method"], r.get("size", 0))
         if r["label"] not in labels:
             labels.append(r["label"])
+        rank = {"baseline": 0, "tuned_threshold": 1}.get(r["method"], 2)
+        order[name] = (rank, r["method"], int(_f(r.get("size", 0)) or 0))
         for metric in ("tpr", "tnr"):
-            by[r["method"]][metric][r["label"]].append(_f(r[metric]))
-    methods = [m for m in (methods or sorted(by)) if m in by]
-    fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.35 * len(labels)), 5.5), sharex=True)
-    width = 0.8 / max(len(methods), 1)
-    x = np.arange(len(labels))
+            cells[name][metric][r["label"]].append(_f(r[metric]))
+        positives[name][f"{r.get('fold')}/{r['label']}"] = _f(r.get("positives"))
+    names = sorted(cells, key=order.__getitem__)
+    grid = {
+        m: np.array([[_nanmean(cells[n][m][lab]) for lab in labels] for n in names])
+        for m in ("tpr", "tnr")
+    }
+    # every row tests the same patients: count the positives once, from the first row
+    first = positives[names[0]] if names else {}
+    pos = [
+        int(sum(v for k, v in first.items() if k.endswith("/" + lab) and not math.isnan(v)))
+        for lab in labels
+    ]
+    return names, labels, grid, pos
+
+
+def per_joint_figure(
+    rows: Sequence[dict], out: str | Path, methods: Sequence[str] | None = None
+) -> Path | None:
+    """Per-joint TPR and TNR as two heatmaps: one row per method and set size, one column
+    per joint (its test positives in the axis label), each cell the mean over folds in %,
+    grey where the joint has no positives (TPR undefined)."""
+    names, labels, grid, pos = per_joint_grid(rows, methods)
+    if not names:
+        return None
+    plt = _plt()
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
+    width = max(8.0, 0.36 * len(labels) + 2.5)
+    height = 0.3 * len(names) + 1.2
+    fig, axes = plt.subplots(2, 1, figsize=(width, 2 * height + 1.0), sharex=True)
+    titles = {"tpr": "TPR (sensitivity)", "tnr": "TNR (specificity)"}
     for ax, metric in zip(axes, ("tpr", "tnr"), strict=True):
-        for i, m in enumerate(methods):
-            vals = [_nanmean(by[m][metric][lab]) for lab in labels]
-            ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=m)
-        ax.set_ylabel(metric.upper())
-        ax.set_ylim(0, 1)
-        ax.grid(axis="y", alpha=0.3)
-    axes[1].set_xticks(x, labels, rotation=90, fontsize=7)
-    axes[0].legend(fontsize=7, ncol=min(len(methods), 5))
-    axes[0].set_title("Per-joint test TPR and TNR (mean over folds and seeds; NaN = no positives)")
+        values = np.ma.masked_invalid(grid[metric])
+        im = ax.imshow(values, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+        for (i, j), v in np.ndenumerate(grid[metric]):
+            if not math.isnan(v):
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * v:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=5.5,
+                    color="white" if v < 0.55 else "black",
+                )
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_title(titles[metric], fontsize=9, loc="left")
+        fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
+    ticks = [f"{lab} ({n})" for lab, n in zip(labels, pos, strict=True)]
+    axes[1].set_xticks(range(len(labels)), ticks, rotation=90, fontsize=7)
+    fig.suptitle(
+        "Per-joint test rates, % (mean over folds; in brackets the joint's test positives;"
+        " grey: no positives)",
+        fontsize=9,
+    )
+    fig.tight_layout()
     return _save(fig, out)
 
 

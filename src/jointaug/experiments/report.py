@@ -370,11 +370,12 @@ def _pictures(run: RunDir, res: Path) -> list[tuple[Path, str]]:
                 " in AUPRC, patient-level 95 % intervals (results/stats.csv)",
             )
         )
-    if per_label:
+    per_joint = figures.per_joint_figure(per_label, res / "per_joint.png") if per_label else None
+    if per_joint is not None:
         pictures.append(
             (
-                figures.per_joint_figure(per_label, res / "per_joint.png"),
-                "Per-joint TPR and TNR on the test parts",
+                per_joint,
+                "Per-joint TPR and TNR on the test parts, per method and set size",
             )
         )
     sets = {}
