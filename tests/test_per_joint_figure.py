@@ -57,6 +57,12 @@ def test_rows_are_method_and_size_with_the_baseline_first():
     assert pos == [6, 0]
 
 
+def test_a_row_without_a_size_is_the_bare_method():
+    rows = [dict(r, size="") for r in _rows() if r["method"] == "baseline"]
+    names, _, _, pos = per_joint_grid(rows)
+    assert names == ["baseline"] and pos == [6, 0]
+
+
 def test_methods_filter_and_empty_input():
     names, *_ = per_joint_grid(_rows(), methods=["baseline", "mp"])
     assert names == ["baseline", "mp (128)", "mp (2048)"]

@@ -189,9 +189,13 @@ def effect_figure(rows: Sequence[dict], out: str | Path) -> Path | None:
     return _save(fig, out)
 
 
+def _size(value) -> int:
+    size = _f(value)
+    return 0 if math.isnan(size) else int(size)
+
+
 def _row_name(method: str, size) -> str:
-    size = int(_f(size)) if not math.isnan(_f(size)) else 0
-    return f"{method} ({size})" if size > 0 else method
+    return f"{method} ({_size(size)})" if _size(size) > 0 else method
 
 
 def per_joint_grid(
@@ -209,7 +213,7 @@ def per_joint_grid(
     )
     labels: list[str] = []
     order: dict[str, tuple] = {}
-    positives: dict[str, dict[str, float]] = defaultdict(dict)
+    positives: dict[str, dict[tuple, float]] = defaultdict(dict)
     for r in rows:
         if methods is not None and r["method"] not in methods:
             continue
@@ -217,10 +221,10 @@ def per_joint_grid(
         if r["label"] not in labels:
             labels.append(r["label"])
         rank = {"baseline": 0, "tuned_threshold": 1}.get(r["method"], 2)
-        order[name] = (rank, r["method"], int(_f(r.get("size", 0)) or 0))
+        order[name] = (rank, r["method"], _size(r.get("size")))
         for metric in ("tpr", "tnr"):
             cells[name][metric][r["label"]].append(_f(r[metric]))
-        positives[name][f"{r.get('fold')}/{r['label']}"] = _f(r.get("positives"))
+        positives[name][(r.get("fold"), r["label"])] = _f(r.get("positives"))
     names = sorted(cells, key=order.__getitem__)
     grid = {
         m: np.array([[_nanmean(cells[n][m][lab]) for lab in labels] for n in names])
@@ -229,7 +233,7 @@ def per_joint_grid(
     # every row tests the same patients: count the positives once, from the first row
     first = positives[names[0]] if names else {}
     pos = [
-        int(sum(v for k, v in first.items() if k.endswith("/" + lab) and not math.isnan(v)))
+        int(sum(v for (_, label), v in first.items() if label == lab and not math.isnan(v)))
         for lab in labels
     ]
     return names, labels, grid, pos
