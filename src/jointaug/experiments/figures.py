@@ -16,7 +16,7 @@ import numpy as np
 
 from jointaug.classify.metrics import mean_std
 from jointaug.dataset.format import Dataset
-from jointaug.experiments.stats import method_size
+from jointaug.experiments.oof import method_size, row_label
 from jointaug.files import atomic_path
 
 FIG6_METRICS = ("accuracy", "tpr", "tnr", "f1", "gms")
@@ -194,10 +194,6 @@ def _size(value) -> int:
     return 0 if math.isnan(size) else int(size)
 
 
-def _row_name(method: str, size) -> str:
-    return f"{method} ({_size(size)})" if _size(size) > 0 else method
-
-
 def per_joint_grid(
     rows: Sequence[dict], methods: Sequence[str] | None = None
 ) -> tuple[list[str], list[str], dict[str, np.ndarray], list[int]]:
@@ -217,7 +213,7 @@ def per_joint_grid(
     for r in rows:
         if methods is not None and r["method"] not in methods:
             continue
-        name = _row_name(r["method"], r.get("size", 0))
+        name = row_label(r["method"], _size(r.get("size")))
         if r["label"] not in labels:
             labels.append(r["label"])
         rank = {"baseline": 0, "tuned_threshold": 1}.get(r["method"], 2)
@@ -249,9 +245,7 @@ def per_joint_figure(
     if not names:
         return None
     plt = _plt()
-    import matplotlib
-
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
+    cmap = plt.colormaps["viridis"].with_extremes(bad="0.85")
     width = max(8.0, 0.36 * len(labels) + 2.5)
     height = 0.3 * len(names) + 1.2
     fig, axes = plt.subplots(2, 1, figsize=(width, 2 * height + 1.0), sharex=True)

@@ -114,6 +114,20 @@ class FoldPreds:
         return sorted((s for s in self.probs if s != ENSEMBLE), key=int)
 
 
+def row_label(method: str, size: int) -> str:
+    """A method's row label in every table: ``"mp (512)"``, the bare name at size 0."""
+    return f"{method} ({size})" if size else method
+
+
+def method_size(label: str) -> tuple[str, int]:
+    """A row label back to its (method, size): ``"mp (512)"`` -> ("mp", 512),
+    ``"tuned_threshold"`` -> ("tuned_threshold", 0); the inverse of ``row_label``."""
+    name, sep, rest = label.rpartition(" (")
+    if sep and rest.endswith(")") and rest[:-1].isdigit():
+        return name, int(rest[:-1])
+    return label, 0
+
+
 @dataclass
 class MethodPreds:
     """One trained method (at one size): its test folds by fold index."""
@@ -124,7 +138,7 @@ class MethodPreds:
 
     @property
     def label(self) -> str:
-        return f"{self.method} ({self.size})" if self.size else self.method
+        return row_label(self.method, self.size)
 
 
 @dataclass

@@ -370,7 +370,7 @@ def _pictures(run: RunDir, res: Path) -> list[tuple[Path, str]]:
                 " in AUPRC, patient-level 95 % intervals (results/stats.csv)",
             )
         )
-    per_joint = figures.per_joint_figure(per_label, res / "per_joint.png") if per_label else None
+    per_joint = figures.per_joint_figure(per_label, res / "per_joint.png")
     if per_joint is not None:
         pictures.append(
             (

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jointaug.experiments.evidence import CompareOptions, Comparison, compare, finalize
-from jointaug.experiments.oof import OOFSet
+from jointaug.experiments.oof import OOFSet, row_label
 from jointaug.experiments.pooled import summarize
 
 BASELINE = ("baseline", 0)
@@ -97,19 +97,6 @@ class Spec:
     reference: str = ""
 
 
-def _label(key: tuple[str, int]) -> str:
-    return f"{key[0]} ({key[1]})" if key[1] else key[0]
-
-
-def method_size(label: str) -> tuple[str, int]:
-    """A row label of ``stats.csv`` back to its (method, size): ``"mp (512)"`` -> ("mp",
-    512), ``"tuned_threshold"`` -> ("tuned_threshold", 0); the inverse of ``_label``."""
-    name, sep, rest = label.rpartition(" (")
-    if sep and rest.endswith(")") and rest[:-1].isdigit():
-        return name, int(rest[:-1])
-    return label, 0
-
-
 def is_synthetic(key: tuple[str, int]) -> bool:
     """An augmented method (size > 0) that is not a control."""
     return key[1] > 0 and key[0] not in CONTROLS
@@ -157,7 +144,7 @@ def run_spec(
     mode = {"none": "default"}
     pa = data.pooled(spec.a, mode.get(spec.mode_a, spec.mode_a), ens, folds)
     pb = data.pooled(spec.b, mode.get(spec.mode_b, spec.mode_b), ens, folds)
-    row, ref = spec.row or _label(spec.a), spec.reference or _label(spec.b)
+    row, ref = spec.row or row_label(*spec.a), spec.reference or row_label(*spec.b)
     _same_images(pa, pb, f"{row} vs {ref}")
     threshold = spec.mode_a if spec.mode_a == spec.mode_b else f"{spec.mode_a} vs {spec.mode_b}"
     o = opt.compare_options(

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from jointaug.classify.metrics import METRICS, mean_std, per_label_metrics, pooled_metrics
-from jointaug.experiments.oof import ENSEMBLE, OOFSet, collect_run, write_oof
+from jointaug.experiments.oof import ENSEMBLE, OOFSet, collect_run, row_label, write_oof
 from jointaug.experiments.rundir import RunDir
 from jointaug.experiments.stats import StatsOptions, stats_rows
 from jointaug.experiments.summary import (
@@ -94,15 +94,13 @@ def table_keys(
     )
     keys = []
     for method, size in found:
-        label = f"{method} ({size})" if size else method
-        keys.append((label, method, size, "default"))
+        keys.append((row_label(method, size), method, size, "default"))
         if method == "baseline" and show_tuned:
             keys.append(("tuned_threshold", "baseline", 0, "tuned"))
     if show_tuned:  # the trick is orthogonal to augmentation: a tuned row for every method
         for method, size in found:
             if method != "baseline":
-                label = f"{method} ({size})" if size else method
-                keys.append((f"{label} + tuned", method, size, "tuned"))
+                keys.append((f"{row_label(method, size)} + tuned", method, size, "tuned"))
     return keys
 
 
